@@ -153,7 +153,8 @@ def _linux_brand(blocks: Sequence[Mapping[str, str]]) -> str:
                 return value
     for block in blocks:
         if "cpu implementer" in block:
-            return f"ARM CPU (implementer {block['cpu implementer']}, part {block.get('cpu part', '?')})"
+            part = block.get("cpu part", "?")
+            return f"ARM CPU (implementer {block['cpu implementer']}, part {part})"
     return "unknown CPU"
 
 
@@ -193,7 +194,9 @@ def _linux_core_kinds(host: Host, cpus: Sequence[int]) -> tuple[set[int] | None,
         ("cpu_capacity", "sysfs:cpu_capacity"),
         ("cpufreq/cpuinfo_max_freq", "sysfs:cpufreq"),
     ):
-        values = {c: parse_int(host.read_text(f"/sys/devices/system/cpu/cpu{c}/{name}")) for c in cpus}
+        values = {
+            c: parse_int(host.read_text(f"/sys/devices/system/cpu/cpu{c}/{name}")) for c in cpus
+        }
         known = {c: v for c, v in values.items() if v}
         if cpus and len(known) == len(cpus):
             top = max(known.values())

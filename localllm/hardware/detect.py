@@ -69,17 +69,18 @@ def detect(host: Host, nvml: Any, llama_answer: Mapping[str, Any]) -> HardwareRe
         notes.extend(probe_notes)
         return value
 
-    sysctl = guarded("sysctl", lambda: (read_sysctl(host), []), {})
+    no_gpus: list[GpuReport] = []
+    sysctl: dict[str, str] = guarded("sysctl", lambda: (read_sysctl(host), []), {})
     cpu = guarded("CPU", lambda: probe_cpu(host, sysctl), _unknown_cpu(host))
     memory = guarded("memory", lambda: probe_memory(host), MemoryReport(0, 0, 0, 0, None, ()))
     env = {name: host.getenv(name) for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
-    nvidia = guarded("NVIDIA", lambda: probe_nvidia(nvml, env), [])
+    nvidia = guarded("NVIDIA", lambda: probe_nvidia(nvml, env), no_gpus)
     apple = guarded(
         "Apple GPU",
         lambda: probe_apple(host.system, host.machine, sysctl, memory.available),
-        [],
+        no_gpus,
     )
-    others = guarded("DRM", lambda: probe_drm(host, bool(nvidia)), [])
+    others = guarded("DRM", lambda: probe_drm(host, bool(nvidia)), no_gpus)
     llama = guarded(
         "llama.cpp",
         lambda: build_llama_report(llama_answer),

@@ -99,7 +99,7 @@ class LiveHost:
 
     def list_dir(self, path: str) -> list[str] | None:
         try:
-            return sorted(os.listdir(path))
+            return sorted(entry.name for entry in Path(path).iterdir())
         except OSError:
             return None
 

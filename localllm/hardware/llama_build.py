@@ -135,8 +135,10 @@ def gpu_notes(build: LlamaBuildReport, gpus: Sequence[GpuReport]) -> list[str]:
             continue
         hint = _BUILD_HINT.get(gpu.backend)
         fix = f"; reinstall llama-cpp-python with {hint}" if hint else ""
-        why = "llama.cpp is not installed" if not build.installed else (
-            f"the installed llama.cpp build has no {gpu.backend.upper()} backend"
+        why = (
+            "llama.cpp is not installed"
+            if not build.installed
+            else (f"the installed llama.cpp build has no {gpu.backend.upper()} backend")
         )
         notes.append(f"GPU {gpu.index} ({gpu.name}) will not be used: {why}{fix}")
     return notes
@@ -149,10 +151,12 @@ def cpu_feature_notes(build: LlamaBuildReport, cpu: CpuReport) -> list[str]:
     used = {_FEATURE_FLAG[f] for f in build.cpu_features if f in _FEATURE_FLAG}
     notes = []
     unused = [f for f in _SPEED_FLAGS if f in cpu.flags and f not in used]
+    if "avx512_vnni" in used and "avx_vnni" in unused:
+        unused.remove("avx_vnni")  # the AVX-512 form covers it
     if unused:
         notes.append(
-            f"llama.cpp: this CPU has {', '.join(unused)} but the installed build does not use "
-            "them; building llama-cpp-python on this machine may make inference faster"
+            f"llama.cpp: this CPU has {', '.join(unused)}, unused by the installed build; "
+            "building llama-cpp-python on this machine may make inference faster"
         )
     missing = sorted(f for f in used if f not in cpu.flags)
     if missing:

@@ -73,20 +73,19 @@ def _counters_from_meminfo(host: Host) -> MemoryCounters | None:
 
 def _cgroup_memory(host: Host) -> tuple[int | None, int | None]:
     """(limit, usage less reclaimable page cache), cgroup v2 then v1."""
-    for limit_file, usage_file, stat_file, cache_key in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
-         "/sys/fs/cgroup/memory.stat", "inactive_file"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+    for base, limit_file, usage_file, cache_key in (
+        ("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),
+        ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes",
+         "total_inactive_file"),
     ):  # fmt: skip
-        limit = parse_int(host.read_text(limit_file))
+        limit = parse_int(host.read_text(f"{base}/{limit_file}"))
         if limit is None:
             continue
         if limit <= 0 or limit >= _UNLIMITED:
             return None, None
-        usage = parse_int(host.read_text(usage_file))
+        usage = parse_int(host.read_text(f"{base}/{usage_file}"))
         if usage is not None:
-            usage -= _stat_value(host.read_text(stat_file), cache_key)
+            usage -= _stat_value(host.read_text(f"{base}/memory.stat"), cache_key)
         return limit, usage
     return None, None
 

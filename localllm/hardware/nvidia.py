@@ -11,6 +11,7 @@ prefixes; the list ends at the first entry that names no GPU, as in CUDA), so
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,10 +58,8 @@ def probe_nvidia(nvml: Any, env: Mapping[str, str | None]) -> tuple[list[GpuRepo
             if device is not None:
                 devices.append(device)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # nothing left that we could release
             nvml.nvmlShutdown()
-        except Exception:
-            pass  # nothing left to release that we could act on
 
     visible, visibility_notes = _visible(devices, env.get("CUDA_VISIBLE_DEVICES"))
     notes += visibility_notes
@@ -147,8 +146,8 @@ def _visible(
     for token in (t.strip() for t in spec.split(",")):
         match = _match(devices, token)
         if match is None:
-            note = f"NVIDIA: CUDA_VISIBLE_DEVICES entry {token!r} names no GPU; CUDA ignores it and the rest"
-            return visible, [note]
+            note = f"NVIDIA: CUDA_VISIBLE_DEVICES entry {token!r} names no GPU"
+            return visible, [note + "; CUDA ignores it and every entry after it"]
         if match not in visible:
             visible.append(match)
     return visible, []

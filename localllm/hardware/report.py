@@ -146,7 +146,7 @@ class HardwareReport:
         """The JSON form (see the module docstring for its conventions)."""
         data = asdict(self)
         data = {"schema_version": data.pop("schema_version"), **data}
-        return _lists(data)  # type: ignore[no-any-return]
+        return {key: _lists(value) for key, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HardwareReport:
