@@ -1,0 +1,21 @@
+"""`.ci/run` must run exactly the README's install and test commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line.startswith((".venv/", "python3"))]
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = readme.split("```sh")[1:3]  # the install block, then the test block
+    readme_commands = [cmd for block in blocks for cmd in _commands(block.split("```")[0])]
+    ci_commands = _commands((ROOT / ".ci" / "run").read_text())
+    assert readme_commands == ci_commands
+    assert len(ci_commands) == 2
