@@ -134,12 +134,12 @@ def gpu_notes(build: LlamaBuildReport, gpus: Sequence[GpuReport]) -> list[str]:
         if gpu.usable_by_llama:
             continue
         hint = _BUILD_HINT.get(gpu.backend)
-        fix = f"; reinstall llama-cpp-python with {hint}" if hint else ""
-        why = (
-            "llama.cpp is not installed"
-            if not build.installed
-            else (f"the installed llama.cpp build has no {gpu.backend.upper()} backend")
-        )
+        if build.installed:
+            why = f"the installed llama.cpp build has no {gpu.backend.upper()} backend"
+            fix = f"; reinstall llama-cpp-python with {hint}" if hint else ""
+        else:
+            why = "llama.cpp is not installed"
+            fix = f"; install llama-cpp-python with {hint}" if hint else ""
         notes.append(f"GPU {gpu.index} ({gpu.name}) will not be used: {why}{fix}")
     return notes
 
