@@ -128,21 +128,7 @@ def _probe_linux(host: Host) -> tuple[CpuReport, list[str]]:
     else:
         perf = len({topo.core_of[c] for c in perf_cpus if c in topo.core_of})
         eff = physical - perf
-    usable = _usable_cpus(host, logical, notes)
-    report = CpuReport(
-        brand=brand,
-        architecture=normalize_arch(host.machine),
-        sockets=sockets,
-        physical_cores=physical,
-        logical_cores=logical,
-        usable_cpus=usable,
-        performance_cores=perf,
-        efficiency_cores=eff,
-        core_kinds_source=source,
-        flags=flags,
-        recommended_threads=_recommended_threads(perf, physical, usable),
-    )
-    return report, notes
+    return _report(host, notes, brand, sockets, physical, logical, flags, perf, eff, source)
 
 
 def _linux_brand(blocks: Sequence[Mapping[str, str]]) -> str:
@@ -230,9 +216,34 @@ def _cgroup_cpu_quota(host: Host) -> int | None:
     return None
 
 
-def _recommended_threads(perf: int | None, physical: int, usable: int) -> int:
-    cores = perf if perf else physical
-    return max(1, min(cores, usable))
+def _report(
+    host: Host,
+    notes: list[str],
+    brand: str,
+    sockets: int,
+    physical: int,
+    logical: int,
+    flags: tuple[str, ...],
+    perf: int | None = None,
+    eff: int | None = None,
+    source: str | None = None,
+) -> tuple[CpuReport, list[str]]:
+    """The report every platform's probe ends with: usable CPUs and the thread advice."""
+    usable = _usable_cpus(host, logical, notes)
+    report = CpuReport(
+        brand=brand,
+        architecture=normalize_arch(host.machine),
+        sockets=sockets,
+        physical_cores=physical,
+        logical_cores=logical,
+        usable_cpus=usable,
+        performance_cores=perf,
+        efficiency_cores=eff,
+        core_kinds_source=source,
+        flags=flags,
+        recommended_threads=max(1, min(perf or physical, usable)),
+    )
+    return report, notes
 
 
 def _probe_macos(host: Host, sysctl: Mapping[str, str]) -> tuple[CpuReport, list[str]]:
@@ -254,21 +265,10 @@ def _probe_macos(host: Host, sysctl: Mapping[str, str]) -> tuple[CpuReport, list
                  if key.startswith("hw.optional.") and value.strip() == "1"]  # fmt: skip
     for key in ("machdep.cpu.features", "machdep.cpu.leaf7_features"):
         raw_flags += sysctl.get(key, "").split()
-    usable = _usable_cpus(host, logical, notes)
-    report = CpuReport(
-        brand=sysctl.get("machdep.cpu.brand_string") or "unknown CPU",
-        architecture=normalize_arch(host.machine),
-        sockets=number("hw.packages") or 1,
-        physical_cores=physical,
-        logical_cores=logical,
-        usable_cpus=usable,
-        performance_cores=perf,
-        efficiency_cores=eff,
-        core_kinds_source=source,
-        flags=normalize_flags(raw_flags),
-        recommended_threads=_recommended_threads(perf, physical, usable),
-    )
-    return report, notes
+    brand = sysctl.get("machdep.cpu.brand_string") or "unknown CPU"
+    sockets = number("hw.packages") or 1
+    flags = normalize_flags(raw_flags)
+    return _report(host, notes, brand, sockets, physical, logical, flags, perf, eff, source)
 
 
 def _probe_generic(host: Host, notes: list[str]) -> tuple[CpuReport, list[str]]:
@@ -281,18 +281,6 @@ def _probe_generic(host: Host, notes: list[str]) -> tuple[CpuReport, list[str]]:
     if not info:
         notes.append("py-cpuinfo could not identify the CPU: flags unknown")
     raw_flags = info.get("flags", [])
-    usable = _usable_cpus(host, logical, notes)
-    report = CpuReport(
-        brand=str(info.get("brand_raw") or "unknown CPU"),
-        architecture=normalize_arch(host.machine),
-        sockets=1,
-        physical_cores=physical,
-        logical_cores=logical,
-        usable_cpus=usable,
-        performance_cores=None,
-        efficiency_cores=None,
-        core_kinds_source=None,
-        flags=normalize_flags([str(f) for f in raw_flags] if isinstance(raw_flags, list) else []),
-        recommended_threads=_recommended_threads(None, physical, usable),
-    )
-    return report, notes
+    flags = normalize_flags([str(f) for f in raw_flags] if isinstance(raw_flags, list) else [])
+    brand = str(info.get("brand_raw") or "unknown CPU")
+    return _report(host, notes, brand, 1, physical, logical, flags)
