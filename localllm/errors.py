@@ -11,3 +11,16 @@ class LocalLLMError(Exception):
 
 class ConfigError(LocalLLMError):
     """A setting from the environment or a config file is unusable."""
+
+
+class ModelFileError(LocalLLMError):
+    """A model file is not a GGUF we can read: corrupt, truncated or unsupported."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+class RemoteError(LocalLLMError):
+    """A remote file or repository could not be read (network, HTTP status, no ranges)."""
