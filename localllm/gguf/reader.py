@@ -118,6 +118,8 @@ class _Cursor:
         buf_end = self._buf_start + len(self._buf)
         if end > buf_end:
             want = max(end - buf_end, self._chunk)
+            if self.source.size is not None:
+                want = min(want, self.source.size - buf_end)
             more = self.source.read(buf_end, want)
             self._chunk = min(self._chunk * 2, 64 << 20)
             self._buf = self._buf[self.pos - self._buf_start :] + more
