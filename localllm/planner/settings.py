@@ -1,0 +1,45 @@
+"""The load parameters the planner chooses and the engine applies to llama.cpp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Bytes per element of the KV cache types llama.cpp offers (q types: block / 32 values).
+KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    n_gpu_layers: int
+    """llama.cpp's count: layers from the last one, the output layer counting as one."""
+    n_ctx: int
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    n_seq_max: int = 1
+    flash_attn: bool = True
+    type_k: str = "f16"
+    type_v: str = "f16"
+    n_threads: int = 1
+    devices: tuple[int, ...] = field(default=())
+    """GPU indices to use (empty: all that llama.cpp sees)."""
+
+
+@dataclass(frozen=True)
+class MeasuredBuffers:
+    """What llama.cpp reported for one load of one file (a `no_alloc` trial or a real load).
+
+    Sizes are bytes per buffer name as llama.cpp prints it (`CPU`, `CUDA0`,
+    `CPU_Mapped`, `CPU_REPACK`...). In a trial load the model buffers are 0:
+    weights come from the tensor table instead.
+    """
+
+    kv_total: int
+    kv_layers_by_device: dict[str, int]
+    """How many KV layers live on each device (the per-layer `dev =` lines)."""
+    recurrent_total: int
+    compute: dict[str, int]
+    output: dict[str, int]
+    model: dict[str, int]
+    kv_buffers: dict[str, int]
+    offloaded: tuple[int, int] | None
+    """(layers offloaded, layers in total) from `offloaded N/M layers to GPU`."""
