@@ -21,7 +21,7 @@ def main() -> None:
 
     lines: list[str] = []
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
     def collect(level: int, text: bytes, user: object) -> None:
         lines.append(text.decode(errors="replace"))
 

@@ -164,16 +164,16 @@ def test_thousands_of_mutated_headers_never_hang_crash_or_balloon(tiny_file: Pat
     largest_read = 0
     for case in cases:
         # Claim the real file size, as a local file or a remote Content-Range would.
-        source = _RecordingSource(case, "mutated.gguf", size=len(data))
+        recording = _RecordingSource(case, "mutated.gguf", size=len(data))
         start = time.perf_counter()
         try:
-            read_header(source)
+            read_header(recording)
             outcomes["parsed"] += 1
         except ModelFileError as exc:
             assert "mutated.gguf" in str(exc)
             outcomes["refused"] += 1
         slowest = max(slowest, time.perf_counter() - start)
-        largest_read = max(largest_read, source.largest_request)
+        largest_read = max(largest_read, recording.largest_request)
     assert sum(outcomes.values()) == len(cases)
     assert outcomes["refused"] > len(cases) // 4
     assert slowest < 1.0, f"slowest parse took {slowest:.2f} s"
