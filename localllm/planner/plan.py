@@ -1,0 +1,311 @@
+"""Choose the quantization and load settings for a model on a machine.
+
+For each quantization: try it entirely on the GPU (f16 KV cache, then q8_0),
+else the most layers the GPU takes with the rest in RAM, else the CPU alone;
+never more than the budgets allow (`budget.py`). Then pick:
+
+1. upgrade: a better quality than the Q4_K_M class (`TARGET_BAND`), when it
+   fits entirely on the GPU with 10 % of the budget to spare (Q8_0 and F16
+   count as one band, the smaller first);
+2. target: the best of the Q4_K_M class, entirely on the GPU, partly, or on
+   the CPU: on the CPU and with partial offload, speed is bytes read per token
+   over memory bandwidth, so a bigger file costs speed in proportion;
+3. step down: the best at or above `QUALITY_FLOOR` that fits, among those
+   within 10 % of the fastest;
+4. else the best that fits at all, with a warning about quality;
+5. else nothing, with what it would take.
+
+Without a requested context, the largest of 8192, 4096, 2048... (never above
+the training context) at which something fits is used. `measure`, when
+given, checks the pick against llama.cpp's own trial load and re-plans if
+llama.cpp wants more than the formulas said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from localllm.gguf.info import ModelInfo
+from localllm.planner.budget import Budget
+from localllm.planner.memory import GpuTarget, MemoryEstimate, estimate, kv_bytes
+from localllm.planner.quality import QUALITY_FLOOR, TARGET_BAND, kl_divergence, quality_key
+from localllm.planner.settings import LoadSettings, MeasuredBuffers
+
+DEFAULT_CONTEXTS = (8192, 4096, 2048, 1024, 512)
+CPU_EFFICIENCY = 0.65
+GPU_EFFICIENCY = 0.8
+GPU_LAYER_LATENCY_S = 80e-6
+"""Per offloaded layer and token: kernel launches bound small models on big GPUs
+(a 1B model on an H200 decodes at ~700 tokens/s, not at its bandwidth's 10 000)."""
+SPEED_TOLERANCE = 0.9
+UPGRADE_SPARE = 0.1
+
+Measure = Callable[["Candidate", LoadSettings], MeasuredBuffers]
+
+
+class Policy(StrEnum):
+    AUTO = "auto"
+    GPU_ONLY = "gpu-only"
+    CPU_ONLY = "cpu-only"
+
+
+class Fit(StrEnum):
+    FULL_GPU = "full GPU"
+    PARTIAL = "partial"
+    CPU = "CPU"
+    NONE = "won't fit"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One quantization of a model: its header facts and what downloading it costs."""
+
+    label: str
+    model: ModelInfo
+    download_bytes: int
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Option:
+    candidate: Candidate
+    fit: Fit
+    settings: LoadSettings
+    estimate: MemoryEstimate
+    tokens_per_s: float | None
+    short_by: int = 0
+    """With Fit.NONE: bytes missing for the CPU-only load."""
+    measured: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    n_ctx: int
+    requested_ctx: int | None
+    policy: Policy
+    options: tuple[Option, ...]
+    choice: Option | None
+    budget: Budget
+    below_floor: bool = False
+
+
+def plan(
+    candidates: Sequence[Candidate],
+    budget: Budget,
+    n_ctx: int | None = None,
+    policy: Policy = Policy.AUTO,
+    measure: Measure | None = None,
+) -> Plan:
+    """The plan for these quantizations of one model on `budget`'s machine."""
+    if not candidates:
+        raise ValueError("plan() needs at least one candidate")
+    train_ctx = max(c.model.context_length for c in candidates) or 4096
+    if n_ctx is not None:
+        contexts: tuple[int, ...] = (max(min(n_ctx, train_ctx), 256),)
+    else:
+        contexts = tuple(c for c in DEFAULT_CONTEXTS if c <= train_ctx) or (train_ctx,)
+    result = None
+    for ctx in contexts:
+        options = [evaluate(c, budget, ctx, policy) for c in candidates]
+        result = _choose(candidates[0].model.name, ctx, n_ctx, policy, options, budget, measure)
+        if result.choice is not None:
+            return result
+    assert result is not None
+    return result
+
+
+def evaluate(
+    candidate: Candidate,
+    budget: Budget,
+    n_ctx: int,
+    policy: Policy = Policy.AUTO,
+    measured: MeasuredBuffers | None = None,
+) -> Option:
+    """How `candidate` fits at `n_ctx`: the most GPU layers the budgets allow."""
+    model = candidate.model
+    base = LoadSettings(n_gpu_layers=0, n_ctx=n_ctx, n_threads=budget.threads)
+    targets = _targets(budget) if policy is not Policy.CPU_ONLY else ()
+    full = model.n_layer + 1
+
+    def est(s: LoadSettings) -> MemoryEstimate:
+        return estimate(model, s, targets, budget.repack, measured)
+
+    if targets:
+        for kv_type in _kv_types(model):
+            s = replace(base, n_gpu_layers=full, type_k=kv_type, type_v=kv_type)
+            e = est(s)
+            if _fits(e, budget):
+                return _option(candidate, Fit.FULL_GPU, s, e, budget, measured)
+        if policy is Policy.AUTO:
+            ngl = _most_layers(lambda g: est(replace(base, n_gpu_layers=g)), budget, full - 1)
+            if ngl > 0:
+                s = replace(base, n_gpu_layers=ngl)
+                return _option(candidate, Fit.PARTIAL, s, est(s), budget, measured)
+    cpu = est(base)
+    if policy is not Policy.GPU_ONLY and _fits(cpu, budget):
+        return _option(candidate, Fit.CPU, base, cpu, budget, measured)
+    needed = (
+        cpu.total if policy is not Policy.GPU_ONLY else est(replace(base, n_gpu_layers=full)).total
+    )
+    room = budget.ram_usable + sum(g.usable for g in budget.gpus if not g.unified)
+    return Option(candidate, Fit.NONE, base, cpu, None, short_by=max(needed - room, 1))
+
+
+def _choose(
+    name: str,
+    ctx: int,
+    requested: int | None,
+    policy: Policy,
+    options: list[Option],
+    budget: Budget,
+    measure: Measure | None,
+) -> Plan:
+    tried: set[str] = set()
+    while True:
+        pick, below_floor = _pick([o for o in options if o.label not in tried], budget)
+        if pick is None or measure is None or pick.measured:
+            return Plan(name, ctx, requested, policy, tuple(options), pick, budget, below_floor)
+        checked = evaluate(
+            pick.candidate, budget, ctx, policy, measure(pick.candidate, pick.settings)
+        )
+        checked = replace(checked, measured=True)
+        options = [checked if o.label == pick.label else o for o in options]
+        if checked.fit is Fit.NONE:
+            tried.add(pick.label)
+
+
+def _pick(options: Sequence[Option], budget: Budget) -> tuple[Option | None, bool]:
+    """The steps of the module docstring; returns (pick, below the quality floor)."""
+    ranked = sorted(
+        (o for o in options if o.fit is not Fit.NONE),
+        key=lambda o: quality_key(o.label, o.candidate.download_bytes),
+    )
+
+    def kl(o: Option) -> float:
+        value = kl_divergence(o.label)
+        return value if value is not None else QUALITY_FLOOR
+
+    roomy = [o for o in ranked if o.fit is Fit.FULL_GPU and gpu_spare(o, budget) >= UPGRADE_SPARE]
+    upgrades = [o for o in roomy if kl(o) < _best_in_band(ranked)]
+    if upgrades:
+        return upgrades[0], False
+    target = [o for o in ranked if TARGET_BAND[0] < kl(o) <= TARGET_BAND[1]]
+    if target:
+        return target[0], False
+    good = [o for o in ranked if kl(o) <= QUALITY_FLOOR]
+    if good:
+        fastest = max(o.tokens_per_s or 0.0 for o in good)
+        return next(o for o in good if (o.tokens_per_s or 0.0) >= SPEED_TOLERANCE * fastest), False
+    return (ranked[0], True) if ranked else (None, False)
+
+
+def _best_in_band(ranked: Sequence[Option]) -> float:
+    """The best KL in the target band among fitting options (the bar an upgrade must beat)."""
+    low, high = TARGET_BAND
+    band = [k for o in ranked if (k := kl_divergence(o.label)) is not None and low < k <= high]
+    return min(band, default=high)
+
+
+def gpu_spare(option: Option, budget: Budget) -> float:
+    """The smallest share of a GPU budget the option leaves unused."""
+    by_name = {f"GPU{g.index}": g for g in budget.gpus}
+    shares = [
+        1 - use.total / by_name[use.device].usable
+        for use in option.estimate.gpus
+        if by_name[use.device].usable
+    ]
+    return min(shares, default=0.0)
+
+
+def _targets(budget: Budget) -> tuple[GpuTarget, ...]:
+    return tuple(
+        GpuTarget(g.index, g.backend, share=float(max(g.usable, 1)), unified_memory=g.unified)
+        for g in budget.gpus
+        if g.usable > 0
+    )
+
+
+def _kv_types(model: ModelInfo) -> tuple[str, ...]:
+    """f16, then q8_0 where llama.cpp accepts it (head sizes a multiple of its block of 32)."""
+    if model.key_length % 32 == 0 and model.value_length % 32 == 0:
+        return ("f16", "q8_0")
+    return ("f16",)
+
+
+def _fits(e: MemoryEstimate, budget: Budget) -> bool:
+    by_name = {f"GPU{g.index}": g for g in budget.gpus}
+    unified_total = e.host.total
+    for use in e.gpus:
+        gpu = by_name[use.device]
+        if use.total > gpu.usable:
+            return False
+        if gpu.unified:
+            unified_total += use.total
+    return unified_total <= budget.ram_usable
+
+
+def _most_layers(est: Callable[[int], MemoryEstimate], budget: Budget, most: int) -> int:
+    """The largest GPU layer count in [1, most] that fits (GPU use grows with it,
+    RAM use shrinks, so the largest that the GPUs take is the one to check)."""
+    by_name = {f"GPU{g.index}": g for g in budget.gpus}
+
+    def gpus_ok(g: int) -> bool:
+        return all(u.total <= by_name[u.device].usable for u in est(g).gpus)
+
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if gpus_ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo if lo > 0 and _fits(est(lo), budget) else 0
+
+
+def _option(
+    candidate: Candidate,
+    fit: Fit,
+    settings: LoadSettings,
+    e: MemoryEstimate,
+    budget: Budget,
+    measured: MeasuredBuffers | None,
+) -> Option:
+    speed = tokens_per_second(candidate.model, settings, e, budget)
+    return Option(candidate, fit, settings, e, speed, measured=measured is not None)
+
+
+def tokens_per_second(
+    model: ModelInfo, settings: LoadSettings, e: MemoryEstimate, budget: Budget
+) -> float:
+    """Decode speed: every weight (only the used experts of an MoE) and half the
+    KV cache are read once per token, from the memory each lives in."""
+    first_gpu = model.n_layer + 1 - e.gpu_layers
+    kv = kv_bytes(model, settings)
+    cpu_bytes = gpu_bytes = 0.0
+    for layer in model.layers:
+        used = layer.weight_bytes - layer.expert_bytes
+        if model.expert_count:
+            used += layer.expert_bytes * model.expert_used_count / model.expert_count
+        read = used + kv[layer.index] / 2
+        if layer.index >= first_gpu:
+            gpu_bytes += read
+        else:
+            cpu_bytes += read
+    output = model.output_bytes + (model.input_bytes if model.tied_output else 0)
+    if e.gpu_layers >= 1:
+        gpu_bytes += output
+    else:
+        cpu_bytes += output
+    seconds = cpu_bytes / (CPU_EFFICIENCY * budget.cpu_bandwidth_gbs * 1e9)
+    if gpu_bytes and budget.gpus:
+        gpu_gbs = min(g.bandwidth_gbs for g in budget.gpus)
+        seconds += gpu_bytes / (GPU_EFFICIENCY * gpu_gbs * 1e9)
+        seconds += GPU_LAYER_LATENCY_S * e.gpu_layers
+    return 1.0 / seconds if seconds > 0 else 0.0
