@@ -290,7 +290,7 @@ def tokens_per_second(
     kv = kv_bytes(model, settings)
     cpu_bytes = gpu_bytes = 0.0
     for layer in model.layers:
-        used = layer.weight_bytes - layer.expert_bytes
+        used = float(layer.weight_bytes - layer.expert_bytes)
         if model.expert_count:
             used += layer.expert_bytes * model.expert_used_count / model.expert_count
         read = used + kv[layer.index] / 2
