@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from localllm import __version__
-from localllm.cli import hw
+from localllm.cli import hw, plan
 from localllm.errors import LocalLLMError
 
 # Each command module contributes `register(subparsers)`; order is the help order.
-_COMMANDS = (hw,)
+_COMMANDS = (hw, plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,163 @@
+"""`localllm plan`: which quantization to run and how, before anything is downloaded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localllm.cli.units import format_bytes
+
+if TYPE_CHECKING:
+    from localllm.planner.plan import Plan
+
+HELP = "pick the quantization, GPU layers and context for a model on this machine"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help=HELP,
+        description=(
+            "Read the model's GGUF headers (remote ones with HTTP range requests, nothing is "
+            "downloaded), predict the memory and speed of every quantization on this machine "
+            "and pick one, with the reasons. MODEL: a .gguf file or folder, "
+            "hf.co/OWNER/REPO[:QUANT], or a URL."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--ctx", type=int, help="context size in tokens (default: largest up to 8192 that fits)")
+    parser.add_argument("--policy", choices=["auto", "gpu-only", "cpu-only"], default="auto")
+    parser.add_argument("--vram", help="what if: one GPU with this much memory, e.g. 12G")
+    parser.add_argument("--ram", help="what if: this much RAM, e.g. 32G")
+    parser.add_argument("--gpu", metavar="NAME", help="what if: this GPU, e.g. 'RTX 4090' (with --vram)")
+    parser.add_argument("--hardware", type=Path, help="plan for the machine of a saved `localllm hw --json`")
+    parser.add_argument(
+        "--no-trial",
+        action="store_true",
+        help="skip the check against llama.cpp's own trial load (formulas only)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from localllm.engine.trial import trial_load
+    from localllm.hardware import HardwareReport, detect_live
+    from localllm.hardware.bandwidth import measure_cpu_bandwidth
+    from localllm.planner.budget import budget_for, parse_size
+    from localllm.planner.plan import Candidate, Policy, plan
+    from localllm.planner.settings import LoadSettings, MeasuredBuffers
+    from localllm.store.candidates import candidates_for
+    from localllm.store.refs import parse_ref
+
+    if args.ctx is not None and args.ctx < 256:
+        print("localllm: error: --ctx must be at least 256", file=sys.stderr)
+        return 2
+    ref = parse_ref(args.model)
+    if args.hardware:
+        report = HardwareReport.from_dict(json.loads(args.hardware.read_text()))
+    else:
+        report = detect_live()
+    budget = budget_for(
+        report,
+        cpu_bandwidth_gbs=measure_cpu_bandwidth(report.cpu.recommended_threads),
+        vram=parse_size(args.vram) if args.vram else None,
+        ram=parse_size(args.ram) if args.ram else None,
+        gpu_name=args.gpu,
+    )
+    with tempfile.TemporaryDirectory(prefix="localllm-plan-") as tmp:
+        if not args.json:
+            print(f"Reading the headers of {ref}...", file=sys.stderr)
+        sources = candidates_for(ref, Path(tmp))
+        trial_files = {s.candidate.label: s.trial_file for s in sources}
+
+        def measure(candidate: Candidate, settings: LoadSettings) -> MeasuredBuffers:
+            return trial_load(trial_files[candidate.label], settings)
+
+        result = plan(
+            [s.candidate for s in sources],
+            budget,
+            n_ctx=args.ctx,
+            policy=Policy(args.policy),
+            measure=None if args.no_trial or not report.llama.installed else measure,
+        )
+    if args.json:
+        json.dump(plan_to_dict(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(result)
+    return 0 if result.choice is not None else 1
+
+
+def plan_to_dict(p: Plan) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from localllm.planner.explain import explain
+    from localllm.planner.quality import kl_divergence
+
+    def option(o: Any) -> dict[str, Any]:
+        e = o.estimate
+        return {
+            "quantization": o.label,
+            "files": list(o.candidate.files),
+            "download_bytes": o.candidate.download_bytes,
+            "fit": o.fit.value,
+            "n_gpu_layers": o.settings.n_gpu_layers,
+            "n_layer": e.n_layer,
+            "gpu_bytes": sum(g.total for g in e.gpus),
+            "ram_bytes": e.host.total,
+            "tokens_per_s": round(o.tokens_per_s, 1) if o.tokens_per_s else None,
+            "kl_divergence": kl_divergence(o.label),
+            "short_by_bytes": o.short_by or None,
+            "measured": o.measured,
+        }
+
+    choice = p.choice
+    return {
+        "model": p.model,
+        "n_ctx": p.n_ctx,
+        "policy": p.policy.value,
+        "choice": option(choice) | {"settings": asdict(choice.settings)} if choice else None,
+        "options": [option(o) for o in p.options],
+        "explanation": explain(p),
+        "what_if": list(p.budget.what_if),
+    }
+
+
+def render(p: Plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from localllm.planner.explain import explain
+    from localllm.planner.quality import describe_cost
+
+    table = Table(title=f"{p.model} at {p.n_ctx} tokens of context", title_justify="left")
+    for column in ("", "quant", "download", "fit", "GPU", "RAM", "tokens/s", "quality loss"):
+        table.add_column(column, justify="right" if column in ("download", "GPU", "RAM", "tokens/s") else "left")
+    for o in sorted(p.options, key=lambda o: -o.candidate.model.size_bytes):
+        e = o.estimate
+        fit = o.fit.value
+        if fit == "partial":
+            fit = f"partial {o.settings.n_gpu_layers}/{e.n_layer + 1}"
+        if fit == "won't fit":
+            fit = f"[red]won't fit[/red] (short {format_bytes(o.short_by)})"
+        picked = o is p.choice or (p.choice is not None and o.label == p.choice.label)
+        gpu = sum(g.total for g in e.gpus)
+        table.add_row(
+            "[bold green]>[/bold green]" if picked else "",
+            f"[bold]{o.label}[/bold]" if picked else o.label,
+            format_bytes(o.candidate.download_bytes) if o.candidate.download_bytes else "local",
+            fit,
+            format_bytes(gpu) if gpu else "-",
+            format_bytes(e.host.total),
+            f"{o.tokens_per_s:.0f}" if o.tokens_per_s else "-",
+            describe_cost(o.label),
+        )
+    console = Console()
+    console.print(table)
+    for line in explain(p):
+        console.print(f"  {line}", highlight=False)

@@ -1,0 +1,1 @@
+"""Models: references, where their files are, and (with `pull`) the local store."""

@@ -1,0 +1,73 @@
+"""Model references as users type them.
+
+- `hf.co/OWNER/REPO[:QUANT]` (also `hf://`, `huggingface.co/`): a Hugging Face
+  GGUF repository, optionally one quantization of it;
+- `https://.../file.gguf`: one remote file;
+- a path to a `.gguf` file (any shard of a split model) or a folder of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from localllm.errors import LocalLLMError
+
+_HUB_PREFIXES = ("hf.co/", "hf://", "huggingface.co/", "https://huggingface.co/", "https://hf.co/")
+_REPO = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<quant>[\w.-]+))?$")
+
+
+class RefError(LocalLLMError):
+    """A model reference that names nothing localllm can find."""
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo: str
+    quant: str | None = None
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return f"hf.co/{self.repo}" + (f":{self.quant}" if self.quant else "")
+
+
+@dataclass(frozen=True)
+class UrlRef:
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class PathRef:
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+ModelRef = HubRef | UrlRef | PathRef
+
+
+def parse_ref(text: str) -> ModelRef:
+    text = text.strip()
+    if not text:
+        raise RefError("empty model reference")
+    if text.startswith(("http://", "https://")) and "/resolve/" in text or (
+        text.startswith(("http://", "https://")) and text.lower().endswith(".gguf")
+    ):
+        return UrlRef(text)
+    for prefix in _HUB_PREFIXES:
+        if text.startswith(prefix):
+            match = _REPO.match(text.removeprefix(prefix).rstrip("/"))
+            if not match:
+                raise RefError(f"{text!r}: expected hf.co/OWNER/REPO or hf.co/OWNER/REPO:QUANT")
+            return HubRef(match.group("repo"), match.group("quant"))
+    path = Path(text).expanduser()
+    if path.exists() or text.lower().endswith(".gguf"):
+        return PathRef(path)
+    raise RefError(
+        f"{text!r} is not a GGUF file, a folder, an hf.co/OWNER/REPO reference or a URL"
+    )
