@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.factory import LLAMA_8B, write_header_only
+
+QUANTS_8B = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q4_0", "Q3_K_M", "Q2_K")
+
 
 @pytest.fixture(autouse=True)
 def localllm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -17,3 +21,11 @@ def localllm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOCALLLM_HOME", str(home))
     monkeypatch.delenv("LOCALLLM_MODELS", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def llama8b_quants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Header-only files of an 8B-shaped model at each common quantization: sparse,
+    a few MiB on disk each, real to the planner and to llama.cpp's trial loads."""
+    folder = tmp_path_factory.mktemp("llama8b")
+    return {q: write_header_only(LLAMA_8B, folder / f"llama-8b-{q}.gguf", q) for q in QUANTS_8B}

@@ -159,7 +159,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                             sent += len(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client hung up, as a range reader may
-            hub.log.append(Request(self.command, self.path, self.headers.get("range"), status, sent))
+            hub.log.append(
+                Request(self.command, self.path, self.headers.get("range"), status, sent)
+            )
 
         def _error(self, status: int, message: str, code: str) -> None:
             data = json.dumps({"error": message}).encode()
@@ -174,7 +176,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-            hub.log.append(Request(self.command, self.path, self.headers.get("range"), status, len(data)))
+            hub.log.append(
+                Request(self.command, self.path, self.headers.get("range"), status, len(data))
+            )
 
     return Handler
 

@@ -29,12 +29,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL")
-    parser.add_argument("--ctx", type=int, help="context size in tokens (default: largest up to 8192 that fits)")
+    parser.add_argument(
+        "--ctx", type=int, help="context size in tokens (default: largest up to 8192 that fits)"
+    )
     parser.add_argument("--policy", choices=["auto", "gpu-only", "cpu-only"], default="auto")
     parser.add_argument("--vram", help="what if: one GPU with this much memory, e.g. 12G")
     parser.add_argument("--ram", help="what if: this much RAM, e.g. 32G")
-    parser.add_argument("--gpu", metavar="NAME", help="what if: this GPU, e.g. 'RTX 4090' (with --vram)")
-    parser.add_argument("--hardware", type=Path, help="plan for the machine of a saved `localllm hw --json`")
+    parser.add_argument(
+        "--gpu", metavar="NAME", help="what if: this GPU, e.g. 'RTX 4090' (with --vram)"
+    )
+    parser.add_argument(
+        "--hardware", type=Path, help="plan for the machine of a saved `localllm hw --json`"
+    )
     parser.add_argument(
         "--no-trial",
         action="store_true",
@@ -137,7 +143,9 @@ def render(p: Plan) -> None:
 
     table = Table(title=f"{p.model} at {p.n_ctx} tokens of context", title_justify="left")
     for column in ("", "quant", "download", "fit", "GPU", "RAM", "tokens/s", "quality loss"):
-        table.add_column(column, justify="right" if column in ("download", "GPU", "RAM", "tokens/s") else "left")
+        table.add_column(
+            column, justify="right" if column in ("download", "GPU", "RAM", "tokens/s") else "left"
+        )
     for o in sorted(p.options, key=lambda o: -o.candidate.model.size_bytes):
         e = o.estimate
         fit = o.fit.value

@@ -46,7 +46,7 @@ def _sum_by_name(pattern: re.Pattern[str], log: str) -> dict[str, int]:
     return out
 
 
-def parse_load_log(log: str) -> MeasuredBuffers:
+def parse_load_log(log: str, settings: LoadSettings | None = None) -> MeasuredBuffers:
     """The buffer sizes in a llama.cpp load log. Defensive: formats change between
     versions, and a line that does not match is simply not counted."""
     kv_devices: dict[str, int] = {}
@@ -62,6 +62,7 @@ def parse_load_log(log: str) -> MeasuredBuffers:
         model=_sum_by_name(_MODEL, log),
         kv_buffers=_sum_by_name(_KV_BUFFER, log),
         offloaded=(int(offloaded.group(1)), int(offloaded.group(2))) if offloaded else None,
+        settings=settings,
     )
 
 
@@ -102,7 +103,7 @@ def trial_load(
         what = "the model" if not answer.get("model") else "a context for the model"
         reason = _last_reason(log)
         raise TrialError(f"{path}: llama.cpp could not create {what}: {reason}")
-    return parse_load_log(log)
+    return parse_load_log(log, settings)
 
 
 def _last_reason(log: str) -> str:

@@ -70,7 +70,7 @@ class HttpRangeSource:
                     )
                 if match.group(3) != "*":
                     self._size = int(match.group(3))
-                data = r.read()
+                data: bytes = r.read()
         except RemoteError:
             raise
         except Exception as exc:  # the HTTP client's own errors: connection, timeout, TLS
@@ -104,7 +104,9 @@ class RemoteHeader:
     bytes_fetched: int
 
 
-def fetch_header(url: str, headers: Mapping[str, str] | None = None, client: Any = None) -> RemoteHeader:
+def fetch_header(
+    url: str, headers: Mapping[str, str] | None = None, client: Any = None
+) -> RemoteHeader:
     """Parse the header of the GGUF at `url` from range reads."""
     source = HttpRangeSource(url, headers, client)
     header = read_header(source)
@@ -170,7 +172,9 @@ def list_repo_gguf(
         if not sibling.rfilename.lower().endswith(".gguf"):
             continue
         sha = sibling.lfs.sha256 if sibling.lfs is not None else None
-        size = sibling.size if sibling.size is not None else (sibling.lfs.size if sibling.lfs else 0)
+        size = (
+            sibling.size if sibling.size is not None else (sibling.lfs.size if sibling.lfs else 0)
+        )
         files.append(RepoFile(sibling.rfilename, int(size or 0), sha))
     return files
 
@@ -194,6 +198,8 @@ def group_quantizations(files: Sequence[RepoFile]) -> list[Quantization]:
     labels = [q.label for q in out]
     # Two files with one label (e.g. an imatrix and a plain Q4_K_M): name them apart.
     return [
-        q if labels.count(q.label) == 1 else Quantization(q.files[0].path.removesuffix(".gguf"), q.files)
+        q
+        if labels.count(q.label) == 1
+        else Quantization(q.files[0].path.removesuffix(".gguf"), q.files)
         for q in out
     ]

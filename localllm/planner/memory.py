@@ -150,9 +150,8 @@ def estimate(
     device_of = _assign_layers(first_gpu_layer, n_layer, gpus)
 
     kv = kv_bytes(model, settings)
-    if measured is not None and measured.kv_total and sum(kv):
-        scale = measured.kv_total / sum(kv)
-        kv = [int(k * scale) for k in kv]
+    kv_scale, compute_scale = _calibration(model, measured)
+    kv = [int(k * kv_scale) for k in kv]
     seqs = max(settings.n_seq_max, 1)
     weights: dict[str, int] = {}
     repacked: dict[str, int] = {}
@@ -181,9 +180,7 @@ def estimate(
                 repacked["CPU"] = repacked.get("CPU", 0) + t.nbytes
                 weights["CPU"] -= t.nbytes
 
-    full_compute = compute_bytes(model, settings)
-    if measured is not None and measured.compute:
-        full_compute = max(measured.compute.values())
+    full_compute = int(compute_bytes(model, settings) * compute_scale)
     partial = 0 < ngl < n_layer + 1
     # Fully offloaded, the CPU keeps only a small buffer for the input embeddings.
     small = 3 * model.n_embd * settings.n_ubatch * 4
@@ -223,6 +220,18 @@ def estimate(
             )
         )
     return MemoryEstimate(host=host, gpus=tuple(gpu_uses), gpu_layers=ngl, n_layer=n_layer)
+
+
+def _calibration(model: ModelInfo, measured: MeasuredBuffers | None) -> tuple[float, float]:
+    """How far llama.cpp's own numbers are from the formulas, as ratios that carry
+    over to other settings (another KV type, context or layer split)."""
+    if measured is None or measured.settings is None:
+        return 1.0, 1.0
+    kv = sum(kv_bytes(model, measured.settings))
+    compute = compute_bytes(model, measured.settings)
+    kv_scale = measured.kv_total / kv if kv and measured.kv_total else 1.0
+    peak = max(measured.compute.values(), default=0)
+    return kv_scale, (peak / compute if compute and peak else 1.0)
 
 
 def _assign_layers(first_gpu_layer: int, n_layer: int, gpus: Sequence[GpuTarget]) -> _DeviceOf:

@@ -185,7 +185,7 @@ def _pick(options: Sequence[Option], budget: Budget) -> tuple[Option | None, boo
     """The steps of the module docstring; returns (pick, below the quality floor)."""
     ranked = sorted(
         (o for o in options if o.fit is not Fit.NONE),
-        key=lambda o: quality_key(o.label, o.candidate.download_bytes),
+        key=lambda o: quality_key(o.label, o.candidate.model.size_bytes),
     )
 
     def kl(o: Option) -> float:

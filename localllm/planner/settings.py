@@ -43,3 +43,5 @@ class MeasuredBuffers:
     kv_buffers: dict[str, int]
     offloaded: tuple[int, int] | None
     """(layers offloaded, layers in total) from `offloaded N/M layers to GPU`."""
+    settings: LoadSettings | None = None
+    """The settings of the load that reported these sizes."""

@@ -66,7 +66,8 @@ def _local(path: Path) -> list[Source]:
         sources = [s for p in firsts for s in _local(p)]
         labels = [s.candidate.label for s in sources]
         return [
-            s if labels.count(s.candidate.label) == 1
+            s
+            if labels.count(s.candidate.label) == 1
             else Source(replace(s.candidate, label=s.trial_file.stem), s.trial_file)
             for s in sources
         ]
@@ -75,9 +76,11 @@ def _local(path: Path) -> list[Source]:
     return [Source(Candidate(info.quantization, info, 0, (str(path),)), first)]
 
 
-def _hub(ref: HubRef, workdir: Path, endpoint: str | None, token: str | None, client: Any) -> list[Source]:
+def _hub(
+    ref: HubRef, workdir: Path, endpoint: str | None, token: str | None, client: Any
+) -> list[Source]:
     from huggingface_hub import hf_hub_url
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
     groups = group_quantizations(list_repo_gguf(ref.repo, ref.revision, token, endpoint))
     if not groups:

@@ -55,9 +55,8 @@ def parse_ref(text: str) -> ModelRef:
     text = text.strip()
     if not text:
         raise RefError("empty model reference")
-    if text.startswith(("http://", "https://")) and "/resolve/" in text or (
-        text.startswith(("http://", "https://")) and text.lower().endswith(".gguf")
-    ):
+    is_http = text.startswith(("http://", "https://"))
+    if is_http and ("/resolve/" in text or text.lower().split("?", 1)[0].endswith(".gguf")):
         return UrlRef(text)
     for prefix in _HUB_PREFIXES:
         if text.startswith(prefix):
@@ -68,6 +67,4 @@ def parse_ref(text: str) -> ModelRef:
     path = Path(text).expanduser()
     if path.exists() or text.lower().endswith(".gguf"):
         return PathRef(path)
-    raise RefError(
-        f"{text!r} is not a GGUF file, a folder, an hf.co/OWNER/REPO reference or a URL"
-    )
+    raise RefError(f"{text!r} is not a GGUF file, a folder, an hf.co/OWNER/REPO reference or a URL")
