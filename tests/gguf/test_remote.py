@@ -93,7 +93,7 @@ def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(RemoteError, match="no such repository"):
         list_repo_gguf("acme/nothing", endpoint=hub.url)
     hub.gated[REPO] = "secret"
-    with pytest.raises(RemoteError, match="gated: accept its license at https://huggingface.co/"):
+    with pytest.raises(RemoteError, match=r"gated: accept its license at https://huggingface\.co/"):
         list_repo_gguf(REPO, endpoint=hub.url)
     assert list_repo_gguf(REPO, endpoint=hub.url, token="secret")
     with pytest.raises(RemoteError, match="access denied"):
@@ -101,7 +101,7 @@ def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path) -> None:
 
 
 def test_unreachable_server() -> None:
-    with pytest.raises(RemoteError, match="ConnectError|connect"):
+    with pytest.raises(RemoteError, match=r"ConnectError|connect"):
         fetch_header("http://127.0.0.1:9/m.gguf")
 
 
@@ -115,5 +115,5 @@ def test_parse_ref(tmp_path: Path) -> None:
     assert parse_ref(str(path)).path == path  # type: ignore[union-attr]
     with pytest.raises(RefError, match="not a GGUF file, a folder"):
         parse_ref("definitely-not-a-model")
-    with pytest.raises(RefError, match="expected hf.co/OWNER/REPO"):
+    with pytest.raises(RefError, match=r"expected hf\.co/OWNER/REPO"):
         parse_ref("hf.co/just-one-part")
