@@ -14,9 +14,8 @@ import os
 import sys
 import time
 
-import psutil
-
 import llama_cpp
+import psutil
 
 GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 N_BATCH = 2048

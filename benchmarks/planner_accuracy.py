@@ -31,17 +31,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from localllm.engine.trial import parse_load_log  # noqa: E402
-from localllm.gguf.local import read_local  # noqa: E402
-from localllm.hardware import detect_live  # noqa: E402
-from localllm.hardware.bandwidth import measure_cpu_bandwidth  # noqa: E402
-from localllm.planner.budget import budget_for  # noqa: E402
-from localllm.planner.memory import estimate  # noqa: E402
-from localllm.planner.plan import Candidate, plan  # noqa: E402
-from localllm.planner.settings import LoadSettings  # noqa: E402
-from tests.factory import LLAMA_1B, ModelSpec, quantize, write_model  # noqa: E402
+from localllm.engine.trial import parse_load_log
+from localllm.gguf.local import read_local
+from localllm.hardware import detect_live
+from localllm.hardware.bandwidth import measure_cpu_bandwidth
+from localllm.planner.budget import budget_for
+from localllm.planner.memory import estimate
+from localllm.planner.plan import Candidate, plan
+from localllm.planner.settings import LoadSettings
+from tests.factory import LLAMA_1B, ModelSpec, quantize, write_model
 
 MIB = 1 << 20
 CHILD = Path(__file__).with_name("_fill_context.py")
@@ -113,16 +113,26 @@ def model_file(workdir: Path, name: str, quant: str) -> Path:
     return out
 
 
-def fill(path: Path, s: LoadSettings) -> dict[str, object]:
+@dataclass(frozen=True)
+class Filled:
+    rss_growth: int
+    log: str
+    seconds: float
+
+
+def fill(path: Path, s: LoadSettings) -> Filled:
+    """Load for real in a child, decode a prompt as long as the context; RuntimeError if
+    llama.cpp fails (an out-of-memory load or decode included)."""
     request = {"path": str(path), "n_ctx": s.n_ctx, "n_ubatch": s.n_ubatch,
                "flash_attn": s.flash_attn, "type_k": s.type_k, "type_v": s.type_v,
                "prompt_tokens": s.n_ctx - 8}  # fmt: skip
     done = subprocess.run([sys.executable, str(CHILD), json.dumps(request)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
-    answer: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
+        raise RuntimeError((done.stderr.strip().splitlines() or ["?"])[-1])
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return Filled(int(answer["rss_filled"]) - int(answer["rss_base"]), str(answer["log"]),
+                  float(answer["seconds"]))  # fmt: skip
 
 
 def reported_total(log: str) -> int:
@@ -138,13 +148,14 @@ def measure_case(workdir: Path, case: tuple[str, str, int, str, bool], repack: b
     info = read_local(path)
     s = LoadSettings(n_gpu_layers=0, n_ctx=ctx, type_k=kv, type_v=kv, flash_attn=fa)
     host = estimate(info, s, repack=repack).host
-    result = fill(path, s)
-    if "error" in result:
-        raise SystemExit(f"{name} {quant} ctx {ctx}: {result['error']}")
+    try:
+        result = fill(path, s)
+    except RuntimeError as exc:
+        raise SystemExit(f"{name} {quant} ctx {ctx}: {exc}") from None
     rule = int(info.parameter_count * RULE_BYTES_PER_PARAM.get(quant, 1.0) + ctx * 0.0005e9)
-    return Row(name, quant, ctx, kv, fa, host.buffers, host.total, reported_total(str(result["log"])),
-               int(result["rss_filled"]) - int(result["rss_base"]), rule,  # type: ignore[call-overload]
-               float(result["seconds"]))  # type: ignore[arg-type]  # fmt: skip
+    reported = reported_total(result.log)
+    return Row(name, quant, ctx, kv, fa, host.buffers, host.total, reported, result.rss_growth,
+               rule, result.seconds)  # fmt: skip
 
 
 def main() -> None:
@@ -157,9 +168,11 @@ def main() -> None:
     repack = "repack" in report.llama.cpu_features
     cases = [c for i, c in enumerate(CASES) if not args.quick or i in QUICK]
 
-    print("| model | quant | ctx | KV | FA | predicted buffers MiB | llama.cpp buffers MiB | error | "
-          "predicted process MiB | RSS growth after full prompt MiB | within | "
-          "rule of thumb MiB | rule error |")
+    print(
+        "| model | quant | ctx | KV | FA | predicted buffers MiB | llama.cpp buffers MiB | error | "
+        "predicted process MiB | RSS growth after full prompt MiB | within | "
+        "rule of thumb MiB | rule error |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     rows = []
     for case in cases:
@@ -174,8 +187,10 @@ def main() -> None:
               f"{r.rule / MIB:.0f} | {rule_err:+.0%} |", flush=True)  # fmt: skip
     worst = max(abs(r.predicted - r.reported) / r.reported for r in rows)
     within = all(r.rss_growth <= r.predicted_process for r in rows)
-    print(f"\nworst prediction error: {worst:.1%} (target 5 %); "
-          f"process memory within prediction in every case: {'yes' if within else 'NO'}\n")
+    print(
+        f"\nworst prediction error: {worst:.1%} (target 5 %); "
+        f"process memory within prediction in every case: {'yes' if within else 'NO'}\n"
+    )
 
     budget = budget_for(report, measure_cpu_bandwidth(report.cpu.recommended_threads))
     print("Plans for this machine, loaded and run with a full-context prompt:\n")
@@ -190,11 +205,13 @@ def main() -> None:
             print(f"| {name} | - | won't fit | | | | | |")
             continue
         s = p.choice.settings
-        result = fill(model_file(args.workdir, name, p.choice.label), s)
-        ran = "error: " + str(result["error"]) if "error" in result else "yes"
-        growth = int(result.get("rss_filled", 0)) - int(result.get("rss_base", 0))  # type: ignore[call-overload]
+        try:
+            growth, ran = fill(model_file(args.workdir, name, p.choice.label), s).rss_growth, "yes"
+        except RuntimeError as exc:
+            growth, ran = 0, f"error: {exc}"
+        predicted = p.choice.estimate.host.total
         print(f"| {name} | {p.choice.label} | {p.choice.fit.value} | {s.n_ctx} | {s.type_k} | "
-              f"{p.choice.estimate.host.total / MIB:.0f} | {growth / MIB:.0f} | {ran} |", flush=True)  # fmt: skip
+              f"{predicted / MIB:.0f} | {growth / MIB:.0f} | {ran} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

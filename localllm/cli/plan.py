@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from localllm.cli.units import format_bytes
 
 if TYPE_CHECKING:
+    from localllm.hardware import HardwareReport
     from localllm.planner.plan import Plan
 
 HELP = "pick the quantization, GPU layers and context for a model on this machine"
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from localllm.engine.trial import trial_load
-    from localllm.hardware import HardwareReport, detect_live
+    from localllm.hardware import detect_live
     from localllm.hardware.bandwidth import measure_cpu_bandwidth
     from localllm.planner.budget import budget_for, parse_size
     from localllm.planner.plan import Candidate, Policy, plan
@@ -64,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print("localllm: error: --ctx must be at least 256", file=sys.stderr)
         return 2
     ref = parse_ref(args.model)
-    if args.hardware:
-        report = HardwareReport.from_dict(json.loads(args.hardware.read_text()))
-    else:
-        report = detect_live()
+    report = _saved_report(args.hardware) if args.hardware else detect_live()
     budget = budget_for(
         report,
         cpu_bandwidth_gbs=measure_cpu_bandwidth(report.cpu.recommended_threads),
@@ -97,6 +95,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(result)
     return 0 if result.choice is not None else 1
+
+
+def _saved_report(path: Path) -> HardwareReport:
+    from localllm.hardware import HardwareReport, ReportFormatError
+
+    try:
+        return HardwareReport.from_dict(json.loads(path.read_text()))
+    except OSError as exc:
+        raise ReportFormatError(f"{path}: cannot be read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ReportFormatError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def plan_to_dict(p: Plan) -> dict[str, Any]:

@@ -3,14 +3,13 @@
 A trial load sets `no_alloc`, so llama.cpp builds the model and the context
 and sizes every buffer but allocates nothing. It only needs the file's header:
 a sparse file holding the first bytes of a remote model gives the same numbers
-(see `sparse_copy`), so the exact memory of a model is known before downloading
+(see `gguf.remote.sparse_copy`), so the exact memory of a model is known before downloading
 it. The load runs in a child process: llama.cpp aborts on some malformed files.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -113,14 +112,3 @@ def _last_reason(log: str) -> str:
         if "error" in line.lower() or "failed" in line.lower() or "does not" in line.lower():
             return line
     return lines[-1] if lines else "no reason given"
-
-
-def sparse_copy(header: bytes, size: int, path: Path) -> Path:
-    """Write `header` then a hole up to `size` bytes: a stand-in for the whole file
-    that occupies only the header's space on disk."""
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("wb") as f:
-        f.write(header)
-    os.truncate(tmp, size)
-    tmp.replace(path)
-    return path

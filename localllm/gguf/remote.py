@@ -10,10 +10,12 @@ that sends the whole file instead is refused before the body is read.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from localllm.errors import RemoteError
@@ -203,3 +205,14 @@ def group_quantizations(files: Sequence[RepoFile]) -> list[Quantization]:
         else Quantization(q.files[0].path.removesuffix(".gguf"), q.files)
         for q in out
     ]
+
+
+def sparse_copy(header: bytes, size: int, path: Path) -> Path:
+    """Write `header` then a hole up to `size` bytes: a stand-in for the whole file
+    that occupies only the header's space on disk."""
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("wb") as f:
+        f.write(header)
+    os.truncate(tmp, size)
+    tmp.replace(path)
+    return path

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from localllm.engine.trial import sparse_copy
 from localllm.gguf.info import SHARD_NAME, describe
 from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import (
@@ -23,6 +22,7 @@ from localllm.gguf.remote import (
     fetch_header,
     group_quantizations,
     list_repo_gguf,
+    sparse_copy,
 )
 from localllm.planner.plan import Candidate
 from localllm.store.refs import HubRef, ModelRef, PathRef, RefError, UrlRef

@@ -86,3 +86,19 @@ def test_corrupt_file(tmp_path: Path) -> None:
 def test_bad_sizes() -> None:
     done = _plan("x.gguf", "--vram", "lots")
     assert done.returncode == 1 and "not a size" in done.stderr
+
+
+def test_plan_for_a_saved_hardware_report(tmp_path: Path, llama8b_quants: dict[str, Path]) -> None:
+    from tests.hardware.profiles import profile_report
+
+    saved = tmp_path / "laptop.json"
+    saved.write_text(json.dumps(profile_report("nvidia_laptop").to_dict()))
+    done = _plan(str(llama8b_quants["Q4_K_M"]), "--hardware", str(saved), "--json")
+    assert done.returncode == 0, done.stderr
+    choice = json.loads(done.stdout)["choice"]
+    assert choice["fit"] == "full GPU" and choice["n_gpu_layers"] == 33
+    missing = _plan("x.gguf", "--hardware", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "cannot be read" in missing.stderr
+    saved.write_text("{not json")
+    broken = _plan("x.gguf", "--hardware", str(saved))
+    assert broken.returncode == 1 and "not JSON" in broken.stderr
