@@ -8,7 +8,6 @@ Prints JSON {"rss_base", "rss_loaded", "rss_filled", "log", "seconds"}.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import sys
@@ -17,19 +16,14 @@ import time
 import llama_cpp
 import psutil
 
-GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+from localllm.engine._trial_child import GGML_TYPES, capture_log
+
 N_BATCH = 2048
 
 
 def main() -> None:
     req = json.loads(sys.argv[1])
-    lines: list[str] = []
-
-    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-    def collect(level: int, text: bytes, user: object) -> None:
-        lines.append(text.decode(errors="replace"))
-
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    lines = capture_log()
     llama_cpp.llama_backend_init()
     proc = psutil.Process()
     rss_base = proc.memory_info().rss

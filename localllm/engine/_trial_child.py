@@ -12,11 +12,12 @@ import json
 import sys
 from typing import Any
 
-_GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+_KEEP_ALIVE: list[object] = []
 
 
-def main() -> None:
-    request: dict[str, Any] = json.load(sys.stdin)
+def capture_log() -> list[str]:
+    """Route llama.cpp's log into the returned list (for the buffer sizes it reports)."""
     import llama_cpp
 
     lines: list[str] = []
@@ -25,7 +26,16 @@ def main() -> None:
     def collect(level: int, text: bytes, user: object) -> None:
         lines.append(text.decode(errors="replace"))
 
+    _KEEP_ALIVE.append(collect)  # ctypes must keep the callback object alive
     llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    return lines
+
+
+def main() -> None:
+    request: dict[str, Any] = json.load(sys.stdin)
+    import llama_cpp
+
+    lines = capture_log()
     llama_cpp.llama_backend_init()
     s = request["settings"]
     mp = llama_cpp.llama_model_default_params()
@@ -42,8 +52,8 @@ def main() -> None:
         cp.n_ubatch = s["n_ubatch"]
         cp.n_seq_max = s["n_seq_max"]
         cp.flash_attn_type = 1 if s["flash_attn"] else 0
-        cp.type_k = _GGML_TYPES[s["type_k"]]
-        cp.type_v = _GGML_TYPES[s["type_v"]]
+        cp.type_k = GGML_TYPES[s["type_k"]]
+        cp.type_v = GGML_TYPES[s["type_v"]]
         cp.swa_full = False
         cp.n_threads = cp.n_threads_batch = max(1, s["n_threads"])
         context = llama_cpp.llama_init_from_model(model, cp)
