@@ -129,8 +129,8 @@ def tensor_shapes(spec: ModelSpec) -> list[tuple[str, tuple[int, ...]]]:
     return shapes
 
 
-def _writer(spec: ModelSpec, path: Path, file_type: int) -> gguf.GGUFWriter:
-    w = gguf.GGUFWriter(str(path), spec.arch)
+def _writer(spec: ModelSpec, path: Path, file_type: int, split: int = 0) -> gguf.GGUFWriter:
+    w = gguf.GGUFWriter(str(path), spec.arch, split_max_tensors=split)
     a = spec.arch
     w.add_name(spec.name)
     w.add_file_type(file_type)
@@ -178,11 +178,15 @@ def _add_vocab(w: gguf.GGUFWriter, n_vocab: int) -> None:
     w.add_chat_template(CHAT_TEMPLATE)
 
 
-def write_model(spec: ModelSpec, path: Path, dtype: type = np.float32, seed: int = 0) -> Path:
-    """A complete model with random weights (F32 or F16) that llama.cpp runs."""
+def write_model(
+    spec: ModelSpec, path: Path, dtype: type = np.float32, seed: int = 0, split: int = 0
+) -> Path:
+    """A complete model with random weights (F32 or F16) that llama.cpp runs.
+    `split`: at most this many tensors per file, as `NAME-0000i-of-0000n.gguf`
+    (the first shard's path is returned)."""
     rng = np.random.default_rng(seed)
     ftype = gguf.LlamaFileType.ALL_F32 if dtype is np.float32 else gguf.LlamaFileType.MOSTLY_F16
-    w = _writer(spec, path, ftype)
+    w = _writer(spec, path, ftype, split)
     for name, shape in tensor_shapes(spec):
         if name.endswith("norm.weight") or name.endswith("ssm_d"):
             data = np.ones(shape, dtype=np.float32)
@@ -196,7 +200,8 @@ def write_model(spec: ModelSpec, path: Path, dtype: type = np.float32, seed: int
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return path
+    shards = sorted(path.parent.glob(f"{path.stem}-*-of-*.gguf"))
+    return shards[0] if split and shards else path
 
 
 def quantize(src: Path, dst: Path, ftype: int) -> Path:

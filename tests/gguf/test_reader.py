@@ -198,3 +198,19 @@ class _RecordingSource(BytesSource):
     def read(self, offset: int, length: int) -> bytes:
         self.largest_request = max(self.largest_request, length)
         return super().read(offset, length)
+
+
+def test_split_model_reads_as_one_and_llama_cpp_agrees(tmp_path: Path) -> None:
+    from localllm.engine.trial import trial_load
+    from localllm.planner.settings import LoadSettings
+
+    first = write_model(TINY, tmp_path / "tiny.gguf", split=8)
+    shards = sorted(tmp_path.glob("tiny-*-of-*.gguf"))
+    assert len(shards) > 1 and first == shards[0]
+    whole = read_local(write_model(TINY, tmp_path / "whole.gguf"))
+    split = read_local(shards[-1])  # any shard names the model
+    assert split.shards == len(shards)
+    assert split.parameter_count == whole.parameter_count
+    assert split.size_bytes == whole.size_bytes
+    s = LoadSettings(n_gpu_layers=0, n_ctx=512)
+    assert trial_load(first, s).kv_total == trial_load(tmp_path / "whole.gguf", s).kv_total
