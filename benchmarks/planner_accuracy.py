@@ -35,7 +35,7 @@ import numpy as np
 
 from localllm.engine.trial import parse_load_log
 from localllm.gguf.local import read_local
-from localllm.hardware import detect_live
+from localllm.hardware import HardwareReport, detect_live
 from localllm.hardware.bandwidth import measure_cpu_bandwidth
 from localllm.planner.budget import budget_for
 from localllm.planner.memory import estimate
@@ -63,8 +63,9 @@ MODELS: dict[str, ModelSpec] = {
     "llama-1B": LLAMA_1B,
 }  # fmt: skip
 
-# (model, quantization, ctx, kv type, flash attention)
-CASES = [
+Case = tuple[str, str, int, str, bool]
+"""(model, quantization, ctx, kv type, flash attention)"""
+CASES: list[Case] = [
     ("dense-170M", "Q4_K_M", 2048, "f16", True),
     ("dense-170M", "Q4_K_M", 8192, "f16", True),
     ("dense-170M", "Q8_0", 8192, "q8_0", True),
@@ -142,7 +143,7 @@ def reported_total(log: str) -> int:
     return sum(m.model.values()) + kv + rs + sum(m.compute.values()) + sum(m.output.values())
 
 
-def measure_case(workdir: Path, case: tuple[str, str, int, str, bool], repack: bool) -> Row:
+def measure_case(workdir: Path, case: Case, repack: bool) -> Row:
     name, quant, ctx, kv, fa = case
     path = model_file(workdir, name, quant)
     info = read_local(path)
@@ -158,25 +159,16 @@ def measure_case(workdir: Path, case: tuple[str, str, int, str, bool], repack: b
                rule, result.seconds)  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/localllm-bench-models"))
-    parser.add_argument("--quick", action="store_true", help="five cases, no 1B model")
-    args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    report = detect_live()
-    repack = "repack" in report.llama.cpu_features
-    cases = [c for i, c in enumerate(CASES) if not args.quick or i in QUICK]
-
+def accuracy(workdir: Path, cases: list[Case], repack: bool) -> None:
     print(
-        "| model | quant | ctx | KV | FA | predicted buffers MiB | llama.cpp buffers MiB | error | "
-        "predicted process MiB | RSS growth after full prompt MiB | within | "
+        "| model | quant | ctx | KV | FA | predicted buffers MiB | llama.cpp buffers MiB | "
+        "error | predicted process MiB | RSS growth after full prompt MiB | within | "
         "rule of thumb MiB | rule error |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     rows = []
     for case in cases:
-        r = measure_case(args.workdir, case, repack)
+        r = measure_case(workdir, case, repack)
         rows.append(r)
         err = (r.predicted - r.reported) / r.reported
         rule_err = (r.rule - r.reported) / r.reported
@@ -187,31 +179,46 @@ def main() -> None:
               f"{r.rule / MIB:.0f} | {rule_err:+.0%} |", flush=True)  # fmt: skip
     worst = max(abs(r.predicted - r.reported) / r.reported for r in rows)
     within = all(r.rss_growth <= r.predicted_process for r in rows)
-    print(
-        f"\nworst prediction error: {worst:.1%} (target 5 %); "
-        f"process memory within prediction in every case: {'yes' if within else 'NO'}\n"
-    )
+    verdict = "yes" if within else "NO"
+    print(f"\nworst prediction error: {worst:.1%} (target 5 %); "
+          f"process memory within prediction in every case: {verdict}\n")  # fmt: skip
 
+
+def plans(workdir: Path, cases: list[Case], report: HardwareReport) -> None:
     budget = budget_for(report, measure_cpu_bandwidth(report.cpu.recommended_threads))
     print("Plans for this machine, loaded and run with a full-context prompt:\n")
     print("| model | pick | fit | ctx | KV | predicted MiB | RSS growth MiB | ran |")
     print("|---|---|---|---|---|---|---|---|")
-    names = sorted({c[0] for c in cases})
-    for name in names:
+    for name in sorted({c[0] for c in cases}):
         quants = sorted({c[1] for c in CASES if c[0] == name})
-        cands = [Candidate(q, read_local(model_file(args.workdir, name, q)), 0) for q in quants]
+        cands = [Candidate(q, read_local(model_file(workdir, name, q)), 0) for q in quants]
         p = plan(cands, budget)
         if p.choice is None:
             print(f"| {name} | - | won't fit | | | | | |")
             continue
         s = p.choice.settings
         try:
-            growth, ran = fill(model_file(args.workdir, name, p.choice.label), s).rss_growth, "yes"
+            growth, ran = fill(model_file(workdir, name, p.choice.label), s).rss_growth, "yes"
         except RuntimeError as exc:
             growth, ran = 0, f"error: {exc}"
         predicted = p.choice.estimate.host.total
         print(f"| {name} | {p.choice.label} | {p.choice.fit.value} | {s.n_ctx} | {s.type_k} | "
               f"{predicted / MIB:.0f} | {growth / MIB:.0f} | {ran} |", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/localllm-bench-models"))
+    parser.add_argument("--quick", action="store_true", help="five cases, no 1B model")
+    parser.add_argument("--only", choices=["accuracy", "plans"], help="run one of the two parts")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    report = detect_live()
+    cases = [c for i, c in enumerate(CASES) if not args.quick or i in QUICK]
+    if args.only != "plans":
+        accuracy(args.workdir, cases, "repack" in report.llama.cpu_features)
+    if args.only != "accuracy":
+        plans(args.workdir, cases, report)
 
 
 if __name__ == "__main__":
