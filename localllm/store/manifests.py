@@ -1,0 +1,134 @@
+"""Manifests: what a model name means, as JSON files that point at blobs.
+
+`<models>/manifests/<namespace>/<model>/<tag>.json` (namespace `library` when
+the name has none). A manifest holds the weights' blob, LoRA adapters, the
+Modelfile's parameters, template, system prompt, messages and licenses, and
+where the model came from. Written atomically: a crash leaves the old
+manifest or the new one. `schema_version` lets later versions migrate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from localllm.errors import LocalLLMError
+from localllm.store.atomic import StoreError, atomic_write
+from localllm.store.modelfile import Message
+from localllm.store.names import ModelName, parse_name
+
+SCHEMA_VERSION = 1
+DEFAULT_NAMESPACE = "library"
+
+
+class ModelNotFoundError(LocalLLMError):
+    """No model of that name is in the store."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    digest: str
+    size: int
+    quantization: str | None = None
+    source: str | None = None
+    """Where the bytes came from: a local path, a URL, `hf.co/OWNER/REPO/FILE`."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    """The full `[namespace/]model:tag`."""
+    model: Layer
+    adapters: tuple[Layer, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    template: str | None = None
+    system: str | None = None
+    messages: tuple[Message, ...] = ()
+    licenses: tuple[str, ...] = ()
+    source: str | None = None
+    created: float = 0.0
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def digests(self) -> set[str]:
+        return {self.model.digest} | {a.digest for a in self.adapters}
+
+    @property
+    def size(self) -> int:
+        return self.model.size + sum(a.size for a in self.adapters)
+
+    def renamed(self, name: ModelName) -> Manifest:
+        return replace(self, name=str(name), created=time.time())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        version = int(data.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"manifest schema {version} is newer than this localllm: upgrade it")
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+        return cls(
+            name=data["name"],
+            model=Layer(**data["model"]),
+            adapters=tuple(Layer(**a) for a in data.get("adapters", ())),
+            parameters=dict(data.get("parameters", {})),
+            template=data.get("template"),
+            system=data.get("system"),
+            messages=tuple(Message(**m) for m in data.get("messages", ())),
+            licenses=tuple(data.get("licenses", ())),
+            source=data.get("source"),
+            created=float(data.get("created", 0.0)),
+        )
+
+
+class ManifestStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: ModelName) -> Path:
+        return self.root / (name.namespace or DEFAULT_NAMESPACE) / name.model / f"{name.tag}.json"
+
+    def write(self, manifest: Manifest) -> None:
+        name = parse_name(manifest.name)
+        atomic_write(self.path(name), json.dumps(manifest.to_dict(), indent=2).encode())
+
+    def read(self, name: ModelName) -> Manifest:
+        path = self.path(name)
+        try:
+            return Manifest.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"model {name.short!r} not found") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"the manifest of {name.short!r} is damaged ({exc}); remove it"
+            ) from None
+
+    def remove(self, name: ModelName) -> None:
+        path = self.path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"model {name.short!r} not found") from None
+        for folder in (path.parent, path.parent.parent):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+
+    def names(self) -> list[ModelName]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for path in sorted(self.root.glob("*/*/*.json")):
+            namespace = path.parent.parent.name
+            ns = "" if namespace == DEFAULT_NAMESPACE else f"{namespace}/"
+            try:
+                out.append(parse_name(f"{ns}{path.parent.name}:{path.stem}"))
+            except LocalLLMError:
+                continue  # not ours: a stray file cannot be a model
+        return out
