@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Read the model's GGUF headers (remote ones with HTTP range requests, nothing is "
             "downloaded), predict the memory and speed of every quantization on this machine "
             "and pick one, with the reasons. MODEL: a .gguf file or folder, "
-            "hf.co/OWNER/REPO[:QUANT], or a URL."
+            "hf.co/OWNER/REPO[:QUANT], a URL, or a catalogue name such as llama3.2:3b."
         ),
     )
     parser.add_argument("model", metavar="MODEL")

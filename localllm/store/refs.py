@@ -3,7 +3,8 @@
 - `hf.co/OWNER/REPO[:QUANT]` (also `hf://`, `huggingface.co/`): a Hugging Face
   GGUF repository, optionally one quantization of it;
 - `https://.../file.gguf`: one remote file;
-- a path to a `.gguf` file (any shard of a split model) or a folder of them.
+- a path to a `.gguf` file (any shard of a split model) or a folder of them;
+- a catalogue name, `llama3.2:3b` or `llama3.2:3b-q8_0` (see `catalogue.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localllm.errors import LocalLLMError
+from localllm.store.catalogue import Catalogue
+from localllm.store.names import parse_name
 
 _HUB_PREFIXES = ("hf.co/", "hf://", "huggingface.co/", "https://huggingface.co/", "https://hf.co/")
 _REPO = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<quant>[\w.-]+))?$")
@@ -51,7 +54,8 @@ class PathRef:
 ModelRef = HubRef | UrlRef | PathRef
 
 
-def parse_ref(text: str) -> ModelRef:
+def parse_ref(text: str, catalogue: Catalogue | None = None) -> ModelRef:
+    """Parse a reference; bare names are looked up in `catalogue` (default: the shipped one)."""
     text = text.strip()
     if not text:
         raise RefError("empty model reference")
@@ -67,4 +71,16 @@ def parse_ref(text: str) -> ModelRef:
     path = Path(text).expanduser()
     if path.exists() or text.lower().endswith(".gguf"):
         return PathRef(path)
-    raise RefError(f"{text!r} is not a GGUF file, a folder, an hf.co/OWNER/REPO reference or a URL")
+    catalogue = catalogue if catalogue is not None else Catalogue()
+    try:
+        resolved = catalogue.resolve(parse_name(text))
+    except LocalLLMError:
+        resolved = None
+    if resolved is not None:
+        return HubRef(resolved.repo, resolved.quant)
+    close = catalogue.suggest(text)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise RefError(
+        f"{text!r} is not in the catalogue, nor a GGUF file, a folder, an "
+        f"hf.co/OWNER/REPO reference or a URL.{hint}"
+    )

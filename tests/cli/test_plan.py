@@ -64,7 +64,7 @@ def test_plan_that_fits_nowhere_exits_1(tmp_path: Path, llama8b_quants: dict[str
 @pytest.mark.parametrize(
     ("arg", "message"),
     [
-        ("no-such-model", "is not a GGUF file, a folder"),
+        ("no-such-model", "is not in the catalogue, nor a GGUF file"),
         ("/nonexistent/model.gguf", "no such file"),
         ("hf.co/x", "expected hf.co/OWNER/REPO"),
     ],

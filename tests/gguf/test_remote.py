@@ -113,7 +113,7 @@ def test_parse_ref(tmp_path: Path) -> None:
     assert parse_ref(url) == UrlRef(url)
     path = write_model(TINY, tmp_path / "tiny.gguf")
     assert parse_ref(str(path)).path == path  # type: ignore[union-attr]
-    with pytest.raises(RefError, match="not a GGUF file, a folder"):
+    with pytest.raises(RefError, match="nor a GGUF file, a folder"):
         parse_ref("definitely-not-a-model")
     with pytest.raises(RefError, match=r"expected hf\.co/OWNER/REPO"):
         parse_ref("hf.co/just-one-part")
