@@ -8,7 +8,10 @@ It serves what the client asks of the real Hub for the calls localllm makes:
   (206 + Content-Range), ETag and commit headers.
 
 Switches for failure tests: `ranges=False` (answer 200 with the whole file),
-`gated` repos (401 without the right token). Every request is logged.
+`gated` repos (401 without the right token), `drop_after` (cut the connection
+after that many bytes of a response, for the next `drops` responses),
+`corrupt` (flip a byte of every body), `stall_after` (stop sending for
+`stall_s` seconds). Every request is logged.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import functools
 import hashlib
 import json
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +51,11 @@ class FakeHub:
     ranges: bool = True
     log: list[Request] = field(default_factory=list)
     url: str = ""
+    drop_after: int | None = None
+    drops: int = 1
+    corrupt: bool = False
+    stall_after: int | None = None
+    stall_s: float = 0.0
     digests: dict[Path, str] = field(default_factory=dict)
     """Given sha256 of files too big to hash in a test (sparse header-only models)."""
 
@@ -154,6 +164,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             sent = 0
+            drop = hub.drop_after if hub.drop_after is not None and hub.drops > 0 else None
+            if drop is not None:
+                hub.drops -= 1
             if body:
                 try:
                     with file.open("rb") as f:
@@ -162,9 +175,20 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                             chunk = f.read(min(1 << 16, length - sent))
                             if not chunk:
                                 break
+                            if hub.corrupt and sent == 0:
+                                chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+                            if drop is not None and sent + len(chunk) > drop:
+                                self.wfile.write(chunk[: drop - sent])
+                                sent = drop
+                                self.close_connection = True
+                                self.connection.shutdown(socket.SHUT_RDWR)
+                                break
+                            if hub.stall_after is not None and sent >= hub.stall_after:
+                                time.sleep(hub.stall_s)
+                                hub.stall_after = None
                             self.wfile.write(chunk)
                             sent += len(chunk)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     pass  # the client hung up, as a range reader may
             hub.log.append(
                 Request(self.command, self.path, self.headers.get("range"), status, sent)
