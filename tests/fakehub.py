@@ -56,6 +56,8 @@ class FakeHub:
     corrupt: bool = False
     stall_after: int | None = None
     stall_s: float = 0.0
+    throttle_s: float = 0.0
+    """Pause after every 64 KiB sent: a slow network, so a pull can be caught mid-way."""
     digests: dict[Path, str] = field(default_factory=dict)
     """Given sha256 of files too big to hash in a test (sparse header-only models)."""
 
@@ -188,6 +190,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                                 hub.stall_after = None
                             self.wfile.write(chunk)
                             sent += len(chunk)
+                            if hub.throttle_s:
+                                time.sleep(hub.throttle_s)
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     pass  # the client hung up, as a range reader may
             hub.log.append(

@@ -42,6 +42,9 @@ class Manifest:
     name: str
     """The full `[namespace/]model:tag`."""
     model: Layer
+    """The weights; for a split model, its first shard."""
+    parts: tuple[Layer, ...] = ()
+    """The other shards of a split model, in order."""
     adapters: tuple[Layer, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
@@ -54,11 +57,15 @@ class Manifest:
 
     @property
     def digests(self) -> set[str]:
-        return {self.model.digest} | {a.digest for a in self.adapters}
+        return (
+            {self.model.digest} | {p.digest for p in self.parts} | {a.digest for a in self.adapters}
+        )
 
     @property
     def size(self) -> int:
-        return self.model.size + sum(a.size for a in self.adapters)
+        return (
+            self.model.size + sum(p.size for p in self.parts) + sum(a.size for a in self.adapters)
+        )
 
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
@@ -75,6 +82,7 @@ class Manifest:
         return cls(
             name=data["name"],
             model=Layer(**data["model"]),
+            parts=tuple(Layer(**p) for p in data.get("parts", ())),
             adapters=tuple(Layer(**a) for a in data.get("adapters", ())),
             parameters=dict(data.get("parameters", {})),
             template=data.get("template"),

@@ -1,0 +1,104 @@
+"""`localllm pull`: download a model into the store, after planning which file fits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from localllm.planner.plan import Plan
+    from localllm.store.candidates import Source
+    from localllm.store.store import Store
+
+HELP = "download a model (the quantization that fits this machine), resumable and verified"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "pull",
+        help=HELP,
+        description=(
+            "Download a model into the store. MODEL: a catalogue name (llama3.2:3b, or "
+            "llama3.2:3b-q8_0 for one quantization), hf.co/OWNER/REPO[:QUANT], or a local .gguf "
+            "to import. Without a quantization, the planner picks the best that fits this "
+            "machine and says why. An interrupted pull continues where it stopped."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--ctx", type=int, help="the context size to plan for")
+    parser.set_defaults(handler=run)
+
+
+def open_store() -> Store:
+    from localllm.paths import resolve_paths
+    from localllm.store.store import Store
+
+    return Store(resolve_paths().models_dir)
+
+
+def planner_for_this_machine(ctx: int | None = None) -> Any:
+    """A `choose` for `pull`: the planner with this machine's budget and trial loads."""
+    from localllm.engine.trial import trial_load
+    from localllm.hardware import detect_live
+    from localllm.hardware.bandwidth import measure_cpu_bandwidth
+    from localllm.planner.budget import budget_for
+    from localllm.planner.plan import plan
+
+    report = detect_live()
+    budget = budget_for(report, measure_cpu_bandwidth(report.cpu.recommended_threads))
+
+    def choose(sources: list[Source]) -> Plan:
+        files = {s.candidate.label: s.trial_file for s in sources}
+        measure = (lambda c, s: trial_load(files[c.label], s)) if report.llama.installed else None
+        return plan([s.candidate for s in sources], budget, n_ctx=ctx, measure=measure)
+
+    return choose
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from localllm.planner.explain import explain
+    from localllm.store.pull import PullEvent, pull
+
+    console = Console(stderr=True)
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def on_event(event: PullEvent) -> None:
+        if event.status == "reading headers":
+            console.print(f"Reading the headers of {args.model}...")
+        elif event.status == "planned" and event.plan is not None:
+            for line in explain(event.plan)[:3]:
+                console.print(f"  {line}", highlight=False)
+        elif event.status == "downloading" and event.progress is not None and event.file:
+            if event.file not in tasks:
+                bars.start()
+                name = Path(event.file).name
+                tasks[event.file] = bars.add_task(name, total=event.progress.total)
+            bars.update(tasks[event.file], completed=event.progress.done)
+        elif event.status == "importing" and event.file:
+            console.print(f"Importing {event.file} (the file itself is left as it is)")
+
+    try:
+        manifest = pull(args.model, open_store(), planner_for_this_machine(args.ctx), on_event)
+    finally:
+        bars.stop()
+    print(
+        f"pulled {manifest.name.removesuffix(':latest')} ({manifest.model.quantization})",
+        file=sys.stdout,
+    )
+    return 0

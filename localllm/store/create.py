@@ -1,0 +1,81 @@
+"""`create`: a new model from a Modelfile, over existing weights.
+
+FROM may name a model in the store, a local GGUF (imported, never moved), or
+anything `pull` accepts (a catalogue name, an hf.co reference), which is
+pulled first. PARAMETER, SYSTEM, TEMPLATE, MESSAGE and LICENSE override the
+base model's; ADAPTER adds a LoRA adapter GGUF. Templates are Jinja, as in GGUF
+chat templates.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from localllm.errors import LocalLLMError
+from localllm.gguf.reader import read_header
+from localllm.gguf.source import FileSource
+from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
+from localllm.store.modelfile import Modelfile
+from localllm.store.names import ModelName, parse_name
+from localllm.store.pull import Choose, import_local_layers, pull
+from localllm.store.store import Store
+
+_GO_TEMPLATE = re.compile(r"{{-?\s*(\.|if \.|range \.|end\b)")
+
+
+class CreateError(LocalLLMError):
+    """A Modelfile that names something that cannot be used."""
+
+
+def create(
+    name: ModelName, modelfile: Modelfile, store: Store, base_dir: Path, choose: Choose
+) -> Manifest:
+    base = _base(modelfile.from_, store, base_dir, choose)
+    if modelfile.template is not None and _GO_TEMPLATE.search(modelfile.template):
+        raise CreateError(
+            "TEMPLATE is an Ollama Go template; localllm takes Jinja chat templates as in GGUF "
+            "files (tokenizer.chat_template), e.g. {% for m in messages %}...{% endfor %}"
+        )
+    adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
+    manifest = replace(
+        base,
+        name=str(name),
+        parameters={**base.parameters, **modelfile.parameters},
+        template=modelfile.template if modelfile.template is not None else base.template,
+        system=modelfile.system if modelfile.system is not None else base.system,
+        messages=modelfile.messages or base.messages,
+        licenses=modelfile.licenses or base.licenses,
+        adapters=base.adapters + adapters,
+        created=time.time(),
+    )
+    store.put(manifest)
+    return manifest
+
+
+def _base(source: str, store: Store, base_dir: Path, choose: Choose) -> Manifest:
+    path = (base_dir / source).expanduser() if not Path(source).is_absolute() else Path(source)
+    if source.lower().endswith(".gguf") or path.is_file():
+        if not path.is_file():
+            raise CreateError(f"FROM {source}: no such file ({path})")
+        layers = import_local_layers(path, store)
+        return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
+    try:
+        return store.get(parse_name(source))
+    except (ModelNotFoundError, LocalLLMError):
+        pass
+    return pull(source, store, choose)
+
+
+def _adapter(path: Path, store: Store, base_dir: Path) -> Layer:
+    full = path if path.is_absolute() else base_dir / path
+    with FileSource(full) as f:
+        header = read_header(f)
+    if header.metadata.get("general.type") != "adapter":
+        raise CreateError(
+            f"ADAPTER {path}: not a LoRA adapter GGUF (general.type is not 'adapter')"
+        )
+    blob = store.blobs.import_file(full)
+    return Layer(blob.digest, blob.size, "adapter", str(full.resolve()))

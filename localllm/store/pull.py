@@ -1,0 +1,207 @@
+"""Pull: a reference in, a model in the store out.
+
+resolve (catalogue, hf.co, URL, local path) -> list the repository's GGUF files
+-> read their headers -> let the planner pick the quantization (unless the
+reference names one) -> download every file of it (resumable, verified) ->
+write the manifest with the Modelfile's defaults. A local GGUF is imported
+instead (reflink or hardlink; the file itself is never moved or changed).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from localllm.gguf.local import read_local, shard_paths
+from localllm.planner.plan import Plan
+from localllm.store.candidates import Source, candidates_for
+from localllm.store.catalogue import Catalogue
+from localllm.store.download import Progress, RemoteFile, fetch
+from localllm.store.manifests import Layer, Manifest
+from localllm.store.modelfile import Modelfile
+from localllm.store.names import ModelName, parse_name
+from localllm.store.refs import HubRef, PathRef, RefError, UrlRef, parse_ref
+from localllm.store.store import Store
+
+Choose = Callable[[list[Source]], Plan]
+"""Candidates (with trial-loadable files) -> plan: the planner, bound by the caller to
+this machine's budget."""
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """What the pull is doing, for progress displays."""
+
+    status: str
+    file: str | None = None
+    progress: Progress | None = None
+    plan: Plan | None = None
+
+
+def store_name(text: str, ref: HubRef | UrlRef | PathRef, quant: str | None) -> ModelName:
+    """The name a pulled model is stored under: the catalogue name as typed, else
+    `OWNER/REPO:QUANT` for a Hub repository, else the file's stem."""
+    if isinstance(ref, HubRef) and not text.startswith(
+        ("hf.co/", "hf://", "huggingface.co/", "https://")
+    ):
+        return parse_name(text)
+    if isinstance(ref, HubRef):
+        owner, repo = ref.repo.split("/", 1)
+        return parse_name(f"{owner}/{repo}:{(quant or 'latest')}")
+    stem = (ref.url.rsplit("/", 1)[-1] if isinstance(ref, UrlRef) else ref.path.name).split("?")[0]
+    return parse_name(stem.removesuffix(".gguf").split("-0000")[0][:80])
+
+
+def pull(
+    text: str,
+    store: Store,
+    choose: Choose,
+    on_event: Callable[[PullEvent], None] | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    catalogue: Catalogue | None = None,
+) -> Manifest:
+    """Pull `text` into `store`; `choose` turns candidates into a plan (the planner)."""
+    catalogue = catalogue or Catalogue()
+    on_event = on_event or _ignore
+    ref = parse_ref(text, catalogue)
+    defaults = _defaults(text, catalogue)
+    if isinstance(ref, PathRef):
+        return _import_local(text, ref, store, defaults, on_event)
+    stored = _already_stored(ref, store, endpoint, token)
+    if stored is not None:
+        manifest = _manifest(
+            store_name(text, ref, stored[0].quantization), stored, defaults, str(ref)
+        )
+        store.put(manifest)
+        on_event(PullEvent("success"))
+        return manifest
+    on_event(PullEvent("reading headers"))
+    with tempfile.TemporaryDirectory(prefix="localllm-pull-") as tmp:
+        plan = choose(candidates_for(ref, Path(tmp), endpoint=endpoint, token=token))
+    on_event(PullEvent("planned", plan=plan))
+    if plan.choice is None:
+        raise RefError(
+            f"{text}: no quantization of this model fits this machine (see `localllm plan {text}`)"
+        )
+    candidate = plan.choice.candidate
+    remotes = _remote_files(ref, candidate.files, endpoint, token)
+    layers = []
+    for remote, name in zip(remotes, candidate.files, strict=True):
+        on_event(PullEvent("downloading", file=name))
+
+        def report(progress: Progress, name: str = name) -> None:
+            on_event(PullEvent("downloading", name, progress))
+
+        blob = fetch(remote, store.blobs, report)
+        layers.append(Layer(blob.digest, blob.size, candidate.label, _source(ref, name)))
+    manifest = _manifest(store_name(text, ref, candidate.label), layers, defaults, str(ref))
+    store.put(manifest)
+    on_event(PullEvent("success"))
+    return manifest
+
+
+def _already_stored(
+    ref: HubRef | UrlRef, store: Store, endpoint: str | None, token: str | None
+) -> list[Layer] | None:
+    """With the quantization named, the Hub's listing tells whether every file is
+    already here: then nothing is read or planned again."""
+    if not isinstance(ref, HubRef) or not ref.quant:
+        return None
+    from localllm.gguf.remote import group_quantizations, list_repo_gguf
+
+    for group in group_quantizations(list_repo_gguf(ref.repo, ref.revision, token, endpoint)):
+        if group.label.upper() != ref.quant.upper():
+            continue
+        digests = [f"sha256-{f.sha256}" for f in group.files if f.sha256]
+        if len(digests) == len(group.files) and all(store.blobs.has(d) for d in digests):
+            return [
+                Layer(d, f.size, group.label, _source(ref, f.path))
+                for d, f in zip(digests, group.files, strict=True)
+            ]
+    return None
+
+
+def _ignore(event: PullEvent) -> None:
+    pass
+
+
+def _defaults(text: str, catalogue: Catalogue) -> Modelfile | None:
+    try:
+        resolved = catalogue.resolve(parse_name(text))
+    except Exception:  # not a name at all: a path or a URL
+        return None
+    return resolved.modelfile if resolved else None
+
+
+def _remote_files(
+    ref: HubRef | UrlRef, files: tuple[str, ...], endpoint: str | None, token: str | None
+) -> list[RemoteFile]:
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
+    if isinstance(ref, UrlRef):
+        raise RefError(f"{ref}: pulling a bare URL needs its sha256; use an hf.co reference")
+    from localllm.gguf.remote import list_repo_gguf
+
+    by_path = {f.path: f for f in list_repo_gguf(ref.repo, ref.revision, token, endpoint)}
+    headers = build_hf_headers(token=token)
+    out = []
+    for path in files:
+        f = by_path[path]
+        if not f.sha256:
+            raise RefError(f"{ref}: {path} has no sha256 on the Hub; it cannot be verified")
+        url = hf_hub_url(ref.repo, path, revision=ref.revision, endpoint=endpoint)
+        out.append(RemoteFile(url, f.size, f.sha256, headers))
+    return out
+
+
+def _source(ref: HubRef | UrlRef, name: str) -> str:
+    return f"hf.co/{ref.repo}/{name}" if isinstance(ref, HubRef) else str(ref)
+
+
+def import_local_layers(
+    path: Path, store: Store, on_event: Callable[[PullEvent], None] | None = None
+) -> list[Layer]:
+    """Bring a local GGUF (every shard of a split one) into the store as layers."""
+    info = read_local(path)  # a clear error for anything that is not a GGUF
+    layers = []
+    for shard in shard_paths(path):
+        if on_event is not None:
+            on_event(PullEvent("importing", file=str(shard)))
+        blob = store.blobs.import_file(shard)
+        layers.append(Layer(blob.digest, blob.size, info.quantization, str(shard.resolve())))
+    return layers
+
+
+def _import_local(text: str, ref: PathRef, store: Store, defaults: Modelfile | None,
+                  on_event: Callable[[PullEvent], None]) -> Manifest:  # fmt: skip
+    layers = import_local_layers(ref.path, store, on_event)
+    manifest = _manifest(
+        store_name(text, ref, layers[0].quantization), layers, defaults, str(ref.path)
+    )
+    store.put(manifest)
+    on_event(PullEvent("success"))
+    return manifest
+
+
+def _manifest(
+    name: ModelName, layers: list[Layer], defaults: Modelfile | None, source: str
+) -> Manifest:
+    import time
+
+    d = defaults
+    return Manifest(
+        name=str(name),
+        model=layers[0],
+        parts=tuple(layers[1:]),
+        parameters=dict(d.parameters) if d else {},
+        template=d.template if d else None,
+        system=d.system if d else None,
+        messages=d.messages if d else (),
+        licenses=d.licenses if d else (),
+        source=source,
+        created=time.time(),
+    )
