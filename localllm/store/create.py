@@ -4,12 +4,12 @@ FROM may name a model in the store, a local GGUF (imported, never moved), or
 anything `pull` accepts (a catalogue name, an hf.co reference), which is
 pulled first. PARAMETER, SYSTEM, TEMPLATE, MESSAGE and LICENSE override the
 base model's; ADAPTER adds a LoRA adapter GGUF. Templates are Jinja, as in GGUF
-chat templates.
+chat templates; an Ollama Go template of the common forms is translated
+(`templates.py`), anything else refused with the reason.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +22,7 @@ from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, parse_name
 from localllm.store.pull import Choose, import_local_layers, pull
 from localllm.store.store import Store
-
-_GO_TEMPLATE = re.compile(r"{{-?\s*(\.|if \.|range \.|end\b)")
+from localllm.store.templates import check_jinja, go_to_jinja, is_go_template
 
 
 class CreateError(LocalLLMError):
@@ -34,17 +33,15 @@ def create(
     name: ModelName, modelfile: Modelfile, store: Store, base_dir: Path, choose: Choose
 ) -> Manifest:
     base = _base(modelfile.from_, store, base_dir, choose)
-    if modelfile.template is not None and _GO_TEMPLATE.search(modelfile.template):
-        raise CreateError(
-            "TEMPLATE is an Ollama Go template; localllm takes Jinja chat templates as in GGUF "
-            "files (tokenizer.chat_template), e.g. {% for m in messages %}...{% endfor %}"
-        )
+    template = modelfile.template
+    if template is not None:
+        template = go_to_jinja(template) if is_go_template(template) else check_jinja(template)
     adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
     manifest = replace(
         base,
         name=str(name),
         parameters={**base.parameters, **modelfile.parameters},
-        template=modelfile.template if modelfile.template is not None else base.template,
+        template=template if template is not None else base.template,
         system=modelfile.system if modelfile.system is not None else base.system,
         messages=modelfile.messages or base.messages,
         licenses=modelfile.licenses or base.licenses,

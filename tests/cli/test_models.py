@@ -104,9 +104,15 @@ def test_create_from_a_modelfile(tmp_path: Path, hub: FakeHub) -> None:
     modelfile.write_text("FROM french\nPARAMETER temprature 0.3\n")
     bad = _run(home, hub, "create", "typo", "-f", str(modelfile))
     assert bad.returncode == 1 and f"{modelfile}:2: unknown parameter 'temprature'" in bad.stderr
-    modelfile.write_text('FROM french\nTEMPLATE """{{ .System }} {{ .Prompt }}"""\n')
+    modelfile.write_text(
+        'FROM french\nTEMPLATE """{{ if .System }}{{ .System }}{{ end }} {{ .Prompt }}"""\n'
+    )
     go = _run(home, hub, "create", "go", "-f", str(modelfile))
-    assert go.returncode == 1 and "Go template" in go.stderr
+    assert go.returncode == 0, go.stderr
+    assert "{%+ if system +%}" in _run(home, hub, "show", "go", "--modelfile").stdout
+    modelfile.write_text('FROM french\nTEMPLATE """{{ .Tools }}"""\n')
+    tools = _run(home, hub, "create", "tools", "-f", str(modelfile))
+    assert tools.returncode == 1 and "not a form localllm translates" in tools.stderr
 
 
 def test_kill_9_during_pull_then_resume(tmp_path: Path, hub: FakeHub) -> None:
