@@ -55,13 +55,19 @@ class _Fatal(DownloadError):
 class RemoteFile:
     url: str
     size: int
-    sha256: str
-    """Hex digest, as the Hub's LFS metadata gives it."""
+    sha256: str | None
+    """Hex digest, as the Hub's LFS metadata gives it; None for a bare URL, whose
+    digest is computed when it has arrived (nothing to check it against)."""
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def digest(self) -> str:
-        return f"sha256-{self.sha256}"
+    def digest(self) -> str | None:
+        return f"sha256-{self.sha256}" if self.sha256 else None
+
+    @property
+    def key(self) -> str:
+        """Names the partial file and the lock: the digest, or the URL's hash."""
+        return self.digest or "url-" + hashlib.sha256(self.url.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -94,18 +100,18 @@ def fetch(
     read_timeout_s: float = READ_TIMEOUT_S,
 ) -> Blob:
     """Download `remote` into `blobs` (or find it there); returns the verified blob."""
-    if blobs.has(remote.digest):
+    if remote.digest and blobs.has(remote.digest):
         return Blob(remote.digest, remote.size, "present")
     blobs.root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(blobs.root / f"{remote.digest}.lock")):
-        if blobs.has(remote.digest):  # another process finished it while we waited
+    with FileLock(str(blobs.root / f"{remote.key}.lock")):
+        if remote.digest and blobs.has(remote.digest):  # another pull finished it meanwhile
             return Blob(remote.digest, remote.size, "present")
         job = _Job(
             remote, blobs.root, part_size, on_progress, _session(client), read_timeout_s, retries
         )
         job.run(connections)
-        job.verify_and_publish(blobs.path(remote.digest))
-    return Blob(remote.digest, remote.size, "download")
+        digest = job.verify_and_publish(blobs)
+    return Blob(digest, remote.size, "download")
 
 
 def _session(client: Any) -> Any:
@@ -129,8 +135,8 @@ class _Job:
     ) -> None:
         self.remote, self.client, self.retries = remote, client, retries
         self.timeout = read_timeout_s
-        self.partial = root / f"{remote.digest}.partial"
-        self.state = root / f"{remote.digest}.partial.json"
+        self.partial = root / f"{remote.key}.partial"
+        self.state = root / f"{remote.key}.partial.json"
         self.part_size = part_size
         self.n_parts = max(1, -(-remote.size // part_size))
         self.lock = threading.Lock()
@@ -250,19 +256,22 @@ class _Job:
             if self.on_progress is not None:
                 self.on_progress(self.progress)
 
-    def verify_and_publish(self, target: Path) -> None:
+    def verify_and_publish(self, blobs: BlobStore) -> str:
+        """Check the sha256 (when known) and move the file to its blob name."""
         digest = hashlib.sha256()
         with self.partial.open("rb") as f:
             while block := f.read(1 << 20):
                 digest.update(block)
-        if digest.hexdigest() != self.remote.sha256:
+        if self.remote.sha256 is not None and digest.hexdigest() != self.remote.sha256:
             self.partial.unlink(missing_ok=True)
             self.state.unlink(missing_ok=True)
+            got, want = digest.hexdigest()[:12], self.remote.sha256[:12]
             raise DownloadError(
-                f"{self.remote.url}: the downloaded data does not match its sha256 "
-                f"({digest.hexdigest()[:12]}... instead of {self.remote.sha256[:12]}...); it was "
-                "deleted, run the pull again"
+                f"{self.remote.url}: the downloaded data does not match its sha256 ({got}... "
+                f"instead of {want}...); it was deleted, run the pull again"
             )
+        target = blobs.path(f"sha256-{digest.hexdigest()}")
         self.partial.replace(target)
         self.state.unlink(missing_ok=True)
         fsync_dir(target.parent)
+        return target.name

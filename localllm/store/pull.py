@@ -54,6 +54,24 @@ def store_name(text: str, ref: HubRef | UrlRef | PathRef, quant: str | None) -> 
     return parse_name(stem.removesuffix(".gguf").split("-0000")[0][:80])
 
 
+def stored_name_for(text: str, store: Store) -> ModelName | None:
+    """The stored name of a model pulled as `hf.co/OWNER/REPO[:QUANT]` (None for other text).
+    Without a quantization, the one quantization of that repository in the store."""
+    if not text.startswith(("hf.co/", "hf://", "huggingface.co/", "https://huggingface.co/")):
+        return None
+    ref = parse_ref(text)
+    if not isinstance(ref, HubRef):
+        return None
+    if ref.quant:
+        return store_name(text, ref, ref.quant)
+    owner, repo = ref.repo.lower().split("/", 1)
+    matches = [n for n in store.manifests.names() if (n.namespace, n.model) == (owner, repo)]
+    if len(matches) > 1:
+        tags = ", ".join(n.tag for n in matches)
+        raise RefError(f"{text}: several quantizations are stored ({tags}); add :QUANT")
+    return matches[0] if matches else store_name(text, ref, None)
+
+
 def pull(
     text: str,
     store: Store,
@@ -87,7 +105,7 @@ def pull(
             f"{text}: no quantization of this model fits this machine (see `localllm plan {text}`)"
         )
     candidate = plan.choice.candidate
-    remotes = _remote_files(ref, candidate.files, endpoint, token)
+    remotes = _remote_files(ref, candidate.files, endpoint, token, (candidate.download_bytes,))
     layers = []
     for remote, name in zip(remotes, candidate.files, strict=True):
         on_event(PullEvent("downloading", file=name))
@@ -137,13 +155,17 @@ def _defaults(text: str, catalogue: Catalogue) -> Modelfile | None:
 
 
 def _remote_files(
-    ref: HubRef | UrlRef, files: tuple[str, ...], endpoint: str | None, token: str | None
+    ref: HubRef | UrlRef,
+    files: tuple[str, ...],
+    endpoint: str | None,
+    token: str | None,
+    sizes: tuple[int, ...] = (),
 ) -> list[RemoteFile]:
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
     if isinstance(ref, UrlRef):
-        raise RefError(f"{ref}: pulling a bare URL needs its sha256; use an hf.co reference")
+        return [RemoteFile(ref.url, size, None) for size in sizes]
     from localllm.gguf.remote import list_repo_gguf
 
     by_path = {f.path: f for f in list_repo_gguf(ref.repo, ref.revision, token, endpoint)}

@@ -56,6 +56,7 @@ def test_pull_list_show_cp_rm(tmp_path: Path, hub: FakeHub) -> None:
     sent = hub.bytes_sent("resolve")
     assert _run(home, hub, "pull", "hf.co/acme/tiny-GGUF:Q8_0").returncode == 0
     assert hub.bytes_sent("resolve") == sent
+    assert _run(home, hub, "show", "hf.co/acme/tiny-GGUF").returncode == 0  # as pulled
     show = _run(home, hub, "show", "acme/tiny-gguf:q8_0")
     assert "architecture    llama" in show.stdout and "context length  4096" in show.stdout
     assert _run(home, hub, "cp", "acme/tiny-gguf:q8_0", "mine").returncode == 0
@@ -143,3 +144,11 @@ def test_kill_9_during_pull_then_resume(tmp_path: Path, hub: FakeHub) -> None:
     part = int(state["part_size"])
     kept = {f"bytes={i * part}-{i * part + part - 1}" for i in state["done"]}
     assert not kept & {r.range for r in hub.log[first:]}  # nothing on disk was fetched again
+
+
+def test_pull_a_bare_url(tmp_path: Path, hub: FakeHub) -> None:
+    home = tmp_path / "home"
+    url = f"{hub.url}/acme/tiny-GGUF/resolve/main/tiny-F16.gguf"
+    done = _run(home, hub, "pull", url)
+    assert done.returncode == 0, done.stderr
+    assert [m["name"] for m in json.loads(_run(home, hub, "list", "--json").stdout)] == ["tiny-f16"]

@@ -166,7 +166,7 @@ def test_kill_9_mid_download_then_resume(hub: FakeHub, payload: Path, tmp_path: 
     remote = _remote(hub, payload)
     root = _blobs(tmp_path).root
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, remote.url, str(SIZE), remote.sha256, str(root)],
+        [sys.executable, "-c", _CHILD, remote.url, str(SIZE), str(remote.sha256), str(root)],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     state = root / f"{remote.digest}.partial.json"
@@ -191,3 +191,11 @@ def test_kill_9_mid_download_then_resume(hub: FakeHub, payload: Path, tmp_path: 
 
 def test_errors_are_localllm_errors() -> None:
     assert issubclass(DownloadError, LocalLLMError)
+
+
+def test_a_bare_url_is_hashed_on_arrival(hub: FakeHub, payload: Path, tmp_path: Path) -> None:
+    remote = _remote(hub, payload)
+    bare = RemoteFile(remote.url, SIZE, None)
+    blob = fetch(bare, _blobs(tmp_path), part_size=PART)
+    assert blob.digest == remote.digest  # the same blob as a verified download
+    assert _blobs(tmp_path).path(blob.digest).read_bytes() == payload.read_bytes()
