@@ -282,3 +282,25 @@ def write_header_only(spec: ModelSpec, path: Path, ftype: str) -> Path:
 
 def with_layers(spec: ModelSpec, n_layer: int) -> ModelSpec:
     return replace(spec, n_layer=n_layer)
+
+
+def write_lora(spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0) -> Path:
+    """A LoRA adapter GGUF for `spec` (attention q/v of every layer), as llama.cpp's
+    convert_lora_to_gguf writes them: general.type = adapter."""
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), spec.arch)
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(rank))
+    for i in range(spec.n_layer):
+        for proj, rows in (("attn_q", spec.n_head * spec.hd), ("attn_v", spec.n_head_kv * spec.hd)):
+            w.add_tensor(
+                f"blk.{i}.{proj}.weight.lora_a",
+                rng.standard_normal((rank, spec.n_embd), dtype=np.float32),
+            )
+            w.add_tensor(f"blk.{i}.{proj}.weight.lora_b", np.zeros((rows, rank), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

@@ -1,0 +1,47 @@
+"""create: FROM a stored model with a LoRA adapter; adapters are checked to be adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localllm.planner.plan import Plan
+from localllm.store.candidates import Source
+from localllm.store.create import CreateError, create
+from localllm.store.modelfile import parse_modelfile
+from localllm.store.names import parse_name
+from localllm.store.pull import pull
+from localllm.store.store import Store
+from tests.factory import TINY, write_lora, write_model
+
+
+def _no_planning(sources: list[Source]) -> Plan:
+    raise AssertionError("local imports need no plan")
+
+
+def test_adapter_layer(tmp_path: Path) -> None:
+    store = Store(tmp_path / "models")
+    pull(str(write_model(TINY, tmp_path / "base.gguf")), store, _no_planning)
+    write_lora(TINY, tmp_path / "style.gguf")
+    mf = parse_modelfile("FROM base\nADAPTER ./style.gguf\nPARAMETER seed 7\n")
+    manifest = create(parse_name("styled"), mf, store, tmp_path, _no_planning)
+    (adapter,) = manifest.adapters
+    assert store.blobs.has(adapter.digest) and adapter.quantization == "adapter"
+    assert manifest.model == store.get(parse_name("base")).model  # the same weights blob
+    assert manifest.parameters["seed"] == 7
+    # removing the base keeps the weights: `styled` still uses them
+    store.remove(parse_name("base"))
+    assert store.blobs.has(manifest.model.digest)
+
+
+def test_a_model_is_not_an_adapter(tmp_path: Path) -> None:
+    store = Store(tmp_path / "models")
+    write_model(TINY, tmp_path / "base.gguf")
+    mf = parse_modelfile("FROM ./base.gguf\nADAPTER ./base.gguf\n")
+    with pytest.raises(CreateError, match="not a LoRA adapter"):
+        create(parse_name("x"), mf, store, tmp_path, _no_planning)
+    with pytest.raises(CreateError, match="no such file"):
+        create(
+            parse_name("y"), parse_modelfile("FROM ./missing.gguf\n"), store, tmp_path, _no_planning
+        )
