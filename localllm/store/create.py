@@ -19,7 +19,7 @@ from localllm.gguf.reader import read_header
 from localllm.gguf.source import FileSource
 from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
 from localllm.store.modelfile import Modelfile
-from localllm.store.names import ModelName, parse_name
+from localllm.store.names import ModelName, ModelNameError, parse_name
 from localllm.store.pull import Choose, import_local_layers, pull
 from localllm.store.store import Store
 from localllm.store.templates import check_jinja, go_to_jinja, is_go_template
@@ -61,8 +61,8 @@ def _base(source: str, store: Store, base_dir: Path, choose: Choose) -> Manifest
         return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
     try:
         return store.get(parse_name(source))
-    except (ModelNotFoundError, LocalLLMError):
-        pass
+    except (ModelNotFoundError, ModelNameError):
+        pass  # not stored (a damaged manifest is an error of its own): pull it
     return pull(source, store, choose)
 
 

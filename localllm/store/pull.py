@@ -21,7 +21,7 @@ from localllm.store.catalogue import Catalogue
 from localllm.store.download import Progress, RemoteFile, fetch
 from localllm.store.manifests import Layer, Manifest
 from localllm.store.modelfile import Modelfile
-from localllm.store.names import ModelName, parse_name
+from localllm.store.names import ModelName, ModelNameError, parse_name
 from localllm.store.refs import HubRef, PathRef, RefError, UrlRef, parse_ref
 from localllm.store.store import Store
 
@@ -149,7 +149,7 @@ def _ignore(event: PullEvent) -> None:
 def _defaults(text: str, catalogue: Catalogue) -> Modelfile | None:
     try:
         resolved = catalogue.resolve(parse_name(text))
-    except Exception:  # not a name at all: a path or a URL
+    except ModelNameError:  # not a name at all: a path, a URL, an hf.co reference
         return None
     return resolved.modelfile if resolved else None
 
