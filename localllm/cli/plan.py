@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
     from localllm.engine.trial import trial_load
     from localllm.hardware import detect_live
     from localllm.hardware.bandwidth import measure_cpu_bandwidth
