@@ -4,7 +4,8 @@
 connections; `<digest>.partial.json` lists the parts already written (fsynced
 before they are listed). So an interrupted pull (Ctrl-C, `kill -9`, a dropped
 connection, a reboot) continues from what is on disk, re-fetching at most the
-parts that were in flight. Only a 206 answer is accepted for a part; a server
+parts that were in flight; a connection that drops mid-part is resumed from
+the byte where it stopped. Only a 206 answer is accepted for a part; a server
 that ignores ranges gets one plain stream from the start instead.
 
 A lock per blob makes a second pull of the same file (another terminal, the
@@ -186,7 +187,8 @@ class _Job:
     def _part(self, part: int) -> None:
         start = part * self.part_size
         end = start + self._length(part) - 1
-        self._with_retries(lambda: self._get(start, end, ranged=True))
+        cursor = [start]  # a retry asks only for what the dropped attempt did not write
+        self._with_retries(lambda: self._get(cursor[0], end, ranged=True, cursor=cursor))
         with self.lock:
             self.done.add(part)
             self._save_state()
@@ -212,7 +214,9 @@ class _Job:
                     raise DownloadError(f"{self.remote.url}: {why}; pull again to resume") from None
             time.sleep(min(0.2 * 2**n, 8.0))
 
-    def _get(self, start: int, end: int, ranged: bool) -> None:
+    def _get(self, start: int, end: int, ranged: bool, cursor: list[int] | None = None) -> None:
+        """Write bytes start..end; `cursor[0]` follows the bytes written, so a failed
+        attempt's bytes stay and count (without a cursor they are fetched again)."""
         headers = dict(self.remote.headers)
         if ranged:
             headers["Range"] = f"bytes={start}-{end}"
@@ -239,13 +243,15 @@ class _Job:
                     except OSError as exc:
                         raise storage_error(exc, self.partial) from None
                     written += len(chunk)
+                    if cursor is not None:
+                        cursor[0] = start + written
                     self._advance(len(chunk))
                 if written != end - start + 1:
                     raise OSError(f"connection ended after {written} of {end - start + 1} bytes")
                 os.fsync(fd)
             finally:
                 os.close(fd)
-                if written != end - start + 1:
+                if written != end - start + 1 and cursor is None:
                     self._advance(-written, refetch=True)
 
     def _advance(self, n: int, refetch: bool = False) -> None:

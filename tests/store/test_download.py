@@ -74,7 +74,7 @@ def test_dropped_connections_are_retried(hub: FakeHub, payload: Path, tmp_path: 
     hub.drop_after, hub.drops = 100_000, 3
     blob = fetch(_remote(hub, payload), _blobs(tmp_path), part_size=PART)
     assert _blobs(tmp_path).path(blob.digest).read_bytes() == payload.read_bytes()
-    assert hub.bytes_sent() <= SIZE + 3 * 100_000
+    assert hub.bytes_sent() == SIZE  # each retry asked only for the rest of its part
 
 
 def test_server_ignoring_ranges_restarts_cleanly(
