@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
@@ -278,10 +278,6 @@ def write_header_only(spec: ModelSpec, path: Path, ftype: str) -> Path:
     data_start = -(-header // w.data_alignment) * w.data_alignment
     os.truncate(path, data_start + total)
     return path
-
-
-def with_layers(spec: ModelSpec, n_layer: int) -> ModelSpec:
-    return replace(spec, n_layer=n_layer)
 
 
 def write_lora(spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0) -> Path:

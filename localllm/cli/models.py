@@ -127,10 +127,9 @@ def run_show(args: argparse.Namespace) -> int:
 def run_rm(args: argparse.Namespace) -> int:
     store = _store()
     for text in args.models:
-        freed = store.remove(_name(text))
-        print(
-            f"deleted '{_name(text).short}'" + (f" ({len(freed)} file(s) freed)" if freed else "")
-        )
+        name = _name(text)
+        freed = store.remove(name)
+        print(f"deleted '{name.short}'" + (f" ({len(freed)} file(s) freed)" if freed else ""))
     return 0
 
 

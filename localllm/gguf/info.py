@@ -131,7 +131,7 @@ def describe(headers: Sequence[GGUFHeader]) -> ModelInfo:
         for i in range(n_layer)
     )
     return ModelInfo(
-        name=_str(meta, "general.name", name, default=_display_name(name)),
+        name=_str(meta, "general.name", name, default=display_name(name)),
         source=name,
         architecture=arch,
         quantization=quantization_label(meta.get("general.file_type"), tensors),
@@ -257,7 +257,8 @@ def _str(meta: Mapping[str, Any], key: str, name: str, default: str | None = Non
     return value
 
 
-def _display_name(source: str) -> str:
+def display_name(source: str) -> str:
+    """A model's name from its path or URL: the file name without `.gguf` or a shard suffix."""
     tail = source.rstrip("/").rsplit("/", 1)[-1]
     match = SHARD_NAME.match(tail)
     return match.group("stem") if match else tail.removesuffix(".gguf")

@@ -36,8 +36,6 @@ _BUILD_HINT = {
     "sycl": 'CMAKE_ARGS="-DGGML_SYCL=on"',
 }
 
-NOT_INSTALLED: Mapping[str, Any] = {"installed": False}
-
 
 def query_llama_build(python: str = sys.executable, timeout_s: float = 60.0) -> Mapping[str, Any]:
     """Ask a child process what the installed build offers (the raw JSON answer)."""

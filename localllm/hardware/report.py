@@ -16,7 +16,7 @@ Conventions of the JSON form:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from localllm.errors import LocalLLMError
@@ -138,9 +138,6 @@ class HardwareReport:
     def gpu_memory_total(self) -> int:
         """Dedicated GPU memory llama.cpp can offload to (unified memory excluded)."""
         return sum(g.memory_total for g in self.gpus if g.usable_by_llama and not g.unified_memory)
-
-    def with_notes(self, *notes: str) -> HardwareReport:
-        return replace(self, notes=self.notes + notes)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see the module docstring for its conventions)."""

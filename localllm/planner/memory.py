@@ -97,7 +97,6 @@ class GpuTarget:
     index: int
     backend: str
     share: float = 1.0
-    unified_memory: bool = False
 
 
 def kv_cells(model: ModelInfo, layer_swa: bool, settings: LoadSettings) -> int:

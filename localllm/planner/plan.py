@@ -226,7 +226,7 @@ def gpu_spare(option: Option, budget: Budget) -> float:
 
 def _targets(budget: Budget) -> tuple[GpuTarget, ...]:
     return tuple(
-        GpuTarget(g.index, g.backend, share=float(max(g.usable, 1)), unified_memory=g.unified)
+        GpuTarget(g.index, g.backend, share=float(max(g.usable, 1)))
         for g in budget.gpus
         if g.usable > 0
     )

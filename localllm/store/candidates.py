@@ -9,6 +9,7 @@ load accepts as if it were the whole file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,12 +20,14 @@ from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import (
     Quantization,
     RemoteHeader,
+    RepoFile,
     fetch_header,
     group_quantizations,
     list_repo_gguf,
     sparse_copy,
 )
 from localllm.planner.plan import Candidate
+from localllm.store.download import RemoteFile
 from localllm.store.refs import HubRef, ModelRef, PathRef, RefError, UrlRef
 
 
@@ -33,6 +36,8 @@ class Source:
     candidate: Candidate
     trial_file: Path
     """First shard of the file (or its sparse stand-in) for trial loads."""
+    downloads: tuple[RemoteFile, ...] = ()
+    """What `pull` fetches for this candidate (empty for a local file)."""
 
 
 def candidates_for(
@@ -41,8 +46,10 @@ def candidates_for(
     endpoint: str | None = None,
     token: str | None = None,
     client: Any = None,
+    listing: Sequence[RepoFile] | None = None,
 ) -> list[Source]:
-    """The quantizations `ref` offers, with their header facts."""
+    """The quantizations `ref` offers, with their header facts. `listing`: the
+    repository's files when the caller already has them (one Hub call, not two)."""
     if isinstance(ref, PathRef):
         return _local(ref.path)
     if isinstance(ref, UrlRef):
@@ -50,8 +57,9 @@ def candidates_for(
         remote = fetch_header(ref.url, client=client)
         trial = sparse_copy(remote.header_bytes, remote.size, workdir / name)
         info = describe([remote.header])
-        return [Source(Candidate(info.quantization, info, remote.size, (ref.url,)), trial)]
-    return _hub(ref, workdir, endpoint, token, client)
+        candidate = Candidate(info.quantization, info, remote.size, (ref.url,))
+        return [Source(candidate, trial, (RemoteFile(ref.url, remote.size, None),))]
+    return _hub(ref, workdir, endpoint, token, client, listing)
 
 
 def _local(path: Path) -> list[Source]:
@@ -77,12 +85,19 @@ def _local(path: Path) -> list[Source]:
 
 
 def _hub(
-    ref: HubRef, workdir: Path, endpoint: str | None, token: str | None, client: Any
+    ref: HubRef,
+    workdir: Path,
+    endpoint: str | None,
+    token: str | None,
+    client: Any,
+    listing: Sequence[RepoFile] | None,
 ) -> list[Source]:
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
-    groups = group_quantizations(list_repo_gguf(ref.repo, ref.revision, token, endpoint))
+    if listing is None:
+        listing = list_repo_gguf(ref.repo, ref.revision, token, endpoint)
+    groups = group_quantizations(listing)
     if not groups:
         raise RefError(f"{ref}: the repository has no GGUF files")
     if ref.quant:
@@ -111,5 +126,7 @@ def _hub(
         ]
         info = describe([r.header for r in remotes])
         files = tuple(f.path for f in group.files)
-        sources.append(Source(Candidate(group.label, info, group.size, files), trials[0]))
+        downloads = tuple(RemoteFile(url(f.path), f.size, f.sha256, headers) for f in group.files)
+        candidate = Candidate(group.label, info, group.size, files)
+        sources.append(Source(candidate, trials[0], downloads))
     return sources

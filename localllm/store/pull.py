@@ -10,15 +10,17 @@ instead (reflink or hardlink; the file itself is never moved or changed).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from localllm.gguf.info import display_name
 from localllm.gguf.local import read_local, shard_paths
+from localllm.gguf.remote import RepoFile, group_quantizations, list_repo_gguf
 from localllm.planner.plan import Plan
 from localllm.store.candidates import Source, candidates_for
 from localllm.store.catalogue import Catalogue
-from localllm.store.download import Progress, RemoteFile, fetch
+from localllm.store.download import Progress, fetch
 from localllm.store.manifests import Layer, Manifest
 from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, ModelNameError, parse_name
@@ -50,8 +52,8 @@ def store_name(text: str, ref: HubRef | UrlRef | PathRef, quant: str | None) -> 
     if isinstance(ref, HubRef):
         owner, repo = ref.repo.split("/", 1)
         return parse_name(f"{owner}/{repo}:{(quant or 'latest')}")
-    stem = (ref.url.rsplit("/", 1)[-1] if isinstance(ref, UrlRef) else ref.path.name).split("?")[0]
-    return parse_name(stem.removesuffix(".gguf").split("-0000")[0][:80])
+    source = ref.url.split("?", 1)[0] if isinstance(ref, UrlRef) else ref.path.name
+    return parse_name(display_name(source)[:80])
 
 
 def stored_name_for(text: str, store: Store) -> ModelName | None:
@@ -88,7 +90,10 @@ def pull(
     defaults = _defaults(text, catalogue)
     if isinstance(ref, PathRef):
         return _import_local(text, ref, store, defaults, on_event)
-    stored = _already_stored(ref, store, endpoint, token)
+    listing = None
+    if isinstance(ref, HubRef):
+        listing = list_repo_gguf(ref.repo, ref.revision, token, endpoint)
+    stored = _already_stored(ref, store, listing)
     if stored is not None:
         manifest = _manifest(
             store_name(text, ref, stored[0].quantization), stored, defaults, str(ref)
@@ -98,14 +103,19 @@ def pull(
         return manifest
     on_event(PullEvent("reading headers"))
     with tempfile.TemporaryDirectory(prefix="localllm-pull-") as tmp:
-        plan = choose(candidates_for(ref, Path(tmp), endpoint=endpoint, token=token))
+        sources = candidates_for(ref, Path(tmp), endpoint=endpoint, token=token, listing=listing)
+        plan = choose(sources)
     on_event(PullEvent("planned", plan=plan))
     if plan.choice is None:
         raise RefError(
             f"{text}: no quantization of this model fits this machine (see `localllm plan {text}`)"
         )
     candidate = plan.choice.candidate
-    remotes = _remote_files(ref, candidate.files, endpoint, token, (candidate.download_bytes,))
+    remotes = next(s.downloads for s in sources if s.candidate.label == candidate.label)
+    if isinstance(ref, HubRef) and any(r.sha256 is None for r in remotes):
+        raise RefError(
+            f"{ref}: a file of {candidate.label} has no sha256 on the Hub; it cannot be verified"
+        )
     layers = []
     for remote, name in zip(remotes, candidate.files, strict=True):
         on_event(PullEvent("downloading", file=name))
@@ -122,15 +132,13 @@ def pull(
 
 
 def _already_stored(
-    ref: HubRef | UrlRef, store: Store, endpoint: str | None, token: str | None
+    ref: HubRef | UrlRef, store: Store, listing: Sequence[RepoFile] | None
 ) -> list[Layer] | None:
     """With the quantization named, the Hub's listing tells whether every file is
     already here: then nothing is read or planned again."""
-    if not isinstance(ref, HubRef) or not ref.quant:
+    if not isinstance(ref, HubRef) or not ref.quant or listing is None:
         return None
-    from localllm.gguf.remote import group_quantizations, list_repo_gguf
-
-    for group in group_quantizations(list_repo_gguf(ref.repo, ref.revision, token, endpoint)):
+    for group in group_quantizations(listing):
         if group.label.upper() != ref.quant.upper():
             continue
         digests = [f"sha256-{f.sha256}" for f in group.files if f.sha256]
@@ -152,32 +160,6 @@ def _defaults(text: str, catalogue: Catalogue) -> Modelfile | None:
     except ModelNameError:  # not a name at all: a path, a URL, an hf.co reference
         return None
     return resolved.modelfile if resolved else None
-
-
-def _remote_files(
-    ref: HubRef | UrlRef,
-    files: tuple[str, ...],
-    endpoint: str | None,
-    token: str | None,
-    sizes: tuple[int, ...] = (),
-) -> list[RemoteFile]:
-    from huggingface_hub import hf_hub_url
-    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
-
-    if isinstance(ref, UrlRef):
-        return [RemoteFile(ref.url, size, None) for size in sizes]
-    from localllm.gguf.remote import list_repo_gguf
-
-    by_path = {f.path: f for f in list_repo_gguf(ref.repo, ref.revision, token, endpoint)}
-    headers = build_hf_headers(token=token)
-    out = []
-    for path in files:
-        f = by_path[path]
-        if not f.sha256:
-            raise RefError(f"{ref}: {path} has no sha256 on the Hub; it cannot be verified")
-        url = hf_hub_url(ref.repo, path, revision=ref.revision, endpoint=endpoint)
-        out.append(RemoteFile(url, f.size, f.sha256, headers))
-    return out
 
 
 def _source(ref: HubRef | UrlRef, name: str) -> str:
