@@ -16,7 +16,8 @@ import time
 import llama_cpp
 import psutil
 
-from localllm.engine._trial_child import GGML_TYPES, capture_log
+from localllm.engine.llamalog import capture_log
+from localllm.engine.params import GGML_TYPES
 
 N_BATCH = 2048
 

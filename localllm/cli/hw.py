@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from localllm.cli.units import format_bytes
+from localllm.units import format_bytes
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

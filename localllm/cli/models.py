@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localllm.cli.units import format_bytes, format_count
+from localllm.units import format_bytes, format_count
 
 if TYPE_CHECKING:
     from localllm.store.manifests import Manifest
@@ -90,7 +90,7 @@ def run_show(args: argparse.Namespace) -> int:
     m = store.get(_name(args.model))
     weights = store.blobs.path(m.model.digest)
     if args.modelfile:
-        sys.stdout.write(_modelfile(m, weights).to_text())
+        sys.stdout.write(m.to_modelfile(weights).to_text())
         return 0
     info = read_local(weights) if not m.parts else None
     lines = [f"  name            {_short(m)}"]
@@ -140,7 +140,7 @@ def run_cp(args: argparse.Namespace) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from localllm.cli.pull import planner_for_this_machine
+    from localllm.planner.machine import planner_for_this_machine
     from localllm.store.create import create
     from localllm.store.modelfile import parse_modelfile
 
@@ -157,15 +157,6 @@ def run_create(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"created '{_short(manifest)}'")
     return 0
-
-
-def _modelfile(m: Manifest, weights: Path) -> Any:
-    from localllm.store.modelfile import Modelfile
-
-    return Modelfile(
-        from_=str(weights), parameters=dict(m.parameters), template=m.template, system=m.system,
-        licenses=m.licenses, messages=m.messages,
-    )  # fmt: skip
 
 
 def _short(m: Manifest) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localllm.cli.units import format_bytes
+from localllm.units import format_bytes
 
 if TYPE_CHECKING:
     from localllm.hardware import HardwareReport

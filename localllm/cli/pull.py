@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from localllm.planner.plan import Plan
-    from localllm.store.candidates import Source
     from localllm.store.store import Store
 
 HELP = "download a model (the quantization that fits this machine), resumable and verified"
@@ -38,25 +36,6 @@ def open_store() -> Store:
     return Store(resolve_paths().models_dir)
 
 
-def planner_for_this_machine(ctx: int | None = None) -> Any:
-    """A `choose` for `pull`: the planner with this machine's budget and trial loads."""
-    from localllm.engine.trial import trial_load
-    from localllm.hardware import detect_live
-    from localllm.hardware.bandwidth import measure_cpu_bandwidth
-    from localllm.planner.budget import budget_for
-    from localllm.planner.plan import plan
-
-    report = detect_live()
-    budget = budget_for(report, measure_cpu_bandwidth(report.cpu.recommended_threads))
-
-    def choose(sources: list[Source]) -> Plan:
-        files = {s.candidate.label: s.trial_file for s in sources}
-        measure = (lambda c, s: trial_load(files[c.label], s)) if report.llama.installed else None
-        return plan([s.candidate for s in sources], budget, n_ctx=ctx, measure=measure)
-
-    return choose
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import (
@@ -69,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     from localllm.planner.explain import explain
+    from localllm.planner.machine import planner_for_this_machine
     from localllm.store.pull import PullEvent, pull
 
     console = Console(stderr=True)

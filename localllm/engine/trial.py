@@ -16,6 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from localllm.engine.llamalog import last_reason
 from localllm.errors import LocalLLMError
 from localllm.planner.settings import LoadSettings, MeasuredBuffers
 
@@ -100,15 +101,6 @@ def trial_load(
     log = str(answer.get("log", ""))
     if not answer.get("model") or not answer.get("context"):
         what = "the model" if not answer.get("model") else "a context for the model"
-        reason = _last_reason(log)
+        reason = last_reason([log])
         raise TrialError(f"{path}: llama.cpp could not create {what}: {reason}")
     return parse_load_log(log, settings)
-
-
-def _last_reason(log: str) -> str:
-    """llama.cpp's last words: the line that says why it gave up."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "error" in line.lower() or "failed" in line.lower() or "does not" in line.lower():
-            return line
-    return lines[-1] if lines else "no reason given"

@@ -10,11 +10,13 @@ plan never pushes the system into swap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from localllm.errors import LocalLLMError
 from localllm.hardware.bandwidth import gpu_bandwidth
 from localllm.hardware.report import HardwareReport
+from localllm.planner.memory import MemoryEstimate
 
 GIB = 1 << 30
 REPACK_FLAGS = ("avx2", "dotprod")
@@ -110,6 +112,21 @@ def budget_for(
         repack=repack,
         what_if=tuple(what_if),
     )
+
+
+def less(budget: Budget, used: Iterable[MemoryEstimate]) -> Budget:
+    """What `budget` leaves once models using `used` are loaded (the server's other models)."""
+    used = list(used)
+    host = sum(e.host.total for e in used)
+    by_gpu: dict[str, int] = {}
+    for e in used:
+        for g in e.gpus:
+            by_gpu[g.device] = by_gpu.get(g.device, 0) + g.total
+    gpus = tuple(
+        replace(g, usable=max(g.usable - by_gpu.get(f"GPU{g.index}", 0), 0)) for g in budget.gpus
+    )
+    host += sum(by_gpu.get(f"GPU{g.index}", 0) for g in budget.gpus if g.unified)
+    return replace(budget, gpus=gpus, ram_usable=max(budget.ram_usable - host, 0))
 
 
 def _hypothetical_gpu(detected: list[GpuBudget], vram: int | None, name: str | None) -> GpuBudget:

@@ -17,7 +17,7 @@ from typing import Any
 
 from localllm.errors import LocalLLMError
 from localllm.store.atomic import StoreError, atomic_write
-from localllm.store.modelfile import Message
+from localllm.store.modelfile import Message, Modelfile
 from localllm.store.names import ModelName, parse_name
 
 SCHEMA_VERSION = 1
@@ -69,6 +69,13 @@ class Manifest:
 
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
+
+    def to_modelfile(self, weights: Path) -> Modelfile:
+        """The Modelfile that recreates this model from its weights at `weights`."""
+        return Modelfile(
+            from_=str(weights), parameters=dict(self.parameters), template=self.template,
+            system=self.system, licenses=self.licenses, messages=self.messages,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, **asdict(self)}

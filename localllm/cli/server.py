@@ -1,0 +1,88 @@
+"""`localllm serve`, `ps` and `stop`: the server and the models it has loaded."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from localllm.units import format_bytes
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the server in the foreground (Ollama- and OpenAI-compatible APIs)",
+        description=(
+            "Serve the local models over HTTP: Ollama's /api and OpenAI's /v1 endpoints. "
+            "Listens on 127.0.0.1:11435 unless LOCALLLM_HOST says otherwise; beyond "
+            "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
+            "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
+            "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS."
+        ),
+    )
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening beyond loopback without an API key")  # fmt: skip
+    p.set_defaults(handler=run_serve)
+    p = subparsers.add_parser("ps", help="list the loaded models (starts the server if needed)")
+    p.add_argument("--json", action="store_true", help="print the server's JSON")
+    p.set_defaults(handler=run_ps)
+    p = subparsers.add_parser("stop", help="unload a model now")
+    p.add_argument("model", metavar="MODEL")
+    p.set_defaults(handler=run_stop)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from localllm.paths import resolve_paths
+    from localllm.server.serve import serve
+    from localllm.server.settings import settings_from_env
+    from localllm.store.store import Store
+
+    paths = resolve_paths()
+    serve(settings_from_env(insecure=args.insecure), Store(paths.models_dir), paths.log_dir)
+    return 0
+
+
+def client() -> Any:
+    """A client for the server, started in the background if it was not running."""
+    from localllm.client import Client
+    from localllm.paths import resolve_paths
+    from localllm.server.daemon import ensure_running
+    from localllm.server.settings import settings_from_env
+
+    settings = settings_from_env()
+    ensure_running(settings, resolve_paths())
+    return Client(settings.url, settings.api_key)
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    with client() as c:
+        models = c.ps()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    if not models:
+        print("no models loaded")
+        return 0
+    print(f"{'NAME':<32}{'SIZE':>10}  {'PROCESSOR':<16}{'CONTEXT':>8}  UNTIL")
+    for m in models:
+        vram, size = m.get("size_vram", 0), m.get("size", 0)
+        if vram and vram >= size:
+            where = "100% GPU"
+        elif vram:
+            where = f"{100 * (size - vram) // size}%/{100 * vram // size}% CPU/GPU"
+        else:
+            where = "100% CPU"
+        until = datetime.fromisoformat(m["expires_at"].replace("Z", "+00:00")).astimezone()
+        print(f"{m['name'].removesuffix(':latest'):<32}{format_bytes(size):>10}  {where:<16}"
+              f"{m.get('context_length', 0):>8}  {until:%H:%M:%S}")  # fmt: skip
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    with client() as c:
+        c.stop(args.model)
+    print(f"stopped '{args.model}'")
+    return 0

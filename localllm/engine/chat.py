@@ -1,0 +1,81 @@
+"""Render chat messages into a prompt with the model's Jinja chat template.
+
+The template comes from the GGUF (`tokenizer.chat_template`) or from the
+Modelfile (translated to Jinja by `store.templates`). Rendered in a sandbox,
+with the variables both kinds use: `messages`, `tools`, `bos_token`,
+`eos_token`, `add_generation_prompt`, and for Modelfile templates `system`,
+`prompt` and `response`. Blocks are trimmed as llama-cpp-python and
+Hugging Face do.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import TemplateError as JinjaError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from localllm.errors import LocalLLMError
+
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}{{ m['content'] }}\n{% else %}{{ m['content'] }}\n"
+    "{% endif %}{% endfor %}"
+)
+"""For models without any template (base models): the messages' text, one after another."""
+
+
+class ChatTemplateError(LocalLLMError):
+    """The chat template failed on these messages."""
+
+
+def _raise(message: str) -> None:
+    raise ChatTemplateError(f"the chat template refused the messages: {message}")
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.datetime.now().strftime(fmt)
+
+
+@lru_cache(maxsize=8)
+def _compile(template: str) -> Any:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = _strftime_now
+    return env.from_string(template)
+
+
+def render(
+    template: str | None,
+    messages: Sequence[dict[str, Any]],
+    bos_token: str = "",
+    eos_token: str = "",
+    tools: Sequence[dict[str, Any]] = (),
+    add_generation_prompt: bool = True,
+) -> str:
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    prompt = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    try:
+        return str(
+            _compile(template or FALLBACK_TEMPLATE).render(
+                messages=list(messages),
+                tools=list(tools) or None,
+                bos_token=bos_token,
+                eos_token=eos_token,
+                add_generation_prompt=add_generation_prompt,
+                system=system,
+                prompt=prompt,
+                response="",
+            )
+        )
+    except ChatTemplateError:
+        raise
+    except JinjaError as exc:
+        raise ChatTemplateError(f"the chat template failed: {exc}") from None
+
+
+def supports_tools(template: str | None) -> bool:
+    return template is not None and "tools" in template

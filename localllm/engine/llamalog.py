@@ -1,0 +1,38 @@
+"""Route llama.cpp's log lines into Python: load reports, and the reason a load failed."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections import deque
+
+_KEEP_ALIVE: list[object] = []
+
+
+def capture_log(keep: int | None = None, echo: bool = False) -> deque[str]:
+    """The lines llama.cpp logs from now on (the last `keep` of them), also written
+    to stderr with `echo` (a worker's stderr is its log file)."""
+    import llama_cpp
+
+    lines: deque[str] = deque(maxlen=keep)
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def collect(level: int, text: bytes, user: object) -> None:
+        line = text.decode(errors="replace")
+        lines.append(line)
+        if echo:
+            sys.stderr.write(line)
+
+    _KEEP_ALIVE.append(collect)  # ctypes must keep the callback object alive
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    return lines
+
+
+def last_reason(lines: list[str] | deque[str]) -> str:
+    """llama.cpp's last words: the line that says why it gave up."""
+    stripped = [line.strip() for line in "".join(lines).splitlines() if line.strip()]
+    for line in reversed(stripped):
+        lower = line.lower()
+        if "error" in lower or "failed" in lower or "does not" in lower:
+            return line
+    return stripped[-1] if stripped else "no reason given"

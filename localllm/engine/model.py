@@ -1,0 +1,162 @@
+"""A model and its context, loaded with llama.cpp's low-level API.
+
+Only worker processes import this module (it imports llama_cpp). The model
+is memory-mapped; the context is created with the planner's settings, and a
+load that fails with GPU layers is retried with fewer (three quarters, down
+to none) rather than giving up: the planner's estimate and the driver's real
+free memory can disagree.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+import llama_cpp
+
+from localllm.engine.llamalog import capture_log, last_reason
+from localllm.engine.params import context_params, model_params
+from localllm.engine.protocol import Adapter, Load, Loaded
+from localllm.errors import LocalLLMError
+from localllm.planner.settings import LoadSettings
+
+
+class LoadError(LocalLLMError):
+    """llama.cpp could not load the model or create its context."""
+
+
+class LlamaModel:
+    def __init__(self, paths: Sequence[str], settings: LoadSettings, adapters: Sequence[Adapter]):
+        self._log = capture_log(keep=400, echo=True)
+        llama_cpp.llama_backend_init()
+        s = asdict(settings)
+        self.settings = settings
+        self.model = self._load_model(paths, model_params(llama_cpp, s))
+        self.adapters: list[Any] = []
+        self.ctx = None
+        try:
+            for adapter in adapters:
+                handle = llama_cpp.llama_adapter_lora_init(self.model, adapter.path.encode())
+                if not handle:
+                    raise LoadError(f"adapter {adapter.path}: {last_reason(self._log)}")
+                self.adapters.append(handle)
+            cp = context_params(llama_cpp, s)
+            if self._meta_int("pooling_type", -1) < 0:
+                # Models without their own pooling (chat models) embed by mean pooling;
+                # generation is unaffected (only used with embeddings on).
+                cp.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+            self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
+            if not self.ctx:
+                raise LoadError(f"no context for the model: {last_reason(self._log)}")
+            if self.adapters:
+                n = len(self.adapters)
+                handles = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*self.adapters)
+                scales = (ctypes.c_float * n)(*(a.scale for a in adapters))
+                if llama_cpp.llama_set_adapters_lora(self.ctx, handles, n, scales) != 0:
+                    raise LoadError(f"the adapters do not fit this model: {last_reason(self._log)}")
+        except BaseException:
+            self.close()
+            raise
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self.vocab))
+        self.eos_text = self._special_text(llama_cpp.llama_vocab_eos(self.vocab))
+        template = llama_cpp.llama_model_chat_template(self.model, None)
+        self.chat_template = template.decode(errors="replace") if template else None
+        self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
+        self.has_swa = self._meta_int("sliding_window") > 0
+
+    def _load_model(self, paths: Sequence[str], mp: Any) -> Any:
+        if len(paths) == 1:
+            model = llama_cpp.llama_model_load_from_file(paths[0].encode(), mp)
+        else:
+            array = (ctypes.c_char_p * len(paths))(*(p.encode() for p in paths))
+            model = llama_cpp.llama_model_load_from_splits(array, len(paths), mp)
+        if not model:
+            raise LoadError(f"llama.cpp could not load the model: {last_reason(self._log)}")
+        return model
+
+    def _meta_int(self, suffix: str, missing: int = 0) -> int:
+        buf = ctypes.create_string_buffer(64)
+        arch = ctypes.create_string_buffer(64)
+        llama_cpp.llama_model_meta_val_str(self.model, b"general.architecture", arch, 64)
+        key = f"{arch.value.decode()}.{suffix}".encode()
+        if llama_cpp.llama_model_meta_val_str(self.model, key, buf, 64) < 0:
+            return missing
+        try:
+            return int(buf.value.decode())
+        except ValueError:
+            return missing
+
+    def _special_text(self, token: int) -> str:
+        return "" if token < 0 else self.piece(token, special=True).decode(errors="replace")
+
+    def tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]:
+        data = text.encode()
+        size = len(data) + 16
+        while True:
+            array = (llama_cpp.llama_token * size)()
+            n = llama_cpp.llama_tokenize(
+                self.vocab, data, len(data), array, size, add_special, parse_special
+            )
+            if n >= 0:
+                return list(array[:n])
+            size = -n
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        if self.ctx:
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+        for handle in self.adapters:
+            llama_cpp.llama_adapter_lora_free(handle)
+        self.adapters = []
+        if self.model:
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+
+
+def fewer_layers(n_gpu_layers: int) -> int:
+    return 0 if n_gpu_layers <= 1 else n_gpu_layers * 3 // 4
+
+
+def load(request: Load) -> tuple[LlamaModel, Loaded]:
+    """Load as planned, with fewer GPU layers while llama.cpp cannot; raises LoadError."""
+    start = time.perf_counter()
+    settings = request.settings
+    notes: list[str] = []
+    while True:
+        try:
+            model = LlamaModel(request.paths, settings, request.adapters)
+            break
+        except LoadError as exc:
+            if settings.n_gpu_layers <= 0:
+                raise
+            lower = fewer_layers(settings.n_gpu_layers)
+            notes.append(f"{settings.n_gpu_layers} GPU layers failed ({exc}); trying {lower}")
+            settings = replace(settings, n_gpu_layers=lower)
+    loaded = Loaded(
+        settings=settings,
+        n_ctx_train=model.n_ctx_train,
+        chat_template=model.chat_template,
+        load_seconds=time.perf_counter() - start,
+        notes=tuple(notes),
+    )
+    return model, loaded

@@ -1,0 +1,34 @@
+"""LoadSettings to llama.cpp's model and context parameter structs.
+
+Shared by the worker's real loads and the trial child's `no_alloc` loads, so
+a trial measures exactly what the worker will load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+
+
+def model_params(llama_cpp: Any, settings: dict[str, Any], no_alloc: bool = False) -> Any:
+    mp = llama_cpp.llama_model_default_params()
+    mp.n_gpu_layers = settings["n_gpu_layers"]
+    if no_alloc:
+        mp.no_alloc = True
+        mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE  # no_alloc aborts with mmap
+    return mp
+
+
+def context_params(llama_cpp: Any, settings: dict[str, Any]) -> Any:
+    cp = llama_cpp.llama_context_default_params()
+    cp.n_ctx = settings["n_ctx"]
+    cp.n_batch = settings["n_batch"]
+    cp.n_ubatch = settings["n_ubatch"]
+    cp.n_seq_max = settings["n_seq_max"]
+    cp.flash_attn_type = 1 if settings["flash_attn"] else 0
+    cp.type_k = GGML_TYPES[settings["type_k"]]
+    cp.type_v = GGML_TYPES[settings["type_v"]]
+    cp.swa_full = False  # llama-cpp-python's Llama sets True: a full-size cache for SWA layers
+    cp.n_threads = cp.n_threads_batch = max(1, settings["n_threads"])
+    return cp

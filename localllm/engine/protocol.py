@@ -1,0 +1,142 @@
+"""Messages between the server and a model's worker process.
+
+The server sends `Load` once, then `Generate`, `Embed` and `Cancel`; the
+worker answers `Loaded` (or `LoadFailed`), then per request a stream of
+`Piece` and one `Done` or `Failed` (or `Embedded`). Plain dataclasses of
+builtins: they are pickled over a socket pair, and this module is all the
+server imports from the engine, so it must stay free of llama_cpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from localllm.planner.settings import LoadSettings
+
+
+@dataclass(frozen=True)
+class Adapter:
+    path: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Load:
+    paths: tuple[str, ...]
+    """The model's files: one, or every shard of a split model in order."""
+    settings: LoadSettings
+    adapters: tuple[Adapter, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: LoadSettings
+    """What was really loaded: fewer GPU layers than asked if memory ran out."""
+    n_ctx_train: int
+    chat_template: str | None
+    load_seconds: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Ollama's option names; None means llama.cpp's usual default."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    num_predict: int = -1
+    """-1: until the model stops or the context is full."""
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generate:
+    id: int
+    messages: tuple[dict[str, Any], ...] | None = None
+    """Chat messages ({role, content, tool_calls?...}) rendered with `template`."""
+    prompt: str | None = None
+    """Raw text to continue (used when `messages` is None)."""
+    template: str | None = None
+    """A Jinja chat template overriding the model's own."""
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str = "auto"
+    """auto | none | required: `required` constrains the output to a tool call."""
+    sampling: Sampling = field(default_factory=Sampling)
+    format: str | dict[str, Any] | None = None
+    """"json" or a JSON schema: the output is constrained by a grammar."""
+    truncate: bool = False
+    """Drop the oldest messages (or tokens) when the prompt exceeds the context,
+    instead of refusing the request."""
+
+
+@dataclass(frozen=True)
+class Embed:
+    id: int
+    inputs: tuple[str, ...]
+    truncate: bool = True
+
+
+@dataclass(frozen=True)
+class Cancel:
+    id: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Done:
+    id: int
+    reason: str
+    """stop | length | cancel | tool_calls"""
+    prompt_tokens: int
+    cached_tokens: int
+    """Prompt tokens reused from the previous request's KV cache (not recomputed)."""
+    eval_tokens: int
+    prompt_ns: int
+    eval_ns: int
+    content: str
+    """The whole answer (stop sequences and tool-call text removed)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class Embedded:
+    id: int
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    id: int
+    status: int
+    """The HTTP status the API should answer (400 for a prompt too long...)."""
+    message: str
+
+
+Request = Generate | Embed | Cancel
+Event = Piece | Done | Embedded | Failed

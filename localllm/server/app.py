@@ -1,0 +1,73 @@
+"""The Starlette application: routes of both APIs behind the security middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from localllm.errors import LocalLLMError
+from localllm.server import ollama, openai
+from localllm.server.catalog import Catalog
+from localllm.server.errors import handle
+from localllm.server.inference import Inference
+from localllm.server.scheduler import Scheduler
+from localllm.server.security import SecurityMiddleware, origin_regex
+from localllm.server.settings import ServerSettings
+from localllm.server.state import AppState
+from localllm.store.store import Store
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on "
+               f"{request.url.path}"}.get(exc.status_code, str(exc.detail))  # fmt: skip
+    return JSONResponse({"error": message}, status_code=exc.status_code)
+
+
+def create_app(
+    settings: ServerSettings,
+    store: Store,
+    log_dir: Path,
+    scheduler: Scheduler | None = None,
+    hub_endpoint: str | None = None,
+) -> Starlette:
+    """The app; `scheduler` may be given (tests pass one with a small budget)."""
+    scheduler = scheduler or Scheduler(settings, store, log_dir)
+    app_state = AppState(
+        settings=settings,
+        store=store,
+        scheduler=scheduler,
+        inference=Inference(scheduler, store, settings),
+        catalog=Catalog(store, scheduler, hub_endpoint),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        scheduler.abort_all("the server is shutting down")
+        scheduler.shutdown()
+
+    app = Starlette(
+        routes=[*ollama.ROUTES, *openai.ROUTES],
+        middleware=[
+            Middleware(SecurityMiddleware, settings=settings),
+            Middleware(
+                CORSMiddleware,
+                allow_origin_regex=origin_regex(settings.origins),
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS", "HEAD"],
+                allow_headers=["*"],
+            ),
+        ],
+        exception_handlers={HTTPException: _http_error, LocalLLMError: handle, Exception: handle},
+        lifespan=lifespan,
+    )
+    app.state.localllm = app_state
+    return app

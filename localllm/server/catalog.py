@@ -1,0 +1,195 @@
+"""The model-management routes' work: list, show, running models, pull and create.
+
+Store operations run in threads (they read headers, hash and download); pull
+and create stream their progress as Ollama's `{status, digest, total,
+completed}` lines.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.responses import Response
+
+from localllm.server.errors import APIError
+from localllm.server.progress import Emit, run_job
+from localllm.server.scheduler import Scheduler
+from localllm.server.schemas import CreateBody
+from localllm.store.manifests import Manifest
+from localllm.store.store import Store
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Catalog:
+    def __init__(self, store: Store, scheduler: Scheduler, hub_endpoint: str | None = None) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.hub_endpoint = hub_endpoint
+        self._details: dict[str, dict[str, Any]] = {}
+
+    # --- reading ----------------------------------------------------------------------
+
+    def info(self, manifest: Manifest) -> Any:
+        from localllm.gguf.info import describe
+        from localllm.gguf.reader import read_header
+        from localllm.gguf.source import FileSource
+
+        headers = []
+        for layer in (manifest.model, *manifest.parts):
+            with FileSource(self.store.blobs.path(layer.digest)) as source:
+                headers.append(read_header(source))
+        return describe(headers), headers[0].metadata
+
+    def details(self, manifest: Manifest) -> dict[str, Any]:
+        """Ollama's `details`, cached by weights digest (a header read per model)."""
+        digest = manifest.model.digest
+        if digest not in self._details:
+            from localllm.units import format_count
+
+            info, _ = self.info(manifest)
+            self._details[digest] = {
+                "parent_model": "",
+                "format": "gguf",
+                "family": info.architecture,
+                "families": [info.architecture],
+                "parameter_size": format_count(info.parameter_count),
+                "quantization_level": manifest.model.quantization or info.quantization,
+            }
+        return self._details[digest]
+
+    def entry(self, manifest: Manifest) -> dict[str, Any]:
+        return {
+            "name": manifest.name,
+            "model": manifest.name,
+            "modified_at": iso(manifest.created),
+            "size": manifest.size,
+            "digest": manifest.model.digest.removeprefix("sha256-"),
+            "details": self.details(manifest),
+        }
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.entry(m) for m in sorted(self.store.list(), key=lambda m: -m.created)]
+
+    def running(self) -> list[dict[str, Any]]:
+        out = []
+        for slot in self.scheduler.slots.values():
+            runner = slot.runner
+            settings = runner.loaded.settings if runner.loaded else None
+            expires = runner.expires_at
+            out.append({
+                **self.entry(slot.manifest),
+                "size": slot.estimate.total,
+                "size_vram": sum(g.total for g in slot.estimate.gpus),
+                "expires_at": iso(expires) if expires else iso(time.time() + 10 * 365 * 86400),
+                "context_length": settings.n_ctx if settings else 0,
+                "gpu_layers": settings.n_gpu_layers if settings else 0,
+                "pid": runner.pid,
+                "busy": runner.in_flight,
+            })  # fmt: skip
+        return out
+
+    def show(self, manifest: Manifest, verbose: bool) -> dict[str, Any]:
+        info, metadata = self.info(manifest)
+        template = manifest.template or info.chat_template or ""
+        model_info = {
+            k: (v if verbose or not isinstance(v, list | tuple) else None)
+            for k, v in metadata.items()
+            if not k.startswith("tokenizer.") or verbose
+        }
+        model_info["general.parameter_count"] = info.parameter_count
+        embedding = f"{info.architecture}.pooling_type" in metadata
+        capabilities = ["embedding"] if embedding else ["completion"]
+        if "tools" in template:
+            capabilities.append("tools")
+        weights = self.store.blobs.path(manifest.model.digest)
+        parameters = "\n".join(
+            f"{k} {v}" for k, vs in manifest.parameters.items() for v in (vs if isinstance(vs, list) else [vs])
+        )
+        return {
+            "modelfile": manifest.to_modelfile(weights).to_text(),
+            "parameters": parameters,
+            "template": template,
+            "system": manifest.system or "",
+            "license": "\n".join(manifest.licenses),
+            "details": self.details(manifest),
+            "model_info": _jsonable(model_info),
+            "capabilities": capabilities,
+            "modified_at": iso(manifest.created),
+        }
+
+    # --- writing ----------------------------------------------------------------------
+
+    async def pull(self, text: str, stream: bool) -> Response:
+        def job(emit: Emit) -> None:
+            from localllm.planner.machine import planner_for_this_machine
+            from localllm.store.pull import PullEvent, pull
+
+            def on_event(event: PullEvent) -> None:
+                if event.status == "downloading" and event.progress is not None and event.file:
+                    emit({"status": f"pulling {Path(event.file).name}", "digest": event.file,
+                          "total": event.progress.total, "completed": event.progress.done})  # fmt: skip
+                else:
+                    emit({"status": event.status})
+
+            emit({"status": "pulling manifest"})
+            pull(text, self.store, planner_for_this_machine(), on_event, endpoint=self.hub_endpoint)
+            emit({"status": "writing manifest"})
+
+        return await run_job(job, stream)
+
+    async def create(self, body: CreateBody) -> Response:
+        from localllm.store.modelfile import PARAMETERS, Message, Modelfile, parse_modelfile
+        from localllm.store.names import parse_name
+
+        name = parse_name(body.model or body.name or "")
+        if body.quantize:
+            raise APIError(400, "quantize is not supported by create; pull the quantization instead")
+        if body.modelfile:
+            modelfile = parse_modelfile(body.modelfile, source="modelfile")
+        elif body.from_:
+            parameters: dict[str, object] = {}
+            for key, value in (body.parameters or {}).items():
+                if key not in PARAMETERS:
+                    raise APIError(400, f"parameters: unknown parameter {key!r}")
+                values = value if isinstance(value, list) else [value]
+                try:
+                    parsed = [PARAMETERS[key](str(v).lower() if isinstance(v, bool) else str(v)) for v in values]
+                except ValueError as exc:
+                    raise APIError(400, f"parameters: {key}: {exc}") from None
+                parameters[key] = parsed if key == "stop" else parsed[-1]
+            licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
+            modelfile = Modelfile(
+                from_=body.from_, parameters=parameters, template=body.template, system=body.system,
+                licenses=tuple(licenses),
+                messages=tuple(Message(m.role, m.content or "") for m in body.messages or ()),
+            )  # fmt: skip
+        else:
+            raise APIError(400, "create needs `from` (a model, a GGUF path or a Hub reference)")
+
+        def job(emit: Emit) -> None:
+            from localllm.planner.machine import planner_for_this_machine
+            from localllm.store.create import create
+
+            emit({"status": "reading model metadata"})
+            create(name, modelfile, self.store, Path.cwd(), planner_for_this_machine())
+            emit({"status": "writing manifest"})
+
+        return await run_job(job, body.stream)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,88 @@
+"""Every failure as JSON `{"error": message}` with the status that says whose fault it is.
+
+Bad JSON or wrong field types are 400 with the field named; an unknown
+model 404; a full queue 503 with Retry-After; anything a user can cause
+that is a `LocalLLMError` 400 unless a subclass says otherwise. Only a bug
+is a 500, and even then the body is JSON, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from localllm.errors import LocalLLMError
+from localllm.server.runner import RequestFailed, RunnerError
+from localllm.server.scheduler import Busy, DoesNotFit
+from localllm.store.atomic import StoreError
+from localllm.store.manifests import ModelNotFoundError
+from localllm.store.names import ModelNameError
+
+log = logging.getLogger("localllm.server")
+M = TypeVar("M", bound=BaseModel)
+
+
+class APIError(LocalLLMError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def status_of(exc: BaseException) -> int:
+    if isinstance(exc, APIError | RequestFailed):
+        return exc.status
+    if isinstance(exc, ModelNotFoundError):
+        return 404
+    if isinstance(exc, Busy):
+        return 503
+    if isinstance(exc, RunnerError | DoesNotFit | StoreError):
+        return 500
+    if isinstance(exc, ModelNameError | LocalLLMError):
+        return 400
+    return 500
+
+
+def message_of(exc: BaseException) -> str:
+    if isinstance(exc, LocalLLMError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}); see the server log"
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    status = status_of(exc)
+    if not isinstance(exc, LocalLLMError):
+        log.exception("unexpected error", exc_info=exc)
+    headers = {"Retry-After": str(Busy.retry_after_s)} if isinstance(exc, Busy) else None
+    return JSONResponse({"error": message_of(exc)}, status_code=status, headers=headers)
+
+
+async def handle(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    """The JSON body as `model`; APIError 400 naming the field that is wrong."""
+    body = await request.body()
+    if not body.strip():
+        raise APIError(400, "the request body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise APIError(400, describe_validation(exc)) from None
+
+
+def describe_validation(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "json_invalid":
+            problems.append(f"the body is not valid JSON ({error['ctx'].get('error', '')})")
+        elif where:
+            problems.append(f"{where}: {error['msg']}")
+        else:
+            problems.append(error["msg"])
+    return "invalid request: " + "; ".join(problems)

@@ -1,0 +1,153 @@
+"""What both APIs share: a model name to its manifest, options to sampling, and one
+request through the scheduler and a worker.
+
+Errors found before the first token (unknown model, prompt too long, a bad
+format) raise here, so the routes answer them with a status code instead of
+inside a stream that already said 200.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from localllm.engine.protocol import Done, Generate, Piece, Sampling
+from localllm.server.errors import APIError
+from localllm.server.runner import Runner
+from localllm.server.scheduler import Scheduler
+from localllm.server.settings import ServerSettings, parse_keep_alive
+from localllm.store.manifests import Manifest
+from localllm.store.store import Store
+
+_SAMPLING = {f.name for f in fields(Sampling)}
+
+
+@dataclass
+class Started:
+    """A generation that has produced its first event."""
+
+    first: Piece | Done
+    rest: AsyncIterator[Piece | Done]
+    load_ns: int
+    started_ns: int
+
+
+class Inference:
+    def __init__(self, scheduler: Scheduler, store: Store, settings: ServerSettings) -> None:
+        self.scheduler = scheduler
+        self.store = store
+        self.settings = settings
+
+    def manifest(self, name: str) -> Manifest:
+        from localllm.store.names import parse_name
+        from localllm.store.pull import stored_name_for
+
+        if not name:
+            raise APIError(400, "model is required")
+        return self.store.get(stored_name_for(name, self.store) or parse_name(name))
+
+    def keep_alive(self, value: Any) -> float | None:
+        return parse_keep_alive(value, self.settings.keep_alive_s)
+
+    @staticmethod
+    def options(manifest: Manifest, requested: dict[str, Any]) -> dict[str, Any]:
+        """The Modelfile's parameters, overridden by the request's options."""
+        merged = dict(manifest.parameters)
+        merged.update({k: v for k, v in requested.items() if v is not None})
+        return merged
+
+    @staticmethod
+    def sampling(options: dict[str, Any]) -> Sampling:
+        values = {k: v for k, v in options.items() if k in _SAMPLING and v is not None}
+        stop = values.get("stop")
+        if isinstance(stop, str):
+            values["stop"] = (stop,)
+        elif stop is not None:
+            values["stop"] = tuple(stop)
+        if values.get("num_predict") == -2:
+            values["num_predict"] = -1  # Ollama's "fill the context": stop when it is full
+        return Sampling(**values)
+
+    @staticmethod
+    def base_messages(manifest: Manifest, system: str | None = None) -> list[dict[str, Any]]:
+        """The Modelfile's SYSTEM (or the request's) and MESSAGEs, before the request's own."""
+        out: list[dict[str, Any]] = []
+        text = system if system is not None else manifest.system
+        if text:
+            out.append({"role": "system", "content": text})
+        out += [{"role": m.role, "content": m.content} for m in manifest.messages]
+        return out
+
+    async def load(self, manifest: Manifest, options: dict[str, Any], keep_alive: float | None) -> int:
+        """Load without generating (an empty prompt); returns nanoseconds spent loading."""
+        start = time.perf_counter_ns()
+        runner = await self.scheduler.acquire(manifest, options)
+        self.scheduler.release(runner, keep_alive)
+        return time.perf_counter_ns() - start
+
+    def unload(self, manifest: Manifest) -> bool:
+        return self.scheduler.unload(manifest.name)
+
+    async def start(
+        self,
+        manifest: Manifest,
+        request: Generate,
+        options: dict[str, Any],
+        keep_alive: float | None,
+    ) -> Started:
+        started = time.perf_counter_ns()
+        runner = await self.scheduler.acquire(manifest, options)
+        load_ns = time.perf_counter_ns() - started
+        events = self._events(runner, request, keep_alive)
+        try:
+            first = await anext(events)
+        except BaseException:
+            await events.aclose()
+            raise
+        return Started(first, events, load_ns, started)
+
+    async def _events(
+        self, runner: Runner, request: Generate, keep_alive: float | None
+    ) -> AsyncIterator[Piece | Done]:
+        try:
+            async for event in runner.generate(request):
+                yield event
+        finally:
+            self.scheduler.release(runner, keep_alive)
+
+    async def complete(self, started: Started) -> tuple[str, Done]:
+        """Drain a started generation: (all its text, its Done)."""
+        text: list[str] = []
+        event = started.first
+        async for later in _chain(event, started.rest):
+            if isinstance(later, Piece):
+                text.append(later.text)
+            else:
+                return "".join(text), later
+        raise APIError(500, "the generation ended without a result")
+
+    async def embed(
+        self, manifest: Manifest, inputs: tuple[str, ...], truncate: bool, options: dict[str, Any],
+        keep_alive: float | None,
+    ) -> tuple[tuple[tuple[float, ...], ...], int, int]:  # fmt: skip
+        """(vectors, prompt tokens, load ns)."""
+        started = time.perf_counter_ns()
+        runner = await self.scheduler.acquire(manifest, options)
+        load_ns = time.perf_counter_ns() - started
+        try:
+            result = await runner.embed(inputs, truncate)
+        finally:
+            self.scheduler.release(runner, keep_alive)
+        return result.vectors, result.prompt_tokens, load_ns
+
+
+async def _chain(first: Piece | Done, rest: AsyncIterator[Piece | Done]) -> AsyncIterator[Piece | Done]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+def chain(started: Started) -> AsyncIterator[Piece | Done]:
+    return _chain(started.first, started.rest)

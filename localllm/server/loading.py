@@ -1,0 +1,85 @@
+"""From a stored model to the `Load` a worker runs: the planner at load time.
+
+The server detects the machine once (the first time a model loads) and
+keeps that budget; each load is planned against what the models already
+loaded leave of it (`planner.budget.less`), and checked by a llama.cpp
+trial load before the worker starts, so a model that will not fit is
+refused with the planner's reasons instead of crashing a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from localllm.engine.protocol import Adapter, Load
+from localllm.errors import LocalLLMError
+from localllm.planner.budget import Budget
+from localllm.planner.plan import Fit, Option
+from localllm.store.manifests import Manifest
+from localllm.store.store import Store
+
+
+class DoesNotFit(LocalLLMError):
+    """The model does not fit in what the loaded models leave free."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    load: Load
+    option: Option
+
+
+def model_paths(manifest: Manifest, store: Store) -> list[Path]:
+    return [store.blobs.path(layer.digest) for layer in (manifest.model, *manifest.parts)]
+
+
+def plan_load(
+    manifest: Manifest,
+    store: Store,
+    budget: Budget,
+    n_ctx: int | None,
+    overrides: dict[str, Any],
+    trial: bool = True,
+) -> Planned:
+    """The settings to load `manifest` with on `budget`; DoesNotFit if none fit.
+
+    `overrides`: Ollama's load options the request set (num_gpu, num_thread, num_batch).
+    """
+    from localllm.engine.trial import TrialError, trial_load
+    from localllm.gguf.info import describe
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+    from localllm.planner.explain import explain
+    from localllm.planner.plan import Candidate, plan
+
+    paths = model_paths(manifest, store)
+    headers = []
+    for path in paths:
+        with FileSource(path) as source:
+            headers.append(read_header(source))
+    info = describe(headers)
+    label = manifest.model.quantization or info.quantization
+    candidate = Candidate(label=label, model=info, download_bytes=0)
+    measure = None
+    if trial and len(paths) == 1:
+        def measure(c: Candidate, s: Any) -> Any:
+            return trial_load(paths[0], s)
+    try:
+        result = plan([candidate], budget, n_ctx=n_ctx, measure=measure)
+    except TrialError as exc:
+        raise DoesNotFit(f"model {manifest.name!r} cannot be loaded: {exc}") from None
+    if result.choice is None or result.choice.fit is Fit.NONE:
+        reasons = " ".join(explain(result))
+        raise DoesNotFit(f"model {manifest.name!r} does not fit in the memory left: {reasons}")
+    settings = result.choice.settings
+    if "num_gpu" in overrides:
+        settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
+    if "num_thread" in overrides:
+        settings = replace(settings, n_threads=max(1, int(overrides["num_thread"])))
+    if "num_batch" in overrides:
+        settings = replace(settings, n_batch=max(1, int(overrides["num_batch"])))
+    adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
+    load = Load(tuple(str(p) for p in paths), settings, adapters)
+    return Planned(load, result.choice)

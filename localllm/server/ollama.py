@@ -1,0 +1,285 @@
+"""Ollama's native API (`/api/...`): NDJSON streams, durations in nanoseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from localllm import __version__
+from localllm.engine.protocol import Done, Generate, Piece
+from localllm.server.errors import APIError, parse
+from localllm.server.progress import ndjson
+from localllm.server.inference import Inference, Started, chain
+from localllm.server.schemas import (
+    ChatBody,
+    CopyBody,
+    CreateBody,
+    EmbedBody,
+    GenerateBody,
+    LegacyEmbeddingsBody,
+    NameBody,
+)
+from localllm.server.state import state
+from localllm.store.manifests import Manifest
+
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _timings(done: Done, started: Started) -> dict[str, Any]:
+    return {
+        "done_reason": done.reason if done.reason != "tool_calls" else "stop",
+        "total_duration": time.perf_counter_ns() - started.started_ns,
+        "load_duration": started.load_ns,
+        "prompt_eval_count": done.prompt_tokens,
+        "prompt_eval_duration": done.prompt_ns,
+        "eval_count": done.eval_tokens,
+        "eval_duration": done.eval_ns,
+    }
+
+
+def _tool_calls(done: Done) -> list[dict[str, Any]]:
+    return [{"function": {"name": c.name, "arguments": c.arguments}} for c in done.tool_calls]
+
+
+def _template(text: str | None) -> str | None:
+    if not text:
+        return None
+    from localllm.store.templates import check_jinja, go_to_jinja, is_go_template
+
+    return go_to_jinja(text) if is_go_template(text) else check_jinja(text)
+
+
+def _format(value: Any) -> str | dict[str, Any] | None:
+    return value or None
+
+
+async def _load_or_unload(
+    inference: Inference, manifest: Manifest, options: dict[str, Any], keep_alive: Any, body: dict[str, Any]
+) -> JSONResponse:
+    seconds = inference.keep_alive(keep_alive)
+    if seconds == 0:
+        inference.unload(manifest)
+        return JSONResponse({"model": manifest.name, "created_at": now(), **body, "done": True,
+                             "done_reason": "unload"})  # fmt: skip
+    load_ns = await inference.load(manifest, options, seconds)
+    return JSONResponse({"model": manifest.name, "created_at": now(), **body, "done": True,
+                         "done_reason": "load", "load_duration": load_ns})  # fmt: skip
+
+
+async def generate(request: Request) -> Response:
+    body = await parse(request, GenerateBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
+    if body.images:
+        raise APIError(400, f"model {body.model!r} does not take images")
+    if body.suffix:
+        raise APIError(400, "suffix (fill-in-the-middle) is not supported yet")
+    if not body.prompt:
+        return await _load_or_unload(inference, manifest, options, body.keep_alive, {"response": ""})
+    if body.raw:
+        gen = Generate(0, prompt=body.prompt)
+    else:
+        messages = inference.base_messages(manifest, body.system)
+        messages.append({"role": "user", "content": body.prompt})
+        gen = Generate(0, messages=tuple(messages), template=_template(body.template) or manifest.template)
+    gen = _finish(gen, inference.sampling(options), _format(body.format), body.truncate)
+    keep_alive = inference.keep_alive(body.keep_alive)
+    started = await inference.start(manifest, gen, options, keep_alive)
+    name = manifest.name
+    if not body.stream:
+        text, done = await inference.complete(started)
+        return JSONResponse({"model": name, "created_at": now(), "response": text, "done": True,
+                             **_timings(done, started)})  # fmt: skip
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        async for event in chain(started):
+            if isinstance(event, Piece):
+                yield {"model": name, "created_at": now(), "response": event.text, "done": False}
+            else:
+                yield {"model": name, "created_at": now(), "response": "", "done": True,
+                       **_timings(event, started)}  # fmt: skip
+
+    return ndjson(chunks())
+
+
+def _finish(gen: Generate, sampling: Any, fmt: Any, truncate: bool) -> Generate:
+    from dataclasses import replace
+
+    return replace(gen, sampling=sampling, format=fmt, truncate=truncate)
+
+
+def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
+    out = []
+    for m in body.messages:
+        if m.images:
+            raise APIError(400, f"model {body.model!r} does not take images")
+        message: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+        if m.tool_calls:
+            message["tool_calls"] = [
+                {"type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in m.tool_calls
+            ]
+        if m.tool_name:
+            message["name"] = m.tool_name
+        out.append(message)
+    return out
+
+
+async def chat(request: Request) -> Response:
+    body = await parse(request, ChatBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
+    user = _chat_messages(body)
+    if not user:
+        reply = {"message": {"role": "assistant", "content": ""}}
+        return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
+    has_system = any(m["role"] == "system" for m in user)
+    messages = inference.base_messages(manifest, "" if has_system else None) + user
+    tools = tuple(t.model_dump(exclude_none=True) for t in body.tools or ())
+    gen = Generate(0, messages=tuple(messages), template=manifest.template, tools=tools)
+    gen = _finish(gen, inference.sampling(options), _format(body.format), body.truncate)
+    keep_alive = inference.keep_alive(body.keep_alive)
+    started = await inference.start(manifest, gen, options, keep_alive)
+    name = manifest.name
+    if not body.stream:
+        _, done = await inference.complete(started)
+        message: dict[str, Any] = {"role": "assistant", "content": done.content}
+        if done.tool_calls:
+            message["tool_calls"] = _tool_calls(done)
+        return JSONResponse({"model": name, "created_at": now(), "message": message, "done": True,
+                             **_timings(done, started)})  # fmt: skip
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        async for event in chain(started):
+            if isinstance(event, Piece):
+                yield {"model": name, "created_at": now(),
+                       "message": {"role": "assistant", "content": event.text}, "done": False}  # fmt: skip
+            else:
+                final: dict[str, Any] = {"role": "assistant", "content": ""}
+                if event.tool_calls:
+                    final["tool_calls"] = _tool_calls(event)
+                yield {"model": name, "created_at": now(), "message": final, "done": True,
+                       **_timings(event, started)}  # fmt: skip
+
+    return ndjson(chunks())
+
+
+async def embed(request: Request) -> Response:
+    body = await parse(request, EmbedBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
+    inputs = (body.input,) if isinstance(body.input, str) else tuple(body.input)
+    started = time.perf_counter_ns()
+    vectors, tokens, load_ns = await inference.embed(
+        manifest, inputs, body.truncate, options, inference.keep_alive(body.keep_alive)
+    )
+    return JSONResponse({"model": manifest.name, "embeddings": [list(v) for v in vectors],
+                         "total_duration": time.perf_counter_ns() - started,
+                         "load_duration": load_ns, "prompt_eval_count": tokens})  # fmt: skip
+
+
+async def embeddings(request: Request) -> Response:
+    body = await parse(request, LegacyEmbeddingsBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
+    vectors, _, _ = await inference.embed(
+        manifest, (body.prompt,), True, options, inference.keep_alive(body.keep_alive)
+    )
+    return JSONResponse({"embedding": list(vectors[0])})
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": __version__})
+
+
+async def root(request: Request) -> Response:
+    return Response("localllm is running", media_type="text/plain")
+
+
+async def tags(request: Request) -> Response:
+    catalog = state(request).catalog
+    models = await asyncio.to_thread(catalog.list)
+    return JSONResponse({"models": models})
+
+
+async def ps(request: Request) -> Response:
+    return JSONResponse({"models": state(request).catalog.running()})
+
+
+async def show(request: Request) -> Response:
+    body = await parse(request, NameBody)
+    s = state(request)
+    manifest = s.inference.manifest(body.target)
+    return JSONResponse(await asyncio.to_thread(s.catalog.show, manifest, body.verbose))
+
+
+async def copy(request: Request) -> Response:
+    body = await parse(request, CopyBody)
+    s = state(request)
+    from localllm.store.names import parse_name
+
+    source = s.inference.manifest(body.source)
+    await asyncio.to_thread(s.store.copy, parse_name(source.name), parse_name(body.destination))
+    return JSONResponse({})
+
+
+async def delete(request: Request) -> Response:
+    body = await parse(request, NameBody)
+    s = state(request)
+    from localllm.store.names import parse_name
+
+    manifest = s.inference.manifest(body.target)
+    s.inference.unload(manifest)
+    await asyncio.to_thread(s.store.remove, parse_name(manifest.name))
+    return JSONResponse({})
+
+
+async def pull(request: Request) -> Response:
+    body = await parse(request, NameBody)
+    if not body.target:
+        raise APIError(400, "model is required")
+    return await state(request).catalog.pull(body.target, body.stream)
+
+
+async def create(request: Request) -> Response:
+    body = await parse(request, CreateBody)
+    return await state(request).catalog.create(body)
+
+
+ROUTES = [
+    Route("/", root, methods=["GET", "HEAD"]),
+    Route("/api/version", version, methods=["GET"]),
+    Route("/api/tags", tags, methods=["GET"]),
+    Route("/api/ps", ps, methods=["GET"]),
+    Route("/api/show", show, methods=["POST"]),
+    Route("/api/generate", generate, methods=["POST"]),
+    Route("/api/chat", chat, methods=["POST"]),
+    Route("/api/embed", embed, methods=["POST"]),
+    Route("/api/embeddings", embeddings, methods=["POST"]),
+    Route("/api/pull", pull, methods=["POST"]),
+    Route("/api/create", create, methods=["POST"]),
+    Route("/api/copy", copy, methods=["POST"]),
+    Route("/api/delete", delete, methods=["DELETE"]),
+]

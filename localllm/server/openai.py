@@ -1,0 +1,256 @@
+"""OpenAI-compatible API (`/v1/...`): the shapes the official `openai` client expects,
+SSE streams ending with `data: [DONE]`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from localllm.engine.protocol import Done, Generate, Piece
+from localllm.server.errors import APIError, message_of, parse
+from localllm.server.inference import chain
+from localllm.server.schemas import (
+    ChatCompletionBody,
+    CompletionBody,
+    EmbeddingsBody,
+    NamedToolChoice,
+    OpenAIMessage,
+    OpenAISampling,
+)
+from localllm.server.state import state
+
+FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+
+
+def sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        except Exception as exc:  # after the 200: the error goes in the stream
+            error = {"error": {"message": message_of(exc), "type": "server_error"}}
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "seed": body.seed,
+        "presence_penalty": body.presence_penalty,
+        "frequency_penalty": body.frequency_penalty,
+        "num_predict": max_tokens,
+    }
+    if body.stop is not None:
+        options["stop"] = [body.stop] if isinstance(body.stop, str) else body.stop
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _usage(done: Done) -> dict[str, int]:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.eval_tokens,
+            "total_tokens": done.prompt_tokens + done.eval_tokens}  # fmt: skip
+
+
+def _text(message: OpenAIMessage) -> str:
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    parts = []
+    for part in message.content:
+        if part.type != "text":
+            raise APIError(400, f"content parts of type {part.type!r} are not supported")
+        parts.append(part.text or "")
+    return "".join(parts)
+
+
+def _messages(body: ChatCompletionBody) -> list[dict[str, Any]]:
+    out = []
+    for m in body.messages:
+        message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role,
+                                   "content": _text(m)}  # fmt: skip
+        if m.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.function.name, "arguments": _arguments(c.function.arguments)}}
+                for c in m.tool_calls
+            ]  # fmt: skip
+        if m.tool_call_id:
+            message["tool_call_id"] = m.tool_call_id
+        if m.name:
+            message["name"] = m.name
+        out.append(message)
+    return out
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise APIError(400, f"tool call arguments are not JSON: {text[:80]!r}") from None
+
+
+def _format(body: ChatCompletionBody) -> str | dict[str, Any] | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return "json"
+    if fmt.json_schema is None or fmt.json_schema.schema_ is None:
+        raise APIError(400, "response_format json_schema needs json_schema.schema")
+    return fmt.json_schema.schema_
+
+
+def _tools(body: ChatCompletionBody) -> tuple[tuple[dict[str, Any], ...], str]:
+    tools = [t.model_dump(exclude_none=True) for t in body.tools or ()]
+    choice = body.tool_choice or "auto"
+    if isinstance(choice, NamedToolChoice):
+        tools = [t for t in tools if t["function"]["name"] == choice.function.name]
+        if not tools:
+            raise APIError(400, f"tool_choice names {choice.function.name!r}, which is not in tools")
+        return tuple(tools), "required"
+    if choice == "required" and not tools:
+        raise APIError(400, 'tool_choice "required" needs tools')
+    return tuple(tools), choice
+
+
+def _tool_calls(done: Done) -> list[dict[str, Any]]:
+    return [
+        {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+         "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+        for c in done.tool_calls
+    ]  # fmt: skip
+
+
+async def chat_completions(request: Request) -> Response:
+    body = await parse(request, ChatCompletionBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, _options(body, body.max_completion_tokens or body.max_tokens))
+    user = _messages(body)
+    has_system = any(m["role"] == "system" for m in user)
+    messages = inference.base_messages(manifest, "" if has_system else None) + user
+    tools, tool_choice = _tools(body)
+    gen = Generate(
+        0, messages=tuple(messages), template=manifest.template, tools=tools, tool_choice=tool_choice,
+        sampling=inference.sampling(options), format=_format(body),
+    )  # fmt: skip
+    started = await inference.start(manifest, gen, options, inference.keep_alive(None))
+    rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    head = {"id": rid, "created": created, "model": body.model, "system_fingerprint": "localllm"}
+    if not body.stream:
+        _, done = await inference.complete(started)
+        message: dict[str, Any] = {"role": "assistant", "content": done.content or None}
+        if done.tool_calls:
+            message["tool_calls"] = _tool_calls(done)
+        else:
+            message["content"] = done.content
+        choice = {"index": 0, "message": message, "logprobs": None,
+                  "finish_reason": FINISH.get(done.reason, "stop")}  # fmt: skip
+        return JSONResponse({**head, "object": "chat.completion", "choices": [choice],
+                             "usage": _usage(done)})  # fmt: skip
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        base = {**head, "object": "chat.completion.chunk"}
+        role_sent = False
+        async for event in chain(started):
+            delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
+            role_sent = True
+            if isinstance(event, Piece):
+                yield {**base, "choices": [{"index": 0, "delta": {**delta, "content": event.text},
+                                            "logprobs": None, "finish_reason": None}]}  # fmt: skip
+                continue
+            if event.tool_calls:
+                calls = [{"index": i, **c} for i, c in enumerate(_tool_calls(event))]
+                yield {**base, "choices": [{"index": 0, "delta": {**delta, "tool_calls": calls},
+                                            "logprobs": None, "finish_reason": None}]}  # fmt: skip
+            yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                        "finish_reason": FINISH.get(event.reason, "stop")}]}  # fmt: skip
+            if include_usage:
+                yield {**base, "choices": [], "usage": _usage(event)}
+
+    return sse(chunks())
+
+
+async def completions(request: Request) -> Response:
+    body = await parse(request, CompletionBody)
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if len(prompts) != 1:
+        raise APIError(400, "prompt: send one prompt per request")
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, _options(body, body.max_tokens))
+    gen = Generate(0, prompt=prompts[0], sampling=inference.sampling(options))
+    started = await inference.start(manifest, gen, options, inference.keep_alive(None))
+    head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion",
+            "created": int(time.time()), "model": body.model}  # fmt: skip
+    if not body.stream:
+        text, done = await inference.complete(started)
+        choice = {"index": 0, "text": text, "logprobs": None,
+                  "finish_reason": FINISH.get(done.reason, "stop")}  # fmt: skip
+        return JSONResponse({**head, "choices": [choice], "usage": _usage(done)})
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        async for event in chain(started):
+            if isinstance(event, Piece):
+                yield {**head, "choices": [{"index": 0, "text": event.text, "logprobs": None,
+                                            "finish_reason": None}]}  # fmt: skip
+            else:
+                yield {**head, "choices": [{"index": 0, "text": "", "logprobs": None,
+                                            "finish_reason": FINISH.get(event.reason, "stop")}]}  # fmt: skip
+                if include_usage:
+                    yield {**head, "choices": [], "usage": _usage(event)}
+
+    return sse(chunks())
+
+
+async def embeddings(request: Request) -> Response:
+    body = await parse(request, EmbeddingsBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    inputs = (body.input,) if isinstance(body.input, str) else tuple(body.input)
+    vectors, tokens, _ = await inference.embed(
+        manifest, inputs, True, inference.options(manifest, {}), inference.keep_alive(None)
+    )
+    data: list[dict[str, Any]] = []
+    for i, vector in enumerate(vectors):
+        values: Any = list(vector[: body.dimensions] if body.dimensions else vector)
+        if body.encoding_format == "base64":
+            import base64
+            import struct
+
+            values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": values})
+    return JSONResponse({"object": "list", "data": data, "model": body.model,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+
+
+async def models(request: Request) -> Response:
+    s = state(request)
+    data = [
+        {"id": m.name, "object": "model", "created": int(m.created),
+         "owned_by": m.name.split("/")[0] if "/" in m.name else "library"}
+        for m in s.store.list()
+    ]  # fmt: skip
+    return JSONResponse({"object": "list", "data": data})
+
+
+
+ROUTES = [
+    Route("/v1/models", models, methods=["GET"]),
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+]

@@ -1,0 +1,251 @@
+"""A worker process seen from the server: spawn it, talk to it, notice when it dies.
+
+Each runner owns one `python -m localllm.engine.worker` process and one end
+of a socket pair. A reader thread turns the worker's messages into asyncio
+events for the request they belong to. When the process dies (llama.cpp
+aborted, the OOM killer, a signal), every request it held ends with an
+error naming the cause (the last line of its log) and the server goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from localllm.engine.protocol import (
+    Done,
+    Embed,
+    Embedded,
+    Event,
+    Failed,
+    Generate,
+    Load,
+    Loaded,
+    LoadFailed,
+    Piece,
+)
+from localllm.errors import LocalLLMError
+
+
+class RunnerError(LocalLLMError):
+    """The model could not be loaded, or its worker process died."""
+
+
+class Runner:
+    def __init__(self, name: str, load: Load, log_path: Path, on_death: Callable[[Runner], None]):
+        self.name = name
+        self.load_request = load
+        self.log_path = log_path
+        self.on_death = on_death
+        self.loaded: Loaded | None = None
+        self.in_flight = 0
+        """Requests admitted: the one running and those waiting behind it."""
+        self.last_used = time.monotonic()
+        self.expires_at: float | None = None
+        """Wall-clock time of unloading when idle (None: never)."""
+        self.expiry: asyncio.TimerHandle | None = None
+        self.dead = False
+        self._ids = itertools.count(1)
+        self._queues: dict[int, asyncio.Queue[Event]] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._first: asyncio.Future[Loaded | LoadFailed] | None = None
+
+    # --- life -------------------------------------------------------------------------
+
+    async def start(self) -> Loaded:
+        """Spawn the worker and load the model; RunnerError with llama.cpp's reason if not."""
+        self._loop = asyncio.get_running_loop()
+        self._first = self._loop.create_future()
+        parent, child = socket.socketpair()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "localllm.engine.worker", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        child.close()
+        self._conn = Connection(parent.detach())
+        self._conn.send(self.load_request)
+        threading.Thread(target=self._read, name=f"runner {self.name}", daemon=True).start()
+        first = await self._first
+        if isinstance(first, LoadFailed):
+            self.stop()
+            raise RunnerError(f"model {self.name!r} could not be loaded: {first.message}")
+        self.loaded = first
+        return first
+
+    def stop(self) -> None:
+        """End the worker: closing its socket makes it exit; a stuck one is killed."""
+        self.dead = True
+        self.abort_all(f"the model {self.name!r} was unloaded")
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        process = self._process
+        if process is not None and process.poll() is None:
+            threading.Thread(target=_reap, args=(process,), daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    # --- requests ---------------------------------------------------------------------
+
+    async def generate(self, request: Generate) -> AsyncIterator[Piece | Done]:
+        """The pieces of one generation, then its Done; RunnerError on failure.
+        Leaving early (a client that disconnected) cancels it in the worker."""
+        rid = next(self._ids)
+        request = _with_id(request, rid)
+        queue = self._open(rid)
+        finished = False
+        try:
+            self._send(request)
+            while True:
+                event = await queue.get()
+                if isinstance(event, Failed):
+                    finished = True
+                    raise RequestFailed(event.status, event.message)
+                assert isinstance(event, Piece | Done)
+                if isinstance(event, Done):
+                    finished = True
+                yield event
+                if finished:
+                    return
+        finally:
+            self._queues.pop(rid, None)
+            if not finished and not self.dead:
+                from localllm.engine.protocol import Cancel
+
+                self._send(Cancel(rid))
+
+    async def embed(self, inputs: tuple[str, ...], truncate: bool) -> Embedded:
+        rid = next(self._ids)
+        queue = self._open(rid)
+        try:
+            self._send(Embed(rid, inputs, truncate))
+            event = await queue.get()
+        finally:
+            self._queues.pop(rid, None)
+        if isinstance(event, Failed):
+            raise RequestFailed(event.status, event.message)
+        assert isinstance(event, Embedded)
+        return event
+
+    def abort_all(self, message: str) -> None:
+        """End every request of this runner with `message` (server shutdown)."""
+        for rid, queue in list(self._queues.items()):
+            queue.put_nowait(Failed(rid, 503, message))
+
+    def _open(self, rid: int) -> asyncio.Queue[Event]:
+        if self.dead:
+            raise RunnerError(f"the runner of {self.name!r} has stopped")
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues[rid] = queue
+        return queue
+
+    def _send(self, message: object) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.send(message)
+        except OSError:
+            pass  # the reader thread sees the death and fails the requests
+
+    # --- the reader thread ---------------------------------------------------------------
+
+    def _read(self) -> None:
+        conn, loop = self._conn, self._loop
+        assert conn is not None and loop is not None
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            loop.call_soon_threadsafe(self._dispatch, message)
+        code = self._process.wait() if self._process else None
+        loop.call_soon_threadsafe(self._died, code)
+
+    def _dispatch(self, message: object) -> None:
+        if isinstance(message, Loaded | LoadFailed):
+            if self._first is not None and not self._first.done():
+                self._first.set_result(message)
+            return
+        rid = getattr(message, "id", None)
+        queue = self._queues.get(rid) if isinstance(rid, int) else None
+        if queue is not None:
+            queue.put_nowait(message)  # type: ignore[arg-type]
+
+    def _died(self, code: int | None) -> None:
+        expected = self.dead
+        self.dead = True
+        if expected:
+            return
+        reason = f"the model runner of {self.name!r} stopped unexpectedly ({_exit_text(code)}): {self.log_tail()}"
+        print(f"localllm: {reason}", file=sys.stderr, flush=True)
+        if self._first is not None and not self._first.done():
+            self._first.set_result(LoadFailed(reason))
+        for rid, queue in list(self._queues.items()):
+            queue.put_nowait(Failed(rid, 500, reason))
+        self.on_death(self)
+
+    def log_tail(self) -> str:
+        """The line of the worker's log that best says why it died."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return "no log"
+        for line in reversed(lines):
+            if "GGML_ASSERT" in line or "error" in line.lower() or "Killed" in line:
+                return line.strip()
+        return lines[-1].strip() if lines else "no log"
+
+
+class RequestFailed(LocalLLMError):
+    """The worker refused or failed one request (the status says how to answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _with_id(request: Generate, rid: int) -> Generate:
+    from dataclasses import replace
+
+    return replace(request, id=rid)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,209 @@
+"""Which models are loaded, in which worker, for how long; and who waits.
+
+- A model loads on first use, planned against what the loaded ones leave
+  free. When it does not fit, the least recently used idle model is
+  unloaded and the plan is tried again; when every loaded model is busy,
+  the load waits for one to go idle.
+- After each request the model stays for its `keep_alive` (Ollama's rules: 0
+  unloads at once, negative keeps it forever), then its worker ends.
+- Each model admits one running request and `max_queue` waiting; past that,
+  `Busy` (503 with Retry-After).
+- A request asking for another context size (num_ctx) or other load options
+  reloads the model once it is idle, as Ollama does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localllm.errors import LocalLLMError
+from localllm.planner.budget import Budget, less
+from localllm.planner.memory import MemoryEstimate
+from localllm.server.loading import DoesNotFit, Planned, plan_load
+from localllm.server.runner import Runner, RunnerError
+from localllm.server.settings import ServerSettings
+from localllm.store.manifests import Manifest
+from localllm.store.store import Store
+
+LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
+Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any]], Planned]
+
+
+class Busy(LocalLLMError):
+    """Too many requests are waiting for this model."""
+
+    retry_after_s = 5
+
+
+@dataclass(frozen=True)
+class LoadKey:
+    digests: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...]
+
+
+@dataclass
+class Slot:
+    runner: Runner
+    key: LoadKey
+    estimate: MemoryEstimate
+    manifest: Manifest
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        store: Store,
+        log_dir: Path,
+        budget: Callable[[], Budget] | None = None,
+        planner: Planner = plan_load,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.log_dir = log_dir
+        self._budget_fn = budget
+        self._budget: Budget | None = None
+        self._planner = planner
+        self.slots: dict[str, Slot] = {}
+        self._load_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    # --- admission ----------------------------------------------------------------------
+
+    async def acquire(self, manifest: Manifest, options: dict[str, Any]) -> Runner:
+        """The runner for `manifest`, with one more request admitted; loads it if needed.
+        Pair every call with `release`."""
+        key = _key(manifest, options)
+        slot = self.slots.get(manifest.name)
+        if slot is None or slot.key != key or slot.runner.dead:
+            async with self._load_lock:
+                slot = self.slots.get(manifest.name)
+                if slot is not None and (slot.key != key or slot.runner.dead):
+                    await self._wait_idle(slot)
+                    self.unload(manifest.name)
+                    slot = None
+                if slot is None:
+                    slot = await self._load(manifest, key, options)
+        runner = slot.runner
+        if runner.in_flight > self.settings.max_queue:
+            raise Busy(
+                f"model {manifest.name!r} has {runner.in_flight - 1} requests waiting "
+                f"(LOCALLLM_MAX_QUEUE={self.settings.max_queue}); try again shortly"
+            )
+        runner.in_flight += 1
+        if runner.expiry is not None:
+            runner.expiry.cancel()
+            runner.expiry = None
+        runner.expires_at = None
+        return runner
+
+    def release(self, runner: Runner, keep_alive_s: float | None) -> None:
+        """One request of `runner` ended; it stays loaded `keep_alive_s` once idle."""
+        runner.in_flight -= 1
+        runner.last_used = time.monotonic()
+        if runner.in_flight > 0 or runner.dead:
+            self._changed.set()
+            return
+        if runner.expiry is not None:
+            runner.expiry.cancel()
+            runner.expiry = None
+        if keep_alive_s is None:
+            runner.expires_at = None
+        elif keep_alive_s <= 0:
+            self.unload(runner.name)
+        else:
+            runner.expires_at = time.time() + keep_alive_s
+            loop = asyncio.get_running_loop()
+            runner.expiry = loop.call_later(keep_alive_s, self._expire, runner)
+        self._changed.set()
+
+    def _expire(self, runner: Runner) -> None:
+        slot = self.slots.get(runner.name)
+        if slot is not None and slot.runner is runner and runner.in_flight == 0:
+            self.unload(runner.name)
+
+    # --- loading and unloading -----------------------------------------------------------
+
+    async def _load(self, manifest: Manifest, key: LoadKey, options: dict[str, Any]) -> Slot:
+        if self._budget is None:
+            self._budget = await asyncio.to_thread(self._budget_fn or _machine_budget)
+        n_ctx = options.get("num_ctx") or manifest.parameters.get("num_ctx")
+        overrides = {k: v for k, v in options.items() if k in LOAD_OPTIONS[1:]}
+        while True:
+            full = self.settings.max_loaded and len(self.slots) >= self.settings.max_loaded
+            try:
+                if full:
+                    raise DoesNotFit(f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached")
+                left = less(self._budget, (s.estimate for s in self.slots.values()))
+                planned = await asyncio.to_thread(
+                    self._planner, manifest, self.store, left, n_ctx, overrides
+                )
+                break
+            except DoesNotFit:
+                idle = [s for s in self.slots.values() if s.runner.in_flight == 0]
+                if idle:
+                    victim = min(idle, key=lambda s: s.runner.last_used)
+                    self.unload(victim.runner.name)
+                    continue
+                if not self.slots:
+                    raise
+                self._changed.clear()
+                await self._changed.wait()  # a busy model will go idle
+        log = self.log_dir / "runners" / f"{_safe(manifest.name)}.log"
+        runner = Runner(manifest.name, planned.load, log, self._on_death)
+        await runner.start()
+        slot = Slot(runner, key, planned.option.estimate, manifest)
+        self.slots[manifest.name] = slot
+        return slot
+
+    async def _wait_idle(self, slot: Slot) -> None:
+        while slot.runner.in_flight > 0 and not slot.runner.dead:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def unload(self, name: str) -> bool:
+        slot = self.slots.pop(name, None)
+        if slot is None:
+            return False
+        slot.runner.stop()
+        self._changed.set()
+        return True
+
+    def _on_death(self, runner: Runner) -> None:
+        slot = self.slots.get(runner.name)
+        if slot is not None and slot.runner is runner:
+            del self.slots[runner.name]
+        self._changed.set()
+
+    def abort_all(self, message: str) -> None:
+        for slot in self.slots.values():
+            slot.runner.abort_all(message)
+
+    def shutdown(self) -> None:
+        for name in list(self.slots):
+            self.unload(name)
+
+
+def _machine_budget() -> Budget:
+    from localllm.planner.machine import this_machine
+
+    return this_machine(quick=True).budget
+
+
+def _key(manifest: Manifest, options: dict[str, Any]) -> LoadKey:
+    digests = tuple(sorted(manifest.digests))
+    chosen = {k: options.get(k, manifest.parameters.get(k)) for k in LOAD_OPTIONS}
+    return LoadKey(digests, tuple((k, v) for k, v in sorted(chosen.items()) if v is not None))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+__all__ = ["Busy", "DoesNotFit", "RunnerError", "Scheduler", "Slot"]

@@ -1,0 +1,222 @@
+"""The request bodies of both APIs, validated by pydantic: a wrong type is a 400
+naming the field, never a 500. Unknown fields are ignored, as Ollama and
+OpenAI ignore them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+Number = StrictInt | StrictFloat
+
+
+class Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Options(Loose):
+    """Ollama's `options` (and Modelfile PARAMETERs) that localllm applies."""
+
+    num_ctx: StrictInt | None = Field(None, ge=256)
+    num_predict: StrictInt | None = Field(None, ge=-2)
+    num_gpu: StrictInt | None = Field(None, ge=0)
+    num_thread: StrictInt | None = Field(None, ge=1)
+    num_batch: StrictInt | None = Field(None, ge=1)
+    temperature: Number | None = Field(None, ge=0)
+    top_k: StrictInt | None = Field(None, ge=0)
+    top_p: Number | None = Field(None, ge=0, le=1)
+    min_p: Number | None = Field(None, ge=0, le=1)
+    typical_p: Number | None = Field(None, ge=0, le=1)
+    repeat_penalty: Number | None = Field(None, ge=0)
+    repeat_last_n: StrictInt | None = Field(None, ge=-1)
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    seed: StrictInt | None = None
+    stop: list[StrictStr] | StrictStr | None = None
+
+
+KeepAlive = StrictStr | Number | None
+Format = Literal["", "json"] | dict[str, Any] | None
+
+
+class ToolFunction(Loose):
+    name: StrictStr
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(Loose):
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
+class OllamaToolCall(Loose):
+    class Function(Loose):
+        name: StrictStr
+        arguments: dict[str, Any] | StrictStr = Field(default_factory=dict)
+
+    function: Function
+
+
+class OllamaMessage(Loose):
+    role: StrictStr
+    content: StrictStr | None = ""
+    images: list[Any] | None = None
+    tool_calls: list[OllamaToolCall] | None = None
+    tool_name: StrictStr | None = None
+
+
+class GenerateBody(Loose):
+    model: StrictStr
+    prompt: StrictStr | None = ""
+    suffix: StrictStr | None = None
+    system: StrictStr | None = None
+    template: StrictStr | None = None
+    raw: StrictBool = False
+    format: Format = None
+    options: Options = Field(default_factory=Options)
+    stream: StrictBool = True
+    keep_alive: KeepAlive = None
+    images: list[Any] | None = None
+    truncate: StrictBool = False
+
+
+class ChatBody(Loose):
+    model: StrictStr
+    messages: list[OllamaMessage] = Field(default_factory=list)
+    tools: list[Tool] | None = None
+    format: Format = None
+    options: Options = Field(default_factory=Options)
+    stream: StrictBool = True
+    keep_alive: KeepAlive = None
+    truncate: StrictBool = False
+
+
+class EmbedBody(Loose):
+    model: StrictStr
+    input: StrictStr | list[StrictStr]
+    truncate: StrictBool = True
+    options: Options = Field(default_factory=Options)
+    keep_alive: KeepAlive = None
+
+
+class LegacyEmbeddingsBody(Loose):
+    model: StrictStr
+    prompt: StrictStr
+    options: Options = Field(default_factory=Options)
+    keep_alive: KeepAlive = None
+
+
+class NameBody(Loose):
+    """show / delete / pull: `model`, or Ollama's older `name`."""
+
+    model: StrictStr | None = None
+    name: StrictStr | None = None
+    stream: StrictBool = True
+    verbose: StrictBool = False
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name or ""
+
+
+class CopyBody(Loose):
+    source: StrictStr
+    destination: StrictStr
+
+
+class CreateBody(Loose):
+    model: StrictStr | None = None
+    name: StrictStr | None = None
+    from_: StrictStr | None = Field(None, alias="from")
+    modelfile: StrictStr | None = None
+    template: StrictStr | None = None
+    system: StrictStr | None = None
+    license: StrictStr | list[StrictStr] | None = None
+    parameters: dict[str, Any] | None = None
+    messages: list[OllamaMessage] | None = None
+    quantize: StrictStr | None = None
+    stream: StrictBool = True
+
+
+# --- OpenAI ------------------------------------------------------------------------
+
+
+class ContentPart(Loose):
+    type: StrictStr
+    text: StrictStr | None = None
+
+
+class OpenAIToolCall(Loose):
+    class Function(Loose):
+        name: StrictStr
+        arguments: StrictStr = "{}"
+
+    id: StrictStr | None = None
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class OpenAIMessage(Loose):
+    role: StrictStr
+    content: StrictStr | list[ContentPart] | None = None
+    name: StrictStr | None = None
+    tool_calls: list[OpenAIToolCall] | None = None
+    tool_call_id: StrictStr | None = None
+
+
+class ResponseFormat(Loose):
+    class JsonSchema(Loose):
+        name: StrictStr | None = None
+        schema_: dict[str, Any] | None = Field(None, alias="schema")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchema | None = None
+
+
+class NamedToolChoice(Loose):
+    class Function(Loose):
+        name: StrictStr
+
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class StreamOptions(Loose):
+    include_usage: StrictBool = False
+
+
+class OpenAISampling(Loose):
+    model: StrictStr
+    temperature: Number | None = Field(None, ge=0, le=2)
+    top_p: Number | None = Field(None, ge=0, le=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    stop: StrictStr | list[StrictStr] | None = None
+    seed: StrictInt | None = None
+    presence_penalty: Number | None = Field(None, ge=-2, le=2)
+    frequency_penalty: Number | None = Field(None, ge=-2, le=2)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    n: StrictInt = Field(1, ge=1, le=1)
+
+
+class ChatCompletionBody(OpenAISampling):
+    messages: list[OpenAIMessage] = Field(min_length=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+
+
+class CompletionBody(OpenAISampling):
+    prompt: StrictStr | list[StrictStr]
+    max_tokens: StrictInt | None = Field(16, ge=1)
+    """OpenAI's default for completions is 16 tokens."""
+
+
+class EmbeddingsBody(Loose):
+    model: StrictStr
+    input: StrictStr | list[StrictStr]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = None

@@ -1,0 +1,89 @@
+"""Refuse requests a local server should never serve, before any route runs.
+
+- DNS rebinding: a web page can make a browser send requests to 127.0.0.1
+  under its own host name; the `Host` header must name this machine
+  (loopback names, the listening address, `LOCALLLM_ALLOWED_HOSTS`). A server
+  listening on every address (0.0.0.0) relies on its API key instead.
+- Cross-origin pages: a request carrying an `Origin` that is not allowed is
+  refused outright (403), not merely answered without CORS headers: a
+  "simple" POST would otherwise still run a generation. Allowed origins get
+  their CORS headers from Starlette's `CORSMiddleware`.
+- API key: when one is set, every request but a CORS preflight must send it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from localllm.server.settings import ServerSettings
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "*.localhost")
+
+
+def origin_regex(patterns: tuple[str, ...]) -> str:
+    """One regex for every allowed origin (`*` matches any run of characters)."""
+    return "|".join("(?:" + re.escape(p).replace(r"\*", ".*") + ")" for p in patterns)
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without the port (IPv6 in brackets kept bare)."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.any_host = settings.host in ("0.0.0.0", "::")
+        self.hosts = (*LOOPBACK_NAMES, settings.host, *settings.allowed_hosts)
+        self.origins = re.compile(origin_regex(settings.origins), re.IGNORECASE)
+        self.key = settings.api_key.encode() if settings.api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        problem = self._problem(scope, headers)
+        if problem is not None:
+            status, message = problem
+            await _reject(send, status, message)
+            return
+        await self.app(scope, receive, send)
+
+    def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        host = host_name(headers.get("host", "")).lower()
+        if not self.any_host and not any(fnmatch.fnmatch(host, h.lower()) for h in self.hosts):
+            return 403, (f"host {host!r} is not allowed (DNS rebinding protection); "
+                         "add it to LOCALLLM_ALLOWED_HOSTS")  # fmt: skip
+        origin = headers.get("origin")
+        if origin and not self.origins.fullmatch(origin):
+            return 403, f"origin {origin!r} is not allowed; add it to LOCALLLM_ORIGINS"
+        preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
+        if self.key is not None and not preflight:
+            sent = headers.get("authorization", "")
+            token = sent[7:].strip().encode() if sent.lower().startswith("bearer ") else b""
+            if not hmac.compare_digest(token, self.key):
+                return 401, "this server needs an API key: send Authorization: Bearer <key>"
+        return None
+
+
+async def _reject(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,46 @@
+"""Run the server in the foreground (`localllm serve`) until SIGTERM or SIGINT.
+
+On a signal, streams in flight end with an error event at once (uvicorn would
+otherwise wait for them), then every worker is stopped, so their memory goes
+back to the system before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from localllm.server.app import create_app
+from localllm.server.settings import ServerSettings
+from localllm.store.store import Store
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_exit: Any) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._on_exit)
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: ServerSettings, store: Store, log_dir: Path) -> None:
+    settings.check()
+    app = create_app(settings, store, log_dir, hub_endpoint=os.environ.get("HF_ENDPOINT"))
+    scheduler = app.state.localllm.scheduler
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+        timeout_graceful_shutdown=5, lifespan="on",
+    )  # fmt: skip
+    server = _Server(config, lambda: scheduler.abort_all("the server is shutting down"))
+    print(f"localllm: listening on {settings.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    server.run()

@@ -1,0 +1,149 @@
+"""The server's settings, from the environment and `localllm serve`'s flags.
+
+- `LOCALLLM_HOST`: `HOST`, `HOST:PORT`, `:PORT` or `http://HOST:PORT` (default 127.0.0.1:11435).
+- `LOCALLLM_API_KEY`: required as `Authorization: Bearer KEY` when set; needed to
+  listen beyond loopback (unless `serve --insecure`).
+- `LOCALLLM_ORIGINS`: extra browser origins allowed (comma-separated, `*` wildcards).
+- `LOCALLLM_ALLOWED_HOSTS`: extra names the `Host` header may carry.
+- `LOCALLLM_KEEP_ALIVE`: how long an idle model stays loaded (default `5m`).
+- `LOCALLLM_MAX_QUEUE`: requests waiting per model before 503 (default 512).
+- `LOCALLLM_MAX_LOADED_MODELS`: at most this many models at once (default 0: as many as fit).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from localllm.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11435
+"""Ollama's 11434 plus one: both can run side by side."""
+DEFAULT_KEEP_ALIVE_S = 300.0
+DEFAULT_ORIGINS = (
+    "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
+    "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
+    "http://[::1]", "https://[::1]", "http://[::1]:*", "https://[::1]:*",
+    "app://*", "file://*", "tauri://*", "vscode-webview://*",
+)  # fmt: skip
+"""Ollama's defaults: pages served from this machine and desktop app shells."""
+
+_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    origins: tuple[str, ...] = DEFAULT_ORIGINS
+    allowed_hosts: tuple[str, ...] = ()
+    keep_alive_s: float | None = DEFAULT_KEEP_ALIVE_S
+    """None: forever."""
+    max_queue: int = 512
+    max_loaded: int = 0
+    insecure: bool = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    def check(self) -> None:
+        """Refuse to listen beyond loopback without an API key (unless insecure)."""
+        if not self.loopback and not self.api_key and not self.insecure:
+            raise ConfigError(
+                f"listening on {self.host} exposes your models to the network: set "
+                "LOCALLLM_API_KEY (clients then send it as a Bearer token), or pass "
+                "--insecure to serve without one"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    text = value.strip()
+    if not text:
+        return DEFAULT_HOST, DEFAULT_PORT
+    parts = urlsplit(text if "://" in text else f"//{text}")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise ConfigError(f"LOCALLLM_HOST: bad port in {value!r}") from None
+    host = parts.hostname or DEFAULT_HOST
+    return host, port
+
+
+def parse_keep_alive(value: float | int | str | None, default: float | None) -> float | None:
+    """Seconds to stay loaded (None: forever) from Ollama's forms: a number of seconds,
+    or a duration like "10m", "1h30m", "500ms"; negative means forever, 0 unload now."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ConfigError(f"keep_alive must be a duration or a number of seconds, not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            matches = list(_DURATION.finditer(text))
+            if not matches or "".join(m.group(0) for m in matches) != text:
+                raise ConfigError(
+                    f"keep_alive: {value!r} is not a duration (examples: 300, \"5m\", \"1h\", -1)"
+                ) from None
+            seconds = sum(float(m.group(1)) * _UNIT_S[m.group(2)] for m in matches)
+    return None if seconds < 0 else seconds
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in env.get(name, "").split(",") if x.strip())
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, insecure: bool = False) -> ServerSettings:
+    env = os.environ if env is None else env
+    host, port = parse_address(env.get("LOCALLLM_HOST", ""))
+    return ServerSettings(
+        host=host,
+        port=port,
+        api_key=env.get("LOCALLLM_API_KEY", "").strip() or None,
+        origins=DEFAULT_ORIGINS + _list(env, "LOCALLLM_ORIGINS"),
+        allowed_hosts=_list(env, "LOCALLLM_ALLOWED_HOSTS"),
+        keep_alive_s=parse_keep_alive(env.get("LOCALLLM_KEEP_ALIVE"), DEFAULT_KEEP_ALIVE_S),
+        max_queue=_int(env, "LOCALLLM_MAX_QUEUE", 512),
+        max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
+        insecure=insecure,
+    )
