@@ -52,6 +52,8 @@ class ModelSpec:
     d_conv: int = 4
     dt_rank: int = 8
     name: str = "test-model"
+    repeat_token: bool = False
+    """Give the last two tokens the same text: llama.cpp aborts the process (GGML_ASSERT)."""
 
     @property
     def hd(self) -> int:
@@ -158,15 +160,17 @@ def _writer(spec: ModelSpec, path: Path, file_type: int, split: int = 0) -> gguf
         w.add_expert_used_count(spec.n_expert_used)
     if spec.sliding_window:
         w.add_sliding_window(spec.sliding_window)
-    _add_vocab(w, spec.n_vocab)
+    _add_vocab(w, spec.n_vocab, spec.repeat_token)
     return w
 
 
-def _add_vocab(w: gguf.GGUFWriter, n_vocab: int) -> None:
+def _add_vocab(w: gguf.GGUFWriter, n_vocab: int, repeat_token: bool = False) -> None:
     """`<unk> <s> </s>`, the 256 byte tokens, then unique filler up to n_vocab."""
     control = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     tokens = control + [f"<0x{i:02X}>" for i in range(256)]
     tokens += [f"▁t{i}" for i in range(n_vocab - len(tokens))]
+    if repeat_token:
+        tokens[-1] = tokens[-2]
     types = [2, 3, 3, 3, 3] + [6] * 256 + [1] * (n_vocab - 261)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)

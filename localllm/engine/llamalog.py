@@ -36,3 +36,14 @@ def last_reason(lines: list[str] | deque[str]) -> str:
         if "error" in lower or "failed" in lower or "does not" in lower:
             return line
     return stripped[-1] if stripped else "no reason given"
+
+
+def crash_reason(output: str) -> str:
+    """The line of a dead process's output that says why: llama.cpp's GGML_ASSERT or
+    error line, not the debugger backtrace it prints after it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for marker in ("GGML_ASSERT", "error", "Error", "Killed", "failed"):
+        for line in reversed(lines):
+            if marker in line:
+                return line
+    return lines[-1] if lines else "no output"

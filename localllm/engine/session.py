@@ -54,21 +54,23 @@ class Session:
         limit = m.n_ctx - 1  # room for at least one new token
         if request.messages is None:
             tokens = m.tokenize(request.prompt or "", add_special=True)
-            if len(tokens) > limit:
-                if not request.truncate:
-                    raise PromptTooLong(self._too_long(len(tokens)))
-                keep = tokens[:1] if m.add_bos and tokens else []
-                tokens = keep + tokens[len(tokens) - (limit - len(keep)) :]
-            return tokens
-        messages = list(request.messages)
-        while True:
+        else:
+            # Truncation drops the oldest messages first (the system prompt stays) ...
+            messages = list(request.messages)
             tokens = self._chat_tokens(request, messages)
-            if len(tokens) <= limit:
-                return tokens
-            droppable = [i for i, msg in enumerate(messages[:-1]) if msg.get("role") != "system"]
-            if not request.truncate or not droppable:
+            while len(tokens) > limit and request.truncate:
+                droppable = [i for i, x in enumerate(messages[:-1]) if x.get("role") != "system"]
+                if not droppable:
+                    break
+                del messages[droppable[0]]
+                tokens = self._chat_tokens(request, messages)
+        if len(tokens) > limit:
+            if not request.truncate:
                 raise PromptTooLong(self._too_long(len(tokens)))
-            del messages[droppable[0]]
+            # ... then the oldest tokens, keeping the BOS token.
+            keep = tokens[:1] if m.add_bos and tokens else []
+            tokens = keep + tokens[len(tokens) - (limit - len(keep)) :]
+        return tokens
 
     def _chat_tokens(self, request: Generate, messages: list[dict[str, Any]]) -> list[int]:
         m = self.model

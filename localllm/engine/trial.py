@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from localllm.engine.llamalog import last_reason
+from localllm.engine.llamalog import crash_reason, last_reason
 from localllm.errors import LocalLLMError
 from localllm.planner.settings import LoadSettings, MeasuredBuffers
 
@@ -93,7 +93,7 @@ def trial_load(
     try:
         answer = json.loads(done.stdout)
     except json.JSONDecodeError:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = crash_reason(done.stderr)
         code = done.returncode
         raise TrialError(
             f"{path}: llama.cpp died loading the model (exit {code}): {tail}"

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from localllm.errors import LocalLLMError
 from localllm.server import ollama, openai
 from localllm.server.catalog import Catalog
-from localllm.server.errors import handle
+from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
 from localllm.server.scheduler import Scheduler
 from localllm.server.security import SecurityMiddleware, origin_regex
@@ -29,7 +29,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on "
                f"{request.url.path}"}.get(exc.status_code, str(exc.detail))  # fmt: skip
-    return JSONResponse({"error": message}, status_code=exc.status_code)
+    return JSONResponse(error_body(request.url.path, exc.status_code, message),
+                        status_code=exc.status_code)
 
 
 def create_app(

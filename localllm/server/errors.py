@@ -52,16 +52,30 @@ def message_of(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}); see the server log"
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                 403: "permission_error", 404: "not_found_error", 503: "overloaded_error"}  # fmt: skip
+
+
+def error_body(path: str, status: int, message: str) -> dict[str, object]:
+    """`{"error": message}`; under /v1 OpenAI's `{"error": {"message", "type", "code"}}`,
+    which its clients show."""
+    if path.startswith("/v1/"):
+        kind = _OPENAI_TYPES.get(status, "server_error")
+        return {"error": {"message": message, "type": kind, "code": status}}
+    return {"error": message}
+
+
+def error_response(exc: BaseException, path: str = "") -> JSONResponse:
     status = status_of(exc)
     if not isinstance(exc, LocalLLMError):
         log.exception("unexpected error", exc_info=exc)
     headers = {"Retry-After": str(Busy.retry_after_s)} if isinstance(exc, Busy) else None
-    return JSONResponse({"error": message_of(exc)}, status_code=status, headers=headers)
+    body = error_body(path, status, message_of(exc))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def handle(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 async def parse(request: Request, model: type[M]) -> M:

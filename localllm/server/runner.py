@@ -10,6 +10,7 @@ error naming the cause (the last line of its log) and the server goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -34,6 +35,7 @@ from localllm.engine.protocol import (
     LoadFailed,
     Piece,
 )
+from localllm.engine.llamalog import crash_reason
 from localllm.errors import LocalLLMError
 
 
@@ -96,6 +98,10 @@ class Runner:
         if self.expiry is not None:
             self.expiry.cancel()
         if self._conn is not None:
+            # shutdown, not just close: the reader thread blocked in recv() keeps the
+            # socket open otherwise, and the worker would never see the end of it.
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as s:
+                s.shutdown(socket.SHUT_RDWR)
             self._conn.close()
             self._conn = None
         process = self._process
@@ -177,9 +183,13 @@ class Runner:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
-            loop.call_soon_threadsafe(self._dispatch, message)
+            try:
+                loop.call_soon_threadsafe(self._dispatch, message)
+            except RuntimeError:  # the server's loop has closed: nobody is listening
+                return
         code = self._process.wait() if self._process else None
-        loop.call_soon_threadsafe(self._died, code)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._died, code)
 
     def _dispatch(self, message: object) -> None:
         if isinstance(message, Loaded | LoadFailed):
@@ -208,14 +218,11 @@ class Runner:
         """The line of the worker's log that best says why it died."""
         try:
             with self.log_path.open("rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
-                lines = f.read().decode(errors="replace").splitlines()
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+                text = f.read().decode(errors="replace")
         except OSError:
             return "no log"
-        for line in reversed(lines):
-            if "GGML_ASSERT" in line or "error" in line.lower() or "Killed" in line:
-                return line.strip()
-        return lines[-1].strip() if lines else "no log"
+        return crash_reason(text)
 
 
 class RequestFailed(LocalLLMError):

@@ -20,6 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from localllm.server.errors import error_body
 from localllm.server.settings import ServerSettings
 
 Scope = MutableMapping[str, Any]
@@ -59,7 +60,7 @@ class SecurityMiddleware:
         problem = self._problem(scope, headers)
         if problem is not None:
             status, message = problem
-            await _reject(send, status, message)
+            await _reject(send, status, error_body(scope["path"], status, message))
             return
         await self.app(scope, receive, send)
 
@@ -80,8 +81,8 @@ class SecurityMiddleware:
         return None
 
 
-async def _reject(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _reject(send: Send, status: int, error: dict[str, object]) -> None:
+    body = json.dumps(error).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))

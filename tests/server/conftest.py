@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvicorn
 
@@ -28,6 +29,8 @@ from localllm.store.store import Store
 from tests.factory import TINY, ModelSpec, write_model
 
 GIB = 1 << 30
+SLOW = ModelSpec(name="slow", n_embd=512, n_layer=8, n_head=8, n_head_kv=4, n_ff=1536,
+                 n_vocab=1024, n_ctx_train=8192)  # fmt: skip
 BUDGET = Budget(gpus=(), ram_total=24 * GIB, ram_available=20 * GIB, ram_usable=16 * GIB,
                 cpu_bandwidth_gbs=20.0, threads=2, repack=True)  # fmt: skip
 
@@ -38,6 +41,9 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "tiny": write_model(TINY, folder / "tiny.gguf"),
         "other": write_model(ModelSpec(name="other"), folder / "other.gguf", seed=1),
+        # Slow enough (hundreds of tokens/s) that a long answer takes seconds.
+        "slow": write_model(SLOW, folder / "slow.gguf", dtype=np.float16),
+        "broken": write_model(ModelSpec(name="broken", repeat_token=True), folder / "broken.gguf"),
     }
 
 
