@@ -42,7 +42,7 @@ def main() -> None:
     cp.n_threads = cp.n_threads_batch = psutil.cpu_count(logical=False) or 1
     ctx = llama_cpp.llama_init_from_model(model, cp)
     if not model or not ctx:
-        sys.exit("load failed: " + "".join(lines[-3:]))
+        sys.exit("load failed: " + "".join(list(lines)[-3:]))
     rss_loaded = proc.memory_info().rss
     vocab = llama_cpp.llama_model_get_vocab(model)
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)

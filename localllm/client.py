@@ -65,7 +65,9 @@ class Client:
         """Unload `model` now (a request with keep_alive 0, as `ollama stop` sends)."""
         self._request("POST", "/api/generate", {"model": model, "keep_alive": 0})
 
-    def chat(self, model: str, messages: list[dict[str, Any]], **fields: Any) -> Iterator[dict[str, Any]]:
+    def chat(
+        self, model: str, messages: list[dict[str, Any]], **fields: Any
+    ) -> Iterator[dict[str, Any]]:
         """The streamed chunks of one chat turn; the last has `done: true` and the timings."""
         return self._stream("/api/chat", {"model": model, "messages": messages, **fields})
 

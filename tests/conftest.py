@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.factory import LLAMA_8B, write_header_only
+from tests.factory import LLAMA_8B, TINY, ModelSpec, write_header_only, write_model
 
+SLOW = ModelSpec(name="slow", n_embd=512, n_layer=8, n_head=8, n_head_kv=4, n_ff=1536,
+                 n_vocab=1024, n_ctx_train=8192)  # fmt: skip
 QUANTS_8B = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q4_0", "Q3_K_M", "Q2_K")
 
 
@@ -29,3 +32,16 @@ def llama8b_quants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     a few MiB on disk each, real to the planner and to llama.cpp's trial loads."""
     folder = tmp_path_factory.mktemp("llama8b")
     return {q: write_header_only(LLAMA_8B, folder / f"llama-8b-{q}.gguf", q) for q in QUANTS_8B}
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small models llama.cpp runs for real (written once per session)."""
+    folder = tmp_path_factory.mktemp("tiny-models")
+    return {
+        "tiny": write_model(TINY, folder / "tiny.gguf"),
+        "other": write_model(ModelSpec(name="other"), folder / "other.gguf", seed=1),
+        # Slow enough (hundreds of tokens/s) that a long answer takes seconds.
+        "slow": write_model(SLOW, folder / "slow.gguf", dtype=np.float16),
+        "broken": write_model(ModelSpec(name="broken", repeat_token=True), folder / "broken.gguf"),
+    }

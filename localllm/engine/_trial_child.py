@@ -2,7 +2,8 @@
 
 Input (stdin): JSON {"path", "settings": LoadSettings fields, "no_alloc": bool}.
 Output (stdout): JSON {"model": bool, "context": bool, "log": str}.
-Only the standard library, llama_cpp and `engine.params`: a crash here costs nothing but this process.
+Only the standard library, llama_cpp and `engine.params`: a crash here costs
+nothing but this process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from typing import Any
+
 
 def main() -> None:
     request: dict[str, Any] = json.load(sys.stdin)

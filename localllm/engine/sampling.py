@@ -54,5 +54,8 @@ def build_sampler(vocab: Any, n_vocab: int, options: Sampling, grammar: str | No
         add(chain, llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
     add(chain, llama_cpp.llama_sampler_init_temp(options.temperature))
     seed = options.seed if options.seed is not None and options.seed >= 0 else None
-    add(chain, llama_cpp.llama_sampler_init_dist(seed if seed is not None else random.getrandbits(32)))
+    add(
+        chain,
+        llama_cpp.llama_sampler_init_dist(seed if seed is not None else random.getrandbits(32)),
+    )
     return chain

@@ -23,7 +23,7 @@ from localllm.engine import tools as toolcalls
 from localllm.engine.chat import render
 from localllm.engine.grammar import grammar_for
 from localllm.engine.model import LlamaModel
-from localllm.engine.protocol import Done, Embed, Embedded, Failed, Generate, Piece
+from localllm.engine.protocol import Done, Embed, Embedded, Failed, Generate, Piece, ToolCall
 from localllm.engine.sampling import build_sampler
 from localllm.engine.text import StopFilter, Utf8Stream
 from localllm.errors import LocalLLMError
@@ -84,7 +84,7 @@ class Session:
         return (
             f"the prompt is {n} tokens but the context holds {self.model.n_ctx} "
             f"(with room for at least one new token): shorten it, raise num_ctx, "
-            f"or ask for truncation (\"truncate\": true)"
+            f'or ask for truncation ("truncate": true)'
         )
 
     # --- the KV cache -------------------------------------------------------------------
@@ -109,7 +109,9 @@ class Session:
 
     def _decode(self, tokens: list[int]) -> None:
         array = (llama_cpp.llama_token * len(tokens))(*tokens)
-        code = llama_cpp.llama_decode(self.model.ctx, llama_cpp.llama_batch_get_one(array, len(tokens)))
+        code = llama_cpp.llama_decode(
+            self.model.ctx, llama_cpp.llama_batch_get_one(array, len(tokens))
+        )
         if code != 0:
             self.cached = []
             llama_cpp.llama_memory_clear(self.model.memory, True)
@@ -139,7 +141,9 @@ class Session:
             return toolcalls.forced_call_grammar(request.tools, toolcalls.syntax_of(template))
         return grammar_for(request.format) if request.format else None
 
-    def _run(self, request: Generate, tokens: list[int], sampler: Any, start: int) -> Iterator[Step]:
+    def _run(
+        self, request: Generate, tokens: list[int], sampler: Any, start: int
+    ) -> Iterator[Step]:
         m = self.model
         cached = self._reuse(tokens)
         batch = m.settings.n_batch
@@ -178,7 +182,7 @@ class Session:
             if tail:
                 text.append(tail)
                 held += tail
-        content, calls = "".join(text), ()
+        content, calls = "".join(text), tuple[ToolCall, ...]()
         if watch_tools:
             content, calls = toolcalls.parse_calls(content)
             if calls:
@@ -215,8 +219,12 @@ class Session:
                 tokens = m.tokenize(text, add_special=True)
                 if len(tokens) > limit:
                     if not request.truncate:
-                        return Failed(request.id, 400, f"an input is {len(tokens)} tokens, over the "
-                                      f"{limit} this model embeds at once; set truncate")  # fmt: skip
+                        return Failed(
+                            request.id,
+                            400,
+                            f"an input is {len(tokens)} tokens, over the "
+                            f"{limit} this model embeds at once; set truncate",
+                        )
                     tokens = tokens[:limit]
                 total += len(tokens)
                 llama_cpp.llama_memory_clear(m.memory, True)

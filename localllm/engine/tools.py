@@ -37,11 +37,13 @@ def call_schema(tools: Sequence[dict[str, Any]], arguments_key: str) -> dict[str
     for tool in tools:
         function = tool.get("function", tool)
         parameters = function.get("parameters") or {"type": "object"}
-        choices.append({
-            "type": "object",
-            "properties": {"name": {"const": function["name"]}, arguments_key: parameters},
-            "required": ["name", arguments_key],
-        })  # fmt: skip
+        choices.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, arguments_key: parameters},
+                "required": ["name", arguments_key],
+            }
+        )
     return {"oneOf": choices}
 
 
@@ -73,11 +75,19 @@ def parse_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
     kept: list[str] = []
     pos = 0
     while pos < len(text):
-        starts = [i for o in ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>") if (i := text.find(o, pos)) >= 0]
+        starts = [
+            i
+            for o in ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+            if (i := text.find(o, pos)) >= 0
+        ]
         start = min(starts, default=-1)
         if start < 0:
             break
-        marker = next(o for o in ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>") if text.startswith(o, start))
+        marker = next(
+            o
+            for o in ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+            if text.startswith(o, start)
+        )
         body = start + len(marker)
         while body < len(text) and text[body].isspace():
             body += 1
@@ -104,7 +114,7 @@ def parse_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
                 return text, ()
             found = _calls_in(value)
             if found and not stripped[end:].strip():
-                return "", found
+                return "", tuple(found)
         return text, ()
     return "".join(kept).strip(), tuple(calls)
 

@@ -12,6 +12,7 @@ closes) the worker exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import deque
@@ -105,10 +106,9 @@ def main(argv: list[str]) -> int:
         conn.send(LoadFailed(str(exc)))
         return 1
     conn.send(loaded)
-    try:
+    # The server closing our socket ends the loop: unload by exiting.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
         Worker(conn, Session(model)).run()
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass  # the server closed our socket: unload by exiting
     sys.stderr.flush()
     os._exit(0)  # the OS frees the model at once; llama.cpp's teardown adds nothing
 

@@ -27,10 +27,13 @@ from localllm.store.store import Store
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on "
-               f"{request.url.path}"}.get(exc.status_code, str(exc.detail))  # fmt: skip
-    return JSONResponse(error_body(request.url.path, exc.status_code, message),
-                        status_code=exc.status_code)
+    message = {
+        404: f"no route {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        error_body(request.url.path, exc.status_code, message), status_code=exc.status_code
+    )
 
 
 def create_app(

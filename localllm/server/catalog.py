@@ -73,7 +73,7 @@ class Catalog:
             "details": self.details(manifest),
         }
 
-    def list(self) -> list[dict[str, Any]]:
+    def entries(self) -> list[dict[str, Any]]:
         return [self.entry(m) for m in sorted(self.store.list(), key=lambda m: -m.created)]
 
     def running(self) -> list[dict[str, Any]]:
@@ -82,16 +82,18 @@ class Catalog:
             runner = slot.runner
             settings = runner.loaded.settings if runner.loaded else None
             expires = runner.expires_at
-            out.append({
-                **self.entry(slot.manifest),
-                "size": slot.estimate.total,
-                "size_vram": sum(g.total for g in slot.estimate.gpus),
-                "expires_at": iso(expires) if expires else iso(time.time() + 10 * 365 * 86400),
-                "context_length": settings.n_ctx if settings else 0,
-                "gpu_layers": settings.n_gpu_layers if settings else 0,
-                "pid": runner.pid,
-                "busy": runner.in_flight,
-            })  # fmt: skip
+            out.append(
+                {
+                    **self.entry(slot.manifest),
+                    "size": slot.estimate.total,
+                    "size_vram": sum(g.total for g in slot.estimate.gpus),
+                    "expires_at": iso(expires) if expires else iso(time.time() + 10 * 365 * 86400),
+                    "context_length": settings.n_ctx if settings else 0,
+                    "gpu_layers": settings.n_gpu_layers if settings else 0,
+                    "pid": runner.pid,
+                    "busy": runner.in_flight,
+                }
+            )
         return out
 
     def show(self, manifest: Manifest, verbose: bool) -> dict[str, Any]:
@@ -109,7 +111,9 @@ class Catalog:
             capabilities.append("tools")
         weights = self.store.blobs.path(manifest.model.digest)
         parameters = "\n".join(
-            f"{k} {v}" for k, vs in manifest.parameters.items() for v in (vs if isinstance(vs, list) else [vs])
+            f"{k} {v}"
+            for k, vs in manifest.parameters.items()
+            for v in (vs if isinstance(vs, list) else [vs])
         )
         return {
             "modelfile": manifest.to_modelfile(weights).to_text(),
@@ -132,8 +136,14 @@ class Catalog:
 
             def on_event(event: PullEvent) -> None:
                 if event.status == "downloading" and event.progress is not None and event.file:
-                    emit({"status": f"pulling {Path(event.file).name}", "digest": event.file,
-                          "total": event.progress.total, "completed": event.progress.done})  # fmt: skip
+                    emit(
+                        {
+                            "status": f"pulling {Path(event.file).name}",
+                            "digest": event.file,
+                            "total": event.progress.total,
+                            "completed": event.progress.done,
+                        }
+                    )
                 else:
                     emit({"status": event.status})
 
@@ -149,7 +159,9 @@ class Catalog:
 
         name = parse_name(body.model or body.name or "")
         if body.quantize:
-            raise APIError(400, "quantize is not supported by create; pull the quantization instead")
+            raise APIError(
+                400, "quantize is not supported by create; pull the quantization instead"
+            )
         if body.modelfile:
             modelfile = parse_modelfile(body.modelfile, source="modelfile")
         elif body.from_:
@@ -159,16 +171,22 @@ class Catalog:
                     raise APIError(400, f"parameters: unknown parameter {key!r}")
                 values = value if isinstance(value, list) else [value]
                 try:
-                    parsed = [PARAMETERS[key](str(v).lower() if isinstance(v, bool) else str(v)) for v in values]
+                    parsed = [
+                        PARAMETERS[key](str(v).lower() if isinstance(v, bool) else str(v))
+                        for v in values
+                    ]
                 except ValueError as exc:
                     raise APIError(400, f"parameters: {key}: {exc}") from None
                 parameters[key] = parsed if key == "stop" else parsed[-1]
             licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
             modelfile = Modelfile(
-                from_=body.from_, parameters=parameters, template=body.template, system=body.system,
+                from_=body.from_,
+                parameters=parameters,
+                template=body.template,
+                system=body.system,
                 licenses=tuple(licenses),
                 messages=tuple(Message(m.role, m.content or "") for m in body.messages or ()),
-            )  # fmt: skip
+            )
         else:
             raise APIError(400, "create needs `from` (a model, a GGUF path or a Hub reference)")
 

@@ -67,7 +67,9 @@ def ensure_running(settings: ServerSettings, paths: Paths) -> bool:
             if answers(settings, timeout=0.5):
                 return True
             time.sleep(0.1)
-        raise ServerStartError(f"the server did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}")
+        raise ServerStartError(
+            f"the server did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}"
+        )
 
 
 def _tail(path: Path) -> str:

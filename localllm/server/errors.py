@@ -52,8 +52,13 @@ def message_of(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}); see the server log"
 
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-                 403: "permission_error", 404: "not_found_error", 503: "overloaded_error"}  # fmt: skip
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    503: "overloaded_error",
+}
 
 
 def error_body(path: str, status: int, message: str) -> dict[str, object]:

@@ -9,7 +9,7 @@ inside a stream that already said 200.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -80,7 +80,9 @@ class Inference:
         out += [{"role": m.role, "content": m.content} for m in manifest.messages]
         return out
 
-    async def load(self, manifest: Manifest, options: dict[str, Any], keep_alive: float | None) -> int:
+    async def load(
+        self, manifest: Manifest, options: dict[str, Any], keep_alive: float | None
+    ) -> int:
         """Load without generating (an empty prompt); returns nanoseconds spent loading."""
         start = time.perf_counter_ns()
         runner = await self.scheduler.acquire(manifest, options)
@@ -110,7 +112,7 @@ class Inference:
 
     async def _events(
         self, runner: Runner, request: Generate, keep_alive: float | None
-    ) -> AsyncIterator[Piece | Done]:
+    ) -> AsyncGenerator[Piece | Done]:
         try:
             async for event in runner.generate(request):
                 yield event
@@ -129,9 +131,13 @@ class Inference:
         raise APIError(500, "the generation ended without a result")
 
     async def embed(
-        self, manifest: Manifest, inputs: tuple[str, ...], truncate: bool, options: dict[str, Any],
+        self,
+        manifest: Manifest,
+        inputs: tuple[str, ...],
+        truncate: bool,
+        options: dict[str, Any],
         keep_alive: float | None,
-    ) -> tuple[tuple[tuple[float, ...], ...], int, int]:  # fmt: skip
+    ) -> tuple[tuple[tuple[float, ...], ...], int, int]:
         """(vectors, prompt tokens, load ns)."""
         started = time.perf_counter_ns()
         runner = await self.scheduler.acquire(manifest, options)
@@ -143,7 +149,9 @@ class Inference:
         return result.vectors, result.prompt_tokens, load_ns
 
 
-async def _chain(first: Piece | Done, rest: AsyncIterator[Piece | Done]) -> AsyncIterator[Piece | Done]:
+async def _chain(
+    first: Piece | Done, rest: AsyncIterator[Piece | Done]
+) -> AsyncIterator[Piece | Done]:
     yield first
     async for event in rest:
         yield event

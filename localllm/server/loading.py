@@ -64,8 +64,10 @@ def plan_load(
     candidate = Candidate(label=label, model=info, download_bytes=0)
     measure = None
     if trial and len(paths) == 1:
+
         def measure(c: Candidate, s: Any) -> Any:
             return trial_load(paths[0], s)
+
     try:
         result = plan([candidate], budget, n_ctx=n_ctx, measure=measure)
     except TrialError as exc:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from localllm import __version__
 from localllm.engine.protocol import Done, Generate, Piece
 from localllm.server.errors import APIError, parse
-from localllm.server.progress import ndjson
 from localllm.server.inference import Inference, Started, chain
+from localllm.server.progress import ndjson
 from localllm.server.schemas import (
     ChatBody,
     CopyBody,
@@ -29,7 +28,6 @@ from localllm.server.schemas import (
 )
 from localllm.server.state import state
 from localllm.store.manifests import Manifest
-
 
 
 def now() -> str:
@@ -69,16 +67,35 @@ def _format(value: Any) -> str | dict[str, Any] | None:
 
 
 async def _load_or_unload(
-    inference: Inference, manifest: Manifest, options: dict[str, Any], keep_alive: Any, body: dict[str, Any]
+    inference: Inference,
+    manifest: Manifest,
+    options: dict[str, Any],
+    keep_alive: Any,
+    body: dict[str, Any],
 ) -> JSONResponse:
     seconds = inference.keep_alive(keep_alive)
     if seconds == 0:
         inference.unload(manifest)
-        return JSONResponse({"model": manifest.name, "created_at": now(), **body, "done": True,
-                             "done_reason": "unload"})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": manifest.name,
+                "created_at": now(),
+                **body,
+                "done": True,
+                "done_reason": "unload",
+            }
+        )
     load_ns = await inference.load(manifest, options, seconds)
-    return JSONResponse({"model": manifest.name, "created_at": now(), **body, "done": True,
-                         "done_reason": "load", "load_duration": load_ns})  # fmt: skip
+    return JSONResponse(
+        {
+            "model": manifest.name,
+            "created_at": now(),
+            **body,
+            "done": True,
+            "done_reason": "load",
+            "load_duration": load_ns,
+        }
+    )
 
 
 async def generate(request: Request) -> Response:
@@ -91,29 +108,45 @@ async def generate(request: Request) -> Response:
     if body.suffix:
         raise APIError(400, "suffix (fill-in-the-middle) is not supported yet")
     if not body.prompt:
-        return await _load_or_unload(inference, manifest, options, body.keep_alive, {"response": ""})
+        return await _load_or_unload(
+            inference, manifest, options, body.keep_alive, {"response": ""}
+        )
     if body.raw:
         gen = Generate(0, prompt=body.prompt)
     else:
         messages = inference.base_messages(manifest, body.system)
         messages.append({"role": "user", "content": body.prompt})
-        gen = Generate(0, messages=tuple(messages), template=_template(body.template) or manifest.template)
+        gen = Generate(
+            0, messages=tuple(messages), template=_template(body.template) or manifest.template
+        )
     gen = _finish(gen, inference.sampling(options), _format(body.format), body.truncate)
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
     name = manifest.name
     if not body.stream:
         text, done = await inference.complete(started)
-        return JSONResponse({"model": name, "created_at": now(), "response": text, "done": True,
-                             **_timings(done, started)})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": name,
+                "created_at": now(),
+                "response": text,
+                "done": True,
+                **_timings(done, started),
+            }
+        )
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
                 yield {"model": name, "created_at": now(), "response": event.text, "done": False}
             else:
-                yield {"model": name, "created_at": now(), "response": "", "done": True,
-                       **_timings(event, started)}  # fmt: skip
+                yield {
+                    "model": name,
+                    "created_at": now(),
+                    "response": "",
+                    "done": True,
+                    **_timings(event, started),
+                }
 
     return ndjson(chunks())
 
@@ -132,7 +165,10 @@ def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
         message: dict[str, Any] = {"role": m.role, "content": m.content or ""}
         if m.tool_calls:
             message["tool_calls"] = [
-                {"type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                {
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
                 for c in m.tool_calls
             ]
         if m.tool_name:
@@ -163,20 +199,36 @@ async def chat(request: Request) -> Response:
         message: dict[str, Any] = {"role": "assistant", "content": done.content}
         if done.tool_calls:
             message["tool_calls"] = _tool_calls(done)
-        return JSONResponse({"model": name, "created_at": now(), "message": message, "done": True,
-                             **_timings(done, started)})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": name,
+                "created_at": now(),
+                "message": message,
+                "done": True,
+                **_timings(done, started),
+            }
+        )
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
-                yield {"model": name, "created_at": now(),
-                       "message": {"role": "assistant", "content": event.text}, "done": False}  # fmt: skip
+                yield {
+                    "model": name,
+                    "created_at": now(),
+                    "message": {"role": "assistant", "content": event.text},
+                    "done": False,
+                }
             else:
                 final: dict[str, Any] = {"role": "assistant", "content": ""}
                 if event.tool_calls:
                     final["tool_calls"] = _tool_calls(event)
-                yield {"model": name, "created_at": now(), "message": final, "done": True,
-                       **_timings(event, started)}  # fmt: skip
+                yield {
+                    "model": name,
+                    "created_at": now(),
+                    "message": final,
+                    "done": True,
+                    **_timings(event, started),
+                }
 
     return ndjson(chunks())
 
@@ -191,9 +243,15 @@ async def embed(request: Request) -> Response:
     vectors, tokens, load_ns = await inference.embed(
         manifest, inputs, body.truncate, options, inference.keep_alive(body.keep_alive)
     )
-    return JSONResponse({"model": manifest.name, "embeddings": [list(v) for v in vectors],
-                         "total_duration": time.perf_counter_ns() - started,
-                         "load_duration": load_ns, "prompt_eval_count": tokens})  # fmt: skip
+    return JSONResponse(
+        {
+            "model": manifest.name,
+            "embeddings": [list(v) for v in vectors],
+            "total_duration": time.perf_counter_ns() - started,
+            "load_duration": load_ns,
+            "prompt_eval_count": tokens,
+        }
+    )
 
 
 async def embeddings(request: Request) -> Response:
@@ -220,7 +278,7 @@ async def root(request: Request) -> Response:
 
 async def tags(request: Request) -> Response:
     catalog = state(request).catalog
-    models = await asyncio.to_thread(catalog.list)
+    models = await asyncio.to_thread(catalog.entries)
     return JSONResponse({"models": models})
 
 

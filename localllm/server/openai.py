@@ -57,8 +57,11 @@ def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
 
 
 def _usage(done: Done) -> dict[str, int]:
-    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.eval_tokens,
-            "total_tokens": done.prompt_tokens + done.eval_tokens}  # fmt: skip
+    return {
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.eval_tokens,
+        "total_tokens": done.prompt_tokens + done.eval_tokens,
+    }
 
 
 def _text(message: OpenAIMessage) -> str:
@@ -77,14 +80,22 @@ def _text(message: OpenAIMessage) -> str:
 def _messages(body: ChatCompletionBody) -> list[dict[str, Any]]:
     out = []
     for m in body.messages:
-        message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role,
-                                   "content": _text(m)}  # fmt: skip
+        message: dict[str, Any] = {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": _text(m),
+        }
         if m.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.function.name, "arguments": _arguments(c.function.arguments)}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {
+                        "name": c.function.name,
+                        "arguments": _arguments(c.function.arguments),
+                    },
+                }
                 for c in m.tool_calls
-            ]  # fmt: skip
+            ]
         if m.tool_call_id:
             message["tool_call_id"] = m.tool_call_id
         if m.name:
@@ -117,7 +128,9 @@ def _tools(body: ChatCompletionBody) -> tuple[tuple[dict[str, Any], ...], str]:
     if isinstance(choice, NamedToolChoice):
         tools = [t for t in tools if t["function"]["name"] == choice.function.name]
         if not tools:
-            raise APIError(400, f"tool_choice names {choice.function.name!r}, which is not in tools")
+            raise APIError(
+                400, f"tool_choice names {choice.function.name!r}, which is not in tools"
+            )
         return tuple(tools), "required"
     if choice == "required" and not tools:
         raise APIError(400, 'tool_choice "required" needs tools')
@@ -126,25 +139,35 @@ def _tools(body: ChatCompletionBody) -> tuple[tuple[dict[str, Any], ...], str]:
 
 def _tool_calls(done: Done) -> list[dict[str, Any]]:
     return [
-        {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-         "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+        {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+        }
         for c in done.tool_calls
-    ]  # fmt: skip
+    ]
 
 
 async def chat_completions(request: Request) -> Response:
     body = await parse(request, ChatCompletionBody)
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(manifest, _options(body, body.max_completion_tokens or body.max_tokens))
+    options = inference.options(
+        manifest, _options(body, body.max_completion_tokens or body.max_tokens)
+    )
     user = _messages(body)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
     tools, tool_choice = _tools(body)
     gen = Generate(
-        0, messages=tuple(messages), template=manifest.template, tools=tools, tool_choice=tool_choice,
-        sampling=inference.sampling(options), format=_format(body),
-    )  # fmt: skip
+        0,
+        messages=tuple(messages),
+        template=manifest.template,
+        tools=tools,
+        tool_choice=tool_choice,
+        sampling=inference.sampling(options),
+        format=_format(body),
+    )
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
     rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     head = {"id": rid, "created": created, "model": body.model, "system_fingerprint": "localllm"}
@@ -155,10 +178,15 @@ async def chat_completions(request: Request) -> Response:
             message["tool_calls"] = _tool_calls(done)
         else:
             message["content"] = done.content
-        choice = {"index": 0, "message": message, "logprobs": None,
-                  "finish_reason": FINISH.get(done.reason, "stop")}  # fmt: skip
-        return JSONResponse({**head, "object": "chat.completion", "choices": [choice],
-                             "usage": _usage(done)})  # fmt: skip
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": FINISH.get(done.reason, "stop"),
+        }
+        return JSONResponse(
+            {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(done)}
+        )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
@@ -168,15 +196,42 @@ async def chat_completions(request: Request) -> Response:
             delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
             role_sent = True
             if isinstance(event, Piece):
-                yield {**base, "choices": [{"index": 0, "delta": {**delta, "content": event.text},
-                                            "logprobs": None, "finish_reason": None}]}  # fmt: skip
+                yield {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {**delta, "content": event.text},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                }
                 continue
             if event.tool_calls:
                 calls = [{"index": i, **c} for i, c in enumerate(_tool_calls(event))]
-                yield {**base, "choices": [{"index": 0, "delta": {**delta, "tool_calls": calls},
-                                            "logprobs": None, "finish_reason": None}]}  # fmt: skip
-            yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                        "finish_reason": FINISH.get(event.reason, "stop")}]}  # fmt: skip
+                yield {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {**delta, "tool_calls": calls},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            yield {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": delta,
+                        "logprobs": None,
+                        "finish_reason": FINISH.get(event.reason, "stop"),
+                    }
+                ],
+            }
             if include_usage:
                 yield {**base, "choices": [], "usage": _usage(event)}
 
@@ -193,23 +248,44 @@ async def completions(request: Request) -> Response:
     options = inference.options(manifest, _options(body, body.max_tokens))
     gen = Generate(0, prompt=prompts[0], sampling=inference.sampling(options))
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
-    head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion",
-            "created": int(time.time()), "model": body.model}  # fmt: skip
+    head = {
+        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.model,
+    }
     if not body.stream:
         text, done = await inference.complete(started)
-        choice = {"index": 0, "text": text, "logprobs": None,
-                  "finish_reason": FINISH.get(done.reason, "stop")}  # fmt: skip
+        choice = {
+            "index": 0,
+            "text": text,
+            "logprobs": None,
+            "finish_reason": FINISH.get(done.reason, "stop"),
+        }
         return JSONResponse({**head, "choices": [choice], "usage": _usage(done)})
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
-                yield {**head, "choices": [{"index": 0, "text": event.text, "logprobs": None,
-                                            "finish_reason": None}]}  # fmt: skip
+                yield {
+                    **head,
+                    "choices": [
+                        {"index": 0, "text": event.text, "logprobs": None, "finish_reason": None}
+                    ],
+                }
             else:
-                yield {**head, "choices": [{"index": 0, "text": "", "logprobs": None,
-                                            "finish_reason": FINISH.get(event.reason, "stop")}]}  # fmt: skip
+                yield {
+                    **head,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "text": "",
+                            "logprobs": None,
+                            "finish_reason": FINISH.get(event.reason, "stop"),
+                        }
+                    ],
+                }
                 if include_usage:
                     yield {**head, "choices": [], "usage": _usage(event)}
 
@@ -233,19 +309,28 @@ async def embeddings(request: Request) -> Response:
 
             values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         data.append({"object": "embedding", "index": i, "embedding": values})
-    return JSONResponse({"object": "list", "data": data, "model": body.model,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 async def models(request: Request) -> Response:
     s = state(request)
     data = [
-        {"id": m.name, "object": "model", "created": int(m.created),
-         "owned_by": m.name.split("/")[0] if "/" in m.name else "library"}
+        {
+            "id": m.name,
+            "object": "model",
+            "created": int(m.created),
+            "owned_by": m.name.split("/")[0] if "/" in m.name else "library",
+        }
         for m in s.store.list()
-    ]  # fmt: skip
+    ]
     return JSONResponse({"object": "list", "data": data})
-
 
 
 ROUTES = [

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from localllm.engine.llamalog import crash_reason
 from localllm.engine.protocol import (
     Done,
     Embed,
@@ -35,7 +36,6 @@ from localllm.engine.protocol import (
     LoadFailed,
     Piece,
 )
-from localllm.engine.llamalog import crash_reason
 from localllm.errors import LocalLLMError
 
 
@@ -100,7 +100,10 @@ class Runner:
         if self._conn is not None:
             # shutdown, not just close: the reader thread blocked in recv() keeps the
             # socket open otherwise, and the worker would never see the end of it.
-            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(fileno=os.dup(self._conn.fileno())) as s,
+            ):
                 s.shutdown(socket.SHUT_RDWR)
             self._conn.close()
             self._conn = None
@@ -206,7 +209,10 @@ class Runner:
         self.dead = True
         if expected:
             return
-        reason = f"the model runner of {self.name!r} stopped unexpectedly ({_exit_text(code)}): {self.log_tail()}"
+        reason = (
+            f"the model runner of {self.name!r} stopped unexpectedly "
+            f"({_exit_text(code)}): {self.log_tail()}"
+        )
         print(f"localllm: {reason}", file=sys.stderr, flush=True)
         if self._first is not None and not self._first.done():
             self._first.set_result(LoadFailed(reason))

@@ -139,7 +139,9 @@ class Scheduler:
             full = self.settings.max_loaded and len(self.slots) >= self.settings.max_loaded
             try:
                 if full:
-                    raise DoesNotFit(f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached")
+                    raise DoesNotFit(
+                        f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached"
+                    )
                 left = less(self._budget, (s.estimate for s in self.slots.values()))
                 planned = await asyncio.to_thread(
                     self._planner, manifest, self.store, left, n_ctx, overrides

@@ -18,18 +18,18 @@ class Loose(BaseModel):
 class Options(Loose):
     """Ollama's `options` (and Modelfile PARAMETERs) that localllm applies."""
 
-    num_ctx: StrictInt | None = Field(None, ge=256)
-    num_predict: StrictInt | None = Field(None, ge=-2)
-    num_gpu: StrictInt | None = Field(None, ge=0)
-    num_thread: StrictInt | None = Field(None, ge=1)
-    num_batch: StrictInt | None = Field(None, ge=1)
-    temperature: Number | None = Field(None, ge=0)
-    top_k: StrictInt | None = Field(None, ge=0)
-    top_p: Number | None = Field(None, ge=0, le=1)
-    min_p: Number | None = Field(None, ge=0, le=1)
-    typical_p: Number | None = Field(None, ge=0, le=1)
-    repeat_penalty: Number | None = Field(None, ge=0)
-    repeat_last_n: StrictInt | None = Field(None, ge=-1)
+    num_ctx: StrictInt | None = Field(default=None, ge=256)
+    num_predict: StrictInt | None = Field(default=None, ge=-2)
+    num_gpu: StrictInt | None = Field(default=None, ge=0)
+    num_thread: StrictInt | None = Field(default=None, ge=1)
+    num_batch: StrictInt | None = Field(default=None, ge=1)
+    temperature: Number | None = Field(default=None, ge=0)
+    top_k: StrictInt | None = Field(default=None, ge=0)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    min_p: Number | None = Field(default=None, ge=0, le=1)
+    typical_p: Number | None = Field(default=None, ge=0, le=1)
+    repeat_penalty: Number | None = Field(default=None, ge=0)
+    repeat_last_n: StrictInt | None = Field(default=None, ge=-1)
     presence_penalty: Number | None = None
     frequency_penalty: Number | None = None
     seed: StrictInt | None = None
@@ -75,7 +75,7 @@ class GenerateBody(Loose):
     template: StrictStr | None = None
     raw: StrictBool = False
     format: Format = None
-    options: Options = Field(default_factory=Options)
+    options: Options = Options()
     stream: StrictBool = True
     keep_alive: KeepAlive = None
     images: list[Any] | None = None
@@ -87,7 +87,7 @@ class ChatBody(Loose):
     messages: list[OllamaMessage] = Field(default_factory=list)
     tools: list[Tool] | None = None
     format: Format = None
-    options: Options = Field(default_factory=Options)
+    options: Options = Options()
     stream: StrictBool = True
     keep_alive: KeepAlive = None
     truncate: StrictBool = False
@@ -97,14 +97,14 @@ class EmbedBody(Loose):
     model: StrictStr
     input: StrictStr | list[StrictStr]
     truncate: StrictBool = True
-    options: Options = Field(default_factory=Options)
+    options: Options = Options()
     keep_alive: KeepAlive = None
 
 
 class LegacyEmbeddingsBody(Loose):
     model: StrictStr
     prompt: StrictStr
-    options: Options = Field(default_factory=Options)
+    options: Options = Options()
     keep_alive: KeepAlive = None
 
 
@@ -129,7 +129,7 @@ class CopyBody(Loose):
 class CreateBody(Loose):
     model: StrictStr | None = None
     name: StrictStr | None = None
-    from_: StrictStr | None = Field(None, alias="from")
+    from_: StrictStr | None = Field(default=None, alias="from")
     modelfile: StrictStr | None = None
     template: StrictStr | None = None
     system: StrictStr | None = None
@@ -169,7 +169,7 @@ class OpenAIMessage(Loose):
 class ResponseFormat(Loose):
     class JsonSchema(Loose):
         name: StrictStr | None = None
-        schema_: dict[str, Any] | None = Field(None, alias="schema")
+        schema_: dict[str, Any] | None = Field(default=None, alias="schema")
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchema | None = None
@@ -189,21 +189,21 @@ class StreamOptions(Loose):
 
 class OpenAISampling(Loose):
     model: StrictStr
-    temperature: Number | None = Field(None, ge=0, le=2)
-    top_p: Number | None = Field(None, ge=0, le=1)
-    max_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
     stop: StrictStr | list[StrictStr] | None = None
     seed: StrictInt | None = None
-    presence_penalty: Number | None = Field(None, ge=-2, le=2)
-    frequency_penalty: Number | None = Field(None, ge=-2, le=2)
+    presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: Number | None = Field(default=None, ge=-2, le=2)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: StrictInt = Field(1, ge=1, le=1)
+    n: StrictInt = Field(default=1, ge=1, le=1)
 
 
 class ChatCompletionBody(OpenAISampling):
     messages: list[OpenAIMessage] = Field(min_length=1)
-    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
@@ -211,7 +211,7 @@ class ChatCompletionBody(OpenAISampling):
 
 class CompletionBody(OpenAISampling):
     prompt: StrictStr | list[StrictStr]
-    max_tokens: StrictInt | None = Field(16, ge=1)
+    max_tokens: StrictInt | None = Field(default=16, ge=1)
     """OpenAI's default for completions is 16 tokens."""
 
 

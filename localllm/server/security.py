@@ -67,8 +67,10 @@ class SecurityMiddleware:
     def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = host_name(headers.get("host", "")).lower()
         if not self.any_host and not any(fnmatch.fnmatch(host, h.lower()) for h in self.hosts):
-            return 403, (f"host {host!r} is not allowed (DNS rebinding protection); "
-                         "add it to LOCALLLM_ALLOWED_HOSTS")  # fmt: skip
+            return 403, (
+                f"host {host!r} is not allowed (DNS rebinding protection); "
+                "add it to LOCALLLM_ALLOWED_HOSTS"
+            )
         origin = headers.get("origin")
         if origin and not self.origins.fullmatch(origin):
             return 403, f"origin {origin!r} is not allowed; add it to LOCALLLM_ORIGINS"

@@ -36,11 +36,18 @@ def serve(settings: ServerSettings, store: Store, log_dir: Path) -> None:
     settings.check()
     app = create_app(settings, store, log_dir, hub_endpoint=os.environ.get("HF_ENDPOINT"))
     scheduler = app.state.localllm.scheduler
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-        timeout_graceful_shutdown=5, lifespan="on",
-    )  # fmt: skip
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
     server = _Server(config, lambda: scheduler.abort_all("the server is shutting down"))
     print(f"localllm: listening on {settings.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
     server.run()

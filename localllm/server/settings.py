@@ -26,11 +26,23 @@ DEFAULT_PORT = 11435
 """Ollama's 11434 plus one: both can run side by side."""
 DEFAULT_KEEP_ALIVE_S = 300.0
 DEFAULT_ORIGINS = (
-    "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
-    "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
-    "http://[::1]", "https://[::1]", "http://[::1]:*", "https://[::1]:*",
-    "app://*", "file://*", "tauri://*", "vscode-webview://*",
-)  # fmt: skip
+    "http://localhost",
+    "https://localhost",
+    "http://localhost:*",
+    "https://localhost:*",
+    "http://127.0.0.1",
+    "https://127.0.0.1",
+    "http://127.0.0.1:*",
+    "https://127.0.0.1:*",
+    "http://[::1]",
+    "https://[::1]",
+    "http://[::1]:*",
+    "https://[::1]:*",
+    "app://*",
+    "file://*",
+    "tauri://*",
+    "vscode-webview://*",
+)
 """Ollama's defaults: pages served from this machine and desktop app shells."""
 
 _DURATION = re.compile(r"(-?\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -110,7 +122,7 @@ def parse_keep_alive(value: float | int | str | None, default: float | None) -> 
             matches = list(_DURATION.finditer(text))
             if not matches or "".join(m.group(0) for m in matches) != text:
                 raise ConfigError(
-                    f"keep_alive: {value!r} is not a duration (examples: 300, \"5m\", \"1h\", -1)"
+                    f'keep_alive: {value!r} is not a duration (examples: 300, "5m", "1h", -1)'
                 ) from None
             seconds = sum(float(m.group(1)) * _UNIT_S[m.group(2)] for m in matches)
     return None if seconds < 0 else seconds
@@ -133,7 +145,9 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in env.get(name, "").split(",") if x.strip())
 
 
-def settings_from_env(env: Mapping[str, str] | None = None, insecure: bool = False) -> ServerSettings:
+def settings_from_env(
+    env: Mapping[str, str] | None = None, insecure: bool = False
+) -> ServerSettings:
     env = os.environ if env is None else env
     host, port = parse_address(env.get("LOCALLLM_HOST", ""))
     return ServerSettings(

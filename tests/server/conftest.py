@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import uvicorn
 
@@ -26,25 +25,17 @@ from localllm.store.create import create
 from localllm.store.modelfile import parse_modelfile
 from localllm.store.names import parse_name
 from localllm.store.store import Store
-from tests.factory import TINY, ModelSpec, write_model
 
 GIB = 1 << 30
-SLOW = ModelSpec(name="slow", n_embd=512, n_layer=8, n_head=8, n_head_kv=4, n_ff=1536,
-                 n_vocab=1024, n_ctx_train=8192)  # fmt: skip
-BUDGET = Budget(gpus=(), ram_total=24 * GIB, ram_available=20 * GIB, ram_usable=16 * GIB,
-                cpu_bandwidth_gbs=20.0, threads=2, repack=True)  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("tiny-models")
-    return {
-        "tiny": write_model(TINY, folder / "tiny.gguf"),
-        "other": write_model(ModelSpec(name="other"), folder / "other.gguf", seed=1),
-        # Slow enough (hundreds of tokens/s) that a long answer takes seconds.
-        "slow": write_model(SLOW, folder / "slow.gguf", dtype=np.float16),
-        "broken": write_model(ModelSpec(name="broken", repeat_token=True), folder / "broken.gguf"),
-    }
+BUDGET = Budget(
+    gpus=(),
+    ram_total=24 * GIB,
+    ram_available=20 * GIB,
+    ram_usable=16 * GIB,
+    cpu_bandwidth_gbs=20.0,
+    threads=2,
+    repack=True,
+)
 
 
 def add_model(store: Store, name: str, path: Path, modelfile_extra: str = "") -> None:
@@ -82,8 +73,9 @@ def start_server(
     settings = settings or ServerSettings(port=0)
     scheduler = Scheduler(settings, store, log_dir, budget=lambda: budget)
     app = create_app(settings, store, log_dir, scheduler=scheduler)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            lifespan="on")  # fmt: skip
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -93,7 +85,9 @@ def start_server(
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    running = Running(f"http://127.0.0.1:{port}", replace(settings, port=port), store, scheduler, server)
+    running = Running(
+        f"http://127.0.0.1:{port}", replace(settings, port=port), store, scheduler, server
+    )
     return running, thread
 
 
@@ -101,7 +95,9 @@ def start_server(
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[tuple[Running, threading.Thread]] = []
 
-    def make(store: Store, settings: ServerSettings | None = None, budget: Budget = BUDGET) -> Running:
+    def make(
+        store: Store, settings: ServerSettings | None = None, budget: Budget = BUDGET
+    ) -> Running:
         running, thread = start_server(store, tmp_path / "logs", settings, budget)
         started.append((running, thread))
         return running

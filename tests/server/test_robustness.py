@@ -23,8 +23,12 @@ from localllm.store.store import Store
 from tests.server.conftest import BUDGET, Running, add_model
 
 pytestmark = pytest.mark.slow
-CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": False,
-        "options": {"num_predict": 4}}  # fmt: skip
+CHAT = {
+    "model": "tiny",
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": False,
+    "options": {"num_predict": 4},
+}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -42,19 +46,33 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
         ("/api/chat", b"{not json", 400, "not valid JSON"),
         ("/api/chat", b"", 400, "empty"),
         ("/api/chat", b'{"model": "tiny", "messages": "hi"}', 400, "messages"),
-        ("/api/chat", b'{"model": "tiny", "messages": [], "options": {"temperature": "hot"}}', 400,
-         "options.temperature"),
+        (
+            "/api/chat",
+            b'{"model": "tiny", "messages": [], "options": {"temperature": "hot"}}',
+            400,
+            "options.temperature",
+        ),
         ("/api/generate", b'{"model": 5}', 400, "model"),
         ("/api/generate", b'{"model": "nope:1b", "prompt": "x"}', 404, "not found"),
         ("/api/generate", b'{"model": "../etc", "prompt": "x"}', 400, "name"),
-        ("/api/generate", b'{"model": "tiny", "prompt": "x", "keep_alive": "soon"}', 400, "keep_alive"),
-        ("/api/generate", b'{"model": "tiny", "prompt": "x", "format": {"type": 5}}', 400, "schema"),
+        (
+            "/api/generate",
+            b'{"model": "tiny", "prompt": "x", "keep_alive": "soon"}',
+            400,
+            "keep_alive",
+        ),
+        (
+            "/api/generate",
+            b'{"model": "tiny", "prompt": "x", "format": {"type": 5}}',
+            400,
+            "schema",
+        ),
         ("/api/embed", b'{"model": "tiny", "input": [1, 2]}', 400, "input"),
         ("/v1/chat/completions", b'{"model": "tiny", "messages": []}', 400, "messages"),
-        ("/v1/chat/completions", b'[1, 2]', 400, "invalid request"),
+        ("/v1/chat/completions", b"[1, 2]", 400, "invalid request"),
         ("/api/nothing", b"{}", 404, "no route"),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_4xx_with_a_message(
     server: Running, path: str, body: bytes, status: int, words: str
 ) -> None:
@@ -97,16 +115,20 @@ def test_refused_hosts_origins_and_keys(make_server: Callable[..., Running], sto
     assert httpx.get(url, headers={"Host": "localhost:1234"}).status_code == 200
     rebinding = httpx.get(url, headers={"Host": "evil.example.com"})
     assert rebinding.status_code == 403 and "DNS rebinding" in rebinding.json()["error"]
-    page = httpx.post(server.url + "/api/chat", json=CHAT, headers={"Origin": "https://evil.example"})
+    page = httpx.post(
+        server.url + "/api/chat", json=CHAT, headers={"Origin": "https://evil.example"}
+    )
     assert page.status_code == 403 and "LOCALLLM_ORIGINS" in page.json()["error"]
     local_page = httpx.get(url, headers={"Origin": "http://localhost:3000"})
     assert local_page.headers["access-control-allow-origin"] == "http://localhost:3000"
-    preflight = httpx.options(url, headers={"Origin": "http://localhost:3000",
-                                            "Access-Control-Request-Method": "POST"})  # fmt: skip
+    preflight = httpx.options(
+        url, headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+    )
     assert preflight.status_code == 200
 
-    keyed = make_server(store, ServerSettings(port=0, api_key="s3cret",
-                                              origins=("https://my.app",)))  # fmt: skip
+    keyed = make_server(
+        store, ServerSettings(port=0, api_key="s3cret", origins=("https://my.app",))
+    )
     url = keyed.url + "/api/version"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -137,7 +159,11 @@ def _slow_store(store: Store, tiny_files: dict[str, Path]) -> None:
     add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 8192\n")
 
 
-LONG = {"model": "slow", "prompt": "go", "options": {"num_predict": 8000, "temperature": 1}}
+LONG: dict[str, object] = {
+    "model": "slow",
+    "prompt": "go",
+    "options": {"num_predict": 8000, "temperature": 1},
+}
 
 
 def test_a_client_that_disconnects_stops_its_generation(
@@ -150,8 +176,11 @@ def test_a_client_that_disconnects_stops_its_generation(
     runner = server.scheduler.slots["slow:latest"].runner
     # 8000 tokens would take tens of seconds; cancelled, the model is idle at once
     assert wait_for(lambda: runner.in_flight == 0, timeout=3)
-    out = httpx.post(server.url + "/api/generate", json={**LONG, "stream": False,
-                     "options": {"num_predict": 3}}, timeout=60)  # fmt: skip
+    out = httpx.post(
+        server.url + "/api/generate",
+        json={**LONG, "stream": False, "options": {"num_predict": 3}},
+        timeout=60,
+    )
     assert out.status_code == 200 and out.json()["eval_count"] <= 3
 
 
@@ -193,8 +222,12 @@ def test_keep_alive_zero_unloads_and_the_worker_exits(server: Running) -> None:
     client.generate("tiny", keep_alive=0)
     assert client.ps().models == []
     assert wait_for(lambda: not _alive(pid))
-    client.chat("tiny", messages=[{"role": "user", "content": "x"}], options={"num_predict": 2},
-                keep_alive="300ms")  # fmt: skip
+    client.chat(
+        "tiny",
+        messages=[{"role": "user", "content": "x"}],
+        options={"num_predict": 2},
+        keep_alive="300ms",
+    )
     assert wait_for(lambda: client.ps().models == [], timeout=5)
 
 
@@ -225,7 +258,7 @@ def test_two_models_that_do_not_fit_together_evict_the_idle_one(
     client = ollama.Client(host=roomy.url)
     client.generate("tiny", "a", options={"num_predict": 2})
     client.generate("other", "b", options={"num_predict": 2})
-    assert sorted(m.model for m in client.ps().models) == ["other:latest", "tiny:latest"]
+    assert sorted(str(m.model) for m in client.ps().models) == ["other:latest", "tiny:latest"]
 
 
 def test_a_worker_that_dies_fails_its_request_and_the_server_goes_on(
@@ -243,8 +276,11 @@ def test_a_worker_that_dies_fails_its_request_and_the_server_goes_on(
                 os.kill(pid, signal.SIGKILL)  # as the OOM killer would
     assert "error" in json.loads(lines[-1]) and "SIGKILL" in json.loads(lines[-1])["error"]
     assert "slow:latest" not in server.scheduler.slots
-    again = httpx.post(server.url + "/api/generate", json={**LONG, "stream": False,
-                       "options": {"num_predict": 2}}, timeout=60)  # fmt: skip
+    again = httpx.post(
+        server.url + "/api/generate",
+        json={**LONG, "stream": False, "options": {"num_predict": 2}},
+        timeout=60,
+    )
     assert again.status_code == 200  # reloaded in a new worker
 
 
@@ -252,8 +288,9 @@ def test_a_model_that_crashes_llama_cpp_is_an_error_not_a_crash(
     server: Running, store: Store, tiny_files: dict[str, Path]
 ) -> None:
     add_model(store, "broken", tiny_files["broken"])
-    response = httpx.post(server.url + "/api/generate", json={"model": "broken", "prompt": "x"},
-                          timeout=60)  # fmt: skip
+    response = httpx.post(
+        server.url + "/api/generate", json={"model": "broken", "prompt": "x"}, timeout=60
+    )
     assert response.status_code == 500
     assert "GGML_ASSERT" in response.json()["error"]
     assert httpx.post(server.url + "/api/chat", json=CHAT, timeout=60).status_code == 200
