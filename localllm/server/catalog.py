@@ -8,6 +8,7 @@ completed}` lines.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.responses import Response
 
 from localllm.server.errors import APIError
+from localllm.server.loading import read_model
 from localllm.server.progress import Emit, run_job
 from localllm.server.scheduler import Scheduler
 from localllm.server.schemas import CreateBody
@@ -35,16 +37,9 @@ class Catalog:
 
     # --- reading ----------------------------------------------------------------------
 
-    def info(self, manifest: Manifest) -> Any:
-        from localllm.gguf.info import describe
-        from localllm.gguf.reader import read_header
-        from localllm.gguf.source import FileSource
-
-        headers = []
-        for layer in (manifest.model, *manifest.parts):
-            with FileSource(self.store.blobs.path(layer.digest)) as source:
-                headers.append(read_header(source))
-        return describe(headers), headers[0].metadata
+    def info(self, manifest: Manifest) -> tuple[Any, Mapping[str, Any]]:
+        info, header = read_model(manifest, self.store)
+        return info, header.metadata
 
     def details(self, manifest: Manifest) -> dict[str, Any]:
         """Ollama's `details`, cached by weights digest (a header read per model)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localllm.engine.protocol import Adapter, Load
 from localllm.errors import LocalLLMError
@@ -19,6 +19,10 @@ from localllm.planner.budget import Budget
 from localllm.planner.plan import Fit, Option
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
+
+if TYPE_CHECKING:
+    from localllm.gguf.info import ModelInfo
+    from localllm.gguf.reader import GGUFHeader
 
 
 class DoesNotFit(LocalLLMError):
@@ -35,6 +39,19 @@ def model_paths(manifest: Manifest, store: Store) -> list[Path]:
     return [store.blobs.path(layer.digest) for layer in (manifest.model, *manifest.parts)]
 
 
+def read_model(manifest: Manifest, store: Store) -> tuple[ModelInfo, GGUFHeader]:
+    """The model facts of a stored model (every shard), and its first header."""
+    from localllm.gguf.info import describe
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+
+    headers = []
+    for path in model_paths(manifest, store):
+        with FileSource(path) as source:
+            headers.append(read_header(source))
+    return describe(headers), headers[0]
+
+
 def plan_load(
     manifest: Manifest,
     store: Store,
@@ -48,18 +65,11 @@ def plan_load(
     `overrides`: Ollama's load options the request set (num_gpu, num_thread, num_batch).
     """
     from localllm.engine.trial import TrialError, trial_load
-    from localllm.gguf.info import describe
-    from localllm.gguf.reader import read_header
-    from localllm.gguf.source import FileSource
     from localllm.planner.explain import explain
     from localllm.planner.plan import Candidate, plan
 
     paths = model_paths(manifest, store)
-    headers = []
-    for path in paths:
-        with FileSource(path) as source:
-            headers.append(read_header(source))
-    info = describe(headers)
+    info, _ = read_model(manifest, store)
     label = manifest.model.quantization or info.quantization
     candidate = Candidate(label=label, model=info, download_bytes=0)
     measure = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from localllm import __version__
 from localllm.engine.protocol import Done, Generate, Piece
+from localllm.server.catalog import iso
 from localllm.server.errors import APIError, parse
 from localllm.server.inference import Inference, Started, chain
 from localllm.server.progress import ndjson
@@ -31,11 +31,12 @@ from localllm.store.manifests import Manifest
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(time.time())
 
 
-def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+def head(name: str) -> dict[str, Any]:
+    """The fields every Ollama response chunk starts with."""
+    return {"model": name, "created_at": now()}
 
 
 def _timings(done: Done, started: Started) -> dict[str, Any]:
@@ -78,8 +79,7 @@ async def _load_or_unload(
         inference.unload(manifest)
         return JSONResponse(
             {
-                "model": manifest.name,
-                "created_at": now(),
+                **head(manifest.name),
                 **body,
                 "done": True,
                 "done_reason": "unload",
@@ -88,8 +88,7 @@ async def _load_or_unload(
     load_ns = await inference.load(manifest, options, seconds)
     return JSONResponse(
         {
-            "model": manifest.name,
-            "created_at": now(),
+            **head(manifest.name),
             **body,
             "done": True,
             "done_reason": "load",
@@ -111,15 +110,19 @@ async def generate(request: Request) -> Response:
         return await _load_or_unload(
             inference, manifest, options, body.keep_alive, {"response": ""}
         )
-    if body.raw:
-        gen = Generate(0, prompt=body.prompt)
-    else:
-        messages = inference.base_messages(manifest, body.system)
-        messages.append({"role": "user", "content": body.prompt})
-        gen = Generate(
-            0, messages=tuple(messages), template=_template(body.template) or manifest.template
-        )
-    gen = _finish(gen, inference.sampling(options), _format(body.format), body.truncate)
+    messages: tuple[dict[str, Any], ...] | None = None
+    if not body.raw:
+        chat = inference.base_messages(manifest, body.system)
+        messages = (*chat, {"role": "user", "content": body.prompt})
+    gen = Generate(
+        0,
+        messages=messages,
+        prompt=body.prompt if body.raw else None,
+        template=None if body.raw else _template(body.template) or manifest.template,
+        sampling=inference.sampling(options),
+        format=_format(body.format),
+        truncate=body.truncate,
+    )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
     name = manifest.name
@@ -127,8 +130,7 @@ async def generate(request: Request) -> Response:
         text, done = await inference.complete(started)
         return JSONResponse(
             {
-                "model": name,
-                "created_at": now(),
+                **head(name),
                 "response": text,
                 "done": True,
                 **_timings(done, started),
@@ -138,23 +140,16 @@ async def generate(request: Request) -> Response:
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
-                yield {"model": name, "created_at": now(), "response": event.text, "done": False}
+                yield {**head(name), "response": event.text, "done": False}
             else:
                 yield {
-                    "model": name,
-                    "created_at": now(),
+                    **head(name),
                     "response": "",
                     "done": True,
                     **_timings(event, started),
                 }
 
     return ndjson(chunks())
-
-
-def _finish(gen: Generate, sampling: Any, fmt: Any, truncate: bool) -> Generate:
-    from dataclasses import replace
-
-    return replace(gen, sampling=sampling, format=fmt, truncate=truncate)
 
 
 def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
@@ -189,8 +184,15 @@ async def chat(request: Request) -> Response:
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
     tools = tuple(t.model_dump(exclude_none=True) for t in body.tools or ())
-    gen = Generate(0, messages=tuple(messages), template=manifest.template, tools=tools)
-    gen = _finish(gen, inference.sampling(options), _format(body.format), body.truncate)
+    gen = Generate(
+        0,
+        messages=tuple(messages),
+        template=manifest.template,
+        tools=tools,
+        sampling=inference.sampling(options),
+        format=_format(body.format),
+        truncate=body.truncate,
+    )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
     name = manifest.name
@@ -201,8 +203,7 @@ async def chat(request: Request) -> Response:
             message["tool_calls"] = _tool_calls(done)
         return JSONResponse(
             {
-                "model": name,
-                "created_at": now(),
+                **head(name),
                 "message": message,
                 "done": True,
                 **_timings(done, started),
@@ -213,8 +214,7 @@ async def chat(request: Request) -> Response:
         async for event in chain(started):
             if isinstance(event, Piece):
                 yield {
-                    "model": name,
-                    "created_at": now(),
+                    **head(name),
                     "message": {"role": "assistant", "content": event.text},
                     "done": False,
                 }
@@ -223,8 +223,7 @@ async def chat(request: Request) -> Response:
                 if event.tool_calls:
                     final["tool_calls"] = _tool_calls(event)
                 yield {
-                    "model": name,
-                    "created_at": now(),
+                    **head(name),
                     "message": final,
                     "done": True,
                     **_timings(event, started),

@@ -20,11 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from localllm.engine.llamalog import crash_reason
 from localllm.engine.protocol import (
+    Cancel,
     Done,
     Embed,
     Embedded,
@@ -121,7 +123,7 @@ class Runner:
         """The pieces of one generation, then its Done; RunnerError on failure.
         Leaving early (a client that disconnected) cancels it in the worker."""
         rid = next(self._ids)
-        request = _with_id(request, rid)
+        request = replace(request, id=rid)
         queue = self._open(rid)
         finished = False
         try:
@@ -140,8 +142,6 @@ class Runner:
         finally:
             self._queues.pop(rid, None)
             if not finished and not self.dead:
-                from localllm.engine.protocol import Cancel
-
                 self._send(Cancel(rid))
 
     async def embed(self, inputs: tuple[str, ...], truncate: bool) -> Embedded:
@@ -237,12 +237,6 @@ class RequestFailed(LocalLLMError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _with_id(request: Generate, rid: int) -> Generate:
-    from dataclasses import replace
-
-    return replace(request, id=rid)
 
 
 def _exit_text(code: int | None) -> str:
