@@ -66,7 +66,7 @@ def run_ps(args: argparse.Namespace) -> int:
     if not models:
         print("no models loaded")
         return 0
-    print(f"{'NAME':<32}{'SIZE':>10}  {'PROCESSOR':<16}{'CONTEXT':>8}  UNTIL")
+    print(f"{'NAME':<32}{'SIZE':>10}  {'PROCESSOR':<16}{'CONTEXT':>8}{'SLOTS':>6}  UNTIL")
     for m in models:
         vram, size = m.get("size_vram", 0), m.get("size", 0)
         if vram and vram >= size:
@@ -76,8 +76,9 @@ def run_ps(args: argparse.Namespace) -> int:
         else:
             where = "100% CPU"
         until = datetime.fromisoformat(m["expires_at"].replace("Z", "+00:00")).astimezone()
+        context, slots = m.get("context_length", 0), m.get("parallel", 1)
         print(f"{m['name'].removesuffix(':latest'):<32}{format_bytes(size):>10}  {where:<16}"
-              f"{m.get('context_length', 0):>8}  {until:%H:%M:%S}")  # fmt: skip
+              f"{context:>8}{slots:>6}  {until:%H:%M:%S}")  # fmt: skip
     return 0
 
 

@@ -10,6 +10,7 @@ free memory can disagree.
 from __future__ import annotations
 
 import ctypes
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -31,6 +32,7 @@ class LoadError(LocalLLMError):
 class LlamaModel:
     def __init__(self, paths: Sequence[str], settings: LoadSettings, adapters: Sequence[Adapter]):
         self._log = capture_log(keep=400, echo=True)
+        self._pieces: dict[int, bytes] = {}
         llama_cpp.llama_backend_init()
         s = asdict(settings)
         self.settings = settings
@@ -63,6 +65,8 @@ class LlamaModel:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self.ctx)
+        """The context of one sequence (slot): the whole context split among n_seq_max."""
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
@@ -111,15 +115,24 @@ class LlamaModel:
             size = -n
 
     def piece(self, token: int, special: bool = False) -> bytes:
+        if not special and (cached := self._pieces.get(token)) is not None:
+            return cached
         buf = ctypes.create_string_buffer(64)
         n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
             n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
+        if not special:
+            self._pieces[token] = buf.raw[:n]
         return buf.raw[:n]
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    @functools.cached_property
+    def eog(self) -> tuple[int, ...]:
+        """Every end-of-generation token (a scan of the vocabulary, done once)."""
+        return tuple(t for t in range(self.n_vocab) if self.is_eog(t))
 
     def close(self) -> None:
         if self.ctx:

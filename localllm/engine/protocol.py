@@ -61,6 +61,8 @@ class Sampling:
     num_predict: int = -1
     """-1: until the model stops or the context is full."""
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    """Generate past the model's end tokens (benchmarks want exact lengths)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import llama_cpp
@@ -10,14 +11,25 @@ import llama_cpp
 from localllm.engine.protocol import Sampling
 
 
-def build_sampler(vocab: Any, n_vocab: int, options: Sampling, grammar: str | None) -> Any:
-    """A chain: grammar (when asked), penalties, then top-k/typical/top-p/min-p and
-    temperature, then a seeded draw; temperature 0 is greedy. Free it with
-    `llama_sampler_free`."""
+def build_sampler(
+    vocab: Any,
+    n_vocab: int,
+    options: Sampling,
+    grammar: str | None,
+    eog_tokens: Sequence[int] = (),
+) -> Any:
+    """A chain: end tokens banned (`ignore_eos`), grammar (when asked), penalties, then
+    top-k/typical/top-p/min-p and temperature, then a seeded draw; temperature 0 is
+    greedy. Free it with `llama_sampler_free`."""
     params = llama_cpp.llama_sampler_chain_default_params()
     params.no_perf = True
     chain = llama_cpp.llama_sampler_chain_init(params)
     add = llama_cpp.llama_sampler_chain_add
+    if options.ignore_eos and eog_tokens:
+        biases = (llama_cpp.llama_logit_bias * len(eog_tokens))()
+        for bias, token in zip(biases, eog_tokens, strict=True):
+            bias.token, bias.bias = token, float("-inf")
+        add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(eog_tokens), biases))
     if grammar is not None:
         sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
         if not sampler:

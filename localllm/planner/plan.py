@@ -131,7 +131,7 @@ def evaluate(
     """How `candidate` fits at `n_ctx`: the most GPU layers the budgets allow."""
     model = candidate.model
     base = LoadSettings(n_gpu_layers=0, n_ctx=n_ctx, n_threads=budget.threads)
-    targets = _targets(budget) if policy is not Policy.CPU_ONLY else ()
+    targets = gpu_targets(budget) if policy is not Policy.CPU_ONLY else ()
     full = model.n_layer + 1
 
     def est(s: LoadSettings) -> MemoryEstimate:
@@ -141,7 +141,7 @@ def evaluate(
         for kv_type in _kv_types(model):
             s = replace(base, n_gpu_layers=full, type_k=kv_type, type_v=kv_type)
             e = est(s)
-            if _fits(e, budget):
+            if fits(e, budget):
                 return _option(candidate, Fit.FULL_GPU, s, e, budget, measured)
         if policy is Policy.AUTO:
             ngl = _most_layers(lambda g: est(replace(base, n_gpu_layers=g)), budget, full - 1)
@@ -149,7 +149,7 @@ def evaluate(
                 s = replace(base, n_gpu_layers=ngl)
                 return _option(candidate, Fit.PARTIAL, s, est(s), budget, measured)
     cpu = est(base)
-    if policy is not Policy.GPU_ONLY and _fits(cpu, budget):
+    if policy is not Policy.GPU_ONLY and fits(cpu, budget):
         return _option(candidate, Fit.CPU, base, cpu, budget, measured)
     needed = (
         cpu.total if policy is not Policy.GPU_ONLY else est(replace(base, n_gpu_layers=full)).total
@@ -224,7 +224,7 @@ def gpu_spare(option: Option, budget: Budget) -> float:
     return min(shares, default=0.0)
 
 
-def _targets(budget: Budget) -> tuple[GpuTarget, ...]:
+def gpu_targets(budget: Budget) -> tuple[GpuTarget, ...]:
     return tuple(
         GpuTarget(g.index, g.backend, share=float(max(g.usable, 1)))
         for g in budget.gpus
@@ -239,7 +239,7 @@ def _kv_types(model: ModelInfo) -> tuple[str, ...]:
     return ("f16",)
 
 
-def _fits(e: MemoryEstimate, budget: Budget) -> bool:
+def fits(e: MemoryEstimate, budget: Budget) -> bool:
     by_name = {f"GPU{g.index}": g for g in budget.gpus}
     unified_total = e.host.total
     for use in e.gpus:
@@ -266,7 +266,7 @@ def _most_layers(est: Callable[[int], MemoryEstimate], budget: Budget, most: int
             lo = mid
         else:
             hi = mid - 1
-    return lo if lo > 0 and _fits(est(lo), budget) else 0
+    return lo if lo > 0 and fits(est(lo), budget) else 0
 
 
 def _option(

@@ -23,6 +23,11 @@ class LoadSettings:
     devices: tuple[int, ...] = field(default=())
     """GPU indices to use (empty: all that llama.cpp sees)."""
 
+    @property
+    def n_ctx_seq(self) -> int:
+        """The context one request sees: `n_ctx` is split among the `n_seq_max` slots."""
+        return self.n_ctx // max(self.n_seq_max, 1)
+
 
 @dataclass(frozen=True)
 class MeasuredBuffers:

@@ -58,15 +58,18 @@ def plan_load(
     budget: Budget,
     n_ctx: int | None,
     overrides: dict[str, Any],
+    parallel: int = 0,
     trial: bool = True,
 ) -> Planned:
     """The settings to load `manifest` with on `budget`; DoesNotFit if none fit.
 
     `overrides`: Ollama's load options the request set (num_gpu, num_thread, num_batch).
+    `parallel`: slots for concurrent requests (0: as many as fit, see `planner.slots`).
     """
     from localllm.engine.trial import TrialError, trial_load
     from localllm.planner.explain import explain
     from localllm.planner.plan import Candidate, plan
+    from localllm.planner.slots import with_slots
 
     paths = model_paths(manifest, store)
     info, _ = read_model(manifest, store)
@@ -85,7 +88,8 @@ def plan_load(
     if result.choice is None or result.choice.fit is Fit.NONE:
         reasons = " ".join(explain(result))
         raise DoesNotFit(f"model {manifest.name!r} does not fit in the memory left: {reasons}")
-    settings = result.choice.settings
+    choice = with_slots(result.choice, budget, parallel)
+    settings = choice.settings
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
     if "num_thread" in overrides:
@@ -94,4 +98,4 @@ def plan_load(
         settings = replace(settings, n_batch=max(1, int(overrides["num_batch"])))
     adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
     load = Load(tuple(str(p) for p in paths), settings, adapters)
-    return Planned(load, result.choice)
+    return Planned(load, choice)

@@ -53,7 +53,7 @@ class Runner:
         self.on_death = on_death
         self.loaded: Loaded | None = None
         self.in_flight = 0
-        """Requests admitted: the one running and those waiting behind it."""
+        """Requests admitted: those running (up to `parallel`) and those waiting."""
         self.last_used = time.monotonic()
         self.expires_at: float | None = None
         """Wall-clock time of unloading when idle (None: never)."""
@@ -112,6 +112,12 @@ class Runner:
         process = self._process
         if process is not None and process.poll() is None:
             threading.Thread(target=_reap, args=(process,), daemon=True).start()
+
+    @property
+    def parallel(self) -> int:
+        """Requests the worker runs at once (its slots); more wait in its queue."""
+        settings = self.loaded.settings if self.loaded else self.load_request.settings
+        return max(1, settings.n_seq_max)
 
     @property
     def pid(self) -> int | None:

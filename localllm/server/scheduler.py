@@ -6,8 +6,9 @@
   the load waits for one to go idle.
 - After each request the model stays for its `keep_alive` (Ollama's rules: 0
   unloads at once, negative keeps it forever), then its worker ends.
-- Each model admits one running request and `max_queue` waiting; past that,
-  `Busy` (503 with Retry-After).
+- Each model runs as many requests at once as it has slots (the planner's
+  `n_seq_max`, decoded together by the worker) and keeps `max_queue` more
+  waiting; past that, `Busy` (503 with Retry-After).
 - A request asking for another context size (num_ctx) or other load options
   reloads the model once it is idle, as Ollama does.
 """
@@ -32,7 +33,7 @@ from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
 LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
-Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any]], Planned]
+Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int], Planned]
 
 
 class Busy(LocalLLMError):
@@ -91,9 +92,10 @@ class Scheduler:
                 if slot is None:
                     slot = await self._load(manifest, key, options)
         runner = slot.runner
-        if runner.in_flight > self.settings.max_queue:
+        waiting = runner.in_flight - runner.parallel
+        if waiting >= self.settings.max_queue:
             raise Busy(
-                f"model {manifest.name!r} has {runner.in_flight - 1} requests waiting "
+                f"model {manifest.name!r} has {waiting} requests waiting "
                 f"(LOCALLLM_MAX_QUEUE={self.settings.max_queue}); try again shortly"
             )
         runner.in_flight += 1
@@ -144,7 +146,13 @@ class Scheduler:
                     )
                 left = less(self._budget, (s.estimate for s in self.slots.values()))
                 planned = await asyncio.to_thread(
-                    self._planner, manifest, self.store, left, n_ctx, overrides
+                    self._planner,
+                    manifest,
+                    self.store,
+                    left,
+                    n_ctx,
+                    overrides,
+                    self.settings.num_parallel,
                 )
                 break
             except DoesNotFit:

@@ -34,6 +34,7 @@ class Options(Loose):
     frequency_penalty: Number | None = None
     seed: StrictInt | None = None
     stop: list[StrictStr] | StrictStr | None = None
+    ignore_eos: StrictBool | None = None
 
 
 KeepAlive = StrictStr | Number | None

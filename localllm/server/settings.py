@@ -8,6 +8,9 @@
 - `LOCALLLM_KEEP_ALIVE`: how long an idle model stays loaded (default `5m`).
 - `LOCALLLM_MAX_QUEUE`: requests waiting per model before 503 (default 512).
 - `LOCALLLM_MAX_LOADED_MODELS`: at most this many models at once (default 0: as many as fit).
+- `LOCALLLM_NUM_PARALLEL`: requests one model runs at once, each with its own
+  context (default 0: the planner picks 4, 2 or 1, as many as fit without
+  costing context or GPU layers).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class ServerSettings:
     """None: forever."""
     max_queue: int = 512
     max_loaded: int = 0
+    num_parallel: int = 0
     insecure: bool = False
 
     @property
@@ -159,5 +163,6 @@ def settings_from_env(
         keep_alive_s=parse_keep_alive(env.get("LOCALLLM_KEEP_ALIVE"), DEFAULT_KEEP_ALIVE_S),
         max_queue=_int(env, "LOCALLLM_MAX_QUEUE", 512),
         max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
+        num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
         insecure=insecure,
     )

@@ -56,7 +56,7 @@ def test_ps_starts_the_server_once_and_sigterm_ends_streams_and_workers(
                     os.kill(server_pids[0], signal.SIGTERM)
         assert "shutting down" in lines[-1]["error"]
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _exists(server_pids[0]):
+        while time.monotonic() < deadline and (_exists(server_pids[0]) or _exists(worker)):
             time.sleep(0.1)
         assert not _exists(server_pids[0]) and not _exists(worker)
     finally:

@@ -188,9 +188,10 @@ def test_queue_full_is_503_with_retry_after(
     make_server: Callable[..., Running], store: Store, tiny_files: dict[str, Path]
 ) -> None:
     _slow_store(store, tiny_files)
-    server = make_server(store, ServerSettings(port=0, max_queue=1))
+    server = make_server(store, ServerSettings(port=0, max_queue=1, num_parallel=2))
     httpx.post(server.url + "/api/generate", json={"model": "slow"}, timeout=60)  # load it
     runner = server.scheduler.slots["slow:latest"].runner
+    assert runner.parallel == 2
     release = threading.Event()
 
     def hold() -> None:  # a client that keeps reading until released
@@ -199,10 +200,10 @@ def test_queue_full_is_503_with_retry_after(
                 if release.is_set():
                     return
 
-    threads = [threading.Thread(target=hold) for _ in range(2)]  # one runs, one waits
+    threads = [threading.Thread(target=hold) for _ in range(3)]  # two run, one waits
     for t in threads:
         t.start()
-    assert wait_for(lambda: runner.in_flight == 2)
+    assert wait_for(lambda: runner.in_flight == 3)
     refused = httpx.post(server.url + "/api/generate", json={**LONG, "stream": False}, timeout=30)
     release.set()
     assert refused.status_code == 503

@@ -1,0 +1,269 @@
+"""Continuous batching: every running request of a model advances in one `llama_decode`.
+
+The context holds `n_seq_max` slots, each a llama.cpp sequence with its own
+part of the KV cache (`n_ctx / n_seq_max` tokens, the context a request
+sees). A request takes a free slot or waits in arrival order; once in, it
+advances every step, so no admitted stream starves. Each step puts, in one
+`llama_batch`, the last sampled token of every generating request and then
+as much of the waiting prompts as the batch holds (a smaller chunk while
+others generate, so their tokens keep flowing); the samplers then read each
+request's logits in place. Python touches one token per request per step.
+
+A slot keeps its tokens after a request ends: a request whose prompt starts
+with them (the next turn of a chat, the same system prompt) takes that slot
+and decodes only what is new. Models whose cache cannot be cut back
+(recurrent state, sliding-window layers) reuse a slot only when the new
+prompt extends it exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import llama_cpp
+
+from localllm.engine import tools as toolcalls
+from localllm.engine.grammar import grammar_for
+from localllm.engine.job import Job
+from localllm.engine.model import LlamaModel
+from localllm.engine.prompt import prompt_tokens
+from localllm.engine.protocol import Embed, Embedded, Event, Failed, Generate
+from localllm.engine.sampling import build_sampler
+from localllm.errors import LocalLLMError
+
+
+@dataclass
+class Slot:
+    seq: int
+    cached: list[int] = field(default_factory=list)
+    """The tokens whose keys and values this sequence holds, in order."""
+    job: Job | None = None
+    last_used: float = 0.0
+
+
+class Engine:
+    def __init__(self, model: LlamaModel) -> None:
+        self.model = model
+        n_seq = max(1, model.settings.n_seq_max)
+        self.slots = [Slot(seq) for seq in range(n_seq)]
+        self.n_ctx_slot = model.n_ctx_seq
+        self.queue: deque[Generate | Embed] = deque()
+        self._capacity = max(model.settings.n_batch, n_seq)
+        self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
+        self._can_cut = not (model.recurrent or model.has_swa)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or any(s.job is not None for s in self.slots)
+
+    def submit(self, request: Generate | Embed) -> None:
+        self.queue.append(request)
+
+    def cancel(self, request_id: int) -> Failed | None:
+        """Stop a request: it ends with a 499 at once; None when it is not here."""
+        for slot in self.slots:
+            if slot.job is not None and slot.job.id == request_id:
+                self._release(slot)
+                return Failed(request_id, 499, "cancelled")
+        if any(r.id == request_id for r in self.queue):
+            self.queue = deque(r for r in self.queue if r.id != request_id)
+            return Failed(request_id, 499, "cancelled")
+        return None
+
+    def step(self) -> list[Event]:
+        """Admit what fits, then one decode of every running request."""
+        events = self._admit()
+        running = [s for s in self.slots if s.job is not None]
+        if running:
+            events += self._decode(running)
+        return events
+
+    # --- admission ------------------------------------------------------------------
+
+    def _admit(self) -> list[Event]:
+        events: list[Event] = []
+        while self.queue:
+            free = [s for s in self.slots if s.job is None]
+            if not free:
+                break
+            request = self.queue.popleft()
+            if isinstance(request, Embed):
+                events.append(self._embed(request, min(free, key=lambda s: s.last_used)))
+                continue
+            start = time.perf_counter_ns()
+            try:
+                tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
+                grammar = self._grammar(request)
+                m = self.model
+                eog = m.eog if request.sampling.ignore_eos else ()
+                sampler = build_sampler(m.vocab, m.n_vocab, request.sampling, grammar, eog)
+            except (LocalLLMError, ValueError) as exc:
+                events.append(Failed(request.id, 400, str(exc)))
+                continue
+            slot = self._choose(free, tokens)
+            cached = self._reuse(slot, tokens)
+            slot.job = Job(self.model, request, tokens, cached, sampler, start)
+        return events
+
+    def _grammar(self, request: Generate) -> str | None:
+        if request.tools and request.tool_choice == "required":
+            template = request.template or self.model.chat_template
+            return toolcalls.forced_call_grammar(request.tools, toolcalls.syntax_of(template))
+        return grammar_for(request.format) if request.format else None
+
+    def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
+        """The free slot holding the longest start of `tokens`, else the least recently used."""
+
+        def shared(slot: Slot) -> int:
+            n = _common_prefix(slot.cached, tokens)
+            return n if n > 1 else 0  # a BOS token alone is no reason to take a slot
+
+        return max(free, key=lambda s: (shared(s), -s.last_used))
+
+    def _reuse(self, slot: Slot, tokens: list[int]) -> int:
+        """Keep the slot's prefix shared with `tokens`; returns how many tokens it covers."""
+        common = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)  # last one: logits
+        mem = self.model.memory
+        if common < len(slot.cached) and (
+            not self._can_cut or not llama_cpp.llama_memory_seq_rm(mem, slot.seq, common, -1)
+        ):
+            common = 0
+        if common == 0:
+            llama_cpp.llama_memory_seq_rm(mem, slot.seq, -1, -1)
+        del slot.cached[common:]
+        return common
+
+    # --- one step -------------------------------------------------------------------
+
+    def _decode(self, running: list[Slot]) -> list[Event]:
+        batch = self._batch
+        n = 0
+        outputs: list[tuple[Slot, int]] = []
+        generating = [s for s in running if s.job and not s.job.prefilling]
+        for slot in generating:  # one token each: streams first
+            assert slot.job is not None
+            self._add(n, slot.job.pending[0], len(slot.cached), slot.seq, True)
+            outputs.append((slot, n))
+            n += 1
+        chunk = self.model.settings.n_ubatch if generating else self._capacity
+        taken: dict[int, int] = {}
+        for slot in running:
+            job = slot.job
+            if job is None or not job.prefilling or n >= self._capacity:
+                continue
+            take = min(len(job.pending), chunk, self._capacity - n)
+            pos = len(slot.cached)
+            for i in range(take):
+                last = take == len(job.pending) and i == take - 1
+                self._add(n, job.pending[i], pos + i, slot.seq, last)
+                if last:
+                    outputs.append((slot, n))
+                n += 1
+            taken[slot.seq] = take
+        batch.n_tokens = n
+        code = llama_cpp.llama_decode(self.model.ctx, batch)
+        if code != 0:
+            return self._fail(running, f"llama_decode failed with code {code}")
+        for slot in running:
+            job = slot.job
+            assert job is not None
+            if job.prefilling:
+                take = taken.get(slot.seq, 0)
+                slot.cached += job.pending[:take]
+                del job.pending[:take]
+            else:
+                slot.cached.append(job.pending[0])
+        events: list[Event] = []
+        for slot, index in outputs:
+            job = slot.job
+            assert job is not None
+            try:
+                token = llama_cpp.llama_sampler_sample(job.sampler, self.model.ctx, index)
+                out = job.accept(token, len(slot.cached), self.n_ctx_slot)
+            except Exception as exc:  # a llama.cpp failure of this request, not the worker's
+                out = [Failed(job.id, 500, f"generation failed: {exc}")]
+            events += out
+            if not job.pending:
+                self._release(slot)
+        return events
+
+    def _add(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+
+    def _fail(self, running: list[Slot], message: str) -> list[Event]:
+        """A failed decode leaves the cache of its sequences unknown: drop them."""
+        events: list[Event] = []
+        for slot in running:
+            assert slot.job is not None
+            events.append(Failed(slot.job.id, 500, message))
+            self._release(slot)
+            llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, -1, -1)
+            slot.cached = []
+        return events
+
+    def _release(self, slot: Slot) -> None:
+        if slot.job is not None:
+            slot.job.close()
+            slot.job = None
+        slot.last_used = time.monotonic()
+
+    # --- embeddings -------------------------------------------------------------------
+
+    def _embed(self, request: Embed, slot: Slot) -> Embedded | Failed:
+        """Embed in a free slot, between two steps of the others; the slot ends empty."""
+        m = self.model
+        vectors = []
+        total = 0
+        limit = min(m.settings.n_ubatch, self.n_ctx_slot)
+        n_embd = llama_cpp.llama_model_n_embd(m.model)
+        llama_cpp.llama_set_embeddings(m.ctx, True)
+        slot.cached = []
+        try:
+            for text in request.inputs:
+                tokens = m.tokenize(text, add_special=True)
+                if len(tokens) > limit:
+                    if not request.truncate:
+                        return Failed(
+                            request.id,
+                            400,
+                            f"an input is {len(tokens)} tokens, over the "
+                            f"{limit} this model embeds at once; set truncate",
+                        )
+                    tokens = tokens[:limit]
+                total += len(tokens)
+                llama_cpp.llama_memory_seq_rm(m.memory, slot.seq, -1, -1)
+                for i, token in enumerate(tokens):
+                    self._add(i, token, i, slot.seq, True)
+                self._batch.n_tokens = len(tokens)
+                if llama_cpp.llama_decode(m.ctx, self._batch):
+                    return Failed(request.id, 500, "llama.cpp could not compute the embedding")
+                pointer = llama_cpp.llama_get_embeddings_seq(m.ctx, slot.seq)
+                vector = [pointer[i] for i in range(n_embd)]
+                norm = sum(v * v for v in vector) ** 0.5 or 1.0
+                vectors.append(tuple(v / norm for v in vector))
+        finally:
+            llama_cpp.llama_set_embeddings(m.ctx, False)
+            llama_cpp.llama_memory_seq_rm(m.memory, slot.seq, -1, -1)
+            slot.last_used = time.monotonic()
+        return Embedded(request.id, tuple(vectors), total)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            self._release(slot)
+        llama_cpp.llama_batch_free(self._batch)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,113 @@
+"""One generation in progress: sampled tokens in, stream events out.
+
+The engine decodes; a `Job` turns each token its sampler picked into text
+(whole UTF-8 characters, stop sequences held back, text that may be a tool
+call held until it is clearly not) and decides when the answer ends: the
+model's end token, a stop sequence, `num_predict`, or a full slot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import llama_cpp
+
+from localllm.engine import tools as toolcalls
+from localllm.engine.model import LlamaModel
+from localllm.engine.protocol import Done, Event, Generate, Piece, ToolCall
+from localllm.engine.text import StopFilter, Utf8Stream
+
+
+class Job:
+    def __init__(
+        self,
+        model: LlamaModel,
+        request: Generate,
+        tokens: list[int],
+        cached: int,
+        sampler: Any,
+        start_ns: int,
+    ) -> None:
+        self.model = model
+        self.request = request
+        self.id = request.id
+        self.prompt_tokens = len(tokens)
+        self.cached_tokens = cached
+        self.pending = tokens[cached:]
+        """Tokens still to decode: the rest of the prompt, then each sampled token."""
+        self.prefilling = True
+        self.sampler = sampler
+        self.start_ns = start_ns
+        self.first_ns = 0
+        self.n_eval = 0
+        self._utf8 = Utf8Stream()
+        self._stops = StopFilter(request.sampling.stop)
+        self._watch_tools = bool(request.tools) and request.tool_choice != "none"
+        self._text: list[str] = []
+        self._held = ""
+
+    def accept(self, token: int, cache_used: int, n_ctx: int) -> list[Event]:
+        """Events for the sampled `token`; the last one is a Done when the answer ends.
+
+        `cache_used`: tokens of this job's slot already in the KV cache."""
+        if self.prefilling:
+            self.prefilling = False
+            self.first_ns = time.perf_counter_ns()
+        m = self.model
+        if m.is_eog(token):
+            return self._finish("stop")
+        self.n_eval += 1
+        events: list[Event] = []
+        out = self._stops.feed(self._utf8.feed(m.piece(token)))
+        if out:
+            self._text.append(out)
+            if self._watch_tools and toolcalls.may_be_call(self._held + out):
+                self._held += out
+            else:
+                events.append(Piece(self.id, self._held + out))
+                self._held = ""
+        if self._stops.stopped:
+            return events + self._finish("stop")
+        limit = self.request.sampling.num_predict
+        if 0 <= limit <= self.n_eval or cache_used + 1 >= n_ctx:
+            return events + self._finish("length")
+        self.pending = [token]
+        return events
+
+    def _finish(self, reason: str) -> list[Event]:
+        events: list[Event] = []
+        if not self._stops.stopped:
+            tail = self._stops.feed(self._utf8.flush()) + self._stops.flush()
+            if tail:
+                self._text.append(tail)
+                self._held += tail
+        content, calls = "".join(self._text), tuple[ToolCall, ...]()
+        if self._watch_tools:
+            content, calls = toolcalls.parse_calls(content)
+            if calls and reason == "stop":
+                reason = "tool_calls"
+        if self._held and not calls:
+            events.append(Piece(self.id, self._held))
+        end = time.perf_counter_ns()
+        first = self.first_ns or end
+        events.append(
+            Done(
+                self.id,
+                reason=reason,
+                prompt_tokens=self.prompt_tokens,
+                cached_tokens=self.cached_tokens,
+                eval_tokens=self.n_eval,
+                prompt_ns=first - self.start_ns,
+                eval_ns=end - first,
+                content=content,
+                tool_calls=calls,
+            )
+        )
+        self.pending = []
+        return events
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            llama_cpp.llama_sampler_free(self.sampler)
+            self.sampler = None
