@@ -30,27 +30,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import SLOW
-from tests.factory import LLAMA_1B, quantize, write_model
+from benchmarks._models import model_file
 
 TOKENS = 128
 THREADS = psutil.cpu_count(logical=False) or 1
-
-
-def model_file(workdir: Path, small: bool) -> Path:
-    import llama_cpp
-
-    if small:
-        path = workdir / "slow-F16.gguf"
-        if not path.exists():
-            write_model(SLOW, path, dtype=np.float16)
-        return path
-    base, out = workdir / "llama-1B-F16.gguf", workdir / "llama-1B-Q4_K_M.gguf"
-    if not out.exists():
-        if not base.exists():
-            write_model(LLAMA_1B, base, dtype=np.float16)
-        quantize(base, out, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
-    return out
 
 
 def direct_decode(path: Path) -> float:

@@ -34,6 +34,10 @@ from localllm.engine.sampling import build_sampler
 from localllm.errors import LocalLLMError
 
 
+MIN_SHARE = 0.1
+"""The share of a prompt a slot's cache must hold for the request to take that slot."""
+
+
 @dataclass
 class Slot:
     seq: int
@@ -114,11 +118,13 @@ class Engine:
         return grammar_for(request.format) if request.format else None
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
-        """The free slot holding the longest start of `tokens`, else the least recently used."""
+        """The free slot holding the longest start of `tokens`, when that is a real share
+        of the prompt (as llama-server's slot similarity); else the least recently used,
+        so a new conversation does not overwrite another one's cache."""
 
         def shared(slot: Slot) -> int:
             n = _common_prefix(slot.cached, tokens)
-            return n if n > 1 else 0  # a BOS token alone is no reason to take a slot
+            return n if n > 1 and n >= MIN_SHARE * len(tokens) else 0
 
         return max(free, key=lambda s: (shared(s), -s.last_used))
 

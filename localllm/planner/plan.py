@@ -286,26 +286,34 @@ def tokens_per_second(
 ) -> float:
     """Decode speed: every weight (only the used experts of an MoE) and half the
     KV cache are read once per token, from the memory each lives in."""
-    first_gpu = model.n_layer + 1 - e.gpu_layers
-    kv = kv_bytes(model, settings)
-    cpu_bytes = gpu_bytes = 0.0
-    for layer in model.layers:
-        used = float(layer.weight_bytes - layer.expert_bytes)
-        if model.expert_count:
-            used += layer.expert_bytes * model.expert_used_count / model.expert_count
-        read = used + kv[layer.index] / 2
-        if layer.index >= first_gpu:
-            gpu_bytes += read
-        else:
-            cpu_bytes += read
-    output = model.output_bytes + (model.input_bytes if model.tied_output else 0)
-    if e.gpu_layers >= 1:
-        gpu_bytes += output
-    else:
-        cpu_bytes += output
+    cpu_bytes, gpu_bytes = bytes_per_token(model, e.gpu_layers, kv_bytes(model, settings), 0.5)
     seconds = cpu_bytes / (CPU_EFFICIENCY * budget.cpu_bandwidth_gbs * 1e9)
     if gpu_bytes and budget.gpus:
         gpu_gbs = min(g.bandwidth_gbs for g in budget.gpus)
         seconds += gpu_bytes / (GPU_EFFICIENCY * gpu_gbs * 1e9)
         seconds += GPU_LAYER_LATENCY_S * e.gpu_layers
     return 1.0 / seconds if seconds > 0 else 0.0
+
+
+def bytes_per_token(
+    model: ModelInfo, gpu_layers: int, kv: Sequence[int], kv_share: float
+) -> tuple[float, float]:
+    """(bytes read from RAM, bytes read from VRAM) to decode one token: the weights
+    used (an MoE's active experts only) and `kv_share` of each layer's KV bytes `kv`."""
+    first_gpu = model.n_layer + 1 - gpu_layers
+    cpu_bytes = gpu_bytes = 0.0
+    for layer in model.layers:
+        used = float(layer.weight_bytes - layer.expert_bytes)
+        if model.expert_count:
+            used += layer.expert_bytes * model.expert_used_count / model.expert_count
+        read = used + kv[layer.index] * kv_share
+        if layer.index >= first_gpu:
+            gpu_bytes += read
+        else:
+            cpu_bytes += read
+    output = model.output_bytes + (model.input_bytes if model.tied_output else 0)
+    if gpu_layers >= 1:
+        gpu_bytes += output
+    else:
+        cpu_bytes += output
+    return cpu_bytes, gpu_bytes

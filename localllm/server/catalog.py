@@ -85,6 +85,7 @@ class Catalog:
                     "expires_at": iso(expires) if expires else iso(time.time() + 10 * 365 * 86400),
                     "context_length": settings.n_ctx_seq if settings else 0,
                     "parallel": settings.n_seq_max if settings else 0,
+                    "threads": settings.n_threads if settings else 0,
                     "gpu_layers": settings.n_gpu_layers if settings else 0,
                     "pid": runner.pid,
                     "busy": runner.in_flight,

@@ -50,6 +50,7 @@ def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
         "presence_penalty": body.presence_penalty,
         "frequency_penalty": body.frequency_penalty,
         "num_predict": max_tokens,
+        "ignore_eos": body.ignore_eos,
     }
     if body.stop is not None:
         options["stop"] = [body.stop] if isinstance(body.stop, str) else body.stop

@@ -197,6 +197,8 @@ class OpenAISampling(Loose):
     seed: StrictInt | None = None
     presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    ignore_eos: StrictBool | None = None
+    """Not OpenAI's: llama-server's, for benchmarks that need exact lengths."""
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: StrictInt = Field(default=1, ge=1, le=1)

@@ -1,0 +1,395 @@
+"""Concurrent streams: localllm against llama.cpp's `llama-server` and llama-cpp-python's server.
+
+    pip install -e '.[bench]'
+    python benchmarks/concurrency.py                 # 1B-shaped Q4_K_M, 1/2/4/8 streams
+    python benchmarks/concurrency.py --small         # a 50 MB model, for a quick look
+    python benchmarks/concurrency.py --ngl 99 --levels 1 4 16   # on a GPU
+
+The same model file, threads and GPU layers for all three servers, all up in
+one run and taking turns (so the machine's slower minutes fall on all
+alike); each gets N streaming requests at once (OpenAI
+`/v1/completions`, greedy, exactly `--tokens` new tokens: end tokens are
+banned) and we time what the client sees. `llama-server` is built from the
+llama.cpp source inside llama-cpp-python's sdist (`_llama_server.py`).
+
+Prints three tables and writes `benchmarks/results/concurrency[-TAG].json`
+and `.png`:
+1. aggregate decode tokens/s at each number of streams (and the ratio to
+   llama-server);
+2. time to first token under load (median over the streams);
+3. a 10-turn chat: time to first token of each turn, continuing the chat
+   (prefix reused) and as a fresh prompt of the same length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._llama_server import llama_server
+from benchmarks._models import model_file
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_QUIET: Any = None
+SLOT_CTX = 2048
+
+
+@dataclass
+class Stream:
+    ttft: float = 0.0
+    seconds: float = 0.0
+    tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    engine: str
+    aggregate: dict[int, float] = field(default_factory=dict)
+    """Streams -> total new tokens per second of wall time."""
+    per_stream: dict[int, float] = field(default_factory=dict)
+    ttft: dict[int, float] = field(default_factory=dict)
+    errors: dict[int, int] = field(default_factory=dict)
+    chat_warm: list[float] = field(default_factory=list)
+    chat_cold: list[float] = field(default_factory=list)
+    chat_prompt: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Engine:
+    name: str
+    start: Callable[[int], subprocess.Popen[bytes]]
+    ready_path: str
+    extra: dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eog_tokens(path: Path) -> list[int]:
+    """The model's end tokens, to ban them where a server has no `ignore_eos`."""
+    import llama_cpp
+
+    global _QUIET
+    _QUIET = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive: llama.cpp calls it
+    llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    n = llama_cpp.llama_vocab_n_tokens(vocab)
+    out = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    llama_cpp.llama_model_free(model)
+    return out
+
+
+def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
+    threads, ngl, slots = str(args.threads), str(args.ngl), max(args.levels)
+
+    def popen(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def localllm(port: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}",
+               "LOCALLLM_NUM_PARALLEL": str(slots)}  # fmt: skip
+        return popen([sys.executable, "-m", "localllm", "serve"], env)
+
+    def server(port: int) -> subprocess.Popen[bytes]:
+        binary = llama_server(args.workdir)
+        return popen(
+            [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
+             "-c", str(SLOT_CTX * slots), "-np", str(slots), "-t", threads, "-tb", threads,
+             "-ngl", ngl],
+        )  # fmt: skip
+
+    def bundled(port: int) -> subprocess.Popen[bytes]:
+        return popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(path),
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(SLOT_CTX),
+             "--n_threads", threads, "--n_threads_batch", threads, "--n_gpu_layers", ngl],
+        )  # fmt: skip
+
+    ban = {str(t): -100 for t in eog_tokens(path)}
+    out = [Engine("localllm", localllm, "/api/version", {"ignore_eos": True})]
+    if not args.no_llama_server:
+        out.append(Engine("llama-server", server, "/health", {"ignore_eos": True}))
+    if not args.no_bundled:
+        out.append(Engine("llama_cpp.server", bundled, "/v1/models", {"logit_bias": ban}))
+    return out
+
+
+def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Stream:
+    body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
+            "stream": True, **extra}  # fmt: skip
+    out = Stream()
+    start = time.perf_counter()
+    first = None
+    finish = None
+    try:
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=900) as r:
+            if r.status_code != 200:
+                out.error = f"{r.status_code}: {r.read().decode()[:200]}"
+                return out
+            for line in r.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                choice = (chunk.get("choices") or [{}])[0]
+                if choice.get("text") and first is None:
+                    first = time.perf_counter()
+                finish = choice.get("finish_reason") or finish
+    except httpx.HTTPError as exc:
+        out.error = str(exc)
+        return out
+    end = time.perf_counter()
+    if finish != "length":
+        out.error = f"ended with {finish!r}, not after exactly {tokens} tokens"
+    out.ttft = (first or end) - start
+    out.seconds = end - (first or end)
+    out.tokens = tokens
+    return out
+
+
+def streams(url: str, n: int, tokens: int, extra: dict[str, Any]) -> tuple[float, list[Stream]]:
+    """N requests at once; returns (wall seconds from the first send to the last token, each)."""
+    results: list[Stream] = [Stream()] * n
+
+    def one(i: int) -> None:
+        results[i] = completion(url, f"Story number {i}: once upon a time", tokens, extra)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, results
+
+
+def chat(url: str, turns: int) -> tuple[list[int], list[float], list[float]]:
+    """(prompt tokens, TTFT continuing the chat, TTFT of the same prompt started cold)."""
+    system = {"role": "system", "content": "You answer briefly. " * 4}
+    messages: list[dict[str, str]] = [system]
+    prompts: list[list[dict[str, str]]] = []
+    warm: list[float] = []
+    sizes: list[int] = []
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"Question {turn}: and why is that so?"})
+        prompts.append(list(messages))
+        ttft, text, size = chat_turn(url, messages)
+        warm.append(ttft)
+        sizes.append(size)
+        messages.append({"role": "assistant", "content": text})
+    cold = []
+    for i, prompt in enumerate(prompts):  # a new first token: nothing to reuse
+        nonce = {"role": "system", "content": f"{i}{i} " + system["content"]}
+        cold.append(chat_turn(url, [nonce, *prompt[1:]])[0])
+    return sizes, warm, cold
+
+
+def chat_turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str, int]:
+    body = {"model": "bench", "messages": messages, "max_tokens": 16, "temperature": 0,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    start = time.perf_counter()
+    first, text, size = None, [], 0
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
+        if r.status_code != 200:
+            raise SystemExit(f"chat turn failed: {r.status_code} {r.read().decode()[:300]}")
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                size = chunk["usage"].get("prompt_tokens", 0)
+            for choice in chunk.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    first = first or time.perf_counter()
+                    text.append(piece)
+    return (first or time.perf_counter()) - start, "".join(text), size
+
+
+def start(engine: Engine) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a server and wait until it answers and has its model loaded."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = engine.start(port)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + engine.ready_path, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"{engine.name} exited with {proc.returncode}")
+        time.sleep(0.2)
+    completion(url, "warm up", 8, engine.extra)
+    return proc, url
+
+
+def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
+    """Every server up at once (idle ones cost nothing), taking turns level by level,
+    so a slower or faster minute of this machine falls on all of them alike."""
+    running: list[tuple[Engine, subprocess.Popen[bytes], str]] = []
+    try:
+        for engine in engines:
+            running.append((engine, *start(engine)))
+        results = [Result(e.name) for e in engines]
+        for n in args.levels:
+            runs: list[list[tuple[float, list[Stream]]]] = [[] for _ in engines]
+            for _ in range(args.repeat):
+                for i, (engine, _, url) in enumerate(running):
+                    runs[i].append(streams(url, n, args.tokens, engine.extra))
+            for (engine, _, _), result, mine in zip(running, results, runs, strict=True):
+                record(result, n, mine)
+                print(f"  {engine.name}: {n} streams, {result.aggregate[n]:.1f} tok/s",
+                      file=sys.stderr)  # fmt: skip
+        if args.chat_turns:
+            for (_, _, url), result in zip(running, results, strict=True):
+                sizes, warm, cold = chat(url, args.chat_turns)
+                result.chat_prompt, result.chat_warm, result.chat_cold = sizes, warm, cold
+        return results
+    finally:
+        for _, proc, _ in running:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def record(result: Result, n: int, runs: list[tuple[float, list[Stream]]]) -> None:
+    wall = statistics.median(w for w, _ in runs)
+    done = [s for _, one in runs for s in one]
+    ok = [s for s in done if s.error is None]
+    result.errors[n] = (len(done) - len(ok)) // len(runs)
+    for s in done:
+        if s.error:
+            print(f"  {result.engine}, {n} streams: {s.error}", file=sys.stderr)
+    result.aggregate[n] = sum(s.tokens for s in ok) / len(runs) / wall
+    rates = [(s.tokens - 1) / s.seconds for s in ok if s.seconds]
+    result.per_stream[n] = statistics.median(rates) if rates else 0.0
+    result.ttft[n] = statistics.median(s.ttft for s in ok) if ok else 0.0
+
+
+def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
+    base = next((r for r in results if r.engine == "llama-server"), None)
+    levels = args.levels
+    print(f"model: {path.name} ({path.stat().st_size / 2**20:.0f} MiB), {args.threads} threads, "
+          f"{args.ngl} GPU layers, {args.tokens} new tokens per stream, greedy\n")  # fmt: skip
+    print("Aggregate decode tokens/s (N streams at once; x: against llama-server)\n")
+    print("| engine | " + " | ".join(f"{n} stream{'s' * (n > 1)}" for n in levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for r in results:
+        cells = []
+        for n in levels:
+            cell = f"{r.aggregate[n]:.1f}"
+            if base is not None and base.aggregate.get(n):
+                cell += f" ({r.aggregate[n] / base.aggregate[n]:.2f}x)"
+            if r.errors.get(n):
+                cell += f", {r.errors[n]} failed"
+            cells.append(cell)
+        print(f"| {r.engine} | " + " | ".join(cells) + " |")
+    print("\nPer stream decode tokens/s / time to first token, median over the streams\n")
+    print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for r in results:
+        cells = [f"{r.per_stream[n]:.1f} / {r.ttft[n]:.2f} s" for n in levels]
+        print(f"| {r.engine} | " + " | ".join(cells) + " |")
+    chats = [r for r in results if r.chat_warm]
+    if chats:
+        print(f"\n{args.chat_turns}-turn chat, time to first token (s): continuing / cold\n")
+        print("| turn | prompt tokens | " + " | ".join(r.engine for r in chats) + " |")
+        print("|---|---|" + "---|" * len(chats))
+        for i in range(args.chat_turns):
+            cells = [f"{r.chat_warm[i]:.2f} / {r.chat_cold[i]:.2f}" for r in chats]
+            print(f"| {i + 1} | {chats[0].chat_prompt[i]} | " + " | ".join(cells) + " |")
+
+
+def plot(results: list[Result], levels: list[int], title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for r in results:
+        ax.plot(levels, [r.aggregate[n] for n in levels], marker="o", label=r.engine)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(levels, [str(n) for n in levels])
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("aggregate decode tokens/s")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="a 50 MB model instead of 1B")
+    parser.add_argument("--model", type=Path, help="a GGUF file to use instead")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--tokens", type=int, default=160)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per level (median)")
+    parser.add_argument("--threads", type=int, default=psutil.cpu_count(logical=False) or 1)
+    parser.add_argument("--ngl", type=int, default=0, help="GPU layers (0: CPU only)")
+    parser.add_argument("--chat-turns", type=int, default=10)
+    parser.add_argument("--no-llama-server", action="store_true")
+    parser.add_argument("--no-bundled", action="store_true")
+    parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
+    )
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    path = args.model or model_file(args.workdir, args.small)
+    home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
+    modelfile = home / "Modelfile"
+    parameters = {"num_ctx": SLOT_CTX, "num_thread": args.threads, "num_gpu": args.ngl}
+    lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in parameters.items())]
+    modelfile.write_text("\n".join(lines) + "\n")
+    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
+                   env={**os.environ, "LOCALLLM_HOME": str(home)}, check=True)  # fmt: skip
+    results = run_all(engines(path, args, home), args)
+    report(results, args, path)
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"concurrency-{args.tag}"
+    saved = {
+        "model": path.name,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "results": [asdict(r) for r in results],
+    }
+    stem.with_suffix(".json").write_text(json.dumps(saved, indent=2))
+    title = f"{path.name}, {args.threads} threads, {args.ngl} GPU layers, {args.tokens} tokens"
+    plot(results, args.levels, title, stem.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The batching engine on a real llama.cpp context: requests decoded together
+give what they give alone, each with its own limits, and slots keep prefixes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localllm.engine.batch import Engine
+from localllm.engine.model import LlamaModel
+from localllm.engine.protocol import Done, Embed, Embedded, Event, Failed, Generate, Piece, Sampling
+from localllm.planner.settings import LoadSettings
+from tests.factory import TINY_MAMBA, write_model
+
+GREEDY = Sampling(temperature=0, num_predict=24, repeat_penalty=1.0)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_files: dict[str, Path]) -> Iterator[LlamaModel]:
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 512, n_seq_max=4, n_threads=2)
+    m = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def engine(model: LlamaModel) -> Iterator[Engine]:
+    e = Engine(model)
+    yield e
+    e.close()
+
+
+def run(engine: Engine, *requests: Generate | Embed) -> dict[int, list[Event]]:
+    """Submit all at once and step until every request has ended."""
+    for r in requests:
+        engine.submit(r)
+    events: dict[int, list[Event]] = {r.id: [] for r in requests}
+    while engine.busy:
+        for event in engine.step():
+            events[event.id].append(event)
+    return events
+
+
+def done(events: list[Event]) -> Done:
+    assert isinstance(events[-1], Done), events[-1]
+    return events[-1]
+
+
+def text(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, Piece))
+
+
+def ask(i: int, prompt: str, sampling: Sampling = GREEDY, **kw: object) -> Generate:
+    return Generate(i, prompt=prompt, sampling=sampling, **kw)  # type: ignore[arg-type]
+
+
+PROMPTS = ["Once upon a time", "The capital of", "def main():", "1, 2, 3, 4,"]
+
+
+def test_requests_decoded_together_give_what_they_give_alone(
+    engine: Engine, model: LlamaModel
+) -> None:
+    alone = [text(run(engine, ask(i, p))[i]) for i, p in enumerate(PROMPTS)]
+    fresh = Engine(model)  # empty slots: every prompt is decoded again, in one batch
+    try:
+        together = run(fresh, *(ask(i, p) for i, p in enumerate(PROMPTS)))
+    finally:
+        fresh.close()
+    assert [text(together[i]) for i in range(len(PROMPTS))] == alone
+    assert all(done(together[i]).cached_tokens == 0 for i in range(len(PROMPTS)))
+    assert all(done(together[i]).eval_tokens == 24 for i in range(len(PROMPTS)))
+
+
+def test_each_request_keeps_its_own_limits_in_one_batch(engine: Engine) -> None:
+    short = ask(1, "a", Sampling(temperature=0, num_predict=3))
+    free = ask(2, "b", Sampling(temperature=0.9, seed=7, num_predict=40, ignore_eos=True))
+    fmt = ask(3, "c", Sampling(temperature=0, num_predict=200), format="json")
+    out = run(engine, short, free, fmt)
+    assert done(out[1]).eval_tokens == 3 and done(out[1]).reason == "length"
+    assert done(out[2]).eval_tokens == 40
+    parsed = done(out[3])
+    assert parsed.reason == "stop"
+    json.loads(parsed.content)  # the grammar held in a shared batch
+
+
+def test_more_requests_than_slots_wait_and_all_finish(engine: Engine) -> None:
+    requests = [ask(i, f"request {i}") for i in range(7)]
+    out = run(engine, *requests)
+    assert [done(out[i]).eval_tokens for i in range(7)] == [24] * 7
+
+
+def test_a_chat_continues_in_the_slot_that_holds_its_prefix(engine: Engine) -> None:
+    first = [{"role": "system", "content": "be brief " * 20}, {"role": "user", "content": "hi"}]
+    other = [{"role": "user", "content": "something else entirely " * 5}]
+    a = done(run(engine, Generate(1, messages=tuple(first), sampling=GREEDY))[1])
+    run(engine, Generate(2, messages=tuple(other), sampling=GREEDY))
+    follow = (*first, {"role": "assistant", "content": a.content}, {"role": "user", "content": "?"})
+    b = done(run(engine, Generate(3, messages=follow, sampling=GREEDY))[3])
+    assert b.cached_tokens >= a.prompt_tokens  # the whole first turn, not recomputed
+    c = done(run(engine, Generate(4, messages=tuple(first), sampling=GREEDY))[4])
+    assert c.cached_tokens > 20  # the shared system prompt
+
+
+def test_cancelling_one_leaves_the_others_intact(engine: Engine) -> None:
+    alone = text(run(engine, ask(1, PROMPTS[0]))[1])
+    for r in (ask(1, PROMPTS[0]), ask(2, PROMPTS[1])):
+        engine.submit(r)
+    events: dict[int, list[Event]] = {1: [], 2: []}
+    for event in engine.step() + engine.step():
+        events[event.id].append(event)
+    cancelled = engine.cancel(2)
+    assert isinstance(cancelled, Failed) and cancelled.status == 499
+    while engine.busy:
+        for event in engine.step():
+            events[event.id].append(event)
+    assert text(events[1]) == alone and done(events[1]).eval_tokens == 24
+    assert not any(isinstance(e, Done) for e in events[2])
+    assert engine.cancel(99) is None
+
+
+def test_an_embedding_between_steps_does_not_disturb_generation(engine: Engine) -> None:
+    alone = text(run(engine, ask(1, PROMPTS[2]))[1])
+    out = run(engine, ask(1, PROMPTS[2]), Embed(2, ("some text", "more")))
+    assert text(out[1]) == alone
+    embedded = out[2][-1]
+    assert isinstance(embedded, Embedded) and len(embedded.vectors) == 2
+
+
+def test_a_prompt_over_the_slot_context_fails_alone(engine: Engine) -> None:
+    out = run(engine, ask(1, "word " * 600), ask(2, PROMPTS[0]))
+    failed = out[1][-1]
+    assert isinstance(failed, Failed) and failed.status == 400 and "512" in failed.message
+    assert done(out[2]).eval_tokens == 24
+
+
+def test_recurrent_models_batch_too(tmp_path: Path) -> None:
+    path = write_model(TINY_MAMBA, tmp_path / "mamba.gguf")
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=2 * 256, n_seq_max=2, n_threads=2)
+    m = LlamaModel([str(path)], settings, ())
+    engine = Engine(m)
+    try:
+        alone = [text(run(engine, ask(i, p))[i]) for i, p in enumerate(PROMPTS[:2])]
+        together = run(engine, *(ask(i + 10, p) for i, p in enumerate(PROMPTS[:2])))
+        assert [text(together[i + 10]) for i in range(2)] == alone
+    finally:
+        engine.close()
+        m.close()

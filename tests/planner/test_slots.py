@@ -1,0 +1,55 @@
+"""Parallel slots: added only where they cost the single user nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localllm.gguf.local import read_local
+from localllm.planner.budget import Budget, budget_for
+from localllm.planner.memory import kv_bytes
+from localllm.planner.plan import Candidate, Fit, plan
+from localllm.planner.slots import with_slots
+from tests.hardware.profiles import profile_report
+
+
+def _budget(profile: str) -> Budget:
+    return budget_for(profile_report(profile), cpu_bandwidth_gbs=60.0)
+
+
+def _q4(llama8b_quants: dict[str, Path]) -> Candidate:
+    path = llama8b_quants["Q4_K_M"]
+    return Candidate("Q4_K_M", read_local(path), path.stat().st_size)
+
+
+def test_roomy_machine_gets_four_slots_of_the_planned_context(
+    llama8b_quants: dict[str, Path],
+) -> None:
+    budget = _budget("workstation_2x24")
+    one = plan([_q4(llama8b_quants)], budget).choice
+    assert one is not None and one.fit is Fit.FULL_GPU
+    four = with_slots(one, budget)
+    s = four.settings
+    assert (s.n_seq_max, s.n_ctx, s.n_ctx_seq) == (4, 4 * one.settings.n_ctx, one.settings.n_ctx)
+    assert s.n_gpu_layers == one.settings.n_gpu_layers
+    extra_kv = 3 * sum(kv_bytes(one.candidate.model, one.settings))
+    assert four.estimate.total - one.estimate.total >= extra_kv
+
+
+def test_slots_never_cost_gpu_layers_or_context(llama8b_quants: dict[str, Path]) -> None:
+    budget = _budget("nvidia_laptop")  # 8 GiB: the 8B model at 8192 just fits
+    one = plan([_q4(llama8b_quants)], budget).choice
+    assert one is not None
+    kept = with_slots(one, budget)
+    assert kept.settings.n_gpu_layers == one.settings.n_gpu_layers
+    assert kept.settings.n_ctx_seq == one.settings.n_ctx
+    gpus = {f"GPU{g.index}": g for g in budget.gpus}
+    assert all(u.total <= gpus[u.device].usable for u in kept.estimate.gpus)
+
+
+def test_asked_for_slots_shrink_to_what_fits(llama8b_quants: dict[str, Path]) -> None:
+    budget = _budget("nvidia_laptop")
+    one = plan([_q4(llama8b_quants)], budget).choice
+    assert one is not None
+    assert with_slots(one, _budget("workstation_2x24"), wanted=3).settings.n_seq_max == 3
+    asked = with_slots(one, budget, wanted=64)
+    assert 1 <= asked.settings.n_seq_max < 64
