@@ -33,7 +33,6 @@ from localllm.engine.protocol import Embed, Embedded, Event, Failed, Generate
 from localllm.engine.sampling import build_sampler
 from localllm.errors import LocalLLMError
 
-
 MIN_SHARE = 0.1
 """The share of a prompt a slot's cache must hold for the request to take that slot."""
 

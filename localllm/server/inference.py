@@ -52,9 +52,12 @@ class Inference:
         return parse_keep_alive(value, self.settings.keep_alive_s)
 
     @staticmethod
-    def options(manifest: Manifest, requested: dict[str, Any]) -> dict[str, Any]:
-        """The Modelfile's parameters, overridden by the request's options."""
-        merged = dict(manifest.parameters)
+    def options(
+        manifest: Manifest, requested: dict[str, Any], defaults: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The API's `defaults`, overridden by the Modelfile's parameters, overridden by
+        the request's options."""
+        merged = {**(defaults or {}), **manifest.parameters}
         merged.update({k: v for k, v in requested.items() if v is not None})
         return merged
 

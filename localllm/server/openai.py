@@ -42,6 +42,11 @@ def sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+OPENAI_DEFAULTS = {"repeat_penalty": 1.0}
+"""OpenAI's API has no repeat penalty (its penalties are presence and frequency, default 0),
+so unless the Modelfile sets one, none applies here, as in llama-server's OpenAI API."""
+
+
 def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "temperature": body.temperature,
@@ -153,9 +158,8 @@ async def chat_completions(request: Request) -> Response:
     body = await parse(request, ChatCompletionBody)
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(
-        manifest, _options(body, body.max_completion_tokens or body.max_tokens)
-    )
+    limit = body.max_completion_tokens or body.max_tokens
+    options = inference.options(manifest, _options(body, limit), OPENAI_DEFAULTS)
     user = _messages(body)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
@@ -246,7 +250,7 @@ async def completions(request: Request) -> Response:
         raise APIError(400, "prompt: send one prompt per request")
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(manifest, _options(body, body.max_tokens))
+    options = inference.options(manifest, _options(body, body.max_tokens), OPENAI_DEFAULTS)
     gen = Generate(0, prompt=prompts[0], sampling=inference.sampling(options))
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
     head = {
