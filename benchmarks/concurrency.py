@@ -49,7 +49,7 @@ from benchmarks._models import model_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _QUIET: Any = None
-SLOT_CTX = 2048
+SLOT_CTX = 4096
 
 
 @dataclass
@@ -211,7 +211,7 @@ def chat(url: str, turns: int) -> tuple[list[int], list[float], list[float]]:
 
 
 def chat_turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str, int]:
-    body = {"model": "bench", "messages": messages, "max_tokens": 16, "temperature": 0,
+    body = {"model": "bench", "messages": messages, "max_tokens": 8, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
     start = time.perf_counter()
     first, text, size = None, [], 0

@@ -2,7 +2,8 @@
 
 The server sends `Load` once, then `Generate`, `Embed` and `Cancel`; the
 worker answers `Loaded` (or `LoadFailed`), then per request a stream of
-`Piece` and one `Done` or `Failed` (or `Embedded`). Plain dataclasses of
+`Piece` and one `Done` or `Failed` (or `Embedded`), sent as one list per
+decode step (the events of every request that advanced). Plain dataclasses of
 builtins: they are pickled over a socket pair, and this module is all the
 server imports from the engine, so it must stay free of llama_cpp.
 """

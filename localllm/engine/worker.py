@@ -26,8 +26,9 @@ def serve(conn: Connection, engine: Engine) -> None:
     while True:
         while not engine.busy or conn.poll(0):
             _receive(conn, engine, conn.recv())
-        for event in engine.step():
-            conn.send(event)
+        events = engine.step()
+        if events:
+            conn.send(events)  # one message per step, however many streams advanced
 
 
 def _receive(conn: Connection, engine: Engine, message: Request) -> None:

@@ -201,6 +201,10 @@ class Runner:
             loop.call_soon_threadsafe(self._died, code)
 
     def _dispatch(self, message: object) -> None:
+        if isinstance(message, list):  # one decode step's events, one per running request
+            for event in message:
+                self._dispatch(event)
+            return
         if isinstance(message, Loaded | LoadFailed):
             if self._first is not None and not self._first.done():
                 self._first.set_result(message)
