@@ -9,8 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import SLOW
-from tests.factory import LLAMA_1B, quantize, write_model
+from tests.factory import LLAMA_1B, SLOW, quantize, write_model
 
 
 def model_file(workdir: Path, small: bool) -> Path:

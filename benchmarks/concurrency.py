@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
         return popen([sys.executable, "-m", "localllm", "serve"], env)
 
     def server(port: int) -> subprocess.Popen[bytes]:
-        binary = llama_server(args.workdir)
+        binary = args.llama_server or llama_server(args.workdir)
         return popen(
             [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
              "-c", str(SLOT_CTX * slots), "-np", str(slots), "-t", threads, "-tb", threads,
@@ -173,12 +173,15 @@ def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Str
     return out
 
 
-def streams(url: str, n: int, tokens: int, extra: dict[str, Any]) -> tuple[float, list[Stream]]:
-    """N requests at once; returns (wall seconds from the first send to the last token, each)."""
+def streams(
+    url: str, n: int, tokens: int, extra: dict[str, Any], run: int
+) -> tuple[float, list[Stream]]:
+    """N requests at once, each a prompt no server has seen (nothing to reuse); returns
+    (wall seconds from the first send to the last token, each stream)."""
     results: list[Stream] = [Stream()] * n
 
     def one(i: int) -> None:
-        results[i] = completion(url, f"Story number {i}: once upon a time", tokens, extra)
+        results[i] = completion(url, f"{run}.{n}.{i} Once upon a time", tokens, extra)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     start = time.perf_counter()
@@ -261,9 +264,9 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
         results = [Result(e.name) for e in engines]
         for n in args.levels:
             runs: list[list[tuple[float, list[Stream]]]] = [[] for _ in engines]
-            for _ in range(args.repeat):
+            for r in range(args.repeat):
                 for i, (engine, _, url) in enumerate(running):
-                    runs[i].append(streams(url, n, args.tokens, engine.extra))
+                    runs[i].append(streams(url, n, args.tokens, engine.extra, r))
             for (engine, _, _), result, mine in zip(running, results, runs, strict=True):
                 record(result, n, mine)
                 print(f"  {engine.name}: {n} streams, {result.aggregate[n]:.1f} tok/s",
@@ -296,6 +299,32 @@ def record(result: Result, n: int, runs: list[tuple[float, list[Stream]]]) -> No
     result.ttft[n] = statistics.median(s.ttft for s in ok) if ok else 0.0
 
 
+def direct(path: Path, args: argparse.Namespace) -> Result:
+    """llama-cpp-python's `Llama`, streaming in this process: one stream, no HTTP."""
+    from llama_cpp import Llama
+
+    llm = Llama(str(path), n_ctx=SLOT_CTX, n_threads=args.threads, n_threads_batch=args.threads,
+                n_gpu_layers=args.ngl, verbose=False)  # fmt: skip
+    ban = {t: -100.0 for t in eog_tokens(path)}
+    runs = []
+    for i in range(args.repeat + 1):  # the first warms up
+        start = time.perf_counter()
+        first = None
+        stream = llm.create_completion(f"{i}.1.0 Once upon a time",
+                                       max_tokens=args.tokens, temperature=0.0, stream=True,
+                                       logit_bias=ban)  # fmt: skip
+        chunks: Iterator[Any] = stream  # type: ignore[assignment]
+        for chunk in chunks:
+            if first is None and chunk["choices"][0]["text"]:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        out = Stream(ttft=(first or end) - start, seconds=end - (first or end), tokens=args.tokens)
+        runs.append((end - start, [out]))
+    result = Result("llama-cpp-python in process")
+    record(result, 1, runs[1:])
+    return result
+
+
 def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
     base = next((r for r in results if r.engine == "llama-server"), None)
     levels = args.levels
@@ -307,6 +336,9 @@ def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
     for r in results:
         cells = []
         for n in levels:
+            if n not in r.aggregate:
+                cells.append("-")
+                continue
             cell = f"{r.aggregate[n]:.1f}"
             if base is not None and base.aggregate.get(n):
                 cell += f" ({r.aggregate[n] / base.aggregate[n]:.2f}x)"
@@ -318,7 +350,10 @@ def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
     print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
     print("|---|" + "---|" * len(levels))
     for r in results:
-        cells = [f"{r.per_stream[n]:.1f} / {r.ttft[n]:.2f} s" for n in levels]
+        cells = [
+            f"{r.per_stream[n]:.1f} / {r.ttft[n]:.2f} s" if n in r.per_stream else "-"
+            for n in levels
+        ]
         print(f"| {r.engine} | " + " | ".join(cells) + " |")
     chats = [r for r in results if r.chat_warm]
     if chats:
@@ -331,14 +366,19 @@ def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
 
 
 def plot(results: list[Result], levels: list[int], title: str, out: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("no matplotlib: no plot (pip install -e '.[bench]')", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for r in results:
-        ax.plot(levels, [r.aggregate[n] for n in levels], marker="o", label=r.engine)
+        xs = [n for n in levels if n in r.aggregate]
+        ax.plot(xs, [r.aggregate[n] for n in xs], marker="o", label=r.engine)
     ax.set_xscale("log", base=2)
     ax.set_xticks(levels, [str(n) for n in levels])
     ax.set_xlabel("concurrent streams")
@@ -357,12 +397,16 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a GGUF file to use instead")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--tokens", type=int, default=160)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per level (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per level (median)")
     parser.add_argument("--threads", type=int, default=psutil.cpu_count(logical=False) or 1)
     parser.add_argument("--ngl", type=int, default=0, help="GPU layers (0: CPU only)")
     parser.add_argument("--chat-turns", type=int, default=10)
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--no-bundled", action="store_true")
+    parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
+    parser.add_argument(
+        "--direct", action="store_true", help="also llama-cpp-python's Llama in process (1 stream)"
+    )
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
@@ -378,6 +422,8 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
                    env={**os.environ, "LOCALLLM_HOME": str(home)}, check=True)  # fmt: skip
     results = run_all(engines(path, args, home), args)
+    if args.direct:
+        results.append(direct(path, args))
     report(results, args, path)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"concurrency-{args.tag}"

@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.factory import LLAMA_8B, TINY, ModelSpec, write_header_only, write_model
+from tests.factory import LLAMA_8B, SLOW, TINY, ModelSpec, write_header_only, write_model
 
-SLOW = ModelSpec(name="slow", n_embd=512, n_layer=8, n_head=8, n_head_kv=4, n_ff=1536,
-                 n_vocab=1024, n_ctx_train=8192)  # fmt: skip
 QUANTS_8B = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q4_0", "Q3_K_M", "Q2_K")
 
 

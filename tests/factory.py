@@ -66,6 +66,9 @@ TINY_SWA = ModelSpec(arch="gemma3", n_layer=6, sliding_window=128, tied_embeddin
                      head_dim=32, name="tiny-swa")  # fmt: skip
 TINY_MAMBA = ModelSpec(arch="mamba", n_layer=2, d_inner=128, n_head=0, n_head_kv=0, n_ff=0,
                        name="tiny-mamba")  # fmt: skip
+SLOW = ModelSpec(name="slow", n_embd=512, n_layer=8, n_head=8, n_head_kv=4, n_ff=1536,
+                 n_vocab=1024, n_ctx_train=8192)  # fmt: skip
+"""Slow enough (hundreds of tokens/s on a CPU) that a long answer takes seconds."""
 LLAMA_1B = ModelSpec(n_vocab=128256, n_embd=2048, n_layer=16, n_head=32, n_head_kv=8,
                      n_ff=8192, n_ctx_train=131072, head_dim=64, tied_embeddings=True,
                      name="llama-1b-shaped")  # fmt: skip

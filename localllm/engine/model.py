@@ -30,8 +30,16 @@ class LoadError(LocalLLMError):
 
 
 class LlamaModel:
-    def __init__(self, paths: Sequence[str], settings: LoadSettings, adapters: Sequence[Adapter]):
-        self._log = capture_log(keep=400, echo=True)
+    def __init__(
+        self,
+        paths: Sequence[str],
+        settings: LoadSettings,
+        adapters: Sequence[Adapter],
+        keep_log: int | None = 400,
+    ):
+        """`keep_log`: how many of llama.cpp's log lines to keep (for error messages);
+        None keeps all (to read the whole load report)."""
+        self.log = capture_log(keep=keep_log, echo=True)
         self._pieces: dict[int, bytes] = {}
         llama_cpp.llama_backend_init()
         s = asdict(settings)
@@ -43,7 +51,7 @@ class LlamaModel:
             for adapter in adapters:
                 handle = llama_cpp.llama_adapter_lora_init(self.model, adapter.path.encode())
                 if not handle:
-                    raise LoadError(f"adapter {adapter.path}: {last_reason(self._log)}")
+                    raise LoadError(f"adapter {adapter.path}: {last_reason(self.log)}")
                 self.adapters.append(handle)
             cp = context_params(llama_cpp, s)
             if self._meta_int("pooling_type", -1) < 0:
@@ -52,13 +60,13 @@ class LlamaModel:
                 cp.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
             self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
             if not self.ctx:
-                raise LoadError(f"no context for the model: {last_reason(self._log)}")
+                raise LoadError(f"no context for the model: {last_reason(self.log)}")
             if self.adapters:
                 n = len(self.adapters)
                 handles = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*self.adapters)
                 scales = (ctypes.c_float * n)(*(a.scale for a in adapters))
                 if llama_cpp.llama_set_adapters_lora(self.ctx, handles, n, scales) != 0:
-                    raise LoadError(f"the adapters do not fit this model: {last_reason(self._log)}")
+                    raise LoadError(f"the adapters do not fit this model: {last_reason(self.log)}")
         except BaseException:
             self.close()
             raise
@@ -84,7 +92,7 @@ class LlamaModel:
             array = (ctypes.c_char_p * len(paths))(*(p.encode() for p in paths))
             model = llama_cpp.llama_model_load_from_splits(array, len(paths), mp)
         if not model:
-            raise LoadError(f"llama.cpp could not load the model: {last_reason(self._log)}")
+            raise LoadError(f"llama.cpp could not load the model: {last_reason(self.log)}")
         return model
 
     def _meta_int(self, suffix: str, missing: int = 0) -> int:

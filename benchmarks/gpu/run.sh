@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# On the GPU machine, after setup.sh: the GPU measurements; results land in $OUT.
+#   benchmarks/gpu/run.sh hw        # localllm hw --json, and a full-offload smoke test
+#   benchmarks/gpu/run.sh vram ...  # benchmarks/gpu/vram.py with these arguments
+#   benchmarks/gpu/run.sh speed ... # benchmarks/concurrency.py on the GPU, these arguments
+set -euo pipefail
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LOCALLLM_HOME=/tmp/localllm-home
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/gpu-models
+step=$1
+shift
+case "$step" in
+hw)
+    python3 -m localllm hw --json > "$OUT/hw.json"
+    python3 -m localllm hw
+    nvidia-smi --query-gpu=name,memory.total,memory.used,memory.free --format=csv
+    ;;
+vram)
+    python3 benchmarks/gpu/vram.py --workdir /tmp/gpu-models --out "$OUT/vram.json" "$@"
+    ;;
+speed)
+    # Random weights (generated, then quantized by llama.cpp): text, so streams have tokens.
+    python3 -c 'from pathlib import Path; from benchmarks._models import model_file
+print(model_file(Path("/tmp/gpu-models"), small=False))'
+    python3 benchmarks/concurrency.py --model /tmp/gpu-models/llama-1B-Q4_K_M.gguf \
+        --llama-server /tmp/llama-server --no-bundled --direct --workdir /tmp/gpu-models "$@" \
+        | tee "$OUT/speed.md"
+    cp benchmarks/results/concurrency-*.json benchmarks/results/concurrency-*.png "$OUT/" 2>/dev/null || true
+    ;;
+esac

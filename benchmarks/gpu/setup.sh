@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On the GPU machine (no package index there): build llama.cpp with CUDA, shared
+# libraries and llama-server, from the source inside llama-cpp-python's sdist,
+# and lay out /tmp/site: the carried wheels, and llama-cpp-python's Python files
+# over the CUDA libraries. Idempotent: a second run on a warm machine does nothing.
+#
+# Carried (made on the development machine by benchmarks/gpu/carry.sh):
+#   .whl/    localllm's pure-Python dependencies as cp312 wheels
+#   .carry/  llama.cpp.tar.gz (the sdist's vendor/llama.cpp, trimmed) and
+#            llama_cpp/ (llama-cpp-python's Python files)
+set -euo pipefail
+SITE=/tmp/site
+BUILD=/tmp/llama-build
+if [ -f "$SITE/.ready" ]; then exit 0; fi
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$SITE" .whl/*.whl
+mkdir -p /tmp/src
+tar xzf .carry/llama.cpp.tar.gz -C /tmp/src
+cmake -S /tmp/src/llama.cpp -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90-real -DBUILD_SHARED_LIBS=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF > /tmp/cmake.log
+cmake --build "$BUILD" --target llama-server llama mtmd -j "$(nproc)" > /tmp/build.log
+cp -r .carry/llama_cpp "$SITE/"
+mkdir -p "$SITE/llama_cpp/lib"
+find "$BUILD" -name '*.so*' -exec cp -P {} "$SITE/llama_cpp/lib/" \;
+ln -sf "$BUILD/bin/llama-server" /tmp/llama-server
+touch "$SITE/.ready"
