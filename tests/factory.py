@@ -74,6 +74,9 @@ LLAMA_1B = ModelSpec(n_vocab=128256, n_embd=2048, n_layer=16, n_head=32, n_head_
                      name="llama-1b-shaped")  # fmt: skip
 LLAMA_8B = ModelSpec(n_vocab=128256, n_embd=4096, n_layer=32, n_head=32, n_head_kv=8,
                      n_ff=14336, n_ctx_train=131072, name="llama-8b-shaped")  # fmt: skip
+MIXTRAL_8X7B = ModelSpec(n_vocab=32000, n_embd=4096, n_layer=32, n_head=32, n_head_kv=8,
+                         n_ff=14336, n_expert=8, n_expert_used=2, n_ctx_train=32768,
+                         name="mixtral-8x7b-shaped")  # fmt: skip
 LLAMA_70B = ModelSpec(n_vocab=128256, n_embd=8192, n_layer=80, n_head=64, n_head_kv=8,
                       n_ff=28672, n_ctx_train=131072, name="llama-70b-shaped")  # fmt: skip
 

@@ -35,12 +35,9 @@ from localllm.planner.budget import GIB, budget_for
 from localllm.planner.memory import GpuTarget, estimate
 from localllm.planner.plan import Candidate, plan
 from localllm.planner.settings import LoadSettings
-from tests.factory import LLAMA_1B, LLAMA_8B, ModelSpec, write_header_only
+from tests.factory import LLAMA_1B, LLAMA_8B, MIXTRAL_8X7B, write_header_only
 
-MIXTRAL = ModelSpec(n_vocab=32000, n_embd=4096, n_layer=32, n_head=32, n_head_kv=8, n_ff=14336,
-                    n_expert=8, n_expert_used=2, n_ctx_train=32768,
-                    name="mixtral-8x7b-shaped")  # fmt: skip
-SPECS = {"1B": LLAMA_1B, "8B": LLAMA_8B, "MoE": MIXTRAL}
+SPECS = {"1B": LLAMA_1B, "8B": LLAMA_8B, "MoE": MIXTRAL_8X7B}
 CONTEXTS = (4096, 8192, 16384, 32768)
 CHILD = Path(__file__).with_name("_load.py")
 MIB = 1 << 20
@@ -58,8 +55,10 @@ def load(path: Path, settings: LoadSettings) -> dict[str, Any]:
         return {"loaded": False, "error": f"exit {done.returncode}: {done.stderr[-400:]}"}
 
 
-def fits(path: Path, settings: LoadSettings) -> bool:
+def fits(path: Path, settings: LoadSettings, keep: list[dict[str, Any]] | None = None) -> bool:
     result = load(path, settings)
+    if keep is not None:
+        keep.append(result)
     return bool(result.get("loaded") and result.get("decoded"))
 
 
@@ -109,11 +108,12 @@ def pretend(name: str, path: Path, budgets_gib: list[int], ctx: int) -> list[dic
             base = LoadSettings(n_gpu_layers=0, n_ctx=ctx, n_threads=8)
             if chosen is not None:
                 base = replace(chosen.settings, n_gpu_layers=0)
-            planned_ok = fits(path, replace(base, n_gpu_layers=planned))
+            loads: list[dict[str, Any]] = []
+            planned_ok = fits(path, replace(base, n_gpu_layers=planned), loads)
             lo, hi = 0, info.n_layer + 1  # the most layers that load: binary search
             while lo < hi:
                 mid = (lo + hi + 1) // 2
-                if fits(path, replace(base, n_gpu_layers=mid)):
+                if fits(path, replace(base, n_gpu_layers=mid), loads):
                     lo = mid
                 else:
                     hi = mid - 1
@@ -122,7 +122,7 @@ def pretend(name: str, path: Path, budgets_gib: list[int], ctx: int) -> list[dic
             torch.cuda.empty_cache()
         rows.append({"model": name, "budget_gib": gib, "n_ctx": ctx, "planned_layers": planned,
                      "planned_loads": planned_ok, "most_layers": lo,
-                     "kv_type": base.type_k})  # fmt: skip
+                     "kv_type": base.type_k, "loads": loads})  # fmt: skip
         print(f"{name} at {gib} GiB: planned {planned} ({'ok' if planned_ok else 'FAILED'}), "
               f"most that load {lo}", file=sys.stderr)  # fmt: skip
     return rows
@@ -132,8 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/gpu-models"))
     parser.add_argument("--models", nargs="+", default=list(SPECS))
-    parser.add_argument("--contexts", type=int, nargs="+", default=list(CONTEXTS))
-    parser.add_argument("--budgets", type=int, nargs="+", default=[8, 12, 24])
+    parser.add_argument("--contexts", type=int, nargs="*", default=list(CONTEXTS))
+    parser.add_argument("--budgets", type=int, nargs="*", default=[6, 8, 12, 24])
     parser.add_argument("--budget-ctx", type=int, default=8192)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Listens on 127.0.0.1:11435 unless LOCALLLM_HOST says otherwise; beyond "
             "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
             "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
-            "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS."
+            "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL."
         ),
     )
     p.add_argument("--insecure", action="store_true",

@@ -3,7 +3,10 @@
 Built from a `HardwareReport`, optionally changed to answer "what if I had
 this machine" (`--vram`, `--ram`, `--gpu NAME`). Margins: llama.cpp's own
 fit leaves 1 GiB per GPU; that is a large share of a small GPU, so the margin
-scales down to a twelfth of the card (never under 256 MiB). RAM keeps the
+scales down to 1/48 of the card (never under 128 MiB). The CUDA context is
+not in the margin: the memory estimate counts it, as measured on a real GPU
+(`planner.memory`), and with it a planned load is at most one layer short of
+the most that load (`tests/planner/test_gpu_recorded.py`). RAM keeps the
 larger of 1 GiB and a tenth of the total for the OS and other programs, so a
 plan never pushes the system into swap.
 """
@@ -54,7 +57,7 @@ class Budget:
 
 
 def gpu_margin(total: int) -> int:
-    return min(GIB, max(256 << 20, total // 12))
+    return min(GIB, max(128 << 20, total // 48))
 
 
 def ram_margin(total: int) -> int:

@@ -18,9 +18,15 @@ fitted against its own `no_alloc` trial loads over many shapes
   phase `V + 2E`, the attention phase (`ctx(H+1) + 2E + 3Eq + 2Ekv` without
   flash attention, `ctx/2 + 3E + Eq + 4Ekv` with it) and the FFN phase
   (`mask + 3F + 4E`). Exact for dense models on the CPU.
-- GPU: a CUDA/ROCm context the driver keeps outside llama.cpp's buffers, and
-  with partial offload the GPU compute buffer also holds a copy of the
-  largest CPU-side weight (large batches run on the GPU).
+- GPU: a CUDA/ROCm context the driver keeps outside llama.cpp's buffers
+  (measured with NVML on an H200, CUDA 13: 607 to 611 MiB beyond the
+  reported buffers, at every size and split). With partial offload, an MoE's
+  GPU compute buffer also holds room for the CPU-side expert weights that
+  large batches use on the GPU (measured: +206 MiB for a Mixtral-shaped
+  model; bounded here by its largest CPU-side expert tensor); a dense
+  model's does not grow (measured: 258 MiB for an 8B, full or partial).
+  `benchmarks/gpu/vram.py` makes these measurements;
+  `tests/planner/test_gpu_recorded.py` pins the planner to them.
 
 A `MeasuredBuffers` from a trial load replaces the KV and compute formulas
 with llama.cpp's own numbers for that file.
@@ -41,7 +47,7 @@ REPACKED_TYPES = frozenset(
      GGMLQuantizationType.Q2_K}
 )  # fmt: skip
 # Driver context and library workspaces the GPU runtime holds outside llama.cpp's buffers.
-GPU_RUNTIME_OVERHEAD = {"cuda": 512 << 20, "rocm": 512 << 20, "vulkan": 256 << 20,
+GPU_RUNTIME_OVERHEAD = {"cuda": 608 << 20, "rocm": 512 << 20, "vulkan": 256 << 20,
                         "sycl": 512 << 20}  # fmt: skip
 _CELL_PAD = 256
 HOST_RUNTIME_OVERHEAD = 16 << 20
@@ -228,9 +234,9 @@ def estimate(
         overhead=HOST_RUNTIME_OVERHEAD,
         layers=layers_on.get("CPU", 0),
     )
-    largest_cpu_tensor = max(
+    largest_cpu_experts = max(
         (t.nbytes for t in model.tensors if _tensor_device(t.name, device_of, n_layer) == "CPU"
-         and len(t.shape) >= 2 and not t.name.startswith("token_embd")),
+         and "_exps." in t.name),
         default=0,
     )  # fmt: skip
     gpu_uses = []
@@ -244,7 +250,7 @@ def estimate(
                 weights=weights.get(name, 0),
                 kv=kv_on.get(name, 0),
                 recurrent=state_on.get(name, 0),
-                compute=full_compute + (largest_cpu_tensor if partial else 0),
+                compute=full_compute + (largest_cpu_experts if partial else 0),
                 overhead=GPU_RUNTIME_OVERHEAD.get(target.backend, 0),
                 layers=layers_on.get(name, 0),
             )
