@@ -36,3 +36,16 @@ def test_nvml_agrees_with_nvidia_smi() -> None:
     assert round(gpu.memory_total / MIB) == int(row["memory.total [MiB]"].split()[0])
     assert round(gpu.memory_free / MIB) == int(row["memory.free [MiB]"].split()[0])
     assert gpu.driver_version == row["driver_version"]
+
+
+def test_recorded_h200_with_a_cuda_build_offers_offload() -> None:
+    """`localllm hw --json` on the H200 with llama-cpp-python built for CUDA (benchmarks/gpu)."""
+    data = json.loads((RESULTS / "hw-h200-cuda.json").read_text())
+    report = HardwareReport.from_dict(data)
+    (gpu,) = report.gpus
+    assert gpu.usable_by_llama and gpu.backend == "cuda"
+    with (RESULTS / "nvidia-smi-h200-cuda.csv").open() as f:
+        row = next(csv.DictReader(f, skipinitialspace=True))
+    assert round(gpu.memory_total / MIB) == int(row["memory.total [MiB]"].split()[0])
+    assert round(gpu.memory_free / MIB) == int(row["memory.free [MiB]"].split()[0])
+    assert "cuda" in data["llama"]["backends"] and data["llama"]["gpu_offload"]
