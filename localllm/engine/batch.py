@@ -189,6 +189,7 @@ class Engine:
                 out = job.accept(token, len(slot.cached), self.n_ctx_slot)
             except Exception as exc:  # a llama.cpp failure of this request, not the worker's
                 out = [Failed(job.id, 500, f"generation failed: {exc}")]
+                job.pending = []
             events += out
             if not job.pending:
                 self._release(slot)
