@@ -98,6 +98,8 @@ class Engine:
             start = time.perf_counter_ns()
             try:
                 tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
+                if not tokens:
+                    raise LocalLLMError("the prompt is empty: there is nothing to continue")
                 grammar = self._grammar(request)
                 m = self.model
                 eog = m.eog if request.sampling.ignore_eos else ()
