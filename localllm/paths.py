@@ -37,6 +37,11 @@ class Paths:
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
+    @property
+    def history_file(self) -> Path:
+        """The chats (`history.ChatStore`), beside the models in the data folder."""
+        return self.data_dir / "history.db"
+
 
 def _from_env(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(name, "").strip()
