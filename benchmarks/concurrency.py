@@ -27,7 +27,6 @@ import argparse
 import ctypes
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._llama_server import llama_server
 from benchmarks._models import model_file
+from benchmarks.server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _QUIET: Any = None
@@ -81,10 +81,11 @@ class Engine:
     extra: dict[str, Any]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The JSON events of an OpenAI server-sent-event stream, up to `[DONE]`."""
+    for line in response.iter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            yield json.loads(line[6:])
 
 
 def eog_tokens(path: Path) -> list[int]:
@@ -153,10 +154,7 @@ def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Str
             if r.status_code != 200:
                 out.error = f"{r.status_code}: {r.read().decode()[:200]}"
                 return out
-            for line in r.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
+            for chunk in sse(r):
                 choice = (chunk.get("choices") or [{}])[0]
                 if choice.get("text") and first is None:
                     first = time.perf_counter()
@@ -221,10 +219,7 @@ def chat_turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str, int
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
         if r.status_code != 200:
             raise SystemExit(f"chat turn failed: {r.status_code} {r.read().decode()[:300]}")
-        for line in r.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
+        for chunk in sse(r):
             if chunk.get("usage"):
                 size = chunk["usage"].get("prompt_tokens", 0)
             for choice in chunk.get("choices") or []:
