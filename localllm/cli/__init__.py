@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from localllm import __version__
-from localllm.cli import bench, hw, models, plan, pull, server
+from localllm.cli import bench, hw, models, plan, pull, run, server
 from localllm.errors import LocalLLMError
 
 # Each command module contributes `register(subparsers)`; order is the help order.
-_COMMANDS = (hw, plan, pull, models, server, bench)
+_COMMANDS = (run, hw, plan, pull, models, server, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()
+            return 0
+        handler = run.run_home
     try:
         code: int = handler(args)
     except LocalLLMError as exc:

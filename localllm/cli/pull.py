@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from localllm.store.store import Store
 
 HELP = "download a model (the quantization that fits this machine), resumable and verified"
@@ -36,8 +39,8 @@ def open_store() -> Store:
     return Store(resolve_paths().models_dir)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def progress_bars(console: Console) -> Progress:
+    """A download bar per file: name, bar, bytes, speed, time left."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -47,15 +50,21 @@ def run(args: argparse.Namespace) -> int:
         TransferSpeedColumn,
     )
 
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from localllm.planner.explain import explain
     from localllm.planner.machine import planner_for_this_machine
     from localllm.store.pull import PullEvent, pull
 
     console = Console(stderr=True)
-    bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=console, transient=False,
-    )  # fmt: skip
+    bars = progress_bars(console)
     tasks: dict[str, Any] = {}
 
     def on_event(event: PullEvent) -> None:

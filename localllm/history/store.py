@@ -147,6 +147,12 @@ class ChatStore:
         )
         return Chat(cid, title, model, system, json.loads(options), created, updated, messages)
 
+    def title(self, chat_id: int) -> str:
+        rows = self._read("SELECT title FROM chats WHERE id = ?", (chat_id,))
+        if not rows:
+            raise HistoryError(f"there is no chat {chat_id}")
+        return str(rows[0][0])
+
     def rename(self, chat_id: int, title: str) -> None:
         self._update(chat_id, "title = ?", title.strip())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from localllm.errors import LocalLLMError
-from localllm.server import ollama, openai
+from localllm.hardware.report import HardwareReport
+from localllm.server import extras, ollama, openai
 from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
@@ -36,14 +37,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _detect() -> HardwareReport:
+    from localllm.hardware import detect_live
+
+    return detect_live()
+
+
 def create_app(
     settings: ServerSettings,
     store: Store,
     log_dir: Path,
     scheduler: Scheduler | None = None,
     hub_endpoint: str | None = None,
+    hardware: Callable[[], HardwareReport] | None = None,
 ) -> Starlette:
-    """The app; `scheduler` may be given (tests pass one with a small budget)."""
+    """The app; `scheduler` and `hardware` may be given (tests pass a small budget and
+    a recorded machine)."""
     scheduler = scheduler or Scheduler(settings, store, log_dir)
     app_state = AppState(
         settings=settings,
@@ -51,6 +60,7 @@ def create_app(
         scheduler=scheduler,
         inference=Inference(scheduler, store, settings),
         catalog=Catalog(store, scheduler, hub_endpoint),
+        hardware=hardware or _detect,
     )
 
     @asynccontextmanager
@@ -60,7 +70,7 @@ def create_app(
         scheduler.shutdown()
 
     app = Starlette(
-        routes=[*ollama.ROUTES, *openai.ROUTES],
+        routes=[*ollama.ROUTES, *openai.ROUTES, *extras.ROUTES],
         middleware=[
             Middleware(SecurityMiddleware, settings=settings),
             Middleware(

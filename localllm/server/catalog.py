@@ -15,8 +15,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from localllm.planner.budget import Budget
+from localllm.planner.plan import Fit
 from localllm.server.errors import APIError
-from localllm.server.loading import read_model
+from localllm.server.loading import DoesNotFit, plan_load, read_model
 from localllm.server.progress import Emit, run_job
 from localllm.server.scheduler import Scheduler
 from localllm.server.schemas import CreateBody
@@ -34,6 +36,7 @@ class Catalog:
         self.scheduler = scheduler
         self.hub_endpoint = hub_endpoint
         self._details: dict[str, dict[str, Any]] = {}
+        self._fits: dict[str, dict[str, Any]] = {}
 
     # --- reading ----------------------------------------------------------------------
 
@@ -124,6 +127,29 @@ class Catalog:
             "modified_at": iso(manifest.created),
         }
 
+    def fit(self, manifest: Manifest, budget: Budget) -> dict[str, Any]:
+        """How `manifest` would load on the whole machine: the planner's fit badge.
+
+        Planned without a trial load (header arithmetic only) and cached by digest, so
+        the models screen can ask for every model each time it opens.
+        """
+        key = manifest.model.digest + str(manifest.parameters.get("num_ctx", ""))
+        if key not in self._fits:
+            try:
+                option = plan_load(manifest, self.store, budget, None, {}, 1, trial=False).option
+            except DoesNotFit:
+                self._fits[key] = {"fit": Fit.NONE.value, "gpu_layers": 0, "layers": 0}
+            else:
+                self._fits[key] = {
+                    "fit": option.fit.value,
+                    "gpu_layers": option.settings.n_gpu_layers,
+                    "layers": option.candidate.model.n_layer + 1,
+                    "context_length": option.settings.n_ctx,
+                    "memory": option.estimate.total,
+                    "tokens_per_s": option.tokens_per_s,
+                }
+        return {"name": manifest.name, **self._fits[key]}
+
     # --- writing ----------------------------------------------------------------------
 
     async def pull(self, text: str, stream: bool) -> Response:
@@ -141,6 +167,11 @@ class Catalog:
                             "completed": event.progress.done,
                         }
                     )
+                elif event.status == "planned" and event.plan is not None:
+                    from localllm.planner.explain import explain
+
+                    # Beyond Ollama's shape: the planner's reasons, for `localllm run`.
+                    emit({"status": "planned", "plan": explain(event.plan)[:3]})
                 else:
                     emit({"status": event.status})
 

@@ -132,9 +132,14 @@ class Scheduler:
 
     # --- loading and unloading -----------------------------------------------------------
 
-    async def _load(self, manifest: Manifest, key: LoadKey, options: dict[str, Any]) -> Slot:
+    async def budget(self) -> Budget:
+        """The whole machine's budget, measured once (the first load or the first ask)."""
         if self._budget is None:
             self._budget = await asyncio.to_thread(self._budget_fn or _machine_budget)
+        return self._budget
+
+    async def _load(self, manifest: Manifest, key: LoadKey, options: dict[str, Any]) -> Slot:
+        budget = await self.budget()
         n_ctx = options.get("num_ctx") or manifest.parameters.get("num_ctx")
         overrides = {k: v for k, v in options.items() if k in LOAD_OPTIONS[1:]}
         while True:
@@ -144,7 +149,7 @@ class Scheduler:
                     raise DoesNotFit(
                         f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached"
                     )
-                left = less(self._budget, (s.estimate for s in self.slots.values()))
+                left = less(budget, (s.estimate for s in self.slots.values()))
                 planned = await asyncio.to_thread(
                     self._planner,
                     manifest,

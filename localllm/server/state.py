@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from localllm.hardware.report import HardwareReport
 from localllm.server.catalog import Catalog
 from localllm.server.inference import Inference
 from localllm.server.scheduler import Scheduler
@@ -20,6 +22,8 @@ class AppState:
     scheduler: Scheduler
     inference: Inference
     catalog: Catalog
+    hardware: Callable[[], HardwareReport]
+    """The machine's report, probed on each call (free memory changes)."""
 
 
 def state(request: Request) -> AppState:

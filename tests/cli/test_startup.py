@@ -77,13 +77,12 @@ def test_help_lists_only_working_commands(capsys: pytest.CaptureFixture[str]) ->
         "ps",
         "stop",
         "bench",
+        "run",
     ):
-        assert command in out
-    for later in ("run",):
-        assert not re.search(rf"^\s+{later}\s", out, re.MULTILINE)
+        assert re.search(rf"^\s+{command}\s", out, re.MULTILINE)
 
 
-def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_without_a_terminal_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     from localllm.cli import main
 
     assert main([]) == 0

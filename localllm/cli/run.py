@@ -1,0 +1,186 @@
+"""`localllm run MODEL [PROMPT]`, and `localllm` alone: chat with a model.
+
+In a terminal without a prompt it opens the Textual chat; with a prompt or
+with input piped in it streams the answer to stdout and exits, so scripts can
+use it. Either way the model is pulled first if the store lacks it, through
+the server (the one path every command and the TUI share).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from localllm.client import Client
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="chat with a model (pulls it first if needed)",
+        description=(
+            "Chat with MODEL. In a terminal without PROMPT: the full-screen chat. With PROMPT, "
+            "or with input piped in, the answer is streamed to stdout (piped input follows the "
+            "prompt). The model is pulled first if it is not in the store."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("prompt", metavar="PROMPT", nargs="*", help="ask this and print the answer")
+    p.add_argument(
+        "--verbose", action="store_true", help="print token counts and tokens/s after the answer"
+    )
+    p.add_argument(
+        "--hidethinking", action="store_true", help="leave out a reasoning model's thinking"
+    )
+    p.add_argument("--format", choices=["json"], help="ask for a JSON answer")
+    p.add_argument(
+        "--keepalive", metavar="DURATION", help="how long the model stays loaded (5m, 1h, 0, -1)"
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from localllm.cli.server import client
+
+    prompt = " ".join(args.prompt)
+    piped = not sys.stdin.isatty()
+    with client() as c:
+        ensure_pulled(c, args.model)
+        if not prompt and not piped and sys.stdout.isatty():
+            c.load(args.model)
+            return open_tui(args.model)
+        if piped:
+            stdin = sys.stdin.read()
+            prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
+        fields: dict[str, Any] = {}
+        if args.format:
+            fields["format"] = args.format
+        if args.keepalive is not None:
+            fields["keep_alive"] = args.keepalive
+        done = answer(c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking)
+    if args.verbose:
+        for line in stats_lines(done):
+            print(line, file=sys.stderr)
+    return 0
+
+
+def run_home(args: argparse.Namespace) -> int:
+    """`localllm` with no command: the TUI's home in a terminal, else the help."""
+    from localllm.cli.server import client
+
+    with client():
+        pass
+    return open_tui(None)
+
+
+def open_tui(model: str | None) -> int:
+    from localllm.paths import resolve_paths
+    from localllm.server.settings import settings_from_env
+    from localllm.tui import run_app
+
+    settings = settings_from_env()
+    run_app(settings.url, settings.api_key, resolve_paths().history_file, model)
+    return 0
+
+
+def ensure_pulled(c: Client, model: str) -> None:
+    """Pull `model` through the server when the store lacks it, showing the plan and bars."""
+    from localllm.client import ServerError
+
+    try:
+        c.show(model)
+        return
+    except ServerError as exc:
+        if exc.status != 404:
+            raise
+    from rich.console import Console
+
+    from localllm.cli.pull import progress_bars
+
+    console = Console(stderr=True)
+    bars = progress_bars(console)
+    tasks: dict[str, Any] = {}
+    console.print(f"pulling {model}...", highlight=False)
+    try:
+        for event in c.pull(model):
+            if "plan" in event:
+                for line in event["plan"]:
+                    console.print(f"  {line}", highlight=False)
+            elif event.get("total") and event.get("digest"):
+                if event["digest"] not in tasks:
+                    bars.start()
+                    name = str(event["status"]).removeprefix("pulling ")
+                    tasks[event["digest"]] = bars.add_task(name, total=event["total"])
+                bars.update(tasks[event["digest"]], completed=event.get("completed", 0))
+    finally:
+        bars.stop()
+
+
+def answer(
+    c: Client,
+    model: str,
+    prompt: str,
+    fields: dict[str, Any],
+    out: IO[str],
+    err: IO[str],
+    show_thinking: bool = True,
+) -> dict[str, Any]:
+    """Stream the answer to `out` (thinking to `err`, so a pipe gets only the answer);
+    returns the final chunk with the timings."""
+    from localllm.reasoning import ThinkingSplitter
+
+    splitter = ThinkingSplitter()
+    thinking = False
+    messages = [{"role": "user", "content": prompt}]
+    done: dict[str, Any] = {}
+    for chunk in c.chat(model, messages, **fields):
+        message = chunk.get("message") or {}
+        parts = splitter.feed(message.get("content", ""))
+        if message.get("thinking"):
+            parts.insert(0, ("thinking", message["thinking"]))
+        if chunk.get("done"):
+            parts += splitter.finish()
+            done = chunk
+        for kind, text in parts:
+            if kind == "thinking":
+                if show_thinking:
+                    if not thinking:
+                        err.write("Thinking...\n")
+                    err.write(text)
+                    err.flush()
+                thinking = True
+                continue
+            if thinking:
+                if show_thinking:
+                    err.write("\n...done thinking.\n\n")
+                    err.flush()
+                thinking = False
+            out.write(text)
+            out.flush()
+    out.write("\n")
+    out.flush()
+    return done
+
+
+def stats_lines(done: dict[str, Any]) -> list[str]:
+    """Ollama's `--verbose` block: durations, token counts and rates."""
+
+    def seconds(key: str) -> float:
+        return float(done.get(key, 0)) / 1e9
+
+    def rate(count: str, duration: str) -> str:
+        d = seconds(duration)
+        return f"{done.get(count, 0) / d:.2f} tokens/s" if d else "n/a"
+
+    return [
+        f"total duration:       {seconds('total_duration'):.3f}s",
+        f"load duration:        {seconds('load_duration'):.3f}s",
+        f"prompt eval count:    {done.get('prompt_eval_count', 0)} token(s)",
+        f"prompt eval duration: {seconds('prompt_eval_duration'):.3f}s",
+        f"prompt eval rate:     {rate('prompt_eval_count', 'prompt_eval_duration')}",
+        f"eval count:           {done.get('eval_count', 0)} token(s)",
+        f"eval duration:        {seconds('eval_duration'):.3f}s",
+        f"eval rate:            {rate('eval_count', 'eval_duration')}",
+    ]

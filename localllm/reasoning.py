@@ -1,0 +1,73 @@
+"""Reasoning ("thinking") text apart from the answer, in a stream.
+
+Reasoning models (DeepSeek-R1, Qwen3, QwQ and their kin) write their thinking
+between `<think>` and `</think>` in the same token stream as the answer. The
+CLI and the TUI show it apart, so they split the stream here: a tag may arrive
+cut across chunks, so a chunk's end that could start a tag is held back until
+the next chunk says what it is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Part = tuple[Literal["thinking", "content"], str]
+
+OPEN, CLOSE = "<think>", "</think>"
+
+
+class ThinkingSplitter:
+    """Feed it streamed text; it returns `("thinking" | "content", text)` parts."""
+
+    def __init__(self) -> None:
+        self._thinking = False
+        self._held = ""
+        self._started = False
+
+    def feed(self, text: str) -> list[Part]:
+        parts: list[Part] = []
+        text = self._held + text
+        self._held = ""
+        while text:
+            tag = CLOSE if self._thinking else OPEN
+            at = text.find(tag)
+            if at >= 0:
+                self._emit(parts, text[:at])
+                self._thinking = not self._thinking
+                text = text[at + len(tag) :]
+                continue
+            keep = _partial_suffix(text, tag)
+            self._emit(parts, text[: len(text) - keep])
+            self._held = text[len(text) - keep :]
+            break
+        return parts
+
+    def finish(self) -> list[Part]:
+        """Whatever was held back, once the stream has ended."""
+        parts: list[Part] = []
+        self._emit(parts, self._held)
+        self._held = ""
+        return parts
+
+    def _emit(self, parts: list[Part], text: str) -> None:
+        if not text:
+            return
+        kind: Literal["thinking", "content"] = "thinking" if self._thinking else "content"
+        if kind == "content" and not self._started:
+            # The answer after a thinking block starts with the newlines that closed it.
+            text = text.lstrip("\n")
+            if not text:
+                return
+            self._started = True
+        if parts and parts[-1][0] == kind:
+            parts[-1] = (kind, parts[-1][1] + text)
+        else:
+            parts.append((kind, text))
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """The length of the longest end of `text` that is a start of `tag`."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0

@@ -1,0 +1,25 @@
+"""What to tell a person when a request fails: the server's message and what to do."""
+
+from __future__ import annotations
+
+from localllm.client import ServerError, ServerNotRunning
+
+
+def advice(exc: Exception, url: str) -> str:
+    if isinstance(exc, ServerNotRunning):
+        return (
+            f"The localllm server is not answering at {url}. Start it with `localllm serve` "
+            "(or `localllm run MODEL`, which starts it), then send again."
+        )
+    message = str(exc)
+    if isinstance(exc, ServerError):
+        if exc.status == 404:
+            return f"{message}. Pull it on the Models screen (F3) or with `localllm pull NAME`."
+        if "does not fit" in message or "out of memory" in message.lower():
+            return (
+                f"{message} Unload other models on the Models screen (F3), or lower the "
+                "context: /set parameter num_ctx 2048."
+            )
+        if exc.status == 503:
+            return f"{message} The server is busy; send again in a moment."
+    return message or type(exc).__name__

@@ -1,0 +1,202 @@
+"""The Textual app: screens for chats (home), a chat, models, help; the command
+palette; the client and the history every screen shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from localllm.client import AsyncClient
+from localllm.errors import LocalLLMError
+from localllm.history.store import ChatStore
+from localllm.tui.advice import advice
+from localllm.tui.chat import ChatScreen
+from localllm.tui.chats import ChatsScreen
+from localllm.tui.clipboard import clipboard_command, copy_to_file, copy_with_tool
+
+
+class LocalLLMApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "localllm"
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "chats", "Chats"),
+        Binding("f3", "models", "Models"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None,
+        history_path: Path,
+        model: str | None = None,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.client = AsyncClient(url, api_key)
+        self.history_path = history_path
+        self.start_model = model
+        self.export_dir = export_dir
+        self._history: ChatStore | None = None
+
+    @property
+    def history(self) -> ChatStore:
+        """Opened on first use (creates the data folder and the database then)."""
+        if self._history is None:
+            self._history = ChatStore(self.history_path)
+        return self._history
+
+    async def on_mount(self) -> None:
+        try:
+            self.history.chats(limit=1)
+        except LocalLLMError as exc:
+            self.notify(f"{exc}. Chats are kept in memory only.", severity="error", timeout=15)
+            self._history = ChatStore(Path(":memory:"))
+        if self.start_model:
+            await self.new_chat(self.start_model)
+        else:
+            await self.show(ChatsScreen(self.export_dir))
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+        if self._history is not None:
+            self._history.close()
+
+    # --- screens ----------------------------------------------------------------------
+
+    async def show(self, screen: Screen[None]) -> None:
+        """Make `screen` the one on show (the default screen stays under them all)."""
+        if len(self.screen_stack) <= 1:
+            await self.push_screen(screen)
+        else:
+            await self.switch_screen(screen)
+
+    async def new_chat(self, model: str) -> None:
+        """A new chat with `model`, its system prompt and parameters from its Modelfile."""
+        from localllm.tui.settings import parse_parameters
+
+        try:
+            shown = await self.client.show(model)
+            options = parse_parameters(shown.get("parameters", ""))
+            chat = self.history.create(model, system=shown.get("system") or None, options=options)
+        except LocalLLMError as exc:
+            self.notify(advice(exc, self.client.base_url), title=model, severity="error")
+            if not isinstance(self.screen, ChatsScreen | ChatScreen):
+                await self.show(ChatsScreen(self.export_dir))
+            return
+        await self.show(ChatScreen(chat))
+
+    async def open_chat(self, chat_id: int) -> None:
+        try:
+            chat = self.history.load(chat_id)
+        except LocalLLMError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        await self.show(ChatScreen(chat))
+
+    def find_chat(self, name: str) -> int | None:
+        """A chat by title (case-insensitive, the most recent) or by number."""
+        chats = self.history.chats(limit=100_000)
+        for c in chats:
+            if c.title.lower() == name.lower():
+                return c.id
+        if name.isdigit() and any(c.id == int(name) for c in chats):
+            return int(name)
+        return None
+
+    async def action_chats(self) -> None:
+        await self.show(ChatsScreen(self.export_dir))
+
+    async def action_models(self) -> None:
+        from localllm.tui.models import ModelsScreen
+
+        await self.show(ModelsScreen())
+
+    def action_help(self) -> None:
+        from localllm.tui.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    async def action_new_chat(self) -> None:
+        if isinstance(self.screen, ChatScreen):
+            await self.new_chat(self.screen.chat.model)
+        else:
+            self.notify("Pick a model and press Enter to chat with it.")
+            await self.action_models()
+
+    def copy_text(self, text: str) -> str:
+        """Copy to the clipboard every way there is; says how, for the notification."""
+        self.copy_to_clipboard(text)  # OSC 52: the terminal's clipboard, over SSH too
+        command = clipboard_command()
+        if command and copy_with_tool(text, command):
+            return f"to the clipboard ({Path(command[0]).name})"
+        fallback = self.history_path.parent / "clipboard.txt"
+        if copy_to_file(text, fallback):
+            return f"through the terminal (OSC 52), and to {fallback}"
+        return "through the terminal (OSC 52)"
+
+    # --- the command palette ------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "New chat", "A new chat with the current model (Ctrl+N)", self.action_new_chat
+        )
+        yield SystemCommand(
+            "Chats", "The history: resume, rename, delete, export (F2)", self.action_chats
+        )
+        yield SystemCommand(
+            "Models", "Local models, pull, delete, loaded, hardware (F3)", self.action_models
+        )
+        yield SystemCommand("Help", "Keys and slash commands (F1)", self.action_help)
+        if isinstance(screen, ChatScreen):
+            yield SystemCommand(
+                "Stop the answer", "Keep what came so far (Esc)", screen.action_stop
+            )
+            yield SystemCommand(
+                "Copy the last answer", "To the clipboard (Ctrl+Y)", screen.action_copy
+            )
+            yield SystemCommand(
+                "Copy the last code block", "Of the last answer", lambda: screen.copy(("code",))
+            )
+            yield SystemCommand(
+                "System prompt and parameters", "Of this chat (Ctrl+S)", screen.action_settings
+            )
+            yield SystemCommand(
+                "Clear the conversation",
+                "As /clear",
+                lambda: self.run_worker(screen.run_command("/clear")),
+            )
+            yield SystemCommand(
+                "Show model info",
+                "As /show info",
+                lambda: self.run_worker(screen.run_command("/show info")),
+            )
+        if isinstance(screen, ChatsScreen):
+            yield SystemCommand(
+                "Open the chat", "Resume the selected chat (Enter)", screen.action_open
+            )
+            yield SystemCommand("Rename the chat", "(r)", screen.action_rename)
+            yield SystemCommand("Delete the chat", "(d)", screen.action_delete)
+            yield SystemCommand(
+                "Export the chat", "To Markdown in the current folder (e)", screen.action_export
+            )
+        from localllm.tui.models import ModelsScreen
+
+        if isinstance(screen, ModelsScreen):
+            yield SystemCommand("Pull a model", "Type its name (Ctrl+L)", screen.action_pull_focus)
+            yield SystemCommand(
+                "Chat with the model", "The selected one (Enter)", screen.action_chat
+            )
+            yield SystemCommand("Delete the model", "The selected one (d)", screen.action_delete)
+            yield SystemCommand(
+                "Unload the model", "The selected loaded one (u)", screen.action_unload
+            )
+            yield SystemCommand(
+                "Refresh", "Models, loaded, hardware (Ctrl+R)", screen.action_refresh
+            )

@@ -1,0 +1,81 @@
+"""The TUI against a real server on loopback (tiny generated models, real llama.cpp).
+
+`tui_server` starts the server in a thread of the test process, with the
+recorded laptop's hardware for `/api/hardware` so screens look the same on
+every machine; `make_app` builds the app on it with a fresh history file.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from localllm.server.app import create_app
+from localllm.server.scheduler import Scheduler
+from localllm.server.settings import ServerSettings
+from localllm.store.store import Store
+from localllm.tui.app import LocalLLMApp
+from tests.hardware.profiles import nvidia_laptop
+from tests.hardware.recorded import report_of
+from tests.server.conftest import BUDGET, Running, add_model
+
+LAPTOP = report_of(nvidia_laptop())
+
+
+@pytest.fixture
+def tui_store(tmp_path: Path, tiny_files: dict[str, Path]) -> Store:
+    store = Store(tmp_path / "models")
+    add_model(store, "tiny", tiny_files["tiny"], "PARAMETER num_ctx 1024\nSYSTEM Be brief.\n")
+    add_model(store, "other", tiny_files["other"], "PARAMETER num_ctx 1024\n")
+    add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 1024\n")
+    return store
+
+
+@pytest.fixture
+def tui_server(tui_store: Store, tmp_path: Path) -> Iterator[Running]:
+    settings = ServerSettings(port=0)
+    scheduler = Scheduler(settings, tui_store, tmp_path / "logs", budget=lambda: BUDGET)
+    app = create_app(
+        settings, tui_store, tmp_path / "logs", scheduler=scheduler, hardware=lambda: LAPTOP
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Running(f"http://127.0.0.1:{port}", settings, tui_store, scheduler, server)
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+@pytest.fixture
+def make_app(tui_server: Running, tmp_path: Path) -> Callable[..., LocalLLMApp]:
+    def make(model: str | None = "tiny", url: str | None = None) -> LocalLLMApp:
+        return LocalLLMApp(
+            url or tui_server.url, None, tmp_path / "history.db", model, export_dir=tmp_path
+        )
+
+    return make
+
+
+async def wait_for(
+    pause: Callable[[float], Awaitable[None]], condition: Callable[[], object], timeout: float = 30
+) -> None:
+    """Let the app run until `condition()` holds (real inference takes real time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pause(0.05)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (Textual's loop), through anyio's pytest plugin."""
+    return "asyncio"
