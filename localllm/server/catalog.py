@@ -172,7 +172,7 @@ class Catalog:
 
                     # Beyond Ollama's shape: the planner's reasons, for `localllm run`.
                     emit({"status": "planned", "plan": explain(event.plan)[:3]})
-                else:
+                elif event.status != "success":  # said once, at the very end
                     emit({"status": event.status})
 
             emit({"status": "pulling manifest"})

@@ -20,6 +20,12 @@ def advice(exc: Exception, url: str) -> str:
                 f"{message} Unload other models on the Models screen (F3), or lower the "
                 "context: /set parameter num_ctx 2048."
             )
+        if "but the context holds" in message:
+            return (
+                "The conversation no longer fits the model's context. /clear starts over "
+                "(the chat stays in the history), or /set parameter num_ctx 8192 gives it "
+                f"more room. ({message})"
+            )
         if exc.status == 503:
             return f"{message} The server is busy; send again in a moment."
     return message or type(exc).__name__

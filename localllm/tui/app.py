@@ -60,7 +60,7 @@ class LocalLLMApp(App[None]):
         if self.start_model:
             await self.new_chat(self.start_model)
         else:
-            await self.show(ChatsScreen(self.export_dir))
+            self.show(ChatsScreen(self.export_dir))
 
     async def on_unmount(self) -> None:
         await self.client.aclose()
@@ -69,12 +69,16 @@ class LocalLLMApp(App[None]):
 
     # --- screens ----------------------------------------------------------------------
 
-    async def show(self, screen: Screen[None]) -> None:
-        """Make `screen` the one on show (the default screen stays under them all)."""
+    def show(self, screen: Screen[None]) -> None:
+        """Make `screen` the one on show (the default screen stays under them all).
+
+        Not awaited: a handler of the screen being replaced calls this, and waiting
+        there for its own screen to go would never end.
+        """
         if len(self.screen_stack) <= 1:
-            await self.push_screen(screen)
+            self.push_screen(screen)
         else:
-            await self.switch_screen(screen)
+            self.switch_screen(screen)
 
     async def new_chat(self, model: str) -> None:
         """A new chat with `model`, its system prompt and parameters from its Modelfile."""
@@ -87,9 +91,9 @@ class LocalLLMApp(App[None]):
         except LocalLLMError as exc:
             self.notify(advice(exc, self.client.base_url), title=model, severity="error")
             if not isinstance(self.screen, ChatsScreen | ChatScreen):
-                await self.show(ChatsScreen(self.export_dir))
+                self.show(ChatsScreen(self.export_dir))
             return
-        await self.show(ChatScreen(chat))
+        self.show(ChatScreen(chat))
 
     async def open_chat(self, chat_id: int) -> None:
         try:
@@ -97,7 +101,7 @@ class LocalLLMApp(App[None]):
         except LocalLLMError as exc:
             self.notify(str(exc), severity="error")
             return
-        await self.show(ChatScreen(chat))
+        self.show(ChatScreen(chat))
 
     def find_chat(self, name: str) -> int | None:
         """A chat by title (case-insensitive, the most recent) or by number."""
@@ -110,12 +114,12 @@ class LocalLLMApp(App[None]):
         return None
 
     async def action_chats(self) -> None:
-        await self.show(ChatsScreen(self.export_dir))
+        self.show(ChatsScreen(self.export_dir))
 
     async def action_models(self) -> None:
         from localllm.tui.models import ModelsScreen
 
-        await self.show(ModelsScreen())
+        self.show(ModelsScreen())
 
     def action_help(self) -> None:
         from localllm.tui.help import HelpScreen
@@ -158,9 +162,7 @@ class LocalLLMApp(App[None]):
             yield SystemCommand(
                 "Stop the answer", "Keep what came so far (Esc)", screen.action_stop
             )
-            yield SystemCommand(
-                "Copy the last answer", "To the clipboard (Ctrl+Y)", screen.action_copy
-            )
+            yield SystemCommand("Copy the last answer", "To the clipboard (F4)", screen.action_copy)
             yield SystemCommand(
                 "Copy the last code block", "Of the last answer", lambda: screen.copy(("code",))
             )

@@ -39,7 +39,7 @@ class ChatScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+s", "settings", "System & parameters"),
-        Binding("ctrl+y", "copy", "Copy answer"),
+        Binding("f4", "copy", "Copy answer"),
     ]
 
     app: LocalLLMApp

@@ -20,7 +20,7 @@ KEYS = """\
 | Up / Down | chat | earlier prompts |
 | Esc | chat | stop the answer (what came is kept) |
 | Ctrl+S | chat | system prompt and parameters of this chat |
-| Ctrl+Y | chat | copy the last answer (`/copy code` for a code block) |
+| F4 | chat | copy the last answer (`/copy code` for a code block) |
 | Ctrl+N | anywhere | new chat |
 | F2 | anywhere | chats (resume, rename, delete, export) |
 | F3 | anywhere | models (pull, delete, loaded, hardware) |

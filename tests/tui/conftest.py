@@ -20,6 +20,8 @@ from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
 from localllm.tui.app import LocalLLMApp
+from tests.factory import ModelSpec, write_model
+from tests.fakehub import FakeHub, serve
 from tests.hardware.profiles import nvidia_laptop
 from tests.hardware.recorded import report_of
 from tests.server.conftest import BUDGET, Running, add_model
@@ -37,11 +39,26 @@ def tui_store(tmp_path: Path, tiny_files: dict[str, Path]) -> Store:
 
 
 @pytest.fixture
-def tui_server(tui_store: Store, tmp_path: Path) -> Iterator[Running]:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
+    """A Hub on loopback with one repository; slow enough that a pull shows progress."""
+    pico = write_model(ModelSpec(name="pico"), tmp_path_factory.mktemp("hub") / "pico.gguf", seed=2)
+    fake = FakeHub(throttle_s=0.05)
+    fake.add("test/pico-GGUF", "pico-Q8_0.gguf", pico)
+    with serve(fake):
+        yield fake
+
+
+@pytest.fixture
+def tui_server(tui_store: Store, tmp_path: Path, hub: FakeHub) -> Iterator[Running]:
     settings = ServerSettings(port=0)
     scheduler = Scheduler(settings, tui_store, tmp_path / "logs", budget=lambda: BUDGET)
     app = create_app(
-        settings, tui_store, tmp_path / "logs", scheduler=scheduler, hardware=lambda: LAPTOP
+        settings,
+        tui_store,
+        tmp_path / "logs",
+        scheduler=scheduler,
+        hub_endpoint=hub.url,
+        hardware=lambda: LAPTOP,
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

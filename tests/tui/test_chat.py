@@ -9,6 +9,7 @@ import pytest
 from localllm.tui.app import LocalLLMApp
 from localllm.tui.chat import ChatScreen
 from localllm.tui.messages import AnswerView
+from localllm.tui.prompt import PromptArea
 from tests.tui.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -39,3 +40,32 @@ async def test_send_streams_an_answer_and_keeps_the_turn(
         assert [m.role for m in chat.messages] == ["user", "assistant"]
         assert chat.messages[1].content == answer.content
         assert chat.title == "Hello"
+
+
+async def test_escape_stops_the_answer_and_keeps_the_partial_text(
+    make_app: Callable[..., LocalLLMApp],
+) -> None:
+    app = make_app("slow")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
+        screen = chat_screen(app)
+        await pilot.press(*"/set parameter num_predict 100000", "enter")
+        await pilot.press(*"Tell me everything", "enter")
+        await wait_for(pilot.pause, lambda: len(screen.query(AnswerView)) == 1)
+        answer = screen.query_one(AnswerView)
+        await wait_for(pilot.pause, lambda: len(answer.content) > 20)
+        await pilot.press("escape")
+        await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
+        assert not screen.answering
+        kept = app.history.load(screen.chat.id).messages[1]
+        assert kept.stats["stopped"] is True
+        assert kept.content == answer.content and len(kept.content) > 20
+        assert "stopped" in screen.status.text()
+        # The model is free again: after /clear (the long answer filled the context)
+        # the next message is answered.
+        await pilot.press(*"/clear", "enter", *"/set parameter num_predict 8", "enter")
+        assert screen.messages == [] and app.history.load(screen.chat.id).messages == ()
+        await pilot.press(*"Again", "enter")
+        await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
+        assert not screen.messages[1].stats.get("stopped")
+        assert screen.query_one(PromptArea).text == ""
