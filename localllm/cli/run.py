@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from localllm.cli.server import client
+    from localllm.errors import LocalLLMError
 
     prompt = " ".join(args.prompt)
     piped = not sys.stdin.isatty()
@@ -51,9 +52,11 @@ def run(args: argparse.Namespace) -> int:
         if not prompt and not piped and sys.stdout.isatty():
             c.load(args.model)
             return open_tui(args.model)
-        if piped:
-            stdin = sys.stdin.read()
+        stdin = sys.stdin.read() if piped else ""
+        if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
+        if not prompt.strip():
+            raise LocalLLMError("nothing to ask: give a PROMPT or pipe some text in")
         fields: dict[str, Any] = {}
         if args.format:
             fields["format"] = args.format

@@ -185,13 +185,18 @@ async def test_models_screen_pulls_with_progress_and_deletes(
         await wait_for(pilot.pause, done, timeout=60)
         assert len(set(progress)) > 2, progress
         assert any("pico" in str(local.get_row_at(i)[0]) for i in range(4))
+        assert "test/pico-gguf:q8_0" in {m.name for m in tui_server.store.list()}
         # Delete, after a confirmation.
         local.focus()
         row = next(i for i in range(4) if "pico" in str(local.get_row_at(i)[0]))
         local.move_cursor(row=row)
         await pilot.press("d", "y")
         await wait_for(pilot.pause, lambda: local.row_count == 3)
-        assert all(m.name != "test/pico-GGUF:Q8_0" for m in tui_server.store.list())
+        assert sorted(m.name for m in tui_server.store.list()) == [
+            "other:latest",
+            "slow:latest",
+            "tiny:latest",
+        ]
 
 
 async def test_help_screen_opens_and_closes(make_app: Callable[..., LocalLLMApp]) -> None:
