@@ -133,10 +133,12 @@ class Catalog:
         Planned without a trial load (header arithmetic only) and cached by digest, so
         the models screen can ask for every model each time it opens.
         """
-        key = manifest.model.digest + str(manifest.parameters.get("num_ctx", ""))
+        n_ctx = manifest.parameters.get("num_ctx")
+        key = f"{manifest.model.digest}:{n_ctx}"
         if key not in self._fits:
             try:
-                option = plan_load(manifest, self.store, budget, None, {}, 1, trial=False).option
+                ctx = int(n_ctx) if isinstance(n_ctx, int | str) else None
+                option = plan_load(manifest, self.store, budget, ctx, {}, 1, trial=False).option
             except DoesNotFit:
                 self._fits[key] = {"fit": Fit.NONE.value, "gpu_layers": 0, "layers": 0}
             else:

@@ -246,9 +246,12 @@ class ChatScreen(Screen[None]):
         elif name == "bye":
             self.app.exit()
         elif name == "set-parameter":
-            options = {**self.chat.options, command.args[0]: command.value}
+            name, value = command.args[0], command.value
+            if name == "stop":  # stop sequences add up, as PARAMETER stop lines do
+                value = [*self.chat.options.get("stop", []), value]
+            options = {**self.chat.options, name: value}
             self.set_options(self.chat.system, options)
-            await self.note(f"Set parameter `{command.args[0]}` to `{command.value}`.")
+            await self.note(f"Set parameter `{name}` to `{value}`.")
         elif name == "set-system":
             self.set_options(command.args[0] or None, self.chat.options)
             await self.note(

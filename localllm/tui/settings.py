@@ -32,7 +32,7 @@ def parse_parameters(text: str) -> dict[str, Any]:
             raise CommandError(f"line {number}: {exc}") from None
         name = command.args[0]
         if name == "stop":
-            options.setdefault("stop", []).extend(command.value)
+            options.setdefault("stop", []).append(command.value)
         else:
             options[name] = command.value
     return options
