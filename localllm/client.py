@@ -12,7 +12,7 @@ as a cancel.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +93,8 @@ class Client:
     def _request(self, call: _Call) -> Any:
         try:
             response = self._http.request(call.method, call.path, json=call.body)
-        except httpx.ConnectError:
-            raise ServerNotRunning(f"no localllm server at {self.base_url}") from None
+        except httpx.HTTPError as exc:
+            raise _transport(exc, self.base_url) from None
         _raise_for(response)
         return response.json()
 
@@ -110,8 +110,8 @@ class Client:
                     chunk = _parse(line)
                     if chunk is not None:
                         yield chunk
-        except httpx.ConnectError:
-            raise ServerNotRunning(f"no localllm server at {self.base_url}") from None
+        except httpx.HTTPError as exc:
+            raise _transport(exc, self.base_url) from None
 
     def version(self) -> str:
         return str(self._request(_VERSION)["version"])
@@ -161,12 +161,12 @@ class AsyncClient:
     async def _request(self, call: _Call) -> Any:
         try:
             response = await self._http.request(call.method, call.path, json=call.body)
-        except httpx.ConnectError:
-            raise ServerNotRunning(f"no localllm server at {self.base_url}") from None
+        except httpx.HTTPError as exc:
+            raise _transport(exc, self.base_url) from None
         _raise_for(response)
         return response.json()
 
-    async def _stream(self, call: _Call) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, call: _Call) -> AsyncGenerator[dict[str, Any], None]:
         try:
             async with self._http.stream(
                 call.method, call.path, json={**(call.body or {}), "stream": True}
@@ -178,8 +178,8 @@ class AsyncClient:
                     chunk = _parse(line)
                     if chunk is not None:
                         yield chunk
-        except httpx.ConnectError:
-            raise ServerNotRunning(f"no localllm server at {self.base_url}") from None
+        except httpx.HTTPError as exc:
+            raise _transport(exc, self.base_url) from None
 
     async def version(self) -> str:
         return str((await self._request(_VERSION))["version"])
@@ -210,13 +210,22 @@ class AsyncClient:
         """The planner's fit for every local model on the server's machine."""
         return list((await self._request(_FIT))["models"])
 
-    def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
+    def pull(self, model: str) -> AsyncGenerator[dict[str, Any], None]:
         return self._stream(_pull(model))
 
     def chat(
         self, model: str, messages: list[dict[str, Any]], **fields: Any
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         return self._stream(_chat(model, messages, fields))
+
+
+def _transport(exc: httpx.HTTPError, url: str) -> LocalLLMError:
+    """A failure below HTTP as an error for a person: not running, or the link broke."""
+    if isinstance(exc, httpx.ConnectError):
+        return ServerNotRunning(f"no localllm server at {url}")
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerError(504, f"the server at {url} did not answer in time")
+    return ServerError(502, f"the connection to the server at {url} broke ({exc})")
 
 
 def _auth(api_key: str | None) -> dict[str, str]:

@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     prompt = " ".join(args.prompt)
     piped = not sys.stdin.isatty()
+    if not prompt and not piped and sys.stdout.isatty():
+        # The chat pulls a missing model itself (plan and progress on its Models
+        # screen), so it paints at once either way.
+        return run_home(args, args.model)
     with client() as c:
         ensure_pulled(c, args.model)
-        if not prompt and not piped and sys.stdout.isatty():
-            c.load(args.model)
-            return open_tui(args.model)
         stdin = sys.stdin.read() if piped else ""
         if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
@@ -69,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_home(args: argparse.Namespace) -> int:
-    """`localllm` with no command: the TUI's home in a terminal, else the help."""
-    from localllm.cli.server import client
+def run_home(args: argparse.Namespace, model: str | None = None) -> int:
+    """The TUI: a chat with `model`, else (`localllm` with no command) the chats."""
+    from localllm.paths import resolve_paths
+    from localllm.server.daemon import ensure_running
+    from localllm.server.settings import settings_from_env
 
-    with client():
-        pass
-    return open_tui(None)
+    ensure_running(settings_from_env(), resolve_paths())
+    return open_tui(model)
 
 
 def open_tui(model: str | None) -> int:

@@ -116,6 +116,7 @@ class Catalog:
             for v in (vs if isinstance(vs, list) else [vs])
         )
         return {
+            "name": manifest.name,  # beyond Ollama's shape: what the typed name resolved to
             "modelfile": manifest.to_modelfile(weights).to_text(),
             "parameters": parameters,
             "template": template,

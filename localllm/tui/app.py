@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from localllm.client import AsyncClient
 from localllm.errors import LocalLLMError
 from localllm.history.store import ChatStore
-from localllm.tui.advice import advice
-from localllm.tui.chat import ChatScreen
 from localllm.tui.chats import ChatsScreen
 from localllm.tui.clipboard import clipboard_command, copy_to_file, copy_with_tool
+
+if TYPE_CHECKING:
+    from localllm.client import AsyncClient
 
 
 class LocalLLMApp(App[None]):
@@ -38,11 +39,22 @@ class LocalLLMApp(App[None]):
         export_dir: Path | None = None,
     ) -> None:
         super().__init__()
-        self.client = AsyncClient(url, api_key)
+        self.url = url
+        self.api_key = api_key
+        self._client: AsyncClient | None = None
         self.history_path = history_path
         self.start_model = model
         self.export_dir = export_dir
         self._history: ChatStore | None = None
+
+    @property
+    def client(self) -> AsyncClient:
+        """Made on first use: the home screen paints before httpx is imported."""
+        if self._client is None:
+            from localllm.client import AsyncClient
+
+            self._client = AsyncClient(self.url, self.api_key)
+        return self._client
 
     @property
     def history(self) -> ChatStore:
@@ -58,12 +70,13 @@ class LocalLLMApp(App[None]):
             self.notify(f"{exc}. Chats are kept in memory only.", severity="error", timeout=15)
             self._history = ChatStore(Path(":memory:"))
         if self.start_model:
-            await self.new_chat(self.start_model)
+            await self.new_chat(self.start_model, pull=True)
         else:
             self.show(ChatsScreen(self.export_dir))
 
     async def on_unmount(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
         if self._history is not None:
             self._history.close()
 
@@ -80,12 +93,25 @@ class LocalLLMApp(App[None]):
         else:
             self.switch_screen(screen)
 
-    async def new_chat(self, model: str) -> None:
-        """A new chat with `model`, its system prompt and parameters from its Modelfile."""
+    async def new_chat(self, model: str, pull: bool = False) -> None:
+        """A new chat with `model`, its system prompt and parameters from its Modelfile;
+        `pull`: a model the store lacks is pulled first, on the Models screen."""
+        from localllm.client import ServerError
+        from localllm.tui.advice import advice
+        from localllm.tui.chat import ChatScreen
         from localllm.tui.settings import parse_parameters
 
         try:
-            shown = await self.client.show(model)
+            try:
+                shown = await self.client.show(model)
+            except ServerError as exc:
+                if exc.status != 404 or not pull:
+                    raise
+                from localllm.tui.models import ModelsScreen
+
+                self.show(ModelsScreen(pull=model))
+                return
+            model = str(shown.get("name") or model).removesuffix(":latest")
             options = parse_parameters(shown.get("parameters", ""))
             chat = self.history.create(model, system=shown.get("system") or None, options=options)
         except LocalLLMError as exc:
@@ -96,6 +122,8 @@ class LocalLLMApp(App[None]):
         self.show(ChatScreen(chat))
 
     async def open_chat(self, chat_id: int) -> None:
+        from localllm.tui.chat import ChatScreen
+
         try:
             chat = self.history.load(chat_id)
         except LocalLLMError as exc:
@@ -127,6 +155,8 @@ class LocalLLMApp(App[None]):
         self.push_screen(HelpScreen())
 
     async def action_new_chat(self) -> None:
+        from localllm.tui.chat import ChatScreen
+
         if isinstance(self.screen, ChatScreen):
             await self.new_chat(self.screen.chat.model)
         else:
@@ -158,6 +188,9 @@ class LocalLLMApp(App[None]):
             "Models", "Local models, pull, delete, loaded, hardware (F3)", self.action_models
         )
         yield SystemCommand("Help", "Keys and slash commands (F1)", self.action_help)
+        from localllm.tui.chat import ChatScreen
+        from localllm.tui.models import ModelsScreen
+
         if isinstance(screen, ChatScreen):
             yield SystemCommand(
                 "Stop the answer", "Keep what came so far (Esc)", screen.action_stop
@@ -188,8 +221,6 @@ class LocalLLMApp(App[None]):
             yield SystemCommand(
                 "Export the chat", "To Markdown in the current folder (e)", screen.action_export
             )
-        from localllm.tui.models import ModelsScreen
-
         if isinstance(screen, ModelsScreen):
             yield SystemCommand("Pull a model", "Type its name (Ctrl+L)", screen.action_pull_focus)
             yield SystemCommand(

@@ -10,6 +10,7 @@ when its answer ends, stopped or not. A long chat mounts only its last
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from localllm.tui.status import Status
 if TYPE_CHECKING:
     from localllm.tui.app import LocalLLMApp
 
-PAGE = 40
+PAGE = 16
 
 
 class ChatScreen(Screen[None]):
@@ -123,22 +124,23 @@ class ChatScreen(Screen[None]):
             stream = self.app.client.chat(
                 self.chat.model, self.payload(prompt), options=self.chat.options
             )
-            async for chunk in stream:
-                message = chunk.get("message") or {}
-                parts = splitter.feed(message.get("content", ""))
-                if message.get("thinking"):
-                    parts.insert(0, ("thinking", message["thinking"]))
-                if chunk.get("done"):
-                    parts += splitter.finish()
-                    done = chunk
-                if parts and ttft is None:
-                    ttft = time.monotonic() - started
-                    self._set_status(state="answering")
-                for kind, text in parts:
-                    if kind == "thinking":
-                        await view.add_thinking(text)
-                    else:
-                        await view.add_content(text)
+            async with aclosing(stream):  # closed here, in this task, when Esc cancels
+                async for chunk in stream:
+                    message = chunk.get("message") or {}
+                    parts = splitter.feed(message.get("content", ""))
+                    if message.get("thinking"):
+                        parts.insert(0, ("thinking", message["thinking"]))
+                    if chunk.get("done"):
+                        parts += splitter.finish()
+                        done = chunk
+                    if parts and ttft is None:
+                        ttft = time.monotonic() - started
+                        self._set_status(state="answering")
+                    for kind, text in parts:
+                        if kind == "thinking":
+                            await view.add_thinking(text)
+                        else:
+                            await view.add_content(text)
         except LocalLLMError as exc:
             # Nothing is kept of a failed turn; the prompt goes back in the box.
             failed = True
@@ -191,7 +193,8 @@ class ChatScreen(Screen[None]):
 
     def _set_status(self, **changes: Any) -> None:
         self.status = replace(self.status, **changes)
-        self.query_one("#status", Static).update(self.status.text())
+        if self.is_attached:  # a worker may finish after the screen has gone
+            self.query_one("#status", Static).update(self.status.text())
 
     @work(group="describe", exclusive=True)
     async def describe_model(self) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markdown import Markdown as RichMarkdown
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Collapsible, Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
@@ -32,6 +34,15 @@ def stats_text(stats: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _thinking_block(text: str, collapsed: bool) -> Collapsible:
+    return Collapsible(
+        Static(text, classes="thinking-text", markup=False),
+        title="Thinking",
+        collapsed=collapsed,
+        classes="thinking",
+    )
+
+
 class MessageView(Vertical):
     """A message as it is kept: role, Markdown, and for answers thinking and stats."""
 
@@ -50,33 +61,40 @@ class MessageView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("You" if self.role == "user" else self.role.capitalize(), classes="role")
-        if self.role == "assistant":
-            with Collapsible(title="Thinking", collapsed=True, classes="thinking") as c:
-                c.display = bool(self.thinking)
-                yield Static(self.thinking, classes="thinking-text", markup=False)
-        yield Markdown(self.content, classes="body")
+        if self.thinking:
+            yield _thinking_block(self.thinking, collapsed=True)
+        yield self._body()
         yield Static(stats_text(self.stats), classes="stats", markup=False)
+
+    def _body(self) -> Widget:
+        # One Static per kept message (Rich renders the Markdown): a long chat mounts
+        # several times faster than with Textual's Markdown, a widget per block.
+        if self.role == "user":
+            return Static(self.content, classes="body", markup=False)
+        return Static(RichMarkdown(self.content, code_theme="monokai"), classes="body")
 
 
 class AnswerView(MessageView):
-    """An answer being streamed; `finish` settles it."""
+    """An answer being streamed (Textual's Markdown, which appends); `finish` settles it."""
 
     def __init__(self) -> None:
         super().__init__("assistant")
         self._stream: MarkdownStream | None = None
 
+    def _body(self) -> Widget:
+        return Markdown("", classes="body")
+
     async def add_thinking(self, text: str) -> None:
-        block = self.query_one(Collapsible)
-        if not block.display:
-            block.display = True
-            block.collapsed = False
         self.thinking += text
-        block.query_one(".thinking-text", Static).update(self.thinking)
+        blocks = self.query(Collapsible)
+        if not blocks:
+            await self.mount(_thinking_block(self.thinking, collapsed=False), before=1)
+        else:
+            blocks.first().query_one(".thinking-text", Static).update(self.thinking)
 
     async def add_content(self, text: str) -> None:
         if self._stream is None:
-            block = self.query_one(Collapsible)
-            if block.display:
+            for block in self.query(Collapsible):
                 block.collapsed = True
             self._stream = Markdown.get_stream(self.query_one(".body", Markdown))
         self.content += text

@@ -76,6 +76,11 @@ class ModelsScreen(Screen[None]):
 
     app: LocalLLMApp
 
+    def __init__(self, pull: str | None = None) -> None:
+        """`pull`: pull this model at once, then open a chat with it (`localllm run`)."""
+        super().__init__()
+        self.pull_then_chat = pull
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("Local models", classes="heading")
@@ -102,6 +107,9 @@ class ModelsScreen(Screen[None]):
         self.query_one("#local").focus()
         self.action_refresh()
         self.set_interval(5, self.refresh_loaded)
+        if self.pull_then_chat:
+            self.query_one("#pull", Input).value = self.pull_then_chat
+            self.pull(self.pull_then_chat)
 
     @work(group="refresh", exclusive=True)
     async def action_refresh(self) -> None:
@@ -226,4 +234,7 @@ class ModelsScreen(Screen[None]):
             bar.display = False
         self.query_one("#pull", Input).clear()
         self.notify(f"Pulled {name}.")
+        if name == self.pull_then_chat:
+            await self.app.new_chat(name)
+            return
         self.action_refresh()

@@ -222,9 +222,27 @@ async def test_server_down_is_a_notification_not_a_crash(
         assert app.is_running
 
 
-async def test_an_unknown_model_says_how_to_get_it(make_app: Callable[..., LocalLLMApp]) -> None:
+async def test_an_unknown_model_is_a_failed_pull_with_the_reason(
+    make_app: Callable[..., LocalLLMApp],
+) -> None:
     app = make_app("no-such-model")
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot.pause, lambda: app._notifications)
         messages = [n.message for n in app._notifications]
-        assert any("not found" in m and "Models screen" in m for m in messages), messages
+        assert any("no-such-model" in m for m in messages), messages
+        assert isinstance(app.screen, ModelsScreen)
+        status = app.screen.query_one("#pull-status", Static)
+        assert "pull of no-such-model failed" in str(status.content)
+
+
+async def test_run_with_a_missing_model_pulls_it_then_chats(
+    make_app: Callable[..., LocalLLMApp],
+) -> None:
+    app = make_app("hf.co/test/pico-GGUF")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ModelsScreen))
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen), timeout=60)
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        assert screen.chat.model == "test/pico-gguf:q8_0"  # the name it is stored under
+        await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
