@@ -34,6 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import contextlib
+
 from benchmarks._models import model_file
 from benchmarks.server import free_port, start_server
 from localllm.history.store import ChatStore, Message
@@ -70,10 +72,8 @@ def first_paint(argv: list[str], env: dict[str, str], marker: bytes) -> float:
         os.write(fd, b"\x11")  # Ctrl+Q
         time.sleep(0.3)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         os.waitpid(pid, 0)
         os.close(fd)
     return took
