@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from localllm.client import ServerError, ServerNotRunning
-
 
 def advice(exc: Exception, url: str) -> str:
+    # Imported here: the chat screen imports this module, and httpx (under the client)
+    # would cost its first paint 90 ms; an error means the client is loaded already.
+    from localllm.client import ServerError, ServerNotRunning
+
     if isinstance(exc, ServerNotRunning):
         return (
             f"The localllm server is not answering at {url}. Start it with `localllm serve` "

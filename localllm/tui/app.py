@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from localllm.errors import LocalLLMError
-from localllm.history.store import ChatStore
+from localllm.history.store import Chat, ChatStore
 from localllm.tui.chats import ChatsScreen
 from localllm.tui.clipboard import clipboard_command, copy_to_file, copy_with_tool
 
@@ -70,7 +70,10 @@ class LocalLLMApp(App[None]):
             self.notify(f"{exc}. Chats are kept in memory only.", severity="error", timeout=15)
             self._history = ChatStore(Path(":memory:"))
         if self.start_model:
-            await self.new_chat(self.start_model, pull=True)
+            from localllm.tui.chat import ChatScreen
+
+            # Painted at once; the screen then asks the server about the model.
+            self.show(ChatScreen(self.start_model))
         else:
             self.show(ChatsScreen(self.export_dir))
 
@@ -93,9 +96,18 @@ class LocalLLMApp(App[None]):
         else:
             self.switch_screen(screen)
 
-    async def new_chat(self, model: str, pull: bool = False) -> None:
-        """A new chat with `model`, its system prompt and parameters from its Modelfile;
-        `pull`: a model the store lacks is pulled first, on the Models screen."""
+    async def new_chat(self, model: str) -> None:
+        """A new chat with `model` (Models screen, Ctrl+N)."""
+        from localllm.tui.chat import ChatScreen
+
+        chat = await self.prepare_chat(model, pull=False)
+        if chat is not None:
+            self.show(ChatScreen(chat))
+
+    async def prepare_chat(self, model: str, pull: bool) -> Chat | None:
+        """A new chat in the history, its system prompt and parameters from the model's
+        Modelfile. None when it cannot be (said in a notification), or when `pull` sent
+        the app to the Models screen to pull a model the store lacks."""
         from localllm.client import ServerError
         from localllm.tui.advice import advice
         from localllm.tui.chat import ChatScreen
@@ -110,16 +122,18 @@ class LocalLLMApp(App[None]):
                 from localllm.tui.models import ModelsScreen
 
                 self.show(ModelsScreen(pull=model))
-                return
+                return None
             model = str(shown.get("name") or model).removesuffix(":latest")
             options = parse_parameters(shown.get("parameters", ""))
-            chat = self.history.create(model, system=shown.get("system") or None, options=options)
+            return self.history.create(model, system=shown.get("system") or None, options=options)
         except LocalLLMError as exc:
             self.notify(advice(exc, self.client.base_url), title=model, severity="error")
-            if not isinstance(self.screen, ChatsScreen | ChatScreen):
+            screen = self.screen
+            if not isinstance(screen, ChatsScreen | ChatScreen) or getattr(
+                screen, "pending", False
+            ):
                 self.show(ChatsScreen(self.export_dir))
-            return
-        self.show(ChatScreen(chat))
+            return None
 
     async def open_chat(self, chat_id: int) -> None:
         from localllm.tui.chat import ChatScreen

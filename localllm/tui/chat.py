@@ -45,8 +45,15 @@ class ChatScreen(Screen[None]):
 
     app: LocalLLMApp
 
-    def __init__(self, chat: Chat) -> None:
+    def __init__(self, chat: Chat | str) -> None:
+        """`chat`: one from the history, or a model name: a new chat with it, made (and
+        the model pulled first if the store lacks it) once the screen is up."""
         super().__init__()
+        if isinstance(chat, str):
+            self.pending = True
+            chat = Chat(0, "", chat, None, {}, 0.0, 0.0)
+        else:
+            self.pending = False
         self.chat = chat
         self.messages: list[Message] = list(chat.messages)
         self.status = Status(chat.model, state="loading")
@@ -67,7 +74,18 @@ class ChatScreen(Screen[None]):
         await self._show_earlier()
         self.query_one("#log", VerticalScroll).anchor()
         self.query_one(PromptArea).focus()
-        self.describe_model()
+        self.call_after_refresh(self.start)
+
+    @work(group="describe", exclusive=True)
+    async def start(self) -> None:
+        if self.pending:
+            chat = await self.app.prepare_chat(self.chat.model, pull=True)
+            if chat is None:
+                return
+            self.chat, self.pending = chat, False
+            self.sub_title = chat.model
+            self.status = replace(self.status, model=chat.model)
+        await self.describe_model()
 
     # --- the conversation -----------------------------------------------------------
 
@@ -90,6 +108,10 @@ class ChatScreen(Screen[None]):
     @on(PromptArea.Submitted)
     async def _submitted(self, event: PromptArea.Submitted) -> None:
         text = event.text
+        if self.pending:
+            self.notify("The chat is still opening; send again in a moment.")
+            event.area.load_text(text)
+            return
         if text.lstrip().startswith("/"):
             await self.run_command(text.strip())
             return
@@ -196,7 +218,6 @@ class ChatScreen(Screen[None]):
         if self.is_attached:  # a worker may finish after the screen has gone
             self.query_one("#status", Static).update(self.status.text())
 
-    @work(group="describe", exclusive=True)
     async def describe_model(self) -> None:
         """Quantization, layers and context for the status line; loads the model."""
         client = self.app.client
@@ -300,7 +321,7 @@ class ChatScreen(Screen[None]):
         self.chat = replace(self.chat, model=model)
         self.sub_title = model
         self.status = Status(model, context_used=self.status.context_used, state="loading")
-        self.describe_model()
+        self.start()
         await self.note(f"Now chatting with `{model}`.")
 
     def show(self, topic: str) -> str:

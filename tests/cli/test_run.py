@@ -30,7 +30,9 @@ def env(
     """A store with `tiny`, a Hub with `test/pico-GGUF`, and the server's address; the
     background server the commands start is stopped at the end."""
     store = Store(localllm_home / "data" / "models")
-    add_model(store, "tiny", tiny_files["tiny"], "PARAMETER num_ctx 1024\n")
+    add_model(
+        store, "tiny", tiny_files["tiny"], "PARAMETER num_ctx 1024\nPARAMETER temperature 0\n"
+    )
     hub = FakeHub()
     hub.add(
         "test/pico-GGUF",
