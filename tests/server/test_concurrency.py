@@ -85,5 +85,7 @@ def test_a_burst_past_the_queue_gets_503s_and_the_rest_completes(
             assert r.json()["eval_count"] == 500
         else:
             assert r.headers["retry-after"] == "5" and "LOCALLLM_MAX_QUEUE" in r.json()["error"]
-    after = ollama.Client(host=server.url).generate("tiny", "again", options={"num_predict": 3})
+    after = ollama.Client(host=server.url).generate(
+        "tiny", "again", options={"num_predict": 3, "ignore_eos": True}
+    )
     assert after.eval_count == 3

@@ -32,9 +32,11 @@ LAPTOP = report_of(nvidia_laptop())
 @pytest.fixture
 def tui_store(tmp_path: Path, tiny_files: dict[str, Path]) -> Store:
     store = Store(tmp_path / "models")
-    add_model(store, "tiny", tiny_files["tiny"], "PARAMETER num_ctx 1024\nSYSTEM Be brief.\n")
-    add_model(store, "other", tiny_files["other"], "PARAMETER num_ctx 1024\n")
-    add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 1024\n")
+    # Greedy, so what the tests see does not depend on a draw (an early end token).
+    greedy = "PARAMETER num_ctx 1024\nPARAMETER temperature 0\n"
+    add_model(store, "tiny", tiny_files["tiny"], greedy + "SYSTEM Be brief.\n")
+    add_model(store, "other", tiny_files["other"], greedy)
+    add_model(store, "slow", tiny_files["slow"], greedy)
     return store
 
 

@@ -29,7 +29,7 @@ async def test_send_streams_an_answer_and_keeps_the_turn(
         screen = chat_screen(app)
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
         assert screen.chat.system == "Be brief."
-        assert screen.chat.options == {"num_ctx": 1024}
+        assert screen.chat.options == {"num_ctx": 1024, "temperature": 0.0}
         await pilot.press(*"Hello", "enter")
         await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
         answer = screen.query_one(AnswerView)
