@@ -211,7 +211,7 @@ class LocalLLMApp(App[None]):
             )
             yield SystemCommand("Copy the last answer", "To the clipboard (F4)", screen.action_copy)
             yield SystemCommand(
-                "Copy the last code block", "Of the last answer", lambda: screen.copy(("code",))
+                "Copy the last code block", "Of the last answer", lambda: screen.action_copy("code")
             )
             yield SystemCommand(
                 "System prompt and parameters", "Of this chat (Ctrl+S)", screen.action_settings

@@ -173,13 +173,18 @@ class ChatScreen(Screen[None]):
             self.notify(advice(exc, self.app.client.base_url), title="Not sent", severity="error")
         finally:
             if not failed:
-                # Done, or stopped (Esc cancels this worker): keep what came.
-                for kind, text in splitter.finish():
-                    await (
-                        view.add_thinking(text) if kind == "thinking" else view.add_content(text)
-                    )
+                # Done, or stopped (Esc, or leaving the screen, cancels this worker):
+                # keep what came.
                 stats = _stats(done, ttft, not done, self.chat.model)
-                await view.finish(stats)
+                rest = splitter.finish()
+                if view.is_attached:
+                    for kind, text in rest:
+                        add = view.add_thinking if kind == "thinking" else view.add_content
+                        await add(text)
+                    await view.finish(stats)
+                else:
+                    view.content += "".join(t for k, t in rest if k == "content")
+                    view.thinking += "".join(t for k, t in rest if k == "thinking")
                 self._keep(prompt, view, stats, done)
 
     def _keep(
@@ -353,8 +358,11 @@ class ChatScreen(Screen[None]):
 
     # --- clipboard and dialogs ------------------------------------------------------
 
-    def action_copy(self) -> None:
-        self.copy(("answer",))
+    def action_copy(self, what: str = "answer") -> None:
+        try:
+            self.copy((what,))
+        except CommandError as exc:
+            self.notify(str(exc), severity="warning")
 
     def copy(self, args: tuple[str, ...]) -> None:
         answers = [m for m in self.messages if m.role == "assistant"]

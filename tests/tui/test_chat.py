@@ -69,3 +69,34 @@ async def test_escape_stops_the_answer_and_keeps_the_partial_text(
         await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
         assert not screen.messages[1].stats.get("stopped")
         assert screen.query_one(PromptArea).text == ""
+
+
+async def test_leaving_the_chat_mid_answer_keeps_the_partial_answer(
+    make_app: Callable[..., LocalLLMApp],
+) -> None:
+    app = make_app("slow")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
+        screen = chat_screen(app)
+        await pilot.press(*"/set parameter num_predict 100000", "enter", *"Go", "enter")
+        await wait_for(pilot.pause, lambda: len(screen.query(AnswerView)) == 1)
+        answer = screen.query_one(AnswerView)
+        await wait_for(pilot.pause, lambda: len(answer.content) > 20)
+        await pilot.press("f2")  # to the chats, while the answer streams
+        chat_id = screen.chat.id
+        await wait_for(pilot.pause, lambda: len(app.history.load(chat_id).messages) == 2)
+        kept = app.history.load(chat_id).messages[1]
+        assert kept.stats["stopped"] is True and len(kept.content) >= 20
+        assert app.is_running
+
+
+async def test_copy_with_nothing_to_copy_is_a_notification(
+    make_app: Callable[..., LocalLLMApp],
+) -> None:
+    app = make_app("tiny")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
+        await pilot.press("f4")
+        await pilot.pause()
+        assert any("no answer to copy" in n.message for n in app._notifications)
+        assert app.is_running
