@@ -168,7 +168,8 @@ class ChatScreen(Screen[None]):
             failed = True
             await view.remove()
             await asked.remove()
-            self.query_one(PromptArea).load_text(prompt)
+            for area in self.query(PromptArea).results(PromptArea):
+                area.load_text(prompt)
             self._set_status(state="")
             self.notify(advice(exc, self.app.client.base_url), title="Not sent", severity="error")
         finally:
@@ -220,8 +221,9 @@ class ChatScreen(Screen[None]):
 
     def _set_status(self, **changes: Any) -> None:
         self.status = replace(self.status, **changes)
-        if self.is_attached:  # a worker may finish after the screen has gone
-            self.query_one("#status", Static).update(self.status.text())
+        # A worker may finish while the screen is going: then there is nothing to update.
+        for line in self.query("#status").results(Static):
+            line.update(self.status.text())
 
     async def describe_model(self) -> None:
         """Quantization, layers and context for the status line; loads the model."""

@@ -111,7 +111,9 @@ class ModelsScreen(Screen[None]):
             self.query_one("#pull", Input).value = self.pull_then_chat
             self.pull(self.pull_then_chat)
 
-    @work(group="refresh", exclusive=True)
+    # exit_on_error=False: a refresh that ends as the screen goes (F2 at once) finds no
+    # widgets left; that is not worth quitting the app over.
+    @work(group="refresh", exclusive=True, exit_on_error=False)
     async def action_refresh(self) -> None:
         client = self.app.client
         try:
@@ -147,7 +149,10 @@ class ModelsScreen(Screen[None]):
             running = await self.app.client.ps()
         except LocalLLMError:
             return
-        table = self.query_one("#loaded", DataTable)
+        tables = self.query("#loaded").results(DataTable)
+        table = next(iter(tables), None)
+        if table is None:  # the screen is going
+            return
         table.clear()
         for m in running:
             until = datetime.fromisoformat(m["expires_at"].replace("Z", "+00:00")).astimezone()
@@ -190,7 +195,7 @@ class ModelsScreen(Screen[None]):
 
         self.app.push_screen(Confirm(f"Delete {name} from the store?"), remove)
 
-    @work(group="unload")
+    @work(group="unload", exit_on_error=False)
     async def action_unload(self) -> None:
         name = self._selected("#loaded")
         if name is None:
@@ -211,7 +216,7 @@ class ModelsScreen(Screen[None]):
         if event.value.strip():
             self.pull(event.value.strip())
 
-    @work(group="pull", exclusive=True)
+    @work(group="pull", exclusive=True, exit_on_error=False)
     async def pull(self, name: str) -> None:
         bar = self.query_one("#progress", ProgressBar)
         status = self.query_one("#pull-status", Label)

@@ -125,3 +125,6 @@ async def test_every_action_is_in_the_command_palette(
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for title in ("Pull a model", "Delete the model", "Unload the model"):
             assert title in titles
+        await pilot.press("f2", "f3", "f2")  # screens replaced while their workers run
+        await pilot.pause(1.0)
+        assert app.is_running
