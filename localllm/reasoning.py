@@ -9,6 +9,7 @@ the next chunk says what it is.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Part = tuple[Literal["thinking", "content"], str]
@@ -16,11 +17,25 @@ Part = tuple[Literal["thinking", "content"], str]
 OPEN, CLOSE = "<think>", "</think>"
 
 
-class ThinkingSplitter:
-    """Feed it streamed text; it returns `("thinking" | "content", text)` parts."""
+_GENERATION_PROMPT = re.compile(
+    r"add_generation_prompt\s*-?%\}(.*?)\{%-?\s*(?:endif|else|elif)", re.DOTALL
+)
 
-    def __init__(self) -> None:
-        self._thinking = False
+
+def opens_thinking(template: str) -> bool:
+    """Whether a chat template's generation prompt opens the `<think>` block itself
+    (DeepSeek-R1's distills do), so the model's output starts inside it."""
+    return any(OPEN in part and CLOSE not in part for part in _GENERATION_PROMPT.findall(template))
+
+
+class ThinkingSplitter:
+    """Feed it streamed text; it returns `("thinking" | "content", text)` parts.
+
+    `thinking`: the output starts inside a thinking block (see `opens_thinking`).
+    """
+
+    def __init__(self, thinking: bool = False) -> None:
+        self._thinking = thinking
         self._held = ""
         self._started = False
 

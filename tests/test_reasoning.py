@@ -34,3 +34,25 @@ def test_tags_cut_across_chunks_at_any_point(size: int) -> None:
 def test_a_lone_angle_bracket_is_not_held_forever() -> None:
     assert split(["a <", "b"]) == [("content", "a <b")]
     assert split(["x <thi"]) == [("content", "x <thi")]
+
+
+R1_DISTILL = (
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<\uff5cAssistant\uff5c><think>\\n'}}{% endif %}"
+)
+QWEN3 = (
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+
+
+def test_a_template_that_opens_the_thinking_block() -> None:
+    from localllm.reasoning import opens_thinking
+
+    assert opens_thinking(R1_DISTILL)
+    assert not opens_thinking(QWEN3)  # its model writes <think> itself
+    assert not opens_thinking("{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+    splitter = ThinkingSplitter(thinking=opens_thinking(R1_DISTILL))
+    parts = splitter.feed("Hmm, 2+2.\n</think>\n\nFour.") + splitter.finish()
+    assert parts == [("thinking", "Hmm, 2+2.\n"), ("content", "Four.")]

@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from localllm.cli.server import client
     from localllm.errors import LocalLLMError
+    from localllm.reasoning import opens_thinking
 
     prompt = " ".join(args.prompt)
     piped = not sys.stdin.isatty()
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         # screen), so it paints at once either way.
         return run_home(args, args.model)
     with client() as c:
-        ensure_pulled(c, args.model)
+        shown = ensure_pulled(c, args.model)
         stdin = sys.stdin.read() if piped else ""
         if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
             fields["format"] = args.format
         if args.keepalive is not None:
             fields["keep_alive"] = args.keepalive
-        done = answer(c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking)
+        inside = opens_thinking(shown.get("template") or "")
+        done = answer(
+            c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking, inside
+        )
     if args.verbose:
         for line in stats_lines(done):
             print(line, file=sys.stderr)
@@ -90,13 +94,13 @@ def open_tui(model: str | None) -> int:
     return 0
 
 
-def ensure_pulled(c: Client, model: str) -> None:
-    """Pull `model` through the server when the store lacks it, showing the plan and bars."""
+def ensure_pulled(c: Client, model: str) -> dict[str, Any]:
+    """Pull `model` through the server when the store lacks it, showing the plan and bars;
+    returns what `/api/show` says of it."""
     from localllm.client import ServerError
 
     try:
-        c.show(model)
-        return
+        return c.show(model)
     except ServerError as exc:
         if exc.status != 404:
             raise
@@ -121,6 +125,7 @@ def ensure_pulled(c: Client, model: str) -> None:
                 bars.update(tasks[event["digest"]], completed=event.get("completed", 0))
     finally:
         bars.stop()
+    return c.show(model)
 
 
 def answer(
@@ -131,12 +136,14 @@ def answer(
     out: IO[str],
     err: IO[str],
     show_thinking: bool = True,
+    starts_thinking: bool = False,
 ) -> dict[str, Any]:
     """Stream the answer to `out` (thinking to `err`, so a pipe gets only the answer);
-    returns the final chunk with the timings."""
+    returns the final chunk with the timings. `starts_thinking`: the template opened
+    the thinking block (`reasoning.opens_thinking`)."""
     from localllm.reasoning import ThinkingSplitter
 
-    splitter = ThinkingSplitter()
+    splitter = ThinkingSplitter(starts_thinking)
     thinking = False
     messages = [{"role": "user", "content": prompt}]
     done: dict[str, Any] = {}

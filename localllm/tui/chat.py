@@ -23,7 +23,7 @@ from textual.widgets import Button, Footer, Static
 
 from localllm.errors import LocalLLMError
 from localllm.history.store import Chat, Message
-from localllm.reasoning import ThinkingSplitter
+from localllm.reasoning import ThinkingSplitter, opens_thinking
 from localllm.tui.advice import advice
 from localllm.tui.commands import HELP, Command, CommandError, code_blocks, parse_command
 from localllm.tui.messages import AnswerView, MessageView, Note
@@ -138,7 +138,7 @@ class ChatScreen(Screen[None]):
         await self.query_one("#log").mount(view)
         self.query_one("#log", VerticalScroll).anchor()
         self._set_status(state="waiting")
-        splitter = ThinkingSplitter()
+        splitter = ThinkingSplitter(opens_thinking(self.model_info.get("template") or ""))
         started, ttft = time.monotonic(), None
         done: dict[str, Any] = {}
         failed = False
