@@ -85,10 +85,13 @@ class ModelsScreen(Screen[None]):
         with VerticalScroll():
             yield Static("Local models", classes="heading")
             yield DataTable(id="local", cursor_type="row", zebra_stripes=True)
+            yield Static(
+                "Pull a model (Ctrl+L): a catalogue name such as llama3.2:3b, or "
+                "hf.co/OWNER/REPO[:QUANT]",
+                classes="hint",
+            )
             with Horizontal(id="pull-row"):
-                yield Input(
-                    placeholder="pull a model: llama3.2:3b, hf.co/OWNER/REPO:Q4_K_M", id="pull"
-                )
+                yield Input(id="pull")
                 yield ProgressBar(id="progress", show_eta=True)
             yield Label("", id="pull-status")
             yield Static("Loaded", classes="heading")
