@@ -129,10 +129,6 @@ class Client:
         """Unload `model` now."""
         self._request(_stop(model))
 
-    def load(self, model: str) -> None:
-        """Load `model` (a request with no prompt), so the first answer starts sooner."""
-        self._request(_load(model))
-
     def pull(self, model: str) -> Iterator[dict[str, Any]]:
         """Progress of a pull: `{status, digest?, total?, completed?, plan?}` lines."""
         return self._stream(_pull(model))
@@ -197,6 +193,7 @@ class AsyncClient:
         await self._request(_stop(model))
 
     async def load(self, model: str) -> None:
+        """Load `model` (a request with no prompt), so the first answer starts sooner."""
         await self._request(_load(model))
 
     async def delete(self, model: str) -> None:

@@ -10,7 +10,8 @@ the next chunk says what it is.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 Part = tuple[Literal["thinking", "content"], str]
 
@@ -55,6 +56,18 @@ class ThinkingSplitter:
             self._emit(parts, text[: len(text) - keep])
             self._held = text[len(text) - keep :]
             break
+        return parts
+
+    def chunk(self, chunk: Mapping[str, Any]) -> list[Part]:
+        """The parts of one streamed `/api/chat` chunk: a server's own `message.thinking`
+        (Ollama's, for `think`) first, then the content split at the tags; at the last
+        chunk (`done`), also what was held back."""
+        message = chunk.get("message") or {}
+        parts = self.feed(message.get("content", ""))
+        if message.get("thinking"):
+            parts.insert(0, ("thinking", message["thinking"]))
+        if chunk.get("done"):
+            parts += self.finish()
         return parts
 
     def finish(self) -> list[Part]:

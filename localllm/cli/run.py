@@ -79,18 +79,11 @@ def run_home(args: argparse.Namespace, model: str | None = None) -> int:
     from localllm.paths import resolve_paths
     from localllm.server.daemon import ensure_running
     from localllm.server.settings import settings_from_env
-
-    ensure_running(settings_from_env(), resolve_paths())
-    return open_tui(model)
-
-
-def open_tui(model: str | None) -> int:
-    from localllm.paths import resolve_paths
-    from localllm.server.settings import settings_from_env
     from localllm.tui import run_app
 
-    settings = settings_from_env()
-    run_app(settings.url, settings.api_key, resolve_paths().history_file, model)
+    settings, paths = settings_from_env(), resolve_paths()
+    ensure_running(settings, paths)
+    run_app(settings.url, settings.api_key, paths.history_file, model)
     return 0
 
 
@@ -148,12 +141,8 @@ def answer(
     messages = [{"role": "user", "content": prompt}]
     done: dict[str, Any] = {}
     for chunk in c.chat(model, messages, **fields):
-        message = chunk.get("message") or {}
-        parts = splitter.feed(message.get("content", ""))
-        if message.get("thinking"):
-            parts.insert(0, ("thinking", message["thinking"]))
+        parts = splitter.chunk(chunk)
         if chunk.get("done"):
-            parts += splitter.finish()
             done = chunk
         for kind, text in parts:
             if kind == "thinking":

@@ -71,8 +71,12 @@ class Catalog:
             "details": self.details(manifest),
         }
 
+    def manifests(self) -> list[Manifest]:
+        """The stored models, the most recent first (the order `/api/tags` lists)."""
+        return sorted(self.store.list(), key=lambda m: -m.created)
+
     def entries(self) -> list[dict[str, Any]]:
-        return [self.entry(m) for m in sorted(self.store.list(), key=lambda m: -m.created)]
+        return [self.entry(m) for m in self.manifests()]
 
     def running(self) -> list[dict[str, Any]]:
         out = []

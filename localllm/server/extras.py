@@ -26,8 +26,9 @@ async def hardware(request: Request) -> Response:
 async def fit(request: Request) -> Response:
     s = state(request)
     budget = await s.scheduler.budget()
-    manifests = sorted(s.store.list(), key=lambda m: -m.created)
-    fits = await asyncio.to_thread(lambda: [s.catalog.fit(m, budget) for m in manifests])
+    fits = await asyncio.to_thread(
+        lambda: [s.catalog.fit(m, budget) for m in s.catalog.manifests()]
+    )
     return JSONResponse({"models": fits})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -97,6 +97,33 @@ async def _load_or_unload(
     )
 
 
+async def _reply(
+    inference: Inference,
+    started: Started,
+    name: str,
+    stream: bool,
+    piece: Callable[[str], dict[str, Any]],
+    last: Callable[[Done, str | None], dict[str, Any]],
+) -> Response:
+    """A generation as one JSON object, or streamed as NDJSON chunks: the route's
+    `piece` fields for each piece of text, its `last` fields with the timings at the
+    end (`last` gets all the text when not streamed, None for the streamed end)."""
+    if not stream:
+        text, done = await inference.complete(started)
+        return JSONResponse(
+            {**head(name), **last(done, text), "done": True, **_timings(done, started)}
+        )
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        async for event in chain(started):
+            if isinstance(event, Piece):
+                yield {**head(name), **piece(event.text), "done": False}
+            else:
+                yield {**head(name), **last(event, None), "done": True, **_timings(event, started)}
+
+    return ndjson(chunks())
+
+
 async def generate(request: Request) -> Response:
     body = await parse(request, GenerateBody)
     inference = state(request).inference
@@ -125,31 +152,14 @@ async def generate(request: Request) -> Response:
     )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
-    name = manifest.name
-    if not body.stream:
-        text, done = await inference.complete(started)
-        return JSONResponse(
-            {
-                **head(name),
-                "response": text,
-                "done": True,
-                **_timings(done, started),
-            }
-        )
-
-    async def chunks() -> AsyncIterator[dict[str, Any]]:
-        async for event in chain(started):
-            if isinstance(event, Piece):
-                yield {**head(name), "response": event.text, "done": False}
-            else:
-                yield {
-                    **head(name),
-                    "response": "",
-                    "done": True,
-                    **_timings(event, started),
-                }
-
-    return ndjson(chunks())
+    return await _reply(
+        inference,
+        started,
+        manifest.name,
+        body.stream,
+        piece=lambda text: {"response": text},
+        last=lambda done, text: {"response": text or ""},
+    )
 
 
 def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
@@ -195,41 +205,25 @@ async def chat(request: Request) -> Response:
     )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
-    name = manifest.name
-    if not body.stream:
-        _, done = await inference.complete(started)
-        message: dict[str, Any] = {"role": "assistant", "content": done.content}
+
+    def last(done: Done, text: str | None) -> dict[str, Any]:
+        # The whole answer when not streamed; the streamed final chunk has none.
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "" if text is None else done.content,
+        }
         if done.tool_calls:
             message["tool_calls"] = _tool_calls(done)
-        return JSONResponse(
-            {
-                **head(name),
-                "message": message,
-                "done": True,
-                **_timings(done, started),
-            }
-        )
+        return {"message": message}
 
-    async def chunks() -> AsyncIterator[dict[str, Any]]:
-        async for event in chain(started):
-            if isinstance(event, Piece):
-                yield {
-                    **head(name),
-                    "message": {"role": "assistant", "content": event.text},
-                    "done": False,
-                }
-            else:
-                final: dict[str, Any] = {"role": "assistant", "content": ""}
-                if event.tool_calls:
-                    final["tool_calls"] = _tool_calls(event)
-                yield {
-                    **head(name),
-                    "message": final,
-                    "done": True,
-                    **_timings(event, started),
-                }
-
-    return ndjson(chunks())
+    return await _reply(
+        inference,
+        started,
+        manifest.name,
+        body.stream,
+        piece=lambda text: {"message": {"role": "assistant", "content": text}},
+        last=last,
+    )
 
 
 async def embed(request: Request) -> Response:

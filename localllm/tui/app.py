@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -100,14 +100,15 @@ class LocalLLMApp(App[None]):
         """A new chat with `model` (Models screen, Ctrl+N)."""
         from localllm.tui.chat import ChatScreen
 
-        chat = await self.prepare_chat(model, pull=False)
-        if chat is not None:
-            self.show(ChatScreen(chat))
+        prepared = await self.prepare_chat(model, pull=False)
+        if prepared is not None:
+            self.show(ChatScreen(*prepared))
 
-    async def prepare_chat(self, model: str, pull: bool) -> Chat | None:
+    async def prepare_chat(self, model: str, pull: bool) -> tuple[Chat, dict[str, Any]] | None:
         """A new chat in the history, its system prompt and parameters from the model's
-        Modelfile. None when it cannot be (said in a notification), or when `pull` sent
-        the app to the Models screen to pull a model the store lacks."""
+        Modelfile, with what `/api/show` said of the model. None when it cannot be (said
+        in a notification), or when `pull` sent the app to the Models screen to pull a
+        model the store lacks."""
         from localllm.client import ServerError
         from localllm.tui.advice import advice
         from localllm.tui.chat import ChatScreen
@@ -125,7 +126,8 @@ class LocalLLMApp(App[None]):
                 return None
             model = str(shown.get("name") or model).removesuffix(":latest")
             options = parse_parameters(shown.get("parameters", ""))
-            return self.history.create(model, system=shown.get("system") or None, options=options)
+            chat = self.history.create(model, system=shown.get("system") or None, options=options)
+            return chat, shown
         except LocalLLMError as exc:
             self.notify(advice(exc, self.client.base_url), title=model, severity="error")
             screen = self.screen

@@ -28,6 +28,7 @@ from localllm.tui.advice import advice
 from localllm.tui.commands import HELP, Command, CommandError, code_blocks, parse_command
 from localllm.tui.messages import AnswerView, MessageView, Note
 from localllm.tui.prompt import PromptArea
+from localllm.tui.settings import format_parameters
 from localllm.tui.status import Status
 
 if TYPE_CHECKING:
@@ -45,9 +46,10 @@ class ChatScreen(Screen[None]):
 
     app: LocalLLMApp
 
-    def __init__(self, chat: Chat | str) -> None:
+    def __init__(self, chat: Chat | str, model_info: dict[str, Any] | None = None) -> None:
         """`chat`: one from the history, or a model name: a new chat with it, made (and
-        the model pulled first if the store lacks it) once the screen is up."""
+        the model pulled first if the store lacks it) once the screen is up.
+        `model_info`: what `/api/show` said of the model, when the caller has asked."""
         super().__init__()
         if isinstance(chat, str):
             self.pending = True
@@ -57,7 +59,7 @@ class ChatScreen(Screen[None]):
         self.chat = chat
         self.messages: list[Message] = list(chat.messages)
         self.status = Status(chat.model, state="loading")
-        self.model_info: dict[str, Any] = {}
+        self.model_info: dict[str, Any] = model_info or {}
         self._shown = 0
 
     def compose(self) -> ComposeResult:
@@ -79,10 +81,11 @@ class ChatScreen(Screen[None]):
     @work(group="describe", exclusive=True)
     async def start(self) -> None:
         if self.pending:
-            chat = await self.app.prepare_chat(self.chat.model, pull=True)
-            if chat is None:
+            prepared = await self.app.prepare_chat(self.chat.model, pull=True)
+            if prepared is None:
                 return
-            self.chat, self.pending = chat, False
+            (chat, self.model_info), self.pending = prepared, False
+            self.chat = chat
             self.sub_title = chat.model
             self.status = replace(self.status, model=chat.model)
         await self.describe_model()
@@ -148,12 +151,8 @@ class ChatScreen(Screen[None]):
             )
             async with aclosing(stream):  # closed here, in this task, when Esc cancels
                 async for chunk in stream:
-                    message = chunk.get("message") or {}
-                    parts = splitter.feed(message.get("content", ""))
-                    if message.get("thinking"):
-                        parts.insert(0, ("thinking", message["thinking"]))
+                    parts = splitter.chunk(chunk)
                     if chunk.get("done"):
-                        parts += splitter.finish()
                         done = chunk
                     if parts and ttft is None:
                         ttft = time.monotonic() - started
@@ -229,7 +228,8 @@ class ChatScreen(Screen[None]):
         """Quantization, layers and context for the status line; loads the model."""
         client = self.app.client
         try:
-            self.model_info = await client.show(self.chat.model)
+            if not self.model_info:  # a new chat's screen has it already
+                self.model_info = await client.show(self.chat.model)
             details = self.model_info.get("details", {})
             self._set_status(
                 model=self.chat.model,
@@ -323,7 +323,8 @@ class ChatScreen(Screen[None]):
 
     async def switch_model(self, model: str) -> None:
         self.action_stop()
-        await self.app.client.show(model)  # a clear 404 before anything changes
+        # Asked first: a clear 404 before anything changes.
+        self.model_info = await self.app.client.show(model)
         self.app.history.set_model(self.chat.id, model)
         self.chat = replace(self.chat, model=model)
         self.sub_title = model
@@ -348,7 +349,7 @@ class ChatScreen(Screen[None]):
             ]
             return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
         if topic == "parameters":
-            lines = [f"{k} {v}" for k, v in self.chat.options.items()]
+            lines = format_parameters(self.chat.options).splitlines()
             return (
                 "This chat's parameters:\n\n```\n"
                 + ("\n".join(lines) or "(the model's defaults)")

@@ -53,10 +53,10 @@ class ChatsScreen(Screen[None]):
         self.title = "Chats"
         table = self.query_one(DataTable)
         table.add_columns("Title", "Model", "Messages", "Last used")
-        self.reload()
         table.focus()
 
     def on_screen_resume(self) -> None:
+        """Each time the screen is shown, the first time included: chats change elsewhere."""
         self.reload()
 
     def reload(self) -> None:

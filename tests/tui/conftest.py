@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from textual.pilot import Pilot
 
 from localllm.server.app import create_app
 from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
 from localllm.tui.app import LocalLLMApp
+from localllm.tui.chat import ChatScreen
+from localllm.tui.messages import AnswerView
 from tests.factory import ModelSpec, write_model
 from tests.fakehub import FakeHub, serve
 from tests.hardware.profiles import nvidia_laptop
@@ -98,3 +101,19 @@ async def wait_for(
 def anyio_backend() -> str:
     """Async tests run on asyncio (Textual's loop), through anyio's pytest plugin."""
     return "asyncio"
+
+
+async def opened_chat(app: LocalLLMApp, pilot: Pilot[None], timeout: float = 30) -> ChatScreen:
+    """The chat screen, once the app shows one."""
+    await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen), timeout)
+    assert isinstance(app.screen, ChatScreen)
+    return app.screen
+
+
+async def long_answer(pilot: Pilot[None], screen: ChatScreen, prompt: str) -> AnswerView:
+    """Ask `prompt` for an answer with no end in sight; its view once 20 characters came."""
+    await pilot.press(*"/set parameter num_predict 100000", "enter", *prompt, "enter")
+    await wait_for(pilot.pause, lambda: len(screen.query(AnswerView)) == 1)
+    answer = screen.query_one(AnswerView)
+    await wait_for(pilot.pause, lambda: len(answer.content) > 20)
+    return answer

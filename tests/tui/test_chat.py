@@ -7,17 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from localllm.tui.app import LocalLLMApp
-from localllm.tui.chat import ChatScreen
 from localllm.tui.messages import AnswerView
 from localllm.tui.prompt import PromptArea
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import long_answer, opened_chat, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
-
-
-def chat_screen(app: LocalLLMApp) -> ChatScreen:
-    assert isinstance(app.screen, ChatScreen)
-    return app.screen
 
 
 async def test_send_streams_an_answer_and_keeps_the_turn(
@@ -25,8 +19,7 @@ async def test_send_streams_an_answer_and_keeps_the_turn(
 ) -> None:
     app = make_app("tiny")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
-        screen = chat_screen(app)
+        screen = await opened_chat(app, pilot)
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
         assert screen.chat.system == "Be brief."
         assert screen.chat.options == {"num_ctx": 1024, "temperature": 0.0}
@@ -47,13 +40,8 @@ async def test_escape_stops_the_answer_and_keeps_the_partial_text(
 ) -> None:
     app = make_app("slow")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
-        screen = chat_screen(app)
-        await pilot.press(*"/set parameter num_predict 100000", "enter")
-        await pilot.press(*"Tell me everything", "enter")
-        await wait_for(pilot.pause, lambda: len(screen.query(AnswerView)) == 1)
-        answer = screen.query_one(AnswerView)
-        await wait_for(pilot.pause, lambda: len(answer.content) > 20)
+        screen = await opened_chat(app, pilot)
+        answer = await long_answer(pilot, screen, "Tell me everything")
         await pilot.press("escape")
         await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
         assert not screen.answering
@@ -76,12 +64,8 @@ async def test_leaving_the_chat_mid_answer_keeps_the_partial_answer(
 ) -> None:
     app = make_app("slow")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
-        screen = chat_screen(app)
-        await pilot.press(*"/set parameter num_predict 100000", "enter", *"Go", "enter")
-        await wait_for(pilot.pause, lambda: len(screen.query(AnswerView)) == 1)
-        answer = screen.query_one(AnswerView)
-        await wait_for(pilot.pause, lambda: len(answer.content) > 20)
+        screen = await opened_chat(app, pilot)
+        await long_answer(pilot, screen, "Go")
         await pilot.press("f2")  # to the chats, while the answer streams
         chat_id = screen.chat.id
         await wait_for(pilot.pause, lambda: len(app.history.load(chat_id).messages) == 2)
@@ -95,7 +79,7 @@ async def test_copy_with_nothing_to_copy_is_a_notification(
 ) -> None:
     app = make_app("tiny")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
+        await opened_chat(app, pilot)
         await pilot.press("f4")
         await pilot.pause()
         assert any("no answer to copy" in n.message for n in app._notifications)

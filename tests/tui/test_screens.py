@@ -17,7 +17,7 @@ from localllm.tui.messages import MessageView
 from localllm.tui.models import ModelsScreen
 from localllm.tui.prompt import PromptArea
 from tests.server.conftest import Running
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import opened_chat, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -44,9 +44,7 @@ async def test_home_lists_chats_and_resumes_one(
         assert table.row_count == 2
         assert table.get_row_at(0)[0] == "Named"  # the most recent first
         await pilot.press("down", "enter")
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await opened_chat(app, pilot)
         assert [v.content for v in screen.query(MessageView)] == [
             "What is 2+2?",
             "4",
@@ -90,9 +88,7 @@ async def test_rename_delete_and_export_from_the_chats_screen(
 async def test_slash_commands(make_app: Callable[..., LocalLLMApp], tmp_path: Path) -> None:
     app = make_app("tiny")
     async with app.run_test(size=(100, 40)) as pilot:
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await opened_chat(app, pilot)
         await wait_for(pilot.pause, lambda: screen.model_info)
 
         async def say(text: str) -> str:
@@ -241,8 +237,6 @@ async def test_run_with_a_missing_model_pulls_it_then_chats(
     app = make_app("hf.co/test/pico-GGUF")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot.pause, lambda: isinstance(app.screen, ModelsScreen))
-        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen), timeout=60)
-        screen = app.screen
-        assert isinstance(screen, ChatScreen)
+        screen = await opened_chat(app, pilot, timeout=60)
         assert screen.chat.model == "test/pico-gguf:q8_0"  # the name it is stored under
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
