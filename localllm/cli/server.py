@@ -22,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--insecure", action="store_true",
                    help="allow listening beyond loopback without an API key")  # fmt: skip
+    p.add_argument("--stop", action="store_true",
+                   help="stop the running server of this LOCALLLM_HOME (the one `run` and "
+                        "`ps` start in the background): streams end with an error, "
+                        "models unload")  # fmt: skip
     p.set_defaults(handler=run_serve)
     p = subparsers.add_parser("ps", help="list the loaded models (starts the server if needed)")
     p.add_argument("--json", action="store_true", help="print the server's JSON")
@@ -33,12 +37,34 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from localllm.paths import resolve_paths
-    from localllm.server.serve import serve
+    from localllm.server.daemon import recorded
     from localllm.server.settings import settings_from_env
-    from localllm.store.store import Store
 
     paths = resolve_paths()
-    serve(settings_from_env(insecure=args.insecure), Store(paths.models_dir), paths.log_dir)
+    settings = settings_from_env(insecure=args.insecure)
+    if args.stop:
+        return stop_server(settings, paths)
+    from localllm.server.serve import serve
+    from localllm.store.store import Store
+
+    settings.check()
+    with recorded(paths, settings):
+        serve(settings, Store(paths.models_dir), paths.log_dir)
+    return 0
+
+
+def stop_server(settings: Any, paths: Any) -> int:
+    from localllm.server.daemon import find_server, stop
+
+    pid = find_server(settings, paths)
+    if pid is None:
+        print(f"no localllm server is running for the models in {paths.models_dir}")
+        return 0
+    print(f"stopping the server (pid {pid})...", flush=True)
+    if stop(pid):
+        print("stopped")
+    else:
+        print("it did not stop in time and was killed")
     return 0
 
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
-from localllm.engine import tools as toolcalls
-from localllm.engine.grammar import grammar_for
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.prompt import prompt_tokens
@@ -93,30 +91,30 @@ class Engine:
                 break
             request = self.queue.popleft()
             if isinstance(request, Embed):
-                events.append(self._embed(request, min(free, key=lambda s: s.last_used)))
+                slot = min(free, key=lambda s: s.last_used)
+                try:
+                    events.append(self._embed(request, slot))
+                except Exception as exc:
+                    events.append(Failed(request.id, 500, f"embedding failed: {_describe(exc)}"))
                 continue
             start = time.perf_counter_ns()
             try:
                 tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
                 if not tokens:
                     raise LocalLLMError("the prompt is empty: there is nothing to continue")
-                grammar = self._grammar(request)
                 m = self.model
                 eog = m.eog if request.sampling.ignore_eos else ()
-                sampler = build_sampler(m.vocab, m.n_vocab, request.sampling, grammar, eog)
+                sampler = build_sampler(m.vocab, m.n_vocab, request.sampling, request.grammar, eog)
             except (LocalLLMError, ValueError) as exc:
                 events.append(Failed(request.id, 400, str(exc)))
+                continue
+            except Exception as exc:  # this request's failure (a template, a tokenizer...)
+                events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
                 continue
             slot = self._choose(free, tokens)
             cached = self._reuse(slot, tokens)
             slot.job = Job(self.model, request, tokens, cached, sampler, start)
         return events
-
-    def _grammar(self, request: Generate) -> str | None:
-        if request.tools and request.tool_choice == "required":
-            template = request.template or self.model.chat_template
-            return toolcalls.forced_call_grammar(request.tools, toolcalls.syntax_of(template))
-        return grammar_for(request.format) if request.format else None
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
         """The free slot holding the longest start of `tokens`, when that is a real share
@@ -189,8 +187,8 @@ class Engine:
             try:
                 token = llama_cpp.llama_sampler_sample(job.sampler, self.model.ctx, index)
                 out = job.accept(token, len(slot.cached), self.n_ctx_slot)
-            except Exception as exc:  # a llama.cpp failure of this request, not the worker's
-                out = [Failed(job.id, 500, f"generation failed: {exc}")]
+            except Exception as exc:  # a failure of this request, not the worker's
+                out = [Failed(job.id, 500, f"generation failed: {_describe(exc)}")]
                 job.pending = []
             events += out
             if not job.pending:
@@ -262,10 +260,23 @@ class Engine:
             slot.last_used = time.monotonic()
         return Embedded(request.id, tuple(vectors), total)
 
+    def fail_all(self, message: str) -> list[Event]:
+        """End every running and waiting request with `message`: the last resort when a
+        step itself failed, after which the slots start empty and the worker goes on."""
+        events: list[Event] = [Failed(r.id, 500, message) for r in self.queue]
+        self.queue.clear()
+        running = [s for s in self.slots if s.job is not None]
+        return events + self._fail(running, message)
+
     def close(self) -> None:
         for slot in self.slots:
             self._release(slot)
         llama_cpp.llama_batch_free(self._batch)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

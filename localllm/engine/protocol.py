@@ -79,8 +79,9 @@ class Generate:
     tool_choice: str = "auto"
     """auto | none | required: `required` constrains the output to a tool call."""
     sampling: Sampling = field(default_factory=Sampling)
-    format: str | dict[str, Any] | None = None
-    """"json" or a JSON schema: the output is constrained by a grammar."""
+    grammar: str | None = None
+    """GBNF that constrains the output (`format`, a forced tool call), made and
+    checked by the server (`localllm.constraints`)."""
     truncate: bool = False
     """Drop the oldest messages (or tokens) when the prompt exceeds the context,
     instead of refusing the request."""

@@ -66,8 +66,6 @@ def build_sampler(
         add(chain, llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
     add(chain, llama_cpp.llama_sampler_init_temp(options.temperature))
     seed = options.seed if options.seed is not None and options.seed >= 0 else None
-    add(
-        chain,
-        llama_cpp.llama_sampler_init_dist(seed if seed is not None else random.getrandbits(32)),
-    )
+    draw = seed & 0xFFFFFFFF if seed is not None else random.getrandbits(32)  # a C uint32
+    add(chain, llama_cpp.llama_sampler_init_dist(draw))
     return chain

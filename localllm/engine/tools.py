@@ -1,4 +1,4 @@
-"""Tool calls: the grammar that forces one, and finding them in what the model wrote.
+"""Tool calls: finding them in what the model wrote.
 
 Models write tool calls in their template's own syntax; the three in wide use:
 
@@ -6,60 +6,18 @@ Models write tool calls in their template's own syntax; the three in wide use:
 - Mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`;
 - Llama 3.1+: a bare `{"name": ..., "parameters": {...}}`, maybe after `<|python_tag|>`.
 
-The syntax is chosen from the chat template's text, so a forced call
-(`tool_choice` "required") is written the way the model was trained to write it.
+All three are looked for, whatever the template. The grammar that forces a call
+(`tool_choice` "required") is made in the server (`localllm.constraints.grammar`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from localllm.engine.protocol import ToolCall
 
-HERMES, MISTRAL, BARE = "hermes", "mistral", "bare"
 _OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>", "{", "[")
-
-
-def syntax_of(template: str | None) -> str:
-    text = template or ""
-    if "<tool_call>" in text:
-        return HERMES
-    if "[TOOL_CALLS]" in text:
-        return MISTRAL
-    return BARE
-
-
-def call_schema(tools: Sequence[dict[str, Any]], arguments_key: str) -> dict[str, Any]:
-    """A JSON schema that matches exactly one call of one of `tools`."""
-    choices = []
-    for tool in tools:
-        function = tool.get("function", tool)
-        parameters = function.get("parameters") or {"type": "object"}
-        choices.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": function["name"]}, arguments_key: parameters},
-                "required": ["name", arguments_key],
-            }
-        )
-    return {"oneOf": choices}
-
-
-def forced_call_grammar(tools: Sequence[dict[str, Any]], syntax: str) -> str:
-    """A GBNF grammar whose every sentence is one tool call in `syntax`."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    key = "parameters" if syntax == BARE else "arguments"
-    rules = json_schema_to_gbnf(json.dumps(call_schema(tools, key)))
-    rules = rules.replace("root ::=", "call ::=", 1)
-    wrap = {
-        HERMES: 'root ::= "<tool_call>\\n" call "\\n</tool_call>"',
-        MISTRAL: 'root ::= "[TOOL_CALLS][" call "]"',
-        BARE: "root ::= call",
-    }[syntax]
-    return f"{wrap}\n{rules}"
 
 
 def may_be_call(text: str) -> bool:

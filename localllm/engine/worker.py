@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from multiprocessing.connection import Connection
 
 from localllm.engine.batch import Engine
@@ -22,11 +23,19 @@ from localllm.engine.protocol import Cancel, Load, LoadFailed, Request
 
 
 def serve(conn: Connection, engine: Engine) -> None:
-    """Requests in, events out, until the socket closes (EOFError)."""
+    """Requests in, events out, until the socket closes (EOFError).
+
+    A request's own failure ends that request inside the engine. Should a step fail
+    anyway (a bug), the requests it held end with the reason and the worker goes on:
+    only llama.cpp aborting ends the process, since its state is then unknown."""
     while True:
         while not engine.busy or conn.poll(0):
             _receive(conn, engine, conn.recv())
-        events = engine.step()
+        try:
+            events = engine.step()
+        except Exception as exc:
+            traceback.print_exc()
+            events = engine.fail_all(f"the model's worker failed a step ({type(exc).__name__})")
         if events:
             conn.send(events)  # one message per step, however many streams advanced
 

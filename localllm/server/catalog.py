@@ -189,7 +189,7 @@ class Catalog:
         return await run_job(job, stream)
 
     async def create(self, body: CreateBody) -> Response:
-        from localllm.store.modelfile import PARAMETERS, Message, Modelfile, parse_modelfile
+        from localllm.store.modelfile import Message, Modelfile, parameter_value, parse_modelfile
         from localllm.store.names import parse_name
 
         name = parse_name(body.model or body.name or "")
@@ -202,17 +202,10 @@ class Catalog:
         elif body.from_:
             parameters: dict[str, object] = {}
             for key, value in (body.parameters or {}).items():
-                if key not in PARAMETERS:
-                    raise APIError(400, f"parameters: unknown parameter {key!r}")
-                values = value if isinstance(value, list) else [value]
                 try:
-                    parsed = [
-                        PARAMETERS[key](str(v).lower() if isinstance(v, bool) else str(v))
-                        for v in values
-                    ]
+                    parameters[key] = parameter_value(key, value)
                 except ValueError as exc:
-                    raise APIError(400, f"parameters: {key}: {exc}") from None
-                parameters[key] = parsed if key == "stop" else parsed[-1]
+                    raise APIError(400, f"parameters.{key}: {exc}") from None
             licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
             modelfile = Modelfile(
                 from_=body.from_,

@@ -101,7 +101,7 @@ def describe_validation(exc: ValidationError) -> str:
         if error["type"] == "json_invalid":
             problems.append(f"the body is not valid JSON ({error['ctx'].get('error', '')})")
         elif where:
-            problems.append(f"{where}: {error['msg']}")
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(error["msg"])
     return "invalid request: " + "; ".join(problems)

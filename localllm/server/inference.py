@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from localllm.engine.protocol import Done, Generate, Piece, Sampling
@@ -105,6 +105,11 @@ class Inference:
         started = time.perf_counter_ns()
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
+        try:
+            request = _forced_call(request, runner)
+        except BaseException:
+            self.scheduler.release(runner, keep_alive)
+            raise
         events = self._events(runner, request, keep_alive)
         try:
             first = await anext(events)
@@ -150,6 +155,17 @@ class Inference:
         finally:
             self.scheduler.release(runner, keep_alive)
         return result.vectors, result.prompt_tokens, load_ns
+
+
+def _forced_call(request: Generate, runner: Runner) -> Generate:
+    """`tool_choice` "required": the grammar of one call, in the syntax of the template the
+    model really runs with (known once it is loaded). The tools were checked by the route."""
+    if not request.tools or request.tool_choice != "required" or request.grammar is not None:
+        return request
+    from localllm.constraints.grammar import syntax_of, tool_call_grammar
+
+    template = request.template or (runner.loaded.chat_template if runner.loaded else None)
+    return replace(request, grammar=tool_call_grammar(request.tools, syntax_of(template)))
 
 
 async def _chain(

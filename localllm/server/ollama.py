@@ -63,8 +63,19 @@ def _template(text: str | None) -> str | None:
     return go_to_jinja(text) if is_go_template(text) else check_jinja(text)
 
 
-def _format(value: Any) -> str | dict[str, Any] | None:
-    return value or None
+def _grammar(fmt: str | dict[str, Any] | None) -> str | None:
+    """`format` ("json" or a schema) as a grammar; a 400 naming the bad part if unusable."""
+    from localllm.constraints.grammar import format_grammar
+
+    return format_grammar(fmt) if fmt else None
+
+
+def _tools(body: ChatBody) -> tuple[dict[str, Any], ...]:
+    from localllm.constraints.grammar import check_tools
+
+    tools = tuple(t.model_dump(exclude_none=True) for t in body.tools or ())
+    check_tools(tools)
+    return tools
 
 
 async def _load_or_unload(
@@ -147,7 +158,7 @@ async def generate(request: Request) -> Response:
         prompt=body.prompt if body.raw else None,
         template=None if body.raw else _template(body.template) or manifest.template,
         sampling=inference.sampling(options),
-        format=_format(body.format),
+        grammar=_grammar(body.format),
         truncate=body.truncate,
     )
     keep_alive = inference.keep_alive(body.keep_alive)
@@ -193,14 +204,14 @@ async def chat(request: Request) -> Response:
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
-    tools = tuple(t.model_dump(exclude_none=True) for t in body.tools or ())
+    tools = _tools(body)
     gen = Generate(
         0,
         messages=tuple(messages),
         template=manifest.template,
         tools=tools,
         sampling=inference.sampling(options),
-        format=_format(body.format),
+        grammar=_grammar(body.format),
         truncate=body.truncate,
     )
     keep_alive = inference.keep_alive(body.keep_alive)
@@ -262,7 +273,16 @@ async def embeddings(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    return JSONResponse({"version": __version__})
+    """Ollama's `{"version"}`, and beyond it what the CLI checks before it trusts this
+    server: the models folder it serves and its process (for `serve --stop`)."""
+    import os
+
+    return JSONResponse(
+        {
+            "version": __version__,
+            "localllm": {"models": str(state(request).store.root.resolve()), "pid": os.getpid()},
+        }
+    )
 
 
 async def root(request: Request) -> Response:

@@ -117,19 +117,25 @@ def _arguments(text: str) -> Any:
         raise APIError(400, f"tool call arguments are not JSON: {text[:80]!r}") from None
 
 
-def _format(body: ChatCompletionBody) -> str | dict[str, Any] | None:
+def _grammar(body: ChatCompletionBody) -> str | None:
+    """`response_format` as a grammar; a 400 naming the bad part of a schema."""
+    from localllm.constraints.grammar import json_grammar, schema_grammar
+
     fmt = body.response_format
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
-        return "json"
+        return json_grammar()
     if fmt.json_schema is None or fmt.json_schema.schema_ is None:
         raise APIError(400, "response_format json_schema needs json_schema.schema")
-    return fmt.json_schema.schema_
+    return schema_grammar(fmt.json_schema.schema_, "response_format.json_schema.schema")
 
 
 def _tools(body: ChatCompletionBody) -> tuple[tuple[dict[str, Any], ...], str]:
+    from localllm.constraints.grammar import check_tools
+
     tools = [t.model_dump(exclude_none=True) for t in body.tools or ()]
+    check_tools(tools)
     choice = body.tool_choice or "auto"
     if isinstance(choice, NamedToolChoice):
         tools = [t for t in tools if t["function"]["name"] == choice.function.name]
@@ -171,7 +177,7 @@ async def chat_completions(request: Request) -> Response:
         tools=tools,
         tool_choice=tool_choice,
         sampling=inference.sampling(options),
-        format=_format(body),
+        grammar=_grammar(body),
     )
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
     rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

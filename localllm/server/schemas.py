@@ -4,11 +4,28 @@ OpenAI ignore them."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic import Strict as _Strict
 
-Number = StrictInt | StrictFloat
+from localllm.store.modelfile import INT32
+
+Number = StrictInt | Annotated[float, _Strict(), AllowInfNan(False)]
+"""A JSON number, finite (no NaN or Infinity, which Python's JSON would let through)."""
+Count = Annotated[StrictInt, Field(le=INT32)]
+Stop = Annotated[StrictStr, Field(max_length=1024)]
+Stops = Annotated[list[Stop], Field(max_length=64)] | Stop
 
 
 class Loose(BaseModel):
@@ -16,25 +33,38 @@ class Loose(BaseModel):
 
 
 class Options(Loose):
-    """Ollama's `options` (and Modelfile PARAMETERs) that localllm applies."""
+    """Ollama's `options` (and Modelfile PARAMETERs) that localllm applies: the types
+    here, the bounds by the Modelfile's own rules (`store.modelfile.PARAMETERS`), so a
+    value a Modelfile line could not hold is refused here too."""
 
     num_ctx: StrictInt | None = Field(default=None, ge=256)
-    num_predict: StrictInt | None = Field(default=None, ge=-2)
+    num_predict: StrictInt | None = None
     num_gpu: StrictInt | None = Field(default=None, ge=0)
     num_thread: StrictInt | None = Field(default=None, ge=1)
-    num_batch: StrictInt | None = Field(default=None, ge=1)
-    temperature: Number | None = Field(default=None, ge=0)
-    top_k: StrictInt | None = Field(default=None, ge=0)
-    top_p: Number | None = Field(default=None, ge=0, le=1)
-    min_p: Number | None = Field(default=None, ge=0, le=1)
-    typical_p: Number | None = Field(default=None, ge=0, le=1)
-    repeat_penalty: Number | None = Field(default=None, ge=0)
-    repeat_last_n: StrictInt | None = Field(default=None, ge=-1)
+    num_batch: StrictInt | None = None
+    temperature: Number | None = None
+    top_k: StrictInt | None = None
+    top_p: Number | None = None
+    min_p: Number | None = None
+    typical_p: Number | None = None
+    repeat_penalty: Number | None = None
+    repeat_last_n: StrictInt | None = None
     presence_penalty: Number | None = None
     frequency_penalty: Number | None = None
     seed: StrictInt | None = None
     stop: list[StrictStr] | StrictStr | None = None
     ignore_eos: StrictBool | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        from localllm.store.modelfile import PARAMETERS, parameter_value
+
+        name = info.field_name
+        if value is None or name is None or name not in PARAMETERS:
+            return value
+        parameter_value(name, value)  # ValueError: pydantic names the field
+        return value
 
 
 KeepAlive = StrictStr | Number | None
@@ -192,9 +222,9 @@ class OpenAISampling(Loose):
     model: StrictStr
     temperature: Number | None = Field(default=None, ge=0, le=2)
     top_p: Number | None = Field(default=None, ge=0, le=1)
-    max_tokens: StrictInt | None = Field(default=None, ge=1)
-    stop: StrictStr | list[StrictStr] | None = None
-    seed: StrictInt | None = None
+    max_tokens: Count | None = Field(default=None, ge=1)
+    stop: Stops | None = None
+    seed: StrictInt | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: Number | None = Field(default=None, ge=-2, le=2)
     ignore_eos: StrictBool | None = None
@@ -206,7 +236,7 @@ class OpenAISampling(Loose):
 
 class ChatCompletionBody(OpenAISampling):
     messages: list[OpenAIMessage] = Field(min_length=1)
-    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: Count | None = Field(default=None, ge=1)
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
@@ -214,7 +244,7 @@ class ChatCompletionBody(OpenAISampling):
 
 class CompletionBody(OpenAISampling):
     prompt: StrictStr | list[StrictStr]
-    max_tokens: StrictInt | None = Field(default=16, ge=1)
+    max_tokens: Count | None = Field(default=16, ge=1)
     """OpenAI's default for completions is 16 tokens."""
 
 
@@ -222,4 +252,4 @@ class EmbeddingsBody(Loose):
     model: StrictStr
     input: StrictStr | list[StrictStr]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: StrictInt | None = None
+    dimensions: StrictInt | None = Field(default=None, ge=1)

@@ -28,6 +28,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 """Ollama's 11434 plus one: both can run side by side."""
 DEFAULT_KEEP_ALIVE_S = 300.0
+FOREVER_S = 100 * 365 * 86400.0
+"""A keep_alive longer than this (a century) is taken as forever, as a negative one is."""
 DEFAULT_ORIGINS = (
     "http://localhost",
     "https://localhost",
@@ -129,7 +131,9 @@ def parse_keep_alive(value: float | int | str | None, default: float | None) -> 
                     f'keep_alive: {value!r} is not a duration (examples: 300, "5m", "1h", -1)'
                 ) from None
             seconds = sum(float(m.group(1)) * _UNIT_S[m.group(2)] for m in matches)
-    return None if seconds < 0 else seconds
+    if seconds != seconds:
+        raise ConfigError(f"keep_alive must be a duration or a number of seconds, not {value!r}")
+    return None if seconds < 0 or seconds > FOREVER_S else seconds
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

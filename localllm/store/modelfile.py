@@ -26,29 +26,29 @@ class ModelfileError(LocalLLMError):
         self.source, self.line, self.text, self.problem = source, line, text, problem
 
 
-def _int(minimum: int | None = None) -> Callable[[str], int]:
+INT32 = 2**31 - 1
+"""llama.cpp takes most counts as a C int."""
+MAX_CONTEXT = 1 << 24
+"""16M tokens: beyond any model's training context."""
+MAX_STOP = 1024
+"""Characters in one stop sequence."""
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         number = int(value)
-        if minimum is not None and number < minimum:
-            raise ValueError(f"must be at least {minimum}")
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
         return number
 
     return parse
 
 
-def _float(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+def _float(low: float, high: float) -> Callable[[str], float]:
     def parse(value: str) -> float:
         number = float(value)
-        if (
-            number != number
-            or (low is not None and number < low)
-            or (high is not None and number > high)
-        ):
-            raise ValueError(
-                f"must be between {low} and {high}"
-                if high is not None
-                else f"must be at least {low}"
-            )
+        if not low <= number <= high:  # NaN fails too
+            raise ValueError(f"must be a number from {low:g} to {high:g}")
         return number
 
     return parse
@@ -64,18 +64,44 @@ def _bool(value: str) -> bool:
 
 
 def _text(value: str) -> str:
+    if len(value) > MAX_STOP:
+        raise ValueError(f"must be at most {MAX_STOP} characters")
     return value
 
 
-# The sampling and runtime parameters Ollama documents, with their types.
+# The sampling and runtime parameters Ollama documents, with their types and the
+# bounds within which llama.cpp takes them (a count past a C int, a thread count in
+# the millions, a penalty window of gigabytes would end the model's worker).
 PARAMETERS: Mapping[str, Callable[[str], object]] = {
-    "num_ctx": _int(1), "num_predict": _int(-2), "num_keep": _int(0), "num_batch": _int(1),
-    "num_gpu": _int(-1), "num_thread": _int(0), "repeat_last_n": _int(-1), "seed": _int(),
-    "top_k": _int(0), "mirostat": _int(0), "temperature": _float(0.0), "top_p": _float(0.0, 1.0),
-    "min_p": _float(0.0, 1.0), "typical_p": _float(0.0, 1.0), "repeat_penalty": _float(0.0),
-    "presence_penalty": _float(-2.0, 2.0), "frequency_penalty": _float(-2.0, 2.0),
-    "mirostat_eta": _float(0.0), "mirostat_tau": _float(0.0), "use_mmap": _bool, "stop": _text,
+    "num_ctx": _int(1, MAX_CONTEXT), "num_predict": _int(-2, INT32), "num_keep": _int(0, INT32),
+    "num_batch": _int(1, 65536), "num_gpu": _int(-1, INT32), "num_thread": _int(0, 1024),
+    "repeat_last_n": _int(-1, MAX_CONTEXT), "seed": _int(-(2**63), 2**64 - 1),
+    "top_k": _int(0, INT32), "mirostat": _int(0, 2), "temperature": _float(0.0, 1e6),
+    "top_p": _float(0.0, 1.0), "min_p": _float(0.0, 1.0), "typical_p": _float(0.0, 1.0),
+    "repeat_penalty": _float(0.0, 1e6), "presence_penalty": _float(-2.0, 2.0),
+    "frequency_penalty": _float(-2.0, 2.0), "mirostat_eta": _float(0.0, 1e6),
+    "mirostat_tau": _float(0.0, 1e6), "use_mmap": _bool, "stop": _text,
 }  # fmt: skip
+MAX_STOPS = 64
+
+
+def parameter_value(name: str, value: object) -> object:
+    """A parameter given as JSON (`/api/create`'s `parameters`, a request's `options`)
+    checked by the same rules as a Modelfile line; ValueError saying what is wrong.
+    `stop` takes a string or a list of them; the others one number, bool or string."""
+    if name not in PARAMETERS:
+        raise ValueError(f"unknown parameter {name!r}")
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError("needs a value")
+    if len(values) > (MAX_STOPS if name == "stop" else 1):
+        raise ValueError("takes one value" if name != "stop" else f"at most {MAX_STOPS} stops")
+    parsed = []
+    for v in values:
+        if isinstance(v, dict | list) or v is None:
+            raise ValueError(f"must be a {'string' if name == 'stop' else 'single value'}")
+        parsed.append(PARAMETERS[name](str(v).lower() if isinstance(v, bool) else str(v)))
+    return parsed if name == "stop" else parsed[0]
 
 
 @dataclass(frozen=True)
@@ -180,6 +206,8 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
             if name == "stop":
                 stops = params.setdefault("stop", [])
                 assert isinstance(stops, list)
+                if len(stops) >= MAX_STOPS:
+                    raise ModelfileError(source, line_no, raw, f"at most {MAX_STOPS} stops")
                 stops.append(parsed)
             else:
                 params[name] = parsed

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 from localllm.errors import LocalLLMError
 from localllm.history.store import Chat, ChatStore
@@ -37,8 +39,12 @@ class LocalLLMApp(App[None]):
         history_path: Path,
         model: str | None = None,
         export_dir: Path | None = None,
+        cursor_blink: bool = True,
     ) -> None:
+        """`cursor_blink=False` keeps every text cursor steadily on: what tests and
+        snapshots need to look the same on any machine at any speed."""
         super().__init__()
+        self.cursor_blink = cursor_blink
         self.url = url
         self.api_key = api_key
         self._client: AsyncClient | None = None
@@ -76,6 +82,11 @@ class LocalLLMApp(App[None]):
             self.show(ChatScreen(self.start_model))
         else:
             self.show(ChatsScreen(self.export_dir))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        widget = event.widget
+        if not self.cursor_blink and isinstance(widget, Input | TextArea):
+            widget.cursor_blink = False  # stays visible while focused
 
     async def on_unmount(self) -> None:
         if self._client is not None:

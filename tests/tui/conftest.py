@@ -80,7 +80,12 @@ def tui_server(tui_store: Store, tmp_path: Path, hub: FakeHub) -> Iterator[Runni
 def make_app(tui_server: Running, tmp_path: Path) -> Callable[..., LocalLLMApp]:
     def make(model: str | None = "tiny", url: str | None = None) -> LocalLLMApp:
         return LocalLLMApp(
-            url or tui_server.url, None, tmp_path / "history.db", model, export_dir=tmp_path
+            url or tui_server.url,
+            None,
+            tmp_path / "history.db",
+            model,
+            export_dir=tmp_path,
+            cursor_blink=False,  # a steady cursor: the same snapshot at any speed
         )
 
     return make

@@ -1,0 +1,135 @@
+"""JSON schemas and tool lists as GBNF grammars, converted in the server process.
+
+The converter is llama-cpp-python's port of llama.cpp's json-schema-to-grammar
+(`llama_cpp/llama_grammar.py`, plain Python). It is loaded from its file
+rather than imported as `llama_cpp.llama_grammar`: importing the package would
+load libllama (and a GPU build's CUDA libraries) into the server, which keeps
+llama.cpp in the worker processes only.
+
+Tool calls: models write them in their template's own syntax; the three in
+wide use:
+
+- Hermes / Qwen: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`;
+- Mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`;
+- Llama 3.1+: a bare `{"name": ..., "parameters": {...}}`.
+
+The syntax is chosen from the chat template's text, so a forced call
+(`tool_choice` "required") is written the way the model was trained to write it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from localllm.constraints.schema import SchemaError, check_schema
+
+HERMES, MISTRAL, BARE = "hermes", "mistral", "bare"
+MAX_GRAMMAR_BYTES = 512 * 1024
+"""Converted grammars larger than this are refused: llama.cpp compiles them in
+the worker between two decode steps of every other stream."""
+
+
+@cache
+def _converter() -> ModuleType:
+    spec = importlib.util.find_spec("llama_cpp")  # finds the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise SchemaError("structured output needs llama-cpp-python, which is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "llama_grammar.py"
+    module_spec = importlib.util.spec_from_file_location("_localllm_llama_grammar", path)
+    if module_spec is None or module_spec.loader is None:
+        raise SchemaError(f"structured output: cannot load {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def json_grammar() -> str:
+    """Any JSON value (Ollama's `format: "json"`, OpenAI's `json_object`)."""
+    return str(_converter().JSON_GBNF)
+
+
+def schema_grammar(schema: Any, where: str) -> str:
+    """The grammar of `schema`; SchemaError naming `where` (and the path inside it)."""
+    check_schema(schema, where)
+    return _convert(schema, where)
+
+
+def format_grammar(fmt: str | dict[str, Any], where: str = "format") -> str:
+    """Ollama's `format`: "json" or a JSON schema."""
+    if fmt == "json":
+        return json_grammar()
+    if not isinstance(fmt, dict):
+        raise SchemaError(f'{where}: must be "json" or a JSON schema object, not {fmt!r}')
+    return schema_grammar(fmt, where)
+
+
+def check_tools(tools: Sequence[dict[str, Any]], where: str = "tools") -> None:
+    """Each tool's `parameters` is a usable JSON schema (checked and converted once)."""
+    for i, tool in enumerate(tools):
+        parameters = tool.get("function", {}).get("parameters")
+        if parameters is not None:
+            schema_grammar(parameters, f"{where}[{i}].function.parameters")
+
+
+def syntax_of(template: str | None) -> str:
+    text = template or ""
+    if "<tool_call>" in text:
+        return HERMES
+    if "[TOOL_CALLS]" in text:
+        return MISTRAL
+    return BARE
+
+
+def call_schema(tools: Sequence[dict[str, Any]], arguments_key: str) -> dict[str, Any]:
+    """A JSON schema that matches exactly one call of one of `tools`."""
+    choices = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        parameters = function.get("parameters") or {"type": "object"}
+        choices.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, arguments_key: parameters},
+                "required": ["name", arguments_key],
+            }
+        )
+    return {"oneOf": choices}
+
+
+def tool_call_grammar(tools: Sequence[dict[str, Any]], syntax: str) -> str:
+    """A grammar whose every sentence is one call of one of `tools`, in `syntax`."""
+    key = "parameters" if syntax == BARE else "arguments"
+    rules = _convert(call_schema(tools, key), "tools")
+    rules = rules.replace("root ::=", "call ::=", 1)
+    wrap = {
+        HERMES: 'root ::= "<tool_call>\\n" call "\\n</tool_call>"',
+        MISTRAL: 'root ::= "[TOOL_CALLS][" call "]"',
+        BARE: "root ::= call",
+    }[syntax]
+    return f"{wrap}\n{rules}"
+
+
+def _convert(schema: Any, where: str) -> str:
+    try:
+        grammar = str(_converter().json_schema_to_gbnf(json.dumps(schema)))
+    except RecursionError:
+        raise SchemaError(f"{where}: this JSON schema is nested too deeply") from None
+    except SchemaError:
+        raise
+    except Exception as exc:  # the converter's own refusals: asserts, KeyErrors, ...
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise SchemaError(
+            f"{where}: this JSON schema cannot be turned into a grammar ({detail})"
+        ) from None
+    if len(grammar) > MAX_GRAMMAR_BYTES:
+        raise SchemaError(
+            f"{where}: this JSON schema makes a grammar of {len(grammar)} bytes, "
+            f"over the {MAX_GRAMMAR_BYTES} allowed; simplify it"
+        )
+    return grammar
