@@ -23,4 +23,12 @@ class ModelFileError(LocalLLMError):
 
 
 class RemoteError(LocalLLMError):
-    """A remote file or repository could not be read (network, HTTP status, no ranges)."""
+    """A remote file or repository could not be read (network, HTTP status, no ranges).
+
+    `status` is what the API answers: 404 for a repository or file that is not
+    there, 403 for one that needs a login, 502 (the default) when the remote side
+    failed or could not be reached."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status

@@ -48,8 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from localllm.store.store import Store
 
     settings.check()
-    with recorded(paths, settings):
-        serve(settings, Store(paths.models_dir), paths.log_dir)
+    with recorded(paths, settings) as forget:
+        serve(settings, Store(paths.models_dir), paths.log_dir, on_stop=forget)
     return 0
 
 

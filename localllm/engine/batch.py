@@ -28,7 +28,7 @@ from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.prompt import prompt_tokens
 from localllm.engine.protocol import Embed, Embedded, Event, Failed, Generate
-from localllm.engine.sampling import build_sampler
+from localllm.engine.sampling import GuardedDraw, build_sampler
 from localllm.errors import LocalLLMError
 
 MIN_SHARE = 0.1
@@ -54,6 +54,7 @@ class Engine:
         self._capacity = max(model.settings.n_batch, n_seq)
         self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
         self._can_cut = not (model.recurrent or model.has_swa)
+        self._guarded: GuardedDraw | None = None
 
     @property
     def busy(self) -> bool:
@@ -185,8 +186,12 @@ class Engine:
             job = slot.job
             assert job is not None
             try:
-                token = llama_cpp.llama_sampler_sample(job.sampler, self.model.ctx, index)
+                draw = self._guarded_draw() if job.request.grammar else _sample
+                token = draw(job.sampler, self.model.ctx, index)
                 out = job.accept(token, len(slot.cached), self.n_ctx_slot)
+            except LocalLLMError as exc:
+                out = [Failed(job.id, 400, str(exc))]
+                job.pending = []
             except Exception as exc:  # a failure of this request, not the worker's
                 out = [Failed(job.id, 500, f"generation failed: {_describe(exc)}")]
                 job.pending = []
@@ -194,6 +199,11 @@ class Engine:
             if not job.pending:
                 self._release(slot)
         return events
+
+    def _guarded_draw(self) -> GuardedDraw:
+        if self._guarded is None:
+            self._guarded = GuardedDraw(self.model.n_vocab)
+        return self._guarded
 
     def _add(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self._batch
@@ -272,6 +282,10 @@ class Engine:
         for slot in self.slots:
             self._release(slot)
         llama_cpp.llama_batch_free(self._batch)
+
+
+def _sample(sampler: object, ctx: object, index: int) -> int:
+    return int(llama_cpp.llama_sampler_sample(sampler, ctx, index))
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import llama_cpp
 
 from localllm.engine.protocol import Sampling
+from localllm.errors import LocalLLMError
 
 
 def build_sampler(
@@ -69,3 +70,53 @@ def build_sampler(
     draw = seed & 0xFFFFFFFF if seed is not None else random.getrandbits(32)  # a C uint32
     add(chain, llama_cpp.llama_sampler_init_dist(draw))
     return chain
+
+
+class NoTokenAllowed(LocalLLMError):
+    """A request's grammar allows none of the tokens the model can write next."""
+
+
+class GuardedDraw:
+    """`llama_sampler_sample` for chains with a grammar, made safe for the worker.
+
+    llama.cpp's sampler throws a C++ exception, which ends the whole process, when
+    it must accept a token that the grammar forbids: what it does when the grammar
+    allows no token at all (a format no token of this vocabulary can spell, every
+    end token banned after a complete answer). This draw runs the same chain on the
+    logits (`llama_sampler_apply`), checks that the chosen token is allowed (its
+    logit is finite) and only then accepts it; otherwise the request alone ends
+    with `NoTokenAllowed`. It copies the logits once per token, so only requests
+    with a grammar take this path.
+    """
+
+    def __init__(self, n_vocab: int) -> None:
+        import numpy as np
+
+        self._n_vocab = n_vocab
+        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self._data = np.zeros(n_vocab, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+    def __call__(self, sampler: Any, ctx: Any, index: int) -> int:
+        import ctypes
+        import math
+
+        import numpy as np
+
+        logits = llama_cpp.llama_get_logits_ith(ctx, index)
+        data = self._data
+        data["id"] = self._ids
+        data["logit"] = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
+        data["p"] = 0.0
+        candidates = llama_cpp.llama_token_data_array(
+            data=data.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=self._n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(candidates))
+        chosen = candidates.selected
+        if not 0 <= chosen < candidates.size or not math.isfinite(candidates.data[chosen].logit):
+            raise NoTokenAllowed("the output format allows no token this model can write next")
+        token = int(candidates.data[chosen].id)
+        llama_cpp.llama_sampler_accept(sampler, token)
+        return token

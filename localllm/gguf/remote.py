@@ -87,10 +87,11 @@ class HttpRangeSource:
             raise RemoteError(
                 f"{self.url}: access denied (HTTP {status}). If the repository is gated, "
                 "accept its license on its Hugging Face page and log in (`hf auth login`) "
-                "or set HF_TOKEN"
+                "or set HF_TOKEN",
+                403,
             )
         if status == 404:
-            raise RemoteError(f"{self.url}: not found (HTTP 404)")
+            raise RemoteError(f"{self.url}: not found (HTTP 404)", 404)
         if status == 416:
             raise RemoteError(f"{self.url}: the file is shorter than its header claims")
         if status >= 400:
@@ -145,6 +146,7 @@ def list_repo_gguf(
     repo_id: str, revision: str | None = None, token: str | None = None, endpoint: str | None = None
 ) -> list[RepoFile]:
     """The repository's GGUF files with sizes and LFS sha256 (one Hub API call)."""
+    import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -159,15 +161,18 @@ def list_repo_gguf(
     except GatedRepoError:
         raise RemoteError(
             f"{repo_id} is gated: accept its license at https://huggingface.co/{repo_id} "
-            "and log in (`hf auth login`) or set HF_TOKEN"
+            "and log in (`hf auth login`) or set HF_TOKEN",
+            403,
         ) from None
     except RepositoryNotFoundError:
-        raise RemoteError(f"{repo_id}: no such repository (or it is private: log in)") from None
+        raise RemoteError(
+            f"{repo_id}: no such repository (or it is private: log in)", 404
+        ) from None
     except RevisionNotFoundError:
-        raise RemoteError(f"{repo_id}: no revision {revision!r}") from None
+        raise RemoteError(f"{repo_id}: no revision {revision!r}", 404) from None
     except HfHubHTTPError as exc:
         raise RemoteError(f"{repo_id}: the Hub answered {exc}") from None
-    except OSError as exc:
+    except (OSError, httpx.TransportError) as exc:  # huggingface_hub 1.x speaks httpx
         raise RemoteError(f"{repo_id}: cannot reach the Hub ({exc})") from None
     files = []
     for sibling in info.siblings or []:

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,8 +155,10 @@ def record_path(paths: Paths) -> Path:
 
 
 @contextlib.contextmanager
-def recorded(paths: Paths, settings: ServerSettings) -> Iterator[None]:
-    """While the block runs (the server), `<data>/server.json` says who serves this home."""
+def recorded(paths: Paths, settings: ServerSettings) -> Iterator[Callable[[], None]]:
+    """While the block runs (the server), `<data>/server.json` says who serves this home.
+    Yields the function that removes the record: call it as the server begins to stop,
+    since a server ended by a signal may not come back to the end of the block."""
     from localllm import __version__
     from localllm.store.atomic import atomic_write
 
@@ -169,12 +171,16 @@ def recorded(paths: Paths, settings: ServerSettings) -> Iterator[None]:
     }
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(record).encode())
-    try:
-        yield
-    finally:
+
+    def forget() -> None:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(path.read_bytes()).get("pid") == os.getpid():
                 path.unlink()
+
+    try:
+        yield forget
+    finally:
+        forget()
 
 
 def _recorded_pid(paths: Paths) -> int | None:

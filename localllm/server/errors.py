@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from localllm.errors import LocalLLMError
+from localllm.errors import LocalLLMError, RemoteError
 from localllm.server.runner import RequestFailed, RunnerError
 from localllm.server.scheduler import Busy, DoesNotFit
 from localllm.store.atomic import StoreError
@@ -33,7 +33,7 @@ class APIError(LocalLLMError):
 
 
 def status_of(exc: BaseException) -> int:
-    if isinstance(exc, APIError | RequestFailed):
+    if isinstance(exc, APIError | RequestFailed | RemoteError):
         return exc.status
     if isinstance(exc, ModelNotFoundError):
         return 404

@@ -93,7 +93,8 @@ class Inference:
         return time.perf_counter_ns() - start
 
     def unload(self, manifest: Manifest) -> bool:
-        return self.scheduler.unload(manifest.name)
+        """Unload once the model's requests in flight have ended (never cut them off)."""
+        return self.scheduler.unload_when_idle(manifest.name)
 
     async def start(
         self,
@@ -102,6 +103,13 @@ class Inference:
         options: dict[str, Any],
         keep_alive: float | None,
     ) -> Started:
+        constrained = request.grammar is not None or request.tool_choice == "required"
+        if request.sampling.ignore_eos and constrained:
+            raise APIError(
+                400,
+                "ignore_eos cannot be combined with a format or a required tool call: "
+                "the grammar decides where the answer ends",
+            )
         started = time.perf_counter_ns()
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started

@@ -9,6 +9,7 @@ refused with the planner's reasons instead of crashing a worker.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,9 +94,13 @@ def plan_load(
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
     if "num_thread" in overrides:
-        settings = replace(settings, n_threads=max(1, int(overrides["num_thread"])))
+        # More threads than CPUs only slow decoding down; llama.cpp aborts past 512.
+        cpus = os.cpu_count() or 1
+        settings = replace(settings, n_threads=max(1, min(int(overrides["num_thread"]), cpus)))
     if "num_batch" in overrides:
-        settings = replace(settings, n_batch=max(1, int(overrides["num_batch"])))
+        # A step holds one token of every slot: the batch must take at least that many.
+        n_batch = max(1, int(overrides["num_batch"]), settings.n_seq_max)
+        settings = replace(settings, n_batch=n_batch, n_ubatch=min(settings.n_ubatch, n_batch))
     adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
     load = Load(tuple(str(p) for p in paths), settings, adapters)
     return Planned(load, choice)

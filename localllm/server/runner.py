@@ -58,6 +58,8 @@ class Runner:
         self.expires_at: float | None = None
         """Wall-clock time of unloading when idle (None: never)."""
         self.expiry: asyncio.TimerHandle | None = None
+        self.unload_when_idle = False
+        """Asked to unload (keep_alive 0, stop, delete) while requests ran: done once idle."""
         self.dead = False
         self._ids = itertools.count(1)
         self._queues: dict[int, asyncio.Queue[Event]] = {}

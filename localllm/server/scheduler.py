@@ -99,6 +99,7 @@ class Scheduler:
                 f"(LOCALLLM_MAX_QUEUE={self.settings.max_queue}); try again shortly"
             )
         runner.in_flight += 1
+        runner.unload_when_idle = False  # this request's keep_alive decides from now
         if runner.expiry is not None:
             runner.expiry.cancel()
             runner.expiry = None
@@ -115,10 +116,10 @@ class Scheduler:
         if runner.expiry is not None:
             runner.expiry.cancel()
             runner.expiry = None
-        if keep_alive_s is None:
-            runner.expires_at = None
-        elif keep_alive_s <= 0:
+        if runner.unload_when_idle or (keep_alive_s is not None and keep_alive_s <= 0):
             self.unload(runner.name)
+        elif keep_alive_s is None:
+            runner.expires_at = None
         else:
             runner.expires_at = time.time() + keep_alive_s
             loop = asyncio.get_running_loop()
@@ -182,7 +183,20 @@ class Scheduler:
             self._changed.clear()
             await self._changed.wait()
 
+    def unload_when_idle(self, name: str) -> bool:
+        """Unload `name` once its requests have ended (at once if it has none), as
+        `keep_alive: 0` and `stop` ask: a stream in progress is never cut off for it.
+        False if it is not loaded."""
+        slot = self.slots.get(name)
+        if slot is None:
+            return False
+        if slot.runner.in_flight == 0:
+            return self.unload(name)
+        slot.runner.unload_when_idle = True
+        return True
+
     def unload(self, name: str) -> bool:
+        """Unload `name` now: requests in flight end with an error."""
         slot = self.slots.pop(name, None)
         if slot is None:
             return False

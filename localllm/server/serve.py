@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,13 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: ServerSettings, store: Store, log_dir: Path) -> None:
+def serve(
+    settings: ServerSettings,
+    store: Store,
+    log_dir: Path,
+    on_stop: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve until a signal; `on_stop` runs as the server begins to shut down."""
     settings.check()
     app = create_app(settings, store, log_dir, hub_endpoint=os.environ.get("HF_ENDPOINT"))
     scheduler = app.state.localllm.scheduler
@@ -48,6 +55,11 @@ def serve(settings: ServerSettings, store: Store, log_dir: Path) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    server = _Server(config, lambda: scheduler.abort_all("the server is shutting down"))
+
+    def stopping() -> None:
+        on_stop()
+        scheduler.abort_all("the server is shutting down")
+
+    server = _Server(config, stopping)
     print(f"localllm: listening on {settings.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
     server.run()

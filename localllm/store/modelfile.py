@@ -74,7 +74,7 @@ def _text(value: str) -> str:
 # the millions, a penalty window of gigabytes would end the model's worker).
 PARAMETERS: Mapping[str, Callable[[str], object]] = {
     "num_ctx": _int(1, MAX_CONTEXT), "num_predict": _int(-2, INT32), "num_keep": _int(0, INT32),
-    "num_batch": _int(1, 65536), "num_gpu": _int(-1, INT32), "num_thread": _int(0, 1024),
+    "num_batch": _int(1, 65536), "num_gpu": _int(-1, INT32), "num_thread": _int(0, 512),
     "repeat_last_n": _int(-1, MAX_CONTEXT), "seed": _int(-(2**63), 2**64 - 1),
     "top_k": _int(0, INT32), "mirostat": _int(0, 2), "temperature": _float(0.0, 1e6),
     "top_p": _float(0.0, 1.0), "min_p": _float(0.0, 1.0), "typical_p": _float(0.0, 1.0),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from localllm.constraints.grammar import json_grammar
 from localllm.engine.batch import Engine
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Done, Embed, Embedded, Event, Failed, Generate, Piece, Sampling
@@ -77,7 +78,7 @@ def test_requests_decoded_together_give_what_they_give_alone(
 def test_each_request_keeps_its_own_limits_in_one_batch(engine: Engine) -> None:
     short = ask(1, "a", Sampling(temperature=0, num_predict=3))
     free = ask(2, "b", Sampling(temperature=0.9, seed=7, num_predict=40, ignore_eos=True))
-    fmt = ask(3, "c", Sampling(temperature=0, num_predict=200), format="json")
+    fmt = ask(3, "c", Sampling(temperature=0, num_predict=200), grammar=json_grammar())
     out = run(engine, short, free, fmt)
     assert done(out[1]).eval_tokens == 3 and done(out[1]).reason == "length"
     assert done(out[2]).eval_tokens == 40
@@ -148,3 +149,35 @@ def test_recurrent_models_batch_too(tmp_path: Path) -> None:
     finally:
         engine.close()
         m.close()
+
+
+def test_a_grammar_that_allows_no_token_ends_its_request_alone(engine: Engine) -> None:
+    # Every end token banned after a complete answer: llama.cpp's own sampler would
+    # throw, which ends the process; the guarded draw ends this request with a 400.
+    stuck = ask(
+        1, "x", Sampling(temperature=0, num_predict=20, ignore_eos=True), grammar='root ::= "a"'
+    )
+    drawn = ask(2, "y", Sampling(temperature=0.7, seed=3, num_predict=20, ignore_eos=True),
+                grammar='root ::= "ab"')  # fmt: skip
+    free = ask(3, PROMPTS[0])
+    alone = text(run(engine, ask(3, PROMPTS[0]))[3])
+    out = run(engine, stuck, drawn, free)
+    assert text(out[1]) == "a" and text(out[2]) == "ab"
+    for rid in (1, 2):
+        failed = out[rid][-1]
+        assert isinstance(failed, Failed) and failed.status == 400, failed
+        assert "allows no token" in failed.message
+    assert text(out[3]) == alone and done(out[3]).eval_tokens == 24
+
+
+def test_a_template_that_raises_fails_its_request_not_the_engine(engine: Engine) -> None:
+    broken = Generate(
+        1,
+        messages=({"role": "user", "content": "hi"},),
+        template="{{ messages[0]['content'] / 0 }}",  # a TypeError, not a Jinja error
+        sampling=GREEDY,
+    )
+    out = run(engine, broken, ask(2, PROMPTS[1]))
+    failed = out[1][-1]
+    assert isinstance(failed, Failed) and "TypeError" in failed.message
+    assert done(out[2]).eval_tokens == 24
