@@ -89,8 +89,9 @@ def main() -> int:
         env = {**os.environ, "LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}",
                "HF_ENDPOINT": hub.url}  # fmt: skip
         cli = [sys.executable, "-m", "localllm"]
-        server = subprocess.Popen([*cli, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        log_path = home / "server.log"
+        with log_path.open("wb") as log_file:
+            server = subprocess.Popen([*cli, "serve"], env=env, stdout=log_file, stderr=log_file)
         try:
             while True:
                 try:
@@ -120,7 +121,7 @@ def main() -> int:
         finally:
             subprocess.run([*cli, "serve", "--stop"], env=env, capture_output=True, timeout=120)
             server.wait(timeout=60)
-        log = (home / "logs" / "server.log").read_text(errors="replace")
+        log = log_path.read_text(errors="replace")
         crashes = log.count("stopped unexpectedly")
     intact = sum(t == alone for t in texts)
     lines = [
@@ -134,6 +135,8 @@ def main() -> int:
         f"- server alive at the end: {'yes' if alive else 'NO'}; "
         f"model workers that died: {crashes}",
     ]
+    different = sorted({t for t in texts if t != alone})
+    lines += [f"- innocent differed: {t[:300]!r} (alone: {alone[:300]!r})" for t in different[:5]]
     for kind, items in (("5xx", tally.server_errors), ("hang", tally.hangs),
                         ("reset", tally.resets)):  # fmt: skip
         lines += [f"- {kind}: {item}" for item in items[:20]]

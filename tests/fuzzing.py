@@ -154,7 +154,7 @@ def _broken_body(rng: random.Random, base: Any) -> bytes:
     if kind == 3:
         return _NESTED.encode()
     if kind == 4:
-        return b'{"model": "tiny", "options": {"temperature": Infinity}, "prompt": "x"}'
+        return b'{"model": "fuzz-made", "options": {"temperature": Infinity}, "prompt": "x"}'
     return b""
 
 

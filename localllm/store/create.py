@@ -54,8 +54,8 @@ def create(
 
 def _base(source: str, store: Store, base_dir: Path, choose: Choose) -> Manifest:
     path = (base_dir / source).expanduser() if not Path(source).is_absolute() else Path(source)
-    if source.lower().endswith(".gguf") or path.is_file():
-        if not path.is_file():
+    if source.lower().endswith(".gguf") or _is_file(path):
+        if not _is_file(path):
             raise CreateError(f"FROM {source}: no such file ({path})")
         layers = import_local_layers(path, store)
         return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
@@ -76,3 +76,10 @@ def _adapter(path: Path, store: Store, base_dir: Path) -> Layer:
         )
     blob = store.blobs.import_file(full)
     return Layer(blob.digest, blob.size, "adapter", str(full.resolve()))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # not a possible path: too long, a NUL byte
+        return False

@@ -69,7 +69,7 @@ def parse_ref(text: str, catalogue: Catalogue | None = None) -> ModelRef:
                 raise RefError(f"{text!r}: expected hf.co/OWNER/REPO or hf.co/OWNER/REPO:QUANT")
             return HubRef(match.group("repo"), match.group("quant"))
     path = Path(text).expanduser()
-    if path.exists() or text.lower().endswith(".gguf"):
+    if _is_there(path) or text.lower().endswith(".gguf"):
         return PathRef(path)
     catalogue = catalogue if catalogue is not None else Catalogue()
     try:
@@ -84,3 +84,12 @@ def parse_ref(text: str, catalogue: Catalogue | None = None) -> ModelRef:
         f"{text!r} is not in the catalogue, nor a GGUF file, a folder, an "
         f"hf.co/OWNER/REPO reference or a URL.{hint}"
     )
+
+
+def _is_there(path: Path) -> bool:
+    """Whether `path` exists; False for text that cannot be a path at all (too long for
+    the file system, a NUL byte) instead of the OS error."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
