@@ -16,12 +16,10 @@ per endpoint and writes it to `benchmarks/results/fuzz-cpu.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,23 +35,9 @@ from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub
 from tests.fakehub import serve as serve_hub
-from tests.fuzzing import Tally, fuzz
+from tests.fuzzing import Tally, beside_innocent, fuzz, innocent_text
 
-INNOCENT = {
-    "model": "tiny",
-    "prompt": "Once upon a time",
-    "raw": True,
-    "options": {"temperature": 0, "num_predict": 60},
-}
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz-cpu.md"
-
-
-def innocent_text(url: str) -> str:
-    with httpx.stream("POST", url + "/api/generate", json=INNOCENT, timeout=300) as response:
-        lines = [json.loads(line) for line in response.iter_lines()]
-    if response.status_code != 200 or "error" in lines[-1]:
-        return f"<failed: {response.status_code} {lines[-1]}>"
-    return "".join(line.get("response", "") for line in lines)
 
 
 def make_store(home: Path) -> None:
@@ -99,22 +83,10 @@ def main() -> int:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.05)
-            alone = innocent_text(url)
-            texts: list[str] = []
-            finished = threading.Event()
-
-            def innocent() -> None:
-                while not finished.is_set():
-                    texts.append(innocent_text(url))
-
-            thread = threading.Thread(target=innocent)
-            thread.start()
             start = time.perf_counter()
-            try:
-                tally = fuzz(url, args.seed, args.count, args.concurrency)
-            finally:
-                finished.set()
-                thread.join()
+            alone, texts, tally = beside_innocent(
+                url, lambda: fuzz(url, args.seed, args.count, args.concurrency)
+            )
             seconds = time.perf_counter() - start
             alive = httpx.get(url + "/api/version", timeout=30).status_code == 200
             after = innocent_text(url)

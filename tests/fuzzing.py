@@ -15,9 +15,11 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
 TOOL = {
@@ -223,3 +225,46 @@ def fuzz(url: str, seed: int, count: int, concurrency: int = 4, timeout: float =
         ]:
             future.result()
     return tally
+
+
+INNOCENT = {
+    "model": "tiny",
+    "prompt": "Once upon a time",
+    "raw": True,
+    "options": {"temperature": 0, "num_predict": 60},
+}
+"""A greedy stream on the model the fuzzer hammers: it must give the same text each time."""
+
+
+def innocent_text(url: str) -> str:
+    """The innocent stream's text, or a `<failed ...>` line saying how it ended."""
+    import httpx
+
+    with httpx.stream("POST", url + "/api/generate", json=INNOCENT, timeout=300) as response:
+        lines = [json.loads(line) for line in response.iter_lines()]
+    if response.status_code != 200 or "error" in lines[-1]:
+        return f"<failed: {response.status_code} {lines[-1]}>"
+    return "".join(line.get("response", "") for line in lines)
+
+
+def beside_innocent(url: str, work: Callable[[], T]) -> tuple[str, list[str], T]:
+    """Run `work` while the innocent stream runs again and again: (its text alone, its
+    texts meanwhile, what `work` returned)."""
+    import threading
+
+    alone = innocent_text(url)
+    texts: list[str] = []
+    finished = threading.Event()
+
+    def innocent() -> None:
+        while not finished.is_set():
+            texts.append(innocent_text(url))
+
+    thread = threading.Thread(target=innocent)
+    thread.start()
+    try:
+        result = work()
+    finally:
+        finished.set()
+        thread.join()
+    return alone, texts, result

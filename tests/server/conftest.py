@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -68,11 +69,16 @@ class Running:
 
 
 def start_server(
-    store: Store, log_dir: Path, settings: ServerSettings | None = None, budget: Budget = BUDGET
+    store: Store,
+    log_dir: Path,
+    settings: ServerSettings | None = None,
+    budget: Budget = BUDGET,
+    **app_options: Any,
 ) -> tuple[Running, threading.Thread]:
+    """`app_options`: `create_app`'s `hub_endpoint` and `hardware`."""
     settings = settings or ServerSettings(port=0)
     scheduler = Scheduler(settings, store, log_dir, budget=lambda: budget)
-    app = create_app(settings, store, log_dir, scheduler=scheduler)
+    app = create_app(settings, store, log_dir, scheduler=scheduler, **app_options)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
     )

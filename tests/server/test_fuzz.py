@@ -6,89 +6,39 @@ the same requests by the thousand."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from localllm.server.app import create_app
-from localllm.server.scheduler import Scheduler
-from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
 from tests.fakehub import FakeHub
 from tests.fakehub import serve as serve_hub
-from tests.fuzzing import fuzz
+from tests.fuzzing import beside_innocent, fuzz, innocent_text
 from tests.hardware.profiles import nvidia_laptop
 from tests.hardware.recorded import report_of
-from tests.server.conftest import BUDGET, add_model
+from tests.server.conftest import add_model, start_server
 
 pytestmark = pytest.mark.slow
-INNOCENT = {
-    "model": "tiny",
-    "prompt": "Once upon a time",
-    "raw": True,
-    "options": {"temperature": 0, "num_predict": 60},
-}
-
-
-def innocent_text(url: str) -> str:
-    with httpx.stream("POST", url + "/api/generate", json=INNOCENT, timeout=300) as response:
-        lines = [json.loads(line) for line in response.iter_lines()]
-    assert response.status_code == 200 and "error" not in lines[-1], lines[-1]
-    return "".join(line.get("response", "") for line in lines)
 
 
 @pytest.fixture
 def fuzz_server(tmp_path: Path, tiny_files: dict[str, Path]) -> Iterator[str]:
-    with serve_hub(FakeHub()) as hub:  # a Hub on loopback, with no repositories
-        yield from _server(tmp_path, tiny_files, hub.url)
-
-
-def _server(tmp_path: Path, tiny_files: dict[str, Path], hub: str) -> Iterator[str]:
     store = Store(tmp_path / "models")
     add_model(store, "tiny", tiny_files["tiny"], "PARAMETER num_ctx 1024\n")
-    settings = ServerSettings(port=0)
-    scheduler = Scheduler(settings, store, tmp_path / "logs", budget=lambda: BUDGET)
     laptop = report_of(nvidia_laptop())
-    app = create_app(
-        settings,
-        store,
-        tmp_path / "logs",
-        scheduler=scheduler,
-        hub_endpoint=hub,
-        hardware=lambda: laptop,
-    )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_hub(FakeHub()) as hub:  # a Hub on loopback, with no repositories
+        running, thread = start_server(
+            store, tmp_path / "logs", hub_endpoint=hub.url, hardware=lambda: laptop
+        )
+        yield running.url
+        running.server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_mutated_requests_get_no_5xx_and_spare_the_innocent_stream(fuzz_server: str) -> None:
-    alone = innocent_text(fuzz_server)
-    texts: list[str] = []
-    finished = threading.Event()
-
-    def innocent() -> None:
-        while not finished.is_set():
-            texts.append(innocent_text(fuzz_server))
-
-    thread = threading.Thread(target=innocent)
-    thread.start()
-    try:
-        tally = fuzz(fuzz_server, seed=14, count=240)
-    finally:
-        finished.set()
-        thread.join(timeout=300)
+    alone, texts, tally = beside_innocent(fuzz_server, lambda: fuzz(fuzz_server, 14, 240))
     assert tally.server_errors == [] and tally.hangs == [] and tally.resets == []
     assert tally.total == 240 and tally.count(400, 500) > 100  # most were refused
     assert texts and all(t == alone for t in texts), (alone, texts)

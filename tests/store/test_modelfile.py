@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from localllm.store.modelfile import Message, Modelfile, ModelfileError, parse_modelfile
+from localllm.store.modelfile import (
+    Message,
+    Modelfile,
+    ModelfileError,
+    parameter_value,
+    parse_modelfile,
+)
 
 EXAMPLE = '''# a comment
 from hf.co/acme/Llama-3.2-3B-Instruct-GGUF:Q4_K_M
@@ -65,3 +71,34 @@ def test_errors_name_file_line_and_text(text: str, line: int, problem: str) -> N
     err = info.value
     assert err.line == line and problem in err.problem
     assert str(err).startswith(f"my.Modelfile:{line}: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("temperature", [], "needs a value"),
+        ("temperature", [0.1, 0.2], "takes one value"),
+        ("stop", [["a"]], "must be a string"),
+        ("seed", {"a": 1}, "must be a single value"),
+        ("num_ctx", 10**30, "from 1 to 16777216"),
+        ("num_thread", 100000, "from 0 to 512"),
+        ("top_p", "nan", "from 0 to 1"),
+        ("temperature", "inf", "from 0 to 1e+06"),
+        ("stop", ["x"] * 65, "at most 64 stops"),
+        ("temprature", 1, "unknown parameter 'temprature'"),
+    ],
+)
+def test_json_parameters_follow_the_modelfiles_rules(
+    name: str, value: object, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem.replace("+", "\\+")):
+        parameter_value(name, value)
+
+
+def test_json_parameters_parse_as_a_modelfile_line_would() -> None:
+    assert parameter_value("temperature", 0.5) == 0.5
+    assert parameter_value("stop", "x") == ["x"]
+    assert parameter_value("use_mmap", False) is False
+    assert parameter_value("num_ctx", "2048") == 2048
+    with pytest.raises(ModelfileError, match="bad value for num_batch"):
+        parse_modelfile("FROM x\nPARAMETER num_batch 1000000\n")

@@ -7,6 +7,8 @@ every machine; `make_app` builds the app on it with a fresh history file.
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -92,7 +94,7 @@ def make_app(tui_server: Running, tmp_path: Path) -> Callable[..., LocalLLMApp]:
 
 
 async def wait_for(
-    pause: Callable[[float], Awaitable[None]], condition: Callable[[], object], timeout: float = 30
+    pause: Callable[[float], Awaitable[None]], condition: Callable[[], object], timeout: float = 120
 ) -> None:
     """Let the app run until `condition()` holds (real inference takes real time)."""
     deadline = time.monotonic() + timeout
@@ -102,13 +104,39 @@ async def wait_for(
         await pause(0.05)
 
 
+def screen_text(app: LocalLLMApp) -> str:
+    """The text the screen shows now, as a snapshot would render it."""
+    svg = app.export_screenshot()
+    return html.unescape("".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
+
+
+async def settled(pilot: Pilot[None], app: LocalLLMApp, *shown: str, timeout: float = 120) -> None:
+    """Wait until the screen shows every text of `shown` and then stays the same from one
+    look to the next: data that has arrived is also laid out (a table's columns widened),
+    however slow the machine. What a snapshot needs before it is taken."""
+    try:
+        await wait_for(pilot.pause, lambda: all(t in screen_text(app) for t in shown), timeout)
+    except AssertionError:
+        raise AssertionError(f"the screen never showed {shown}: {screen_text(app)}") from None
+    deadline = time.monotonic() + timeout
+    before = app.export_screenshot()
+    while True:
+        await pilot.pause(0.1)
+        now = app.export_screenshot()
+        if now == before:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen kept changing for {timeout:.0f} s")
+        before = now
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """Async tests run on asyncio (Textual's loop), through anyio's pytest plugin."""
     return "asyncio"
 
 
-async def opened_chat(app: LocalLLMApp, pilot: Pilot[None], timeout: float = 30) -> ChatScreen:
+async def opened_chat(app: LocalLLMApp, pilot: Pilot[None], timeout: float = 120) -> ChatScreen:
     """The chat screen, once the app shows one."""
     await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen), timeout)
     assert isinstance(app.screen, ChatScreen)

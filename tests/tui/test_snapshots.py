@@ -19,7 +19,7 @@ from localllm.history.store import ChatStore, Message
 from localllm.tui.app import LocalLLMApp
 from localllm.tui.chat import ChatScreen
 from localllm.tui.models import ModelsScreen
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import settled, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_chat_screen(
         screen = app.screen
         assert isinstance(screen, ChatScreen)
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
-        await pilot.pause()
+        await settled(pilot, app, "It returns their sum", "1024")
 
     assert snap_compare(app, terminal_size=(100, 32), run_before=open_chat)
 
@@ -77,9 +77,11 @@ def test_models_screen(snap_compare: Any, make_app: Callable[..., LocalLLMApp]) 
         await wait_for(pilot.pause, lambda: isinstance(app.screen, ModelsScreen))
         table = app.screen.query_one("#local", DataTable)
         await wait_for(
-            pilot.pause, lambda: table.row_count and "CPU" in str(table.get_row_at(0)[4])
+            pilot.pause,
+            lambda: table.row_count and "CPU" in str(table.get_row_at(0)[4]),
+            timeout=120,  # /api/fit plans every model: slow on a loaded machine
         )
-        await pilot.pause()
+        await settled(pilot, app, "CPU only")
 
     assert snap_compare(app, terminal_size=(110, 40), run_before=open_models)
 
@@ -90,6 +92,6 @@ def test_help_screen(snap_compare: Any, make_app: Callable[..., LocalLLMApp]) ->
     async def open_help(pilot: Pilot[None]) -> None:
         await pilot.pause()
         await pilot.press("f1")
-        await pilot.pause()
+        await settled(pilot, app, "earlier prompts")
 
     assert snap_compare(app, terminal_size=(100, 44), run_before=open_help)
