@@ -189,7 +189,13 @@ class Catalog:
         return await run_job(job, stream)
 
     async def create(self, body: CreateBody) -> Response:
-        from localllm.store.modelfile import Message, Modelfile, parameter_value, parse_modelfile
+        from localllm.store.modelfile import (
+            ROLES,
+            Message,
+            Modelfile,
+            parameter_value,
+            parse_modelfile,
+        )
         from localllm.store.names import parse_name
 
         name = parse_name(body.model or body.name or "")
@@ -206,6 +212,9 @@ class Catalog:
                     parameters[key] = parameter_value(key, value)
                 except ValueError as exc:
                     raise APIError(400, f"parameters.{key}: {exc}") from None
+            for i, m in enumerate(body.messages or ()):
+                if m.role not in ROLES:  # the Modelfile's MESSAGE rule
+                    raise APIError(400, f"messages[{i}].role: must be one of {', '.join(ROLES)}")
             licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
             modelfile = Modelfile(
                 from_=body.from_,

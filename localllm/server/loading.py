@@ -93,7 +93,7 @@ def plan_load(
     settings = choice.settings
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
-    if "num_thread" in overrides:
+    if overrides.get("num_thread"):  # 0: the planner's choice, as in Ollama
         # More threads than CPUs only slow decoding down; llama.cpp aborts past 512.
         cpus = os.cpu_count() or 1
         settings = replace(settings, n_threads=max(1, min(int(overrides["num_thread"]), cpus)))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.server.conftest import Running
+from tests.server.conftest import Running, add_model
 
 pytestmark = pytest.mark.slow
 INNOCENT = {
@@ -121,7 +122,36 @@ def test_create_and_keep_alive_values_that_once_were_500s(server: Running) -> No
         body = {**create, "parameters": parameters}
         response = httpx.post(server.url + "/api/create", json=body, timeout=60)
         assert response.status_code == 400, response.text
+    wizard = {**create, "parameters": {}, "messages": [{"role": "wizard", "content": "x"}]}
+    response = httpx.post(server.url + "/api/create", json=wizard, timeout=60)
+    assert response.status_code == 400 and "messages[0].role" in response.json()["error"]
     load = {"model": "tiny", "keep_alive": "99999999999h"}
     assert httpx.post(server.url + "/api/generate", json=load, timeout=60).status_code == 200
     ps = httpx.get(server.url + "/api/ps", timeout=60)
     assert ps.status_code == 200 and ps.json()["models"][0]["name"] == "tiny:latest"
+
+
+def test_keep_alive_zero_waits_for_the_streams_in_flight(
+    server: Running, tiny_files: dict[str, Path]
+) -> None:
+    add_model(server.store, "slow", tiny_files["slow"], "PARAMETER num_ctx 4096\n")
+    body = {
+        "model": "slow",
+        "prompt": "go",
+        "options": {"temperature": 0, "num_predict": 400, "ignore_eos": True},
+    }
+    lines: list[dict[str, Any]] = []
+    with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            lines.append(json.loads(line))
+            if len(lines) == 2:
+                stop = httpx.post(
+                    server.url + "/api/generate",
+                    json={"model": "slow", "keep_alive": 0},
+                    timeout=60,
+                )
+                assert stop.json()["done_reason"] == "unload"
+                assert "slow:latest" in server.scheduler.slots  # still serving the stream
+    assert lines[-1]["done"] and "error" not in lines[-1], lines[-1]
+    assert lines[-1]["eval_count"] == 400
+    assert "slow:latest" not in server.scheduler.slots  # unloaded once it ended
