@@ -25,6 +25,7 @@ from localllm.server.schemas import (
     GenerateBody,
     LegacyEmbeddingsBody,
     NameBody,
+    ShowBody,
 )
 from localllm.server.state import state
 from localllm.store.manifests import Manifest
@@ -300,9 +301,23 @@ async def ps(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    body = await parse(request, NameBody)
+    from dataclasses import replace
+
+    body = await parse(request, ShowBody)
     s = state(request)
     manifest = s.inference.manifest(body.target)
+    from localllm.store.modelfile import PARAMETERS
+
+    options = {
+        k: v for k, v in body.options.model_dump(exclude_none=True).items() if k in PARAMETERS
+    }
+    if body.system is not None or body.template or options:
+        manifest = replace(
+            manifest,
+            system=body.system if body.system is not None else manifest.system,
+            template=_template(body.template) or manifest.template,
+            parameters={**manifest.parameters, **options},
+        )
     return JSONResponse(await asyncio.to_thread(s.catalog.show, manifest, body.verbose))
 
 

@@ -152,6 +152,15 @@ class NameBody(Loose):
         return self.model or self.name or ""
 
 
+class ShowBody(NameBody):
+    """`/api/show`: Ollama's older `system`, `template` and `options` are shown as the
+    model would run with them, checked as a Modelfile's lines are."""
+
+    system: StrictStr | None = None
+    template: StrictStr | None = None
+    options: Options = Options()
+
+
 class CopyBody(Loose):
     source: StrictStr
     destination: StrictStr

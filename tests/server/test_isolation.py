@@ -155,3 +155,17 @@ def test_keep_alive_zero_waits_for_the_streams_in_flight(
     assert lines[-1]["done"] and "error" not in lines[-1], lines[-1]
     assert lines[-1]["eval_count"] == 400
     assert "slow:latest" not in server.scheduler.slots  # unloaded once it ended
+
+
+def test_show_checks_and_shows_ollamas_older_fields(server: Running) -> None:
+    show = server.url + "/api/show"
+    for bad, field in (
+        ({"options": {"temperature": []}}, "options.temperature"),
+        ({"options": {"num_ctx": 10**12}}, "options.num_ctx"),
+        ({"template": "{{ if .System }}"}, "template"),
+    ):
+        response = httpx.post(show, json={"model": "tiny", **bad}, timeout=60)
+        assert response.status_code == 400 and field in response.json()["error"], response.text
+    good = {"model": "tiny", "system": "Be terse.", "options": {"temperature": 0.25}}
+    shown = httpx.post(show, json=good, timeout=60).json()
+    assert shown["system"] == "Be terse." and "temperature 0.25" in shown["parameters"]
