@@ -94,7 +94,7 @@ def plan_load(
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
     if overrides.get("num_thread"):  # 0: the planner's choice, as in Ollama
-        # More threads than CPUs only slow decoding down; llama.cpp aborts past 512.
+        # More threads than CPUs only slow decoding down (ggml sizes its pool for 512).
         cpus = os.cpu_count() or 1
         settings = replace(settings, n_threads=max(1, min(int(overrides["num_thread"]), cpus)))
     if "num_batch" in overrides:
