@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from localllm.paths import resolve_paths
-    from localllm.server.daemon import recorded
+    from localllm.server.daemon import identify, recorded
     from localllm.server.settings import settings_from_env
 
     paths = resolve_paths()
@@ -48,6 +48,16 @@ def run_serve(args: argparse.Namespace) -> int:
     from localllm.store.store import Store
 
     settings.check()
+    already = identify(settings)
+    if already is not None:
+        from localllm.errors import LocalLLMError
+
+        who = f"pid {already.pid}, " if already.pid else ""
+        what = f"models in {already.models}" if already.models else "another program"
+        raise LocalLLMError(
+            f"a server already answers at {settings.url} ({who}{what}); "
+            "`localllm serve --stop` stops this home's, or set LOCALLLM_HOST to another address"
+        )
     with recorded(paths, settings) as forget:
         serve(settings, Store(paths.models_dir), paths.log_dir, on_stop=forget)
     return 0

@@ -37,6 +37,9 @@ def test_serve_stop_ends_streams_and_workers_then_says_none_runs(
     record = json.loads((localllm_home / "data" / "server.json").read_text())
     assert record["pid"] == server and record["url"] == f"http://127.0.0.1:{port}"
     try:
+        second = cli(env, "serve")  # the port is taken: said plainly, nothing started
+        assert second.returncode == 1 and f"pid {server}" in second.stderr, second.stderr
+        assert "already answers" in second.stderr and "Traceback" not in second.stderr
         body = {"model": "slow", "prompt": "go", "options": {"num_predict": 8000}}
         lines = []
         url = f"http://127.0.0.1:{port}/api/generate"
