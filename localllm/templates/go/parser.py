@@ -145,42 +145,39 @@ class Parser:
         return Branch(kind, pipe, body, orelse)
 
     def template_call(self, token: Token) -> TemplateCall:
-        name = self.next()
-        if name.kind not in ("string", "raw"):
-            self.fail(name, f"unexpected {_show(name)} in template clause")
+        name = self.template_name("template")
         pipe = None if self.peek().kind == "right" else self.pipeline("template clause")
         if pipe is None:
             self.next()
-        return TemplateCall(str(_unquote(name)), pipe, token.line)
+        return TemplateCall(name, pipe, token.line)
 
     def define(self, token: Token) -> None:
-        name = self.next()
-        if name.kind not in ("string", "raw"):
-            self.fail(name, f"unexpected {_show(name)} in define clause")
+        name = self.template_name("define")
         self.expect("right", "define clause")
-        saved = self.vars
-        self.vars = [["$"]]
-        body, end = self.list_until()
-        self.vars = saved
-        if end is None or end.value != "end":
-            self.fail(token, "unexpected {{else}} in define clause")
-        self.expect("right", "end")
-        self.defines[str(_unquote(name))] = body
+        self.defines[name] = self.named_body(token, "define")
 
     def block(self, token: Token) -> TemplateCall:
+        """`{{block "name" pipe}}...{{end}}`: a define, and a call of it right here."""
+        name = self.template_name("block")
+        pipe = self.pipeline("block clause")
+        self.defines[name] = self.named_body(token, "block")
+        return TemplateCall(name, pipe, token.line)
+
+    def template_name(self, clause: str) -> str:
         name = self.next()
         if name.kind not in ("string", "raw"):
-            self.fail(name, f"unexpected {_show(name)} in block clause")
-        pipe = self.pipeline("block clause")
-        saved = self.vars
-        self.vars = [["$"]]
+            self.fail(name, f"unexpected {_show(name)} in {clause} clause")
+        return _unquote(name)
+
+    def named_body(self, token: Token, clause: str) -> list[Node]:
+        """The body of a define or block, up to its `{{end}}`, with its own variables."""
+        saved, self.vars = self.vars, [["$"]]
         body, end = self.list_until()
         self.vars = saved
         if end is None or end.value != "end":
-            self.fail(token, "unexpected {{else}} in block clause")
+            self.fail(token, f"unexpected {{{{else}}}} in {clause} clause")
         self.expect("right", "end")
-        self.defines[str(_unquote(name))] = body
-        return TemplateCall(str(_unquote(name)), pipe, token.line)
+        return body
 
     # --- pipelines -------------------------------------------------------------------
 
