@@ -1,11 +1,11 @@
-"""Render chat messages into a prompt with the model's Jinja chat template.
+"""Render chat messages into a prompt with the model's chat template.
 
-The template comes from the GGUF (`tokenizer.chat_template`) or from the
-Modelfile (translated to Jinja by `store.templates`). Rendered in a sandbox,
-with the variables both kinds use: `messages`, `tools`, `bos_token`,
-`eos_token`, `add_generation_prompt`, and for Modelfile templates `system`,
-`prompt` and `response`. Blocks are trimmed as llama-cpp-python and
-Hugging Face do.
+The template comes from the GGUF (`tokenizer.chat_template`, Jinja) or from the
+Modelfile (Jinja, or an Ollama Go template, which renders with
+`localllm.templates` as Ollama renders it). Jinja renders in a sandbox with
+`messages`, `tools`, `bos_token`, `eos_token`, `add_generation_prompt` (and
+`system`, `prompt`, `response` for simple Modelfile templates); blocks are
+trimmed as llama-cpp-python and Hugging Face do.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from localllm.errors import LocalLLMError
+from localllm.templates.ollama import is_go_template
 
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
@@ -56,6 +57,8 @@ def render(
     tools: Sequence[dict[str, Any]] = (),
     add_generation_prompt: bool = True,
 ) -> str:
+    if template is not None and is_go_template(template):
+        return _render_go(template, messages, tools)
     system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
     prompt = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
     try:
@@ -74,6 +77,19 @@ def render(
     except ChatTemplateError:
         raise
     except JinjaError as exc:
+        raise ChatTemplateError(f"the chat template failed: {exc}") from None
+
+
+def _render_go(
+    template: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+) -> str:
+    """An Ollama Go template, applied as Ollama applies it (`localllm.templates`)."""
+    from localllm.templates.go import TemplateError
+    from localllm.templates.ollama import ollama_template
+
+    try:
+        return ollama_template(template).render(messages, tools)
+    except TemplateError as exc:
         raise ChatTemplateError(f"the chat template failed: {exc}") from None
 
 

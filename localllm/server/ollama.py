@@ -59,9 +59,9 @@ def _tool_calls(done: Done) -> list[dict[str, Any]]:
 def _template(text: str | None) -> str | None:
     if not text:
         return None
-    from localllm.store.templates import check_jinja, go_to_jinja, is_go_template
+    from localllm.store.templates import check_template
 
-    return go_to_jinja(text) if is_go_template(text) else check_jinja(text)
+    return check_template(text)
 
 
 def _grammar(fmt: str | dict[str, Any] | None) -> str | None:

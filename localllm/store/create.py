@@ -3,9 +3,8 @@
 FROM may name a model in the store, a local GGUF (imported, never moved), or
 anything `pull` accepts (a catalogue name, an hf.co reference), which is
 pulled first. PARAMETER, SYSTEM, TEMPLATE, MESSAGE and LICENSE override the
-base model's; ADAPTER adds a LoRA adapter GGUF. Templates are Jinja, as in GGUF
-chat templates; an Ollama Go template of the common forms is translated
-(`templates.py`), anything else refused with the reason.
+base model's; ADAPTER adds a LoRA adapter GGUF. TEMPLATE is an Ollama Go template
+or a Jinja chat template, checked and kept as written (`templates.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, ModelNameError, parse_name
 from localllm.store.pull import Choose, import_local_layers, pull
 from localllm.store.store import Store
-from localllm.store.templates import check_jinja, go_to_jinja, is_go_template
+from localllm.store.templates import check_template
 
 
 class CreateError(LocalLLMError):
@@ -35,7 +34,7 @@ def create(
     base = _base(modelfile.from_, store, base_dir, choose)
     template = modelfile.template
     if template is not None:
-        template = go_to_jinja(template) if is_go_template(template) else check_jinja(template)
+        template = check_template(template)
     adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
     manifest = replace(
         base,

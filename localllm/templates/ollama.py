@@ -14,13 +14,32 @@ from __future__ import annotations
 
 import copy
 import datetime
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from localllm.templates.go import Template, parse
 from localllm.templates.go.nodes import Action, Arg, Branch, Chain, Field, Node, Pipe, TemplateCall
 from localllm.templates.go.values import Struct, go_json
+
+_GO_ACTION = re.compile(
+    r"{{-?\s*(\.|\$|if\s|range\s|with\s|end\b|else\b|define\s|template\s|block\s|/\*)"
+)
+
+
+def is_go_template(text: str) -> bool:
+    """Whether `text` is an Ollama Go template rather than a Jinja one: Go actions
+    (`{{ .Field }}`, `{{ if`, `{{ range`...) and no Jinja statement (`{%`)."""
+    return "{%" not in text and bool(_GO_ACTION.search(text))
+
+
+@lru_cache(maxsize=32)
+def ollama_template(text: str) -> OllamaTemplate:
+    """The parsed template for `text` (parsed once per process; TemplateError if it does
+    not parse)."""
+    return OllamaTemplate(text)
 
 
 class ToolProperty(Struct):

@@ -110,10 +110,12 @@ def test_create_from_a_modelfile(tmp_path: Path, hub: FakeHub) -> None:
     )
     go = _run(home, hub, "create", "go", "-f", str(modelfile))
     assert go.returncode == 0, go.stderr
-    assert "{%+ if system +%}" in _run(home, hub, "show", "go", "--modelfile").stdout
-    modelfile.write_text('FROM french\nTEMPLATE """{{ .Tools }}"""\n')
-    tools = _run(home, hub, "create", "tools", "-f", str(modelfile))
-    assert tools.returncode == 1 and "not a form localllm translates" in tools.stderr
+    shown = _run(home, hub, "show", "go", "--modelfile").stdout
+    assert "TEMPLATE {{ if .System }}{{ .System }}{{ end }} {{ .Prompt }}\n" in shown  # as written
+    modelfile.write_text('FROM french\nTEMPLATE """{{ range .Messages }}{{ .Role }}"""\n')
+    broken = _run(home, hub, "create", "broken", "-f", str(modelfile))
+    assert broken.returncode == 1 and "not a valid Go template" in broken.stderr
+    assert "unexpected EOF" in broken.stderr and "Traceback" not in broken.stderr
 
 
 def test_kill_9_during_pull_then_resume(tmp_path: Path, hub: FakeHub) -> None:
