@@ -109,10 +109,7 @@ class Catalog:
             if not k.startswith("tokenizer.") or verbose
         }
         model_info["general.parameter_count"] = info.parameter_count
-        embedding = f"{info.architecture}.pooling_type" in metadata
-        capabilities = ["embedding"] if embedding else ["completion"]
-        if "tools" in template:
-            capabilities.append("tools")
+        capabilities = _capabilities(info.architecture, metadata, template)
         weights = self.store.blobs.path(manifest.model.digest)
         parameters = "\n".join(
             f"{k} {v}"
@@ -236,6 +233,18 @@ class Catalog:
             emit({"status": "writing manifest"})
 
         return await run_job(job, body.stream)
+
+
+def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str) -> list[str]:
+    """What `/api/show` says the model does, as Ollama's clients read it: `completion`
+    unless it is an embedding model (it has a pooling type), `embedding` since
+    `/api/embed` serves every model, `tools` when its template renders tools (Jinja's
+    `tools`, Go's `.Tools`)."""
+    capabilities = [] if f"{architecture}.pooling_type" in metadata else ["completion"]
+    capabilities.append("embedding")
+    if "tools" in template.lower():
+        capabilities.append("tools")
+    return capabilities
 
 
 def _jsonable(value: Any) -> Any:

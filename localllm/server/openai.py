@@ -25,6 +25,7 @@ from localllm.server.schemas import (
     OpenAISampling,
 )
 from localllm.server.state import state
+from localllm.store.manifests import Manifest
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
@@ -330,22 +331,30 @@ async def embeddings(request: Request) -> Response:
     )
 
 
+def _model_entry(manifest: Manifest) -> dict[str, Any]:
+    name = manifest.name
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(manifest.created),
+        "owned_by": name.split("/")[0] if "/" in name else "library",
+    }
+
+
 async def models(request: Request) -> Response:
-    s = state(request)
-    data = [
-        {
-            "id": m.name,
-            "object": "model",
-            "created": int(m.created),
-            "owned_by": m.name.split("/")[0] if "/" in m.name else "library",
-        }
-        for m in s.store.list()
-    ]
+    data = [_model_entry(m) for m in state(request).store.list()]
     return JSONResponse({"object": "list", "data": data})
+
+
+async def model(request: Request) -> Response:
+    """`GET /v1/models/{id}`: one model, or OpenAI's 404 shape."""
+    name = request.path_params["model"]
+    return JSONResponse(_model_entry(state(request).inference.manifest(name)))
 
 
 ROUTES = [
     Route("/v1/models", models, methods=["GET"]),
+    Route("/v1/models/{model:path}", model, methods=["GET"]),
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),

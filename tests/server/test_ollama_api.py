@@ -18,7 +18,7 @@ def test_version_tags_show(server: Running) -> None:
     assert names == {"tiny:latest", "other:latest"}
     shown = client.show("tiny")
     assert shown.details is not None and shown.details.family == "llama"
-    assert "completion" in (shown.capabilities or [])
+    assert {"completion", "embedding"} <= set(shown.capabilities or [])
     assert shown.modelfile is not None and "num_ctx 1024" in shown.modelfile
 
 

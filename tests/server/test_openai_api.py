@@ -21,6 +21,11 @@ def client(server: Running) -> Any:
 def test_models(server: Running) -> None:
     ids = {m.id for m in client(server).models.list()}
     assert ids == {"tiny:latest", "other:latest"}
+    one = client(server).models.retrieve("tiny:latest")
+    assert one.id == "tiny:latest" and one.object == "model" and one.owned_by == "library"
+    assert client(server).models.retrieve("tiny").id == "tiny:latest"
+    with pytest.raises(openai.NotFoundError, match="not found"):
+        client(server).models.retrieve("nope")
 
 
 def test_chat_stream_matches_non_stream_and_ends_with_usage(server: Running) -> None:
