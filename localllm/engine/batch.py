@@ -26,8 +26,16 @@ import llama_cpp
 
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
-from localllm.engine.prompt import prompt_tokens
-from localllm.engine.protocol import Embed, Embedded, Event, Failed, Generate
+from localllm.engine.prompt import prompt_text, prompt_tokens
+from localllm.engine.protocol import (
+    Embed,
+    Embedded,
+    Event,
+    Failed,
+    Generate,
+    Render,
+    Rendered,
+)
 from localllm.engine.sampling import GuardedDraw, build_sampler
 from localllm.errors import LocalLLMError
 
@@ -269,6 +277,17 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(m.memory, slot.seq, -1, -1)
             slot.last_used = time.monotonic()
         return Embedded(request.id, tuple(vectors), total)
+
+    def render(self, message: Render) -> Rendered | Failed:
+        """The prompt text of a request, and its token count, without running it."""
+        try:
+            text = prompt_text(self.model, message.request)
+            tokens = prompt_tokens(self.model, message.request, 1 << 30)
+        except (LocalLLMError, ValueError) as exc:
+            return Failed(message.id, 400, str(exc))
+        except Exception as exc:
+            return Failed(message.id, 500, f"the template failed: {_describe(exc)}")
+        return Rendered(message.id, text, len(tokens))
 
     def fail_all(self, message: str) -> list[Event]:
         """End every running and waiting request with `message`: the last resort when a

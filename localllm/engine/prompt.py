@@ -47,9 +47,21 @@ def prompt_tokens(model: LlamaModel, request: Generate, n_ctx: int) -> list[int]
     return tokens
 
 
-def _chat_tokens(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> list[int]:
+def prompt_text(model: LlamaModel, request: Generate) -> str:
+    """The text `request` feeds the model: its raw prompt, or its messages rendered with
+    its template (the request's, else the model's)."""
+    if request.messages is None:
+        return request.prompt or ""
+    return _chat_text(model, request, list(request.messages))
+
+
+def _chat_text(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> str:
     template = request.template or model.chat_template
     tools = request.tools if request.tool_choice != "none" else ()
-    text = render(template, messages, model.bos_text, model.eos_text, tools)
+    return render(template, messages, model.bos_text, model.eos_text, tools)
+
+
+def _chat_tokens(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> list[int]:
+    text = _chat_text(model, request, messages)
     starts_with_bos = bool(model.bos_text) and text.startswith(model.bos_text)
     return model.tokenize(text, add_special=model.add_bos and not starts_with_bos)

@@ -1,8 +1,8 @@
 """Messages between the server and a model's worker process.
 
-The server sends `Load` once, then `Generate`, `Embed` and `Cancel`; the
-worker answers `Loaded` (or `LoadFailed`), then per request a stream of
-`Piece` and one `Done` or `Failed` (or `Embedded`), sent as one list per
+The server sends `Load` once, then `Generate`, `Embed`, `Render` and `Cancel`;
+the worker answers `Loaded` (or `LoadFailed`), then per request a stream of
+`Piece` and one `Done` or `Failed` (or `Embedded`, `Rendered`), sent as one list per
 decode step (the events of every request that advanced). Plain dataclasses of
 builtins: they are pickled over a socket pair, and this module is all the
 server imports from the engine, so it must stay free of llama_cpp.
@@ -95,6 +95,14 @@ class Embed:
 
 
 @dataclass(frozen=True)
+class Render:
+    """The prompt text `request` would feed the model (`/apply-template`)."""
+
+    id: int
+    request: Generate
+
+
+@dataclass(frozen=True)
 class Cancel:
     id: int
 
@@ -135,6 +143,15 @@ class Embedded:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    id: int
+    prompt: str
+    """Exactly the text the model would be fed (before its BOS token, which the
+    tokenizer adds where the model wants one)."""
+    tokens: int
+
+
+@dataclass(frozen=True)
 class Failed:
     id: int
     status: int
@@ -142,5 +159,5 @@ class Failed:
     message: str
 
 
-Request = Generate | Embed | Cancel
-Event = Piece | Done | Embedded | Failed
+Request = Generate | Embed | Render | Cancel
+Event = Piece | Done | Embedded | Rendered | Failed

@@ -19,7 +19,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from localllm.engine.batch import Engine
-from localllm.engine.protocol import Cancel, Load, LoadFailed, Request
+from localllm.engine.protocol import Cancel, Load, LoadFailed, Render, Request
 
 
 def serve(conn: Connection, engine: Engine) -> None:
@@ -41,7 +41,9 @@ def serve(conn: Connection, engine: Engine) -> None:
 
 
 def _receive(conn: Connection, engine: Engine, message: Request) -> None:
-    if isinstance(message, Cancel):
+    if isinstance(message, Render):  # answered at once: nothing to decode
+        conn.send(engine.render(message))
+    elif isinstance(message, Cancel):
         failed = engine.cancel(message.id)
         if failed is not None:
             conn.send(failed)

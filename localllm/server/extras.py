@@ -4,7 +4,9 @@
 (the JSON of `localllm hw --json`). `GET /api/fit`: for every local model, how
 the planner would load it on the whole machine (the models screen's badge).
 Both answer for the server's machine, which is the one that matters when the
-TUI talks to a server elsewhere.
+TUI talks to a server elsewhere. `POST /apply-template` (llama-server's): the
+prompt text a chat request with these `messages` and `tools` would feed the
+model, rendered by the model's worker with the code a chat renders with.
 """
 
 from __future__ import annotations
@@ -32,7 +34,23 @@ async def fit(request: Request) -> Response:
     return JSONResponse({"models": fits})
 
 
+async def apply_template(request: Request) -> Response:
+    from localllm.server.errors import parse
+    from localllm.server.ollama import chat_request
+    from localllm.server.schemas import ChatBody
+
+    body = await parse(request, ChatBody)
+    inference = state(request).inference
+    manifest = inference.manifest(body.model)
+    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
+    prompt, tokens = await inference.render(
+        manifest, chat_request(inference, manifest, body, options), options
+    )
+    return JSONResponse({"prompt": prompt, "tokens": tokens})
+
+
 ROUTES = [
+    Route("/apply-template", apply_template, methods=["POST"]),
     Route("/api/hardware", hardware, methods=["GET"]),
     Route("/api/fit", fit, methods=["GET"]),
 ]

@@ -146,6 +146,18 @@ class Inference:
                 return "".join(text), later
         raise APIError(500, "the generation ended without a result")
 
+    async def render(
+        self, manifest: Manifest, request: Generate, options: dict[str, Any]
+    ) -> tuple[str, int]:
+        """(the prompt text `request` would feed the model, its tokens): rendered by the
+        model's worker, with the code a generation renders with."""
+        runner = await self.scheduler.acquire(manifest, options)
+        try:
+            rendered = await runner.render(request)
+        finally:
+            self.scheduler.release(runner, self.keep_alive(None))
+        return rendered.prompt, rendered.tokens
+
     async def embed(
         self,
         manifest: Manifest,

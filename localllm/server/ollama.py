@@ -194,6 +194,25 @@ def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
     return out
 
 
+def chat_request(
+    inference: Inference, manifest: Manifest, body: ChatBody, options: dict[str, Any]
+) -> Generate:
+    """The one internal request of a chat: the Modelfile's system prompt and messages
+    before the request's, its template, tools, sampling and format."""
+    user = _chat_messages(body)
+    has_system = any(m["role"] == "system" for m in user)
+    messages = inference.base_messages(manifest, "" if has_system else None) + user
+    return Generate(
+        0,
+        messages=tuple(messages),
+        template=manifest.template,
+        tools=_tools(body),
+        sampling=inference.sampling(options),
+        grammar=_grammar(body.format),
+        truncate=body.truncate,
+    )
+
+
 async def chat(request: Request) -> Response:
     body = await parse(request, ChatBody)
     inference = state(request).inference
@@ -203,18 +222,7 @@ async def chat(request: Request) -> Response:
     if not user:
         reply = {"message": {"role": "assistant", "content": ""}}
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
-    has_system = any(m["role"] == "system" for m in user)
-    messages = inference.base_messages(manifest, "" if has_system else None) + user
-    tools = _tools(body)
-    gen = Generate(
-        0,
-        messages=tuple(messages),
-        template=manifest.template,
-        tools=tools,
-        sampling=inference.sampling(options),
-        grammar=_grammar(body.format),
-        truncate=body.truncate,
-    )
+    gen = chat_request(inference, manifest, body, options)
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
 

@@ -37,6 +37,8 @@ from localllm.engine.protocol import (
     Loaded,
     LoadFailed,
     Piece,
+    Render,
+    Rendered,
 )
 from localllm.errors import LocalLLMError
 
@@ -163,6 +165,20 @@ class Runner:
         if isinstance(event, Failed):
             raise RequestFailed(event.status, event.message)
         assert isinstance(event, Embedded)
+        return event
+
+    async def render(self, request: Generate) -> Rendered:
+        """The prompt text `request` would feed the model (the worker renders it)."""
+        rid = next(self._ids)
+        queue = self._open(rid)
+        try:
+            self._send(Render(rid, replace(request, id=rid)))
+            event = await queue.get()
+        finally:
+            self._queues.pop(rid, None)
+        if isinstance(event, Failed):
+            raise RequestFailed(event.status, event.message)
+        assert isinstance(event, Rendered)
         return event
 
     def abort_all(self, message: str) -> None:
