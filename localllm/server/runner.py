@@ -155,30 +155,28 @@ class Runner:
                 self._send(Cancel(rid))
 
     async def embed(self, inputs: tuple[str, ...], truncate: bool) -> Embedded:
-        rid = next(self._ids)
-        queue = self._open(rid)
-        try:
-            self._send(Embed(rid, inputs, truncate))
-            event = await queue.get()
-        finally:
-            self._queues.pop(rid, None)
-        if isinstance(event, Failed):
-            raise RequestFailed(event.status, event.message)
+        event = await self._ask(lambda rid: Embed(rid, inputs, truncate))
         assert isinstance(event, Embedded)
         return event
 
     async def render(self, request: Generate) -> Rendered:
         """The prompt text `request` would feed the model (the worker renders it)."""
+        event = await self._ask(lambda rid: Render(rid, replace(request, id=rid)))
+        assert isinstance(event, Rendered)
+        return event
+
+    async def _ask(self, message: Callable[[int], object]) -> Event:
+        """Send a request that has one answer, and wait for it; RequestFailed if the
+        answer is a failure."""
         rid = next(self._ids)
         queue = self._open(rid)
         try:
-            self._send(Render(rid, replace(request, id=rid)))
+            self._send(message(rid))
             event = await queue.get()
         finally:
             self._queues.pop(rid, None)
         if isinstance(event, Failed):
             raise RequestFailed(event.status, event.message)
-        assert isinstance(event, Rendered)
         return event
 
     def abort_all(self, message: str) -> None:
