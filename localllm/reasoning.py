@@ -2,9 +2,10 @@
 
 Reasoning models (DeepSeek-R1, Qwen3, QwQ and their kin) write their thinking
 between `<think>` and `</think>` in the same token stream as the answer. The
-CLI and the TUI show it apart, so they split the stream here: a tag may arrive
-cut across chunks, so a chunk's end that could start a tag is held back until
-the next chunk says what it is.
+server splits it out (`server.thinking`, with `ThinkingSplitter`: a tag may
+arrive cut across pieces, so an end that could start a tag is held back until
+the next piece says what it is) and sends it as Ollama's `message.thinking`;
+the CLI and the TUI read those fields (`chunk_parts`).
 """
 
 from __future__ import annotations
@@ -58,18 +59,6 @@ class ThinkingSplitter:
             break
         return parts
 
-    def chunk(self, chunk: Mapping[str, Any]) -> list[Part]:
-        """The parts of one streamed `/api/chat` chunk: a server's own `message.thinking`
-        (Ollama's, for `think`) first, then the content split at the tags; at the last
-        chunk (`done`), also what was held back."""
-        message = chunk.get("message") or {}
-        parts = self.feed(message.get("content", ""))
-        if message.get("thinking"):
-            parts.insert(0, ("thinking", message["thinking"]))
-        if chunk.get("done"):
-            parts += self.finish()
-        return parts
-
     def finish(self) -> list[Part]:
         """Whatever was held back, once the stream has ended."""
         parts: list[Part] = []
@@ -91,6 +80,18 @@ class ThinkingSplitter:
             parts[-1] = (kind, parts[-1][1] + text)
         else:
             parts.append((kind, text))
+
+
+def chunk_parts(chunk: Mapping[str, Any]) -> list[Part]:
+    """The parts of one streamed `/api/chat` chunk, as the server split them: its
+    `message.thinking`, then its `message.content`."""
+    message = chunk.get("message") or {}
+    parts: list[Part] = []
+    if message.get("thinking"):
+        parts.append(("thinking", str(message["thinking"])))
+    if message.get("content"):
+        parts.append(("content", str(message["content"])))
+    return parts
 
 
 def _partial_suffix(text: str, tag: str) -> int:

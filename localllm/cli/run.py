@@ -44,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from localllm.cli.server import client
     from localllm.errors import LocalLLMError
-    from localllm.reasoning import opens_thinking
 
     prompt = " ".join(args.prompt)
     piped = not sys.stdin.isatty()
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         # screen), so it paints at once either way.
         return run_home(args, args.model)
     with client() as c:
-        shown = ensure_pulled(c, args.model)
+        ensure_pulled(c, args.model)
         stdin = sys.stdin.read() if piped else ""
         if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
@@ -64,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
             fields["format"] = args.format
         if args.keepalive is not None:
             fields["keep_alive"] = args.keepalive
-        inside = opens_thinking(shown.get("template") or "")
-        done = answer(
-            c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking, inside
-        )
+        done = answer(c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking)
     if args.verbose:
         for line in stats_lines(done):
             print(line, file=sys.stderr)
@@ -129,19 +125,16 @@ def answer(
     out: IO[str],
     err: IO[str],
     show_thinking: bool = True,
-    starts_thinking: bool = False,
 ) -> dict[str, Any]:
-    """Stream the answer to `out` (thinking to `err`, so a pipe gets only the answer);
-    returns the final chunk with the timings. `starts_thinking`: the template opened
-    the thinking block (`reasoning.opens_thinking`)."""
-    from localllm.reasoning import ThinkingSplitter
+    """Stream the answer to `out` (the server's `thinking` to `err`, so a pipe gets only
+    the answer); returns the final chunk with the timings."""
+    from localllm.reasoning import chunk_parts
 
-    splitter = ThinkingSplitter(starts_thinking)
     thinking = False
     messages = [{"role": "user", "content": prompt}]
     done: dict[str, Any] = {}
     for chunk in c.chat(model, messages, **fields):
-        parts = splitter.chunk(chunk)
+        parts = chunk_parts(chunk)
         if chunk.get("done"):
             done = chunk
         for kind, text in parts:

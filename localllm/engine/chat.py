@@ -56,9 +56,19 @@ def render(
     eos_token: str = "",
     tools: Sequence[dict[str, Any]] = (),
     add_generation_prompt: bool = True,
+    think: bool | None = None,
+    think_level: str = "",
 ) -> str:
+    """`think` (None: the request did not say) reaches a Go template as `.Think`,
+    `.ThinkLevel`, `.IsThinkSet` and a Jinja one as `enable_thinking` (Qwen3's) and
+    `reasoning_effort` (gpt-oss's), each only when set."""
     if template is not None and is_go_template(template):
-        return _render_go(template, messages, tools)
+        return _render_go(template, messages, tools, think, think_level)
+    thinking: dict[str, Any] = {}
+    if think is not None:
+        thinking["enable_thinking"] = think
+    if think_level:
+        thinking["reasoning_effort"] = think_level
     system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
     prompt = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
     try:
@@ -72,6 +82,7 @@ def render(
                 system=system,
                 prompt=prompt,
                 response="",
+                **thinking,
             )
         )
     except ChatTemplateError:
@@ -81,14 +92,19 @@ def render(
 
 
 def _render_go(
-    template: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+    template: str,
+    messages: Sequence[dict[str, Any]],
+    tools: Sequence[dict[str, Any]],
+    think: bool | None,
+    think_level: str,
 ) -> str:
     """An Ollama Go template, applied as Ollama applies it (`localllm.templates`)."""
     from localllm.templates.go import TemplateError
-    from localllm.templates.ollama import ollama_template
+    from localllm.templates.ollama import Think, ollama_template
 
+    mode = Think(bool(think), think_level, think is not None)
     try:
-        return ollama_template(template).render(messages, tools)
+        return ollama_template(template).render(messages, tools, mode)
     except TemplateError as exc:
         raise ChatTemplateError(f"the chat template failed: {exc}") from None
 

@@ -58,7 +58,15 @@ def prompt_text(model: LlamaModel, request: Generate) -> str:
 def _chat_text(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> str:
     template = request.template or model.chat_template
     tools = request.tools if request.tool_choice != "none" else ()
-    return render(template, messages, model.bos_text, model.eos_text, tools)
+    return render(
+        template,
+        messages,
+        model.bos_text,
+        model.eos_text,
+        tools,
+        think=request.think,
+        think_level=request.think_level,
+    )
 
 
 def _chat_tokens(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> list[int]:

@@ -85,6 +85,10 @@ class Generate:
     truncate: bool = False
     """Drop the oldest messages (or tokens) when the prompt exceeds the context,
     instead of refusing the request."""
+    think: bool | None = None
+    """The request's `think` (None: not set), given to the template."""
+    think_level: str = ""
+    """"low" | "medium" | "high" when `think` named a level."""
 
 
 @dataclass(frozen=True)

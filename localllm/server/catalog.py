@@ -239,11 +239,15 @@ def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str)
     """What `/api/show` says the model does, as Ollama's clients read it: `completion`
     unless it is an embedding model (it has a pooling type), `embedding` since
     `/api/embed` serves every model, `tools` when its template renders tools (Jinja's
-    `tools`, Go's `.Tools`)."""
+    `tools`, Go's `.Tools`), `thinking` when it thinks (`server.thinking`)."""
+    from localllm.server.thinking import thinks
+
     capabilities = [] if f"{architecture}.pooling_type" in metadata else ["completion"]
     capabilities.append("embedding")
     if "tools" in template.lower():
         capabilities.append("tools")
+    if thinks(template):
+        capabilities.append("thinking")
     return capabilities
 
 

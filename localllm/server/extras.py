@@ -43,9 +43,8 @@ async def apply_template(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, body.options.model_dump(exclude_none=True))
-    prompt, tokens = await inference.render(
-        manifest, chat_request(inference, manifest, body, options), options
-    )
+    gen, _ = chat_request(inference, manifest, body, options)
+    prompt, tokens = await inference.render(manifest, gen, options)
     return JSONResponse({"prompt": prompt, "tokens": tokens})
 
 

@@ -39,6 +39,7 @@ class Inference:
         self.scheduler = scheduler
         self.store = store
         self.settings = settings
+        self._templates: dict[str, str | None] = {}
 
     def manifest(self, name: str) -> Manifest:
         from localllm.store.names import parse_name
@@ -47,6 +48,19 @@ class Inference:
         if not name:
             raise APIError(400, "model is required")
         return self.store.get(stored_name_for(name, self.store) or parse_name(name))
+
+    def chat_template(self, manifest: Manifest) -> str | None:
+        """The template a chat with `manifest` renders with: the Modelfile's, else the
+        GGUF's own (read from its header once per weights file)."""
+        if manifest.template:
+            return manifest.template
+        digest = manifest.model.digest
+        if digest not in self._templates:
+            from localllm.server.loading import read_model
+
+            info, _ = read_model(manifest, self.store)
+            self._templates[digest] = info.chat_template
+        return self._templates[digest]
 
     def keep_alive(self, value: Any) -> float | None:
         return parse_keep_alive(value, self.settings.keep_alive_s)

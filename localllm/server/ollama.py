@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from localllm.server.schemas import (
     ShowBody,
 )
 from localllm.server.state import state
+from localllm.server.thinking import Splitter, Think, Thinking, thinking_for
 from localllm.store.manifests import Manifest
 
 
@@ -114,26 +116,41 @@ async def _reply(
     started: Started,
     name: str,
     stream: bool,
-    piece: Callable[[str], dict[str, Any]],
-    last: Callable[[Done, str | None], dict[str, Any]],
+    split: Splitter,
+    piece: Callable[[str, str], dict[str, Any]],
+    last: Callable[[Done, str | None, str], dict[str, Any]],
 ) -> Response:
     """A generation as one JSON object, or streamed as NDJSON chunks: the route's
-    `piece` fields for each piece of text, its `last` fields with the timings at the
-    end (`last` gets all the text when not streamed, None for the streamed end)."""
+    `piece(content, thinking)` fields for each piece of text, its `last(done, content,
+    thinking)` fields with the timings at the end (the whole content and thinking when
+    not streamed; None and "" for the streamed end). Thinking is split out by `split`."""
     if not stream:
         text, done = await inference.complete(started)
+        thinking, content = split.whole(text)
         return JSONResponse(
-            {**head(name), **last(done, text), "done": True, **_timings(done, started)}
-        )
+            {**head(name), **last(done, content, thinking), "done": True,
+             **_timings(done, started)}
+        )  # fmt: skip
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
-                yield {**head(name), **piece(event.text), "done": False}
-            else:
-                yield {**head(name), **last(event, None), "done": True, **_timings(event, started)}
+                thinking, content = split.feed(event.text)
+                if thinking or content:
+                    yield {**head(name), **piece(content, thinking), "done": False}
+                continue
+            thinking, content = split.finish()
+            if thinking or content:
+                yield {**head(name), **piece(content, thinking), "done": False}
+            yield {**head(name), **last(event, None, ""), "done": True, **_timings(event, started)}
 
     return ndjson(chunks())
+
+
+def _thinking(
+    inference: Inference, manifest: Manifest, think: Think, template: str | None
+) -> Thinking:
+    return thinking_for(think, template or inference.chat_template(manifest), manifest.name)
 
 
 async def generate(request: Request) -> Response:
@@ -153,25 +170,30 @@ async def generate(request: Request) -> Response:
     if not body.raw:
         chat = inference.base_messages(manifest, body.system)
         messages = (*chat, {"role": "user", "content": body.prompt})
+    template = None if body.raw else _template(body.template) or manifest.template
+    mode = _thinking(inference, manifest, None if body.raw else body.think, template)
     gen = Generate(
         0,
         messages=messages,
         prompt=body.prompt if body.raw else None,
-        template=None if body.raw else _template(body.template) or manifest.template,
+        template=template,
         sampling=inference.sampling(options),
         grammar=_grammar(body.format),
         truncate=body.truncate,
+        think=mode.flag,
+        think_level=mode.level,
     )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
-    return await _reply(
-        inference,
-        started,
-        manifest.name,
-        body.stream,
-        piece=lambda text: {"response": text},
-        last=lambda done, text: {"response": text or ""},
-    )
+
+    def piece(content: str, thinking: str) -> dict[str, Any]:
+        return {"response": content, **({"thinking": thinking} if thinking else {})}
+
+    def last(done: Done, content: str | None, thinking: str) -> dict[str, Any]:
+        return piece(content or "", thinking)
+
+    split = mode.splitter() if not body.raw else thinking_for(None, None, "").splitter()
+    return await _reply(inference, started, manifest.name, body.stream, split, piece, last)
 
 
 def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
@@ -196,13 +218,15 @@ def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
 
 def chat_request(
     inference: Inference, manifest: Manifest, body: ChatBody, options: dict[str, Any]
-) -> Generate:
-    """The one internal request of a chat: the Modelfile's system prompt and messages
-    before the request's, its template, tools, sampling and format."""
+) -> tuple[Generate, Thinking]:
+    """The one internal request of a chat (the Modelfile's system prompt and messages
+    before the request's, its template, tools, sampling, format and `think`), and how
+    its reply's thinking is split."""
     user = _chat_messages(body)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
-    return Generate(
+    mode = _thinking(inference, manifest, body.think, manifest.template)
+    gen = Generate(
         0,
         messages=tuple(messages),
         template=manifest.template,
@@ -210,7 +234,10 @@ def chat_request(
         sampling=inference.sampling(options),
         grammar=_grammar(body.format),
         truncate=body.truncate,
+        think=mode.flag,
+        think_level=mode.level,
     )
+    return gen, mode
 
 
 async def chat(request: Request) -> Response:
@@ -222,28 +249,28 @@ async def chat(request: Request) -> Response:
     if not user:
         reply = {"message": {"role": "assistant", "content": ""}}
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
-    gen = chat_request(inference, manifest, body, options)
+    gen, mode = chat_request(inference, manifest, body, options)
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive)
+    split = mode.splitter()
 
-    def last(done: Done, text: str | None) -> dict[str, Any]:
-        # The whole answer when not streamed; the streamed final chunk has none.
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "" if text is None else done.content,
-        }
+    def piece(content: str, thinking: str) -> dict[str, Any]:
+        message = {"role": "assistant", "content": content}
+        return {"message": {**message, **({"thinking": thinking} if thinking else {})}}
+
+    def last(done: Done, content: str | None, thinking: str) -> dict[str, Any]:
+        # The whole answer when not streamed (tool-call text removed); the streamed
+        # final chunk has none.
+        if content is None:
+            reply = piece("", "")
+        else:
+            thinking, answer = split.whole(done.content)
+            reply = piece(answer, thinking)
         if done.tool_calls:
-            message["tool_calls"] = _tool_calls(done)
-        return {"message": message}
+            reply["message"]["tool_calls"] = _tool_calls(done)
+        return reply
 
-    return await _reply(
-        inference,
-        started,
-        manifest.name,
-        body.stream,
-        piece=lambda text: {"message": {"role": "assistant", "content": text}},
-        last=last,
-    )
+    return await _reply(inference, started, manifest.name, body.stream, split, piece, last)
 
 
 async def embed(request: Request) -> Response:
@@ -309,7 +336,6 @@ async def ps(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    from dataclasses import replace
 
     body = await parse(request, ShowBody)
     s = state(request)

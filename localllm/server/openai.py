@@ -25,6 +25,7 @@ from localllm.server.schemas import (
     OpenAISampling,
 )
 from localllm.server.state import state
+from localllm.server.thinking import Think, thinking_for
 from localllm.store.manifests import Manifest
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
@@ -150,6 +151,12 @@ def _tools(body: ChatCompletionBody) -> tuple[tuple[dict[str, Any], ...], str]:
     return tuple(tools), choice
 
 
+_EFFORTS: dict[str | None, Think] = {
+    None: None, "none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",
+}  # fmt: skip
+"""OpenAI's `reasoning_effort` as Ollama's `think`."""
+
+
 def _tool_calls(done: Done) -> list[dict[str, Any]]:
     return [
         {
@@ -171,6 +178,10 @@ async def chat_completions(request: Request) -> Response:
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
     tools, tool_choice = _tools(body)
+    think = _EFFORTS[body.reasoning_effort]
+    template = manifest.template or inference.chat_template(manifest)
+    mode = thinking_for(think, template, manifest.name)
+    split = mode.splitter()
     gen = Generate(
         0,
         messages=tuple(messages),
@@ -179,17 +190,22 @@ async def chat_completions(request: Request) -> Response:
         tool_choice=tool_choice,
         sampling=inference.sampling(options),
         grammar=_grammar(body),
+        think=mode.flag,
+        think_level=mode.level,
     )
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
     rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     head = {"id": rid, "created": created, "model": body.model, "system_fingerprint": "localllm"}
     if not body.stream:
         _, done = await inference.complete(started)
-        message: dict[str, Any] = {"role": "assistant", "content": done.content or None}
+        reasoning, answer = split.whole(done.content)
+        message: dict[str, Any] = {"role": "assistant", "content": answer or None}
+        if reasoning:
+            message["reasoning_content"] = reasoning  # llama-server's field
         if done.tool_calls:
             message["tool_calls"] = _tool_calls(done)
         else:
-            message["content"] = done.content
+            message["content"] = answer
         choice = {
             "index": 0,
             "message": message,
@@ -205,21 +221,24 @@ async def chat_completions(request: Request) -> Response:
         base = {**head, "object": "chat.completion.chunk"}
         role_sent = False
         async for event in chain(started):
-            delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
-            role_sent = True
-            if isinstance(event, Piece):
+            reasoning, text = split.feed(event.text) if isinstance(event, Piece) else split.finish()
+            if reasoning or text:
+                delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
+                role_sent = True
+                if text:
+                    delta["content"] = text
+                if reasoning:
+                    delta["reasoning_content"] = reasoning
                 yield {
                     **base,
                     "choices": [
-                        {
-                            "index": 0,
-                            "delta": {**delta, "content": event.text},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
+                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
                     ],
                 }
+            if isinstance(event, Piece):
                 continue
+            delta = {} if role_sent else {"role": "assistant"}
+            role_sent = True
             if event.tool_calls:
                 calls = [{"index": i, **c} for i, c in enumerate(_tool_calls(event))]
                 yield {

@@ -68,6 +68,8 @@ class Options(Loose):
 
 
 KeepAlive = StrictStr | Number | None
+Think = StrictBool | Literal["low", "medium", "high"] | None
+"""Ollama's `think`: on, off, or a level for templates that know levels."""
 Format = Literal["", "json"] | dict[str, Any] | None
 
 
@@ -111,6 +113,7 @@ class GenerateBody(Loose):
     keep_alive: KeepAlive = None
     images: list[Any] | None = None
     truncate: StrictBool = False
+    think: Think = None
 
 
 class ChatBody(Loose):
@@ -122,6 +125,7 @@ class ChatBody(Loose):
     stream: StrictBool = True
     keep_alive: KeepAlive = None
     truncate: StrictBool = False
+    think: Think = None
 
 
 class EmbedBody(Loose):
@@ -249,6 +253,8 @@ class ChatCompletionBody(OpenAISampling):
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    """OpenAI's; "none" switches thinking off, "minimal" counts as "low"."""
 
 
 class CompletionBody(OpenAISampling):

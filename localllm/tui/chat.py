@@ -23,7 +23,7 @@ from textual.widgets import Button, Footer, Static
 
 from localllm.errors import LocalLLMError
 from localllm.history.store import Chat, Message
-from localllm.reasoning import ThinkingSplitter, opens_thinking
+from localllm.reasoning import chunk_parts
 from localllm.tui.advice import advice
 from localllm.tui.commands import HELP, Command, CommandError, code_blocks, parse_command
 from localllm.tui.messages import AnswerView, MessageView, Note
@@ -141,7 +141,6 @@ class ChatScreen(Screen[None]):
         await self.query_one("#log").mount(view)
         self.query_one("#log", VerticalScroll).anchor()
         self._set_status(state="waiting")
-        splitter = ThinkingSplitter(opens_thinking(self.model_info.get("template") or ""))
         started, ttft = time.monotonic(), None
         done: dict[str, Any] = {}
         failed = False
@@ -151,7 +150,7 @@ class ChatScreen(Screen[None]):
             )
             async with aclosing(stream):  # closed here, in this task, when Esc cancels
                 async for chunk in stream:
-                    parts = splitter.chunk(chunk)
+                    parts = chunk_parts(chunk)  # thinking apart, as the server split it
                     if chunk.get("done"):
                         done = chunk
                     if parts and ttft is None:
@@ -176,15 +175,8 @@ class ChatScreen(Screen[None]):
                 # Done, or stopped (Esc, or leaving the screen, cancels this worker):
                 # keep what came.
                 stats = _stats(done, ttft, not done, self.chat.model)
-                rest = splitter.finish()
                 if view.is_attached:
-                    for kind, text in rest:
-                        add = view.add_thinking if kind == "thinking" else view.add_content
-                        await add(text)
                     await view.finish(stats)
-                else:
-                    view.content += "".join(t for k, t in rest if k == "content")
-                    view.thinking += "".join(t for k, t in rest if k == "thinking")
                 self._keep(prompt, view, stats, done)
 
     def _keep(
