@@ -36,7 +36,7 @@ from localllm.engine.protocol import (
     Render,
     Rendered,
 )
-from localllm.engine.sampling import GuardedDraw, build_sampler
+from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.errors import LocalLLMError
 
 MIN_SHARE = 0.1
@@ -196,6 +196,10 @@ class Engine:
             try:
                 draw = self._guarded_draw() if job.request.grammar else _sample
                 token = draw(job.sampler, self.model.ctx, index)
+                top = job.request.sampling.logprobs
+                if top >= 0 and not self.model.is_eog(token):
+                    m = self.model
+                    job.logprob(token_logprob(m.ctx, index, m.n_vocab, token, top, m.piece))
                 out = job.accept(token, len(slot.cached), self.n_ctx_slot)
             except LocalLLMError as exc:
                 out = [Failed(job.id, 400, str(exc))]

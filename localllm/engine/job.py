@@ -15,7 +15,7 @@ import llama_cpp
 
 from localllm.engine import tools as toolcalls
 from localllm.engine.model import LlamaModel
-from localllm.engine.protocol import Done, Event, Generate, Piece, ToolCall
+from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob, ToolCall
 from localllm.engine.text import StopFilter, Utf8Stream
 
 
@@ -46,6 +46,16 @@ class Job:
         self._watch_tools = bool(request.tools) and request.tool_choice != "none"
         self._text: list[str] = []
         self._held = ""
+        self._logprobs: list[TokenLogprob] = []
+        """Logprobs of tokens whose text has not gone out in a piece yet."""
+
+    def logprob(self, entry: TokenLogprob) -> None:
+        """The next accepted token's logprob (when the request asked for them)."""
+        self._logprobs.append(entry)
+
+    def _piece(self, text: str) -> Piece:
+        logprobs, self._logprobs = tuple(self._logprobs), []
+        return Piece(self.id, text, logprobs)
 
     def accept(self, token: int, cache_used: int, n_ctx: int) -> list[Event]:
         """Events for the sampled `token`; the last one is a Done when the answer ends.
@@ -65,7 +75,7 @@ class Job:
             if self._watch_tools and toolcalls.may_be_call(self._held + out):
                 self._held += out
             else:
-                events.append(Piece(self.id, self._held + out))
+                events.append(self._piece(self._held + out))
                 self._held = ""
         if self._stops.stopped:
             return events + self._finish("stop")
@@ -88,7 +98,7 @@ class Job:
             if calls and reason == "stop":
                 reason = "tool_calls"
         if self._held and not calls:
-            events.append(Piece(self.id, self._held))
+            events.append(self._piece(self._held))
         end = time.perf_counter_ns()
         first = self.first_ns or end
         events.append(
@@ -102,6 +112,7 @@ class Job:
                 eval_ns=end - first,
                 content=content,
                 tool_calls=calls,
+                logprobs=tuple(self._logprobs),
             )
         )
         self.pending = []

@@ -64,6 +64,9 @@ class Sampling:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     """Generate past the model's end tokens (benchmarks want exact lengths)."""
+    logprobs: int = -1
+    """Log probabilities of each generated token: -1 none, else the chosen token's and
+    this many of the most likely ones (0 to 20)."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,22 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, log probability (from the model's logits, before
+    sampling), bytes, and the most likely tokens at its position."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Piece:
     id: int
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The tokens this text came from, when the request asked for logprobs."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,8 @@ class Done:
     content: str
     """The whole answer (stop sequences and tool-call text removed)."""
     tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Logprobs of tokens whose text no piece carried (held back, then dropped)."""
 
 
 @dataclass(frozen=True)

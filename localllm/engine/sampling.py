@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import llama_cpp
 
-from localllm.engine.protocol import Sampling
+from localllm.engine.protocol import Sampling, TokenLogprob
 from localllm.errors import LocalLLMError
 
 
@@ -120,3 +120,27 @@ class GuardedDraw:
         token = int(candidates.data[chosen].id)
         llama_cpp.llama_sampler_accept(sampler, token)
         return token
+
+
+def token_logprob(
+    ctx: Any, index: int, n_vocab: int, token: int, top: int, piece: Callable[[int], bytes]
+) -> TokenLogprob:
+    """The log probability of `token` at batch output `index`, from the raw logits (a
+    log-softmax, as llama-server reports them), with the `top` most likely tokens."""
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
+    peak = float(logits.max())
+    norm = peak + float(np.log(np.exp(logits - peak, dtype=np.float64).sum()))
+    alternatives: list[tuple[str, float, tuple[int, ...]]] = []
+    if top > 0:
+        best = np.argpartition(-logits, min(top, n_vocab - 1))[:top]
+        for t in sorted(best.tolist(), key=lambda t: -float(logits[t])):
+            data = piece(t)
+            alternatives.append(
+                (data.decode(errors="replace"), float(logits[t]) - norm, tuple(data))
+            )
+    data = piece(token)
+    return TokenLogprob(
+        data.decode(errors="replace"), float(logits[token]) - norm, tuple(data), tuple(alternatives)
+    )

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from localllm.engine.protocol import Done, Generate, Piece, Sampling
+from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
 from localllm.server.errors import APIError
 from localllm.server.runner import Runner
 from localllm.server.scheduler import Scheduler
@@ -150,14 +150,17 @@ class Inference:
             self.scheduler.release(runner, keep_alive)
 
     async def complete(self, started: Started) -> tuple[str, Done]:
-        """Drain a started generation: (all its text, its Done)."""
+        """Drain a started generation: (all its text, its Done, whose `logprobs` are then
+        those of the whole answer)."""
         text: list[str] = []
+        logprobs: list[TokenLogprob] = []
         event = started.first
         async for later in _chain(event, started.rest):
             if isinstance(later, Piece):
                 text.append(later.text)
+                logprobs += later.logprobs
             else:
-                return "".join(text), later
+                return "".join(text), replace(later, logprobs=(*logprobs, *later.logprobs))
         raise APIError(500, "the generation ended without a result")
 
     async def render(

@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from localllm import __version__
-from localllm.engine.protocol import Done, Generate, Piece
+from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
 from localllm.server.catalog import iso
 from localllm.server.errors import APIError, parse
 from localllm.server.inference import Inference, Started, chain
+from localllm.server.logprobs import entries, requested
 from localllm.server.progress import ndjson
 from localllm.server.schemas import (
     ChatBody,
@@ -127,24 +128,41 @@ async def _reply(
     if not stream:
         text, done = await inference.complete(started)
         thinking, content = split.whole(text)
+        logprobs = {"logprobs": entries(done.logprobs)} if done.logprobs else {}
         return JSONResponse(
-            {**head(name), **last(done, content, thinking), "done": True,
+            {**head(name), **last(done, content, thinking), **logprobs, "done": True,
              **_timings(done, started)}
         )  # fmt: skip
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
+        pending: list[TokenLogprob] = []  # of text the splitter holds back
+
+        def logprobs() -> dict[str, Any]:
+            out = {"logprobs": entries(pending)} if pending else {}
+            pending.clear()
+            return out
+
         async for event in chain(started):
             if isinstance(event, Piece):
+                pending += event.logprobs
                 thinking, content = split.feed(event.text)
                 if thinking or content:
-                    yield {**head(name), **piece(content, thinking), "done": False}
+                    yield {**head(name), **piece(content, thinking), **logprobs(), "done": False}
                 continue
+            pending += event.logprobs
             thinking, content = split.finish()
             if thinking or content:
-                yield {**head(name), **piece(content, thinking), "done": False}
-            yield {**head(name), **last(event, None, ""), "done": True, **_timings(event, started)}
+                yield {**head(name), **piece(content, thinking), **logprobs(), "done": False}
+            yield {**head(name), **last(event, None, ""), **logprobs(), "done": True,
+                   **_timings(event, started)}  # fmt: skip
 
     return ndjson(chunks())
+
+
+def _sampling(
+    inference: Inference, options: dict[str, Any], logprobs: bool, top: int | None
+) -> Sampling:
+    return replace(inference.sampling(options), logprobs=requested(logprobs, top))
 
 
 def _thinking(
@@ -177,7 +195,7 @@ async def generate(request: Request) -> Response:
         messages=messages,
         prompt=body.prompt if body.raw else None,
         template=template,
-        sampling=inference.sampling(options),
+        sampling=_sampling(inference, options, body.logprobs, body.top_logprobs),
         grammar=_grammar(body.format),
         truncate=body.truncate,
         think=mode.flag,
@@ -231,7 +249,7 @@ def chat_request(
         messages=tuple(messages),
         template=manifest.template,
         tools=_tools(body),
-        sampling=inference.sampling(options),
+        sampling=_sampling(inference, options, body.logprobs, body.top_logprobs),
         grammar=_grammar(body.format),
         truncate=body.truncate,
         think=mode.flag,

@@ -7,15 +7,17 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from localllm.engine.protocol import Done, Generate, Piece
+from localllm.engine.protocol import Done, Generate, Piece, TokenLogprob
 from localllm.server.errors import APIError, message_of, parse
 from localllm.server.inference import chain
+from localllm.server.logprobs import entries, requested
 from localllm.server.schemas import (
     ChatCompletionBody,
     CompletionBody,
@@ -64,11 +66,13 @@ def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _usage(done: Done) -> dict[str, int]:
+def _usage(done: Done) -> dict[str, Any]:
     return {
         "prompt_tokens": done.prompt_tokens,
         "completion_tokens": done.eval_tokens,
         "total_tokens": done.prompt_tokens + done.eval_tokens,
+        # OpenAI's field for prompt tokens served from the cache (the slot's prefix).
+        "prompt_tokens_details": {"cached_tokens": done.cached_tokens},
     }
 
 
@@ -188,7 +192,9 @@ async def chat_completions(request: Request) -> Response:
         template=manifest.template,
         tools=tools,
         tool_choice=tool_choice,
-        sampling=inference.sampling(options),
+        sampling=replace(
+            inference.sampling(options), logprobs=requested(body.logprobs, body.top_logprobs)
+        ),
         grammar=_grammar(body),
         think=mode.flag,
         think_level=mode.level,
@@ -209,7 +215,7 @@ async def chat_completions(request: Request) -> Response:
         choice = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": {"content": entries(done.logprobs)} if body.logprobs else None,
             "finish_reason": FINISH.get(done.reason, "stop"),
         }
         return JSONResponse(
@@ -220,7 +226,9 @@ async def chat_completions(request: Request) -> Response:
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         base = {**head, "object": "chat.completion.chunk"}
         role_sent = False
+        pending: list[TokenLogprob] = []  # of text the splitter holds back
         async for event in chain(started):
+            pending += event.logprobs
             reasoning, text = split.feed(event.text) if isinstance(event, Piece) else split.finish()
             if reasoning or text:
                 delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
@@ -229,10 +237,12 @@ async def chat_completions(request: Request) -> Response:
                     delta["content"] = text
                 if reasoning:
                     delta["reasoning_content"] = reasoning
+                logprobs = {"content": entries(pending)} if body.logprobs else None
+                pending = []
                 yield {
                     **base,
                     "choices": [
-                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                        {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None}
                     ],
                 }
             if isinstance(event, Piece):

@@ -114,6 +114,8 @@ class GenerateBody(Loose):
     images: list[Any] | None = None
     truncate: StrictBool = False
     think: Think = None
+    logprobs: StrictBool = False
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
 
 
 class ChatBody(Loose):
@@ -126,6 +128,8 @@ class ChatBody(Loose):
     keep_alive: KeepAlive = None
     truncate: StrictBool = False
     think: Think = None
+    logprobs: StrictBool = False
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
 
 
 class EmbedBody(Loose):
@@ -254,6 +258,8 @@ class ChatCompletionBody(OpenAISampling):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    logprobs: StrictBool = False
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
     """OpenAI's; "none" switches thinking off, "minimal" counts as "low"."""
 
 

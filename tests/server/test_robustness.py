@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -96,16 +97,26 @@ def test_prompt_longer_than_context_is_400_unless_truncation_asked(server: Runni
 
 
 def test_follow_up_turn_reuses_the_cached_prefix(server: Running) -> None:
-    client = ollama.Client(host=server.url)
-    messages = [{"role": "system", "content": "be brief " * 40}, {"role": "user", "content": "one"}]
-    first = client.chat("tiny", messages=messages, options={"num_predict": 8, "seed": 1})
-    messages += [first.message.model_dump(exclude_none=True), {"role": "user", "content": "two"}]
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    messages: list[Any] = [
+        {"role": "system", "content": "be brief " * 40},
+        {"role": "user", "content": "one"},
+    ]
+    first = client.chat.completions.create(model="tiny", messages=messages, max_tokens=8, seed=1)
+    messages += [
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "two"},
+    ]
     runner = server.scheduler.slots["tiny:latest"].runner
-    second = client.chat("tiny", messages=messages, options={"num_predict": 8, "seed": 1})
+    second = client.chat.completions.create(model="tiny", messages=messages, max_tokens=8, seed=1)
     assert server.scheduler.slots["tiny:latest"].runner is runner  # same worker, same cache
-    assert (second.prompt_eval_count or 0) > (first.prompt_eval_count or 0)
-    # the prompt-eval time covers only the new tokens: less than the first turn's
-    assert (second.prompt_eval_duration or 0) < (first.prompt_eval_duration or 1) * 2
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+    # Only the new tokens are computed: the first turn's prompt is served from the cache.
+    cached = second.usage.prompt_tokens_details
+    assert cached is not None and (cached.cached_tokens or 0) >= first.usage.prompt_tokens - 1
 
 
 def test_refused_hosts_origins_and_keys(make_server: Callable[..., Running], store: Store) -> None:
