@@ -9,7 +9,13 @@ import pytest
 
 from localllm.engine.trial import trial_load
 from localllm.errors import RemoteError
-from localllm.gguf.remote import RepoFile, fetch_header, group_quantizations, list_repo_gguf
+from localllm.gguf.remote import (
+    HttpRangeSource,
+    RepoFile,
+    fetch_header,
+    group_quantizations,
+    list_repo_gguf,
+)
 from localllm.planner.settings import LoadSettings
 from localllm.store.candidates import candidates_for
 from localllm.store.refs import HubRef, RefError, UrlRef, parse_ref
@@ -56,7 +62,13 @@ def test_server_ignoring_ranges_is_refused_without_downloading(hub: FakeHub) -> 
     hub.ranges = False
     with pytest.raises(RemoteError, match="ignored the byte range"):
         fetch_header(_url(hub, "llama-8b-Q4_K_M.gguf"))
-    assert hub.bytes_sent() < 1 << 20
+    source = HttpRangeSource(_url(hub, "llama-8b-Q4_K_M.gguf"))
+    with pytest.raises(RemoteError, match="ignored the byte range"):
+        source.read(0, 1 << 16)
+    assert source.bytes_fetched == 0  # the client read none of the body
+    # The hub wrote only what the socket buffers took before the client hung up (a few
+    # MiB on a loaded machine), not the 4.9 GB file.
+    assert hub.bytes_sent() < 64 << 20
 
 
 def test_listing_groups_quantizations(hub: FakeHub) -> None:
