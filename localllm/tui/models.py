@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 BADGES = {"full GPU": "● full GPU", "partial": "◐ partial", "CPU": "○ CPU only"}
 
 
+PLANNING = "… planning"
+"""The Fit cell until the server's fits arrive: as wide as "○ CPU only", so the column
+has its width from the first fill (a later, wider badge widens it)."""
+
+
 def badge(fit: dict[str, Any] | None) -> str:
     if not fit:
         return "…"
@@ -102,7 +107,9 @@ class ModelsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "Models"
-        self.query_one("#local", DataTable).add_columns("Name", "Size", "Quant", "Params", "Fit")
+        local = self.query_one("#local", DataTable)
+        local.add_columns("Name", "Size", "Quant", "Params")
+        local.add_column("Fit", key="fit")
         self.query_one("#loaded", DataTable).add_columns(
             "Name", "Size", "Processor", "Context", "Until"
         )
@@ -132,6 +139,13 @@ class ModelsScreen(Screen[None]):
 
     def _fill_local(self, models: list[dict[str, Any]], fits: dict[str, dict[str, Any]]) -> None:
         table = self.query_one("#local", DataTable)
+        names = [m["name"] for m in models]
+        if fits and [key.value for key in table.rows] == names:
+            # The fits came for the rows shown: widen the column with them (a cleared and
+            # refilled table may keep its old widths until it is next idle).
+            for name in names:
+                table.update_cell(name, "fit", badge(fits.get(name)), update_width=True)
+            return
         row = table.cursor_row
         table.clear()
         for m in models:
@@ -141,7 +155,7 @@ class ModelsScreen(Screen[None]):
                 format_bytes(m.get("size", 0)),
                 details.get("quantization_level", ""),
                 details.get("parameter_size", ""),
-                badge(fits.get(m["name"])) if fits else "…",
+                badge(fits.get(m["name"])) if fits else PLANNING,
                 key=m["name"],
             )
         if table.row_count:
