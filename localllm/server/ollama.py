@@ -120,14 +120,16 @@ async def _reply(
     split: Splitter,
     piece: Callable[[str, str], dict[str, Any]],
     last: Callable[[Done, str | None, str], dict[str, Any]],
+    answer: Callable[[str, Done], str] = lambda text, done: text,
 ) -> Response:
     """A generation as one JSON object, or streamed as NDJSON chunks: the route's
     `piece(content, thinking)` fields for each piece of text, its `last(done, content,
     thinking)` fields with the timings at the end (the whole content and thinking when
-    not streamed; None and "" for the streamed end). Thinking is split out by `split`."""
+    not streamed, split from `answer(text, done)`; None and "" for the streamed end).
+    Thinking is split out by `split`."""
     if not stream:
         text, done = await inference.complete(started)
-        thinking, content = split.whole(text)
+        thinking, content = split.whole(answer(text, done))
         logprobs = {"logprobs": entries(done.logprobs)} if done.logprobs else {}
         return JSONResponse(
             {**head(name), **last(done, content, thinking), **logprobs, "done": True,
@@ -263,8 +265,7 @@ async def chat(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, body.options.model_dump(exclude_none=True))
-    user = _chat_messages(body)
-    if not user:
+    if not body.messages:
         reply = {"message": {"role": "assistant", "content": ""}}
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
     gen, mode = chat_request(inference, manifest, body, options)
@@ -277,18 +278,16 @@ async def chat(request: Request) -> Response:
         return {"message": {**message, **({"thinking": thinking} if thinking else {})}}
 
     def last(done: Done, content: str | None, thinking: str) -> dict[str, Any]:
-        # The whole answer when not streamed (tool-call text removed); the streamed
-        # final chunk has none.
-        if content is None:
-            reply = piece("", "")
-        else:
-            thinking, answer = split.whole(done.content)
-            reply = piece(answer, thinking)
+        # The whole answer when not streamed; the streamed final chunk has none.
+        reply = piece(content or "", thinking)
         if done.tool_calls:
             reply["message"]["tool_calls"] = _tool_calls(done)
         return reply
 
-    return await _reply(inference, started, manifest.name, body.stream, split, piece, last)
+    return await _reply(
+        inference, started, manifest.name, body.stream, split, piece, last,
+        answer=lambda text, done: done.content,  # tool-call text and stops removed
+    )  # fmt: skip
 
 
 async def embed(request: Request) -> Response:
