@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localllm.units import format_bytes
+
+if TYPE_CHECKING:
+    from localllm.paths import Paths
+    from localllm.server.settings import ServerSettings
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -63,7 +67,8 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_server(settings: Any, paths: Any) -> int:
+def stop_server(settings: ServerSettings, paths: Paths) -> int:
+    """`serve --stop`: end this home's server, or say that none runs."""
     from localllm.server.daemon import find_server, stop
 
     pid = find_server(settings, paths)

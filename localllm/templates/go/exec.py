@@ -50,7 +50,6 @@ class Template:
     root: list[Node]
     defines: dict[str, list[Node]]
     functions: Mapping[str, Function]
-    text: str = ""
 
     def execute(self, data: Any, limit: int = MAX_OUTPUT) -> str:
         """The text; TemplateError on a failure, or past `limit` characters."""
@@ -98,7 +97,7 @@ def parse(text: str, functions: Mapping[str, Function] | None = None) -> Templat
     table = {**BUILTINS, **(functions or {})}
     parser = Parser(text, frozenset(table))
     root = parser.parse()
-    return Template(root, parser.defines, table, text)
+    return Template(root, parser.defines, table)
 
 
 class _Break(Exception):
