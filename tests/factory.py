@@ -54,6 +54,9 @@ class ModelSpec:
     name: str = "test-model"
     repeat_token: bool = False
     """Give the last two tokens the same text: llama.cpp aborts the process (GGML_ASSERT)."""
+    fim: bool = False
+    """Fill-in-the-middle tokens (`<fim_prefix>` ...) named in the metadata, as coder models
+    have them."""
 
     @property
     def hd(self) -> int:
@@ -166,18 +169,28 @@ def _writer(spec: ModelSpec, path: Path, file_type: int, split: int = 0) -> gguf
         w.add_expert_used_count(spec.n_expert_used)
     if spec.sliding_window:
         w.add_sliding_window(spec.sliding_window)
-    _add_vocab(w, spec.n_vocab, spec.repeat_token)
+    _add_vocab(w, spec.n_vocab, spec.repeat_token, spec.fim)
     return w
 
 
-def _add_vocab(w: gguf.GGUFWriter, n_vocab: int, repeat_token: bool = False) -> None:
-    """`<unk> <s> </s>`, the 256 byte tokens, then unique filler up to n_vocab."""
+FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+
+
+def _add_vocab(
+    w: gguf.GGUFWriter, n_vocab: int, repeat_token: bool = False, fim: bool = False
+) -> None:
+    """`<unk> <s> </s>`, the 256 byte tokens, then unique filler up to n_vocab (the last
+    three: FIM tokens, with `fim`)."""
     control = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     tokens = control + [f"<0x{i:02X}>" for i in range(256)]
     tokens += [f"▁t{i}" for i in range(n_vocab - len(tokens))]
     if repeat_token:
         tokens[-1] = tokens[-2]
     types = [2, 3, 3, 3, 3] + [6] * 256 + [1] * (n_vocab - 261)
+    if fim:
+        tokens[-3:], types[-3:] = FIM_TOKENS, [3, 3, 3]
+        for key, i in zip(("pre", "suf", "mid"), range(n_vocab - 3, n_vocab), strict=True):
+            w.add_uint32(f"tokenizer.ggml.fim_{key}_token_id", i)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores([0.0] * n_vocab)

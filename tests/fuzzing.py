@@ -73,6 +73,13 @@ BASES: list[tuple[str, str, Any]] = [
     ("POST", "/api/create", {"model": "fuzz-go", "from": "tiny", "stream": False,
                              "template": "{{- range $i, $m := .Messages }}{{ if eq .Role "
                                          "\"user\" }}U:{{ .Content }}{{ end }}{{ end }}"}),
+    ("POST", "/api/generate", {"model": "tiny", "prompt": "def f(", "suffix": "return 1",
+                               "shift": True, "options": {**LIMIT, "num_keep": 2}}),
+    ("POST", "/v1/completions", {"model": "tiny", "prompt": "hi", "max_tokens": 8,
+                                 "logprobs": 3, "suffix": "end"}),
+    ("POST", "/v1/chat/completions", {"model": "tiny", "messages": USER, "max_tokens": 8,
+                                      "tools": [TOOL], "tool_choice": "required",
+                                      "stream": True}),
     ("GET", "/v1/models/tiny", None),
     ("GET", "/v1/models", None),
     ("GET", "/api/tags", None),

@@ -13,15 +13,16 @@ wide use:
 - Mistral: `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`;
 - Llama 3.1+: a bare `{"name": ..., "parameters": {...}}`.
 
-The syntax is chosen from the chat template's text, so a forced call
-(`tool_choice` "required") is written the way the model was trained to write it.
+The syntax is chosen from the chat template's text (`localllm.formats.format_for`),
+so a forced call (`tool_choice` "required") is written the way the model was trained
+to write it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +31,7 @@ from typing import Any
 from localllm.constraints.schema import SchemaError, check_schema
 
 HERMES, MISTRAL, BARE = "hermes", "mistral", "bare"
+HARMONY, DEEPSEEK, DEEPSEEK_V31 = "harmony", "deepseek", "deepseek-v3.1"
 MAX_GRAMMAR_BYTES = 512 * 1024
 """Converted grammars larger than this are refused: llama.cpp compiles them in
 the worker between two decode steps of every other stream."""
@@ -77,15 +79,6 @@ def check_tools(tools: Sequence[dict[str, Any]], where: str = "tools") -> None:
             schema_grammar(parameters, f"{where}[{i}].function.parameters")
 
 
-def syntax_of(template: str | None) -> str:
-    text = template or ""
-    if "<tool_call>" in text:
-        return HERMES
-    if "[TOOL_CALLS]" in text:
-        return MISTRAL
-    return BARE
-
-
 def call_schema(tools: Sequence[dict[str, Any]], arguments_key: str) -> dict[str, Any]:
     """A JSON schema that matches exactly one call of one of `tools`."""
     choices = []
@@ -102,8 +95,27 @@ def call_schema(tools: Sequence[dict[str, Any]], arguments_key: str) -> dict[str
     return {"oneOf": choices}
 
 
+def _named_frames() -> dict[str, tuple[str, str, str]]:
+    """Syntaxes that write the name outside the arguments' JSON: the text before the
+    name, between name and arguments, and after them."""
+    from localllm.formats import deepseek as ds
+
+    return {
+        HARMONY: ("<|channel|>commentary to=functions.", " <|constrain|>json<|message|>", ""),
+        DEEPSEEK: (
+            ds.CALLS_BEGIN + ds.CALL_BEGIN + "function" + ds.SEP,
+            "\n```json\n",
+            "\n```" + ds.CALL_END + ds.CALLS_END,
+        ),
+        DEEPSEEK_V31: (ds.CALLS_BEGIN + ds.CALL_BEGIN, ds.SEP, ds.CALL_END + ds.CALLS_END),
+    }
+
+
 def tool_call_grammar(tools: Sequence[dict[str, Any]], syntax: str) -> str:
     """A grammar whose every sentence is one call of one of `tools`, in `syntax`."""
+    frames = _named_frames()
+    if syntax in frames:
+        return _named_call_grammar(tools, frames[syntax])
     key = "parameters" if syntax == BARE else "arguments"
     rules = _convert(call_schema(tools, key), "tools")
     rules = rules.replace("root ::=", "call ::=", 1)
@@ -115,9 +127,41 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], syntax: str) -> str:
     return f"{wrap}\n{rules}"
 
 
+def _named_call_grammar(tools: Sequence[dict[str, Any]], frame: tuple[str, str, str]) -> str:
+    before, between, after = frame
+    functions = [tool.get("function", tool) for tool in tools]
+    schemas = [f.get("parameters") or {"type": "object"} for f in functions]
+
+    def convert() -> str:
+        # One converter for every tool: shared rules once, each tool's arguments `argsN`.
+        converter = _converter().SchemaConverter(
+            prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+        )
+        alternatives = []
+        for i, (function, schema) in enumerate(zip(functions, schemas, strict=True)):
+            resolved = converter.resolve_refs(json.loads(json.dumps(schema)), f"tools[{i}]")
+            rule = converter.visit(resolved, f"args{i}")
+            alternatives.append(f"{_literal(function['name'] + between)} {rule}")
+        end = f" {_literal(after)}" if after else ""
+        root = f"root ::= {_literal(before)} ( {' | '.join(alternatives)} ){end}"
+        return f"{root}\n{converter.format_grammar()}"
+
+    return _guarded(convert, "tools")
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal (JSON's escapes are GBNF's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _convert(schema: Any, where: str) -> str:
+    return _guarded(lambda: str(_converter().json_schema_to_gbnf(json.dumps(schema))), where)
+
+
+def _guarded(convert: Callable[[], str], where: str) -> str:
+    """`convert()`, its failures as SchemaErrors naming `where`, its size checked."""
     try:
-        grammar = str(_converter().json_schema_to_gbnf(json.dumps(schema)))
+        grammar = convert()
     except RecursionError:
         raise SchemaError(f"{where}: this JSON schema is nested too deeply") from None
     except SchemaError:

@@ -156,6 +156,9 @@ class Engine:
         n = 0
         outputs: list[tuple[Slot, int]] = []
         generating = [s for s in running if s.job and not s.job.prefilling]
+        for slot in generating:
+            if slot.job and slot.job.request.shift and len(slot.cached) + 1 >= self.n_ctx_slot:
+                self._shift(slot)
         for slot in generating:  # one token each: streams first
             assert slot.job is not None
             self._add(n, slot.job.pending[0], len(slot.cached), slot.seq, True)
@@ -200,7 +203,8 @@ class Engine:
                 if top >= 0 and not self.model.is_eog(token):
                     m = self.model
                     job.logprob(token_logprob(m.ctx, index, m.n_vocab, token, top, m.piece))
-                out = job.accept(token, len(slot.cached), self.n_ctx_slot)
+                shifting = job.request.shift and self.can_shift
+                out = job.accept(token, len(slot.cached), 0 if shifting else self.n_ctx_slot)
             except LocalLLMError as exc:
                 out = [Failed(job.id, 400, str(exc))]
                 job.pending = []
@@ -211,6 +215,23 @@ class Engine:
             if not job.pending:
                 self._release(slot)
         return events
+
+    @property
+    def can_shift(self) -> bool:
+        return self._can_cut and bool(llama_cpp.llama_memory_can_shift(self.model.memory))
+
+    def _shift(self, slot: Slot) -> None:
+        """Ollama's context shift (only for requests with `shift`, which `accept` lets go
+        on at a full slot): drop the older half of the tokens after BOS and `num_keep`,
+        move the rest down, and go on."""
+        assert slot.job is not None
+        request, mem = slot.job.request, self.model.memory
+        keep = min(request.num_keep + int(self.model.add_bos), len(slot.cached) - 2)
+        drop = max((len(slot.cached) - keep) // 2, 1)
+        llama_cpp.llama_memory_seq_rm(mem, slot.seq, keep, keep + drop)
+        llama_cpp.llama_memory_seq_add(mem, slot.seq, keep + drop, -1, -drop)
+        del slot.cached[keep : keep + drop]
+        slot.job.shifts += 1
 
     def _guarded_draw(self) -> GuardedDraw:
         if self._guarded is None:

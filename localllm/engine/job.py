@@ -1,8 +1,8 @@
 """One generation in progress: sampled tokens in, stream events out.
 
 The engine decodes; a `Job` turns each token its sampler picked into text
-(whole UTF-8 characters, stop sequences held back, text that may be a tool
-call held until it is clearly not) and decides when the answer ends: the
+(whole UTF-8 characters, stop sequences held back, the control tokens the
+reply's format needs written out) and decides when the answer ends: the
 model's end token, a stop sequence, `num_predict`, or a full slot.
 """
 
@@ -13,9 +13,8 @@ from typing import Any
 
 import llama_cpp
 
-from localllm.engine import tools as toolcalls
 from localllm.engine.model import LlamaModel
-from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob, ToolCall
+from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob
 from localllm.engine.text import StopFilter, Utf8Stream
 
 
@@ -41,11 +40,12 @@ class Job:
         self.start_ns = start_ns
         self.first_ns = 0
         self.n_eval = 0
+        self.shifts = 0
+        """Context shifts so far (`Generate.shift`)."""
         self._utf8 = Utf8Stream()
         self._stops = StopFilter(request.sampling.stop)
-        self._watch_tools = bool(request.tools) and request.tool_choice != "none"
+        self._preserved = model.control_tokens(request.preserve)
         self._text: list[str] = []
-        self._held = ""
         self._logprobs: list[TokenLogprob] = []
         """Logprobs of tokens whose text has not gone out in a piece yet."""
 
@@ -60,7 +60,8 @@ class Job:
     def accept(self, token: int, cache_used: int, n_ctx: int) -> list[Event]:
         """Events for the sampled `token`; the last one is a Done when the answer ends.
 
-        `cache_used`: tokens of this job's slot already in the KV cache."""
+        `cache_used`: tokens of this job's slot already in the KV cache; `n_ctx`: the
+        slot's size (0: no limit, the engine shifts the context when it is full)."""
         if self.prefilling:
             self.prefilling = False
             self.first_ns = time.perf_counter_ns()
@@ -69,18 +70,14 @@ class Job:
             return self._finish("stop")
         self.n_eval += 1
         events: list[Event] = []
-        out = self._stops.feed(self._utf8.feed(m.piece(token)))
+        out = self._stops.feed(self._utf8.feed(m.piece(token, token in self._preserved)))
         if out:
             self._text.append(out)
-            if self._watch_tools and toolcalls.may_be_call(self._held + out):
-                self._held += out
-            else:
-                events.append(self._piece(self._held + out))
-                self._held = ""
+            events.append(self._piece(out))
         if self._stops.stopped:
             return events + self._finish("stop")
         limit = self.request.sampling.num_predict
-        if 0 <= limit <= self.n_eval or cache_used + 1 >= n_ctx:
+        if 0 <= limit <= self.n_eval or 0 < n_ctx <= cache_used + 1:
             return events + self._finish("length")
         self.pending = [token]
         return events
@@ -91,14 +88,7 @@ class Job:
             tail = self._stops.feed(self._utf8.flush()) + self._stops.flush()
             if tail:
                 self._text.append(tail)
-                self._held += tail
-        content, calls = "".join(self._text), tuple[ToolCall, ...]()
-        if self._watch_tools:
-            content, calls = toolcalls.parse_calls(content)
-            if calls and reason == "stop":
-                reason = "tool_calls"
-        if self._held and not calls:
-            events.append(self._piece(self._held))
+                events.append(self._piece(tail))
         end = time.perf_counter_ns()
         first = self.first_ns or end
         events.append(
@@ -110,8 +100,7 @@ class Job:
                 eval_tokens=self.n_eval,
                 prompt_ns=first - self.start_ns,
                 eval_ns=end - first,
-                content=content,
-                tool_calls=calls,
+                content="".join(self._text),
                 logprobs=tuple(self._logprobs),
             )
         )

@@ -41,6 +41,7 @@ class LlamaModel:
         None keeps all (to read the whole load report)."""
         self.log = capture_log(keep=keep_log, echo=True)
         self._pieces: dict[int, bytes] = {}
+        self._control: dict[tuple[str, ...], frozenset[int]] = {}
         llama_cpp.llama_backend_init()
         s = asdict(settings)
         self.settings = settings
@@ -78,7 +79,8 @@ class LlamaModel:
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
-        self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self.vocab))
+        self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
+        self.bos_text = self._special_text(self.bos)
         self.eos_text = self._special_text(llama_cpp.llama_vocab_eos(self.vocab))
         template = llama_cpp.llama_model_chat_template(self.model, None)
         self.chat_template = template.decode(errors="replace") if template else None
@@ -122,6 +124,10 @@ class LlamaModel:
                 return list(array[:n])
             size = -n
 
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of `tokens`, control tokens written out (to show a prompt)."""
+        return b"".join(self.piece(t, special=True) for t in tokens).decode(errors="replace")
+
     def piece(self, token: int, special: bool = False) -> bytes:
         if not special and (cached := self._pieces.get(token)) is not None:
             return cached
@@ -133,6 +139,24 @@ class LlamaModel:
         if not special:
             self._pieces[token] = buf.raw[:n]
         return buf.raw[:n]
+
+    @functools.cached_property
+    def fim(self) -> tuple[int, int, int] | None:
+        """The fill-in-the-middle tokens (prefix, suffix, middle); None if it has none."""
+        ids = (
+            llama_cpp.llama_vocab_fim_pre(self.vocab),
+            llama_cpp.llama_vocab_fim_suf(self.vocab),
+            llama_cpp.llama_vocab_fim_mid(self.vocab),
+        )
+        return None if min(ids) < 0 else (int(ids[0]), int(ids[1]), int(ids[2]))
+
+    def control_tokens(self, texts: tuple[str, ...]) -> frozenset[int]:
+        """The tokens whose text is one of `texts` (a format's markers; strings that are
+        not one token are left out: the model writes those as plain text)."""
+        if texts not in self._control:
+            ids = (self.tokenize(t, add_special=False) for t in texts)
+            self._control[texts] = frozenset(i[0] for i in ids if len(i) == 1)
+        return self._control[texts]
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))

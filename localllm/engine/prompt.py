@@ -14,17 +14,24 @@ from localllm.engine.chat import render
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Generate
 from localllm.errors import LocalLLMError
+from localllm.templates.ollama import is_go_template
 
 
 class PromptTooLong(LocalLLMError):
     pass
 
 
+class NoInsert(LocalLLMError):
+    """A suffix for a model that cannot fill in the middle."""
+
+
 def prompt_tokens(model: LlamaModel, request: Generate, n_ctx: int) -> list[int]:
     """The prompt of `request` for a slot of `n_ctx` tokens; PromptTooLong unless it fits
     or may be cut."""
     limit = n_ctx - 1  # room for at least one new token
-    if request.messages is None:
+    if request.suffix is not None:
+        tokens = _infill_tokens(model, request)
+    elif request.messages is None:
         tokens = model.tokenize(request.prompt or "", add_special=True)
     else:
         messages = list(request.messages)
@@ -50,9 +57,32 @@ def prompt_tokens(model: LlamaModel, request: Generate, n_ctx: int) -> list[int]
 def prompt_text(model: LlamaModel, request: Generate) -> str:
     """The text `request` feeds the model: its raw prompt, or its messages rendered with
     its template (the request's, else the model's)."""
+    if request.suffix is not None:
+        return model.detokenize(_infill_tokens(model, request))
     if request.messages is None:
         return request.prompt or ""
     return _chat_text(model, request, list(request.messages))
+
+
+def _infill_tokens(model: LlamaModel, request: Generate) -> list[int]:
+    """Fill in the middle: Ollama renders a template that knows `.Suffix` with the
+    prompt and suffix; otherwise llama.cpp's infill order with the model's FIM tokens
+    (`<PRE>` prefix `<SUF>` suffix `<MID>`, after BOS where the model wants one)."""
+    prompt, suffix = request.prompt or "", request.suffix or ""
+    template = request.template or model.chat_template
+    if template and ".Suffix" in template and is_go_template(template):
+        from localllm.templates.ollama import ollama_template
+
+        text = ollama_template(template).render((), prompt=prompt, suffix=suffix)
+        return model.tokenize(text, add_special=True)
+    if model.fim is None:
+        raise NoInsert("this model does not support insert (suffix): it has no FIM tokens")
+    pre, suf, mid = model.fim
+    bos = [model.bos] if model.add_bos and model.bos >= 0 else []
+    return [
+        *bos, pre, *model.tokenize(prompt, add_special=False, parse_special=False),
+        suf, *model.tokenize(suffix, add_special=False, parse_special=False), mid,
+    ]  # fmt: skip
 
 
 def _chat_text(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> str:

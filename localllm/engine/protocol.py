@@ -76,6 +76,9 @@ class Generate:
     """Chat messages ({role, content, tool_calls?...}) rendered with `template`."""
     prompt: str | None = None
     """Raw text to continue (used when `messages` is None)."""
+    suffix: str | None = None
+    """Fill in the middle: the text after the insertion point, `prompt` the text
+    before it (with the template's `.Suffix`, else the model's FIM tokens)."""
     template: str | None = None
     """A Jinja chat template overriding the model's own."""
     tools: tuple[dict[str, Any], ...] = ()
@@ -88,10 +91,18 @@ class Generate:
     truncate: bool = False
     """Drop the oldest messages (or tokens) when the prompt exceeds the context,
     instead of refusing the request."""
+    shift: bool = False
+    """At the end of the context, drop the older half of the tokens after the first
+    `num_keep` and go on (Ollama's `shift`), instead of ending with "length"."""
+    num_keep: int = 4
+    """Prompt tokens (after BOS) a shift never drops; Ollama's default is 4."""
     think: bool | None = None
     """The request's `think` (None: not set), given to the template."""
     think_level: str = ""
     """"low" | "medium" | "high" when `think` named a level."""
+    preserve: tuple[str, ...] = ()
+    """Control tokens to write out as text (the reply's format reads them:
+    `localllm.formats`); llama.cpp drops control tokens from text otherwise."""
 
 
 @dataclass(frozen=True)
@@ -126,17 +137,22 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True)
-class Piece:
-    id: int
-    text: str
-    logprobs: tuple[TokenLogprob, ...] = ()
-    """The tokens this text came from, when the request asked for logprobs."""
-
-
-@dataclass(frozen=True)
 class ToolCall:
     name: str
     arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Piece:
+    id: int
+    text: str
+    """The model's text; once the server parsed the reply (`localllm.server.replies`),
+    the answer's text only."""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The tokens this text came from, when the request asked for logprobs."""
+    thinking: str = ""
+    calls: tuple[ToolCall, ...] = ()
+    """Tool calls completed in this piece (filled by the server's parsing)."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +167,10 @@ class Done:
     prompt_ns: int
     eval_ns: int
     content: str
-    """The whole answer (stop sequences and tool-call text removed)."""
+    """The whole answer (stop sequences removed; thinking and tool-call text too once
+    the server parsed the reply)."""
     tool_calls: tuple[ToolCall, ...] = ()
+    thinking: str = ""
     logprobs: tuple[TokenLogprob, ...] = ()
     """Logprobs of tokens whose text no piece carried (held back, then dropped)."""
 

@@ -239,8 +239,10 @@ def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str)
     """What `/api/show` says the model does, as Ollama's clients read it: `completion`
     unless it is an embedding model (it has a pooling type), `embedding` since
     `/api/embed` serves every model, `tools` when its template renders tools (Jinja's
-    `tools`, Go's `.Tools`), `thinking` when it thinks (`server.thinking`)."""
-    from localllm.server.thinking import thinks
+    `tools`, Go's `.Tools`), `thinking` when it thinks (`localllm.formats.thinks`),
+    `insert` when a `suffix` can be filled in: a Go template with `.Suffix`, or the
+    model's fill-in-the-middle tokens."""
+    from localllm.formats import thinks
 
     capabilities = [] if f"{architecture}.pooling_type" in metadata else ["completion"]
     capabilities.append("embedding")
@@ -248,7 +250,16 @@ def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str)
         capabilities.append("tools")
     if thinks(template):
         capabilities.append("thinking")
+    if ".Suffix" in template or any(all(k in metadata for k in keys) for keys in _FIM_KEYS):
+        capabilities.append("insert")
     return capabilities
+
+
+_FIM_KEYS = tuple(
+    tuple(f"tokenizer.ggml.{name}_token_id" for name in names)
+    for names in (("fim_pre", "fim_suf", "fim_mid"), ("prefix", "suffix", "middle"))
+)
+"""The fill-in-the-middle token ids as GGUF files name them (newer, then older)."""
 
 
 def _jsonable(value: Any) -> Any:

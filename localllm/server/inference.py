@@ -14,10 +14,12 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
+from localllm.formats import Parser
 from localllm.server.errors import APIError
 from localllm.server.runner import Runner
 from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings, parse_keep_alive
+from localllm.server.thinking import Thinking
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
@@ -116,7 +118,10 @@ class Inference:
         request: Generate,
         options: dict[str, Any],
         keep_alive: float | None,
+        mode: Thinking | None = None,
     ) -> Started:
+        """Start `request`; a chat (or templated prompt) gives its `mode`, and its reply
+        is then parsed in the model's format (`localllm.server.replies`)."""
         constrained = request.grammar is not None or request.tool_choice == "required"
         if request.sampling.ignore_eos and constrained:
             raise APIError(
@@ -128,11 +133,15 @@ class Inference:
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
         try:
-            request = _forced_call(request, runner)
+            request, parser = _prepared(request, runner, mode)
         except BaseException:
             self.scheduler.release(runner, keep_alive)
             raise
         events = self._events(runner, request, keep_alive)
+        if parser is not None and mode is not None:
+            from localllm.server.replies import parsed
+
+            events = parsed(events, parser, mode.keep)
         try:
             first = await anext(events)
         except BaseException:
@@ -194,15 +203,29 @@ class Inference:
         return result.vectors, result.prompt_tokens, load_ns
 
 
-def _forced_call(request: Generate, runner: Runner) -> Generate:
-    """`tool_choice` "required": the grammar of one call, in the syntax of the template the
-    model really runs with (known once it is loaded). The tools were checked by the route."""
-    if not request.tools or request.tool_choice != "required" or request.grammar is not None:
-        return request
-    from localllm.constraints.grammar import syntax_of, tool_call_grammar
+def _prepared(
+    request: Generate, runner: Runner, mode: Thinking | None
+) -> tuple[Generate, Parser | None]:
+    """`request` as the template the model really runs with (known once it is loaded)
+    needs it, and the parser of its reply (None: raw text, as for a raw prompt).
+
+    The reply's format names the control tokens the worker must write out; with
+    `tool_choice` "required", the grammar of one call in the format's syntax (the
+    tools were checked by the route)."""
+    if request.messages is None or mode is None:
+        return request, None
+    from localllm.formats import format_for
 
     template = request.template or (runner.loaded.chat_template if runner.loaded else None)
-    return replace(request, grammar=tool_call_grammar(request.tools, syntax_of(template)))
+    fmt = format_for(template)
+    tools = request.tools if request.tool_choice != "none" else ()
+    parser = fmt.parser(thinking=mode.split, inside=mode.inside, tools=tools)
+    request = replace(request, preserve=fmt.preserved)
+    if not request.tools or request.tool_choice != "required" or request.grammar is not None:
+        return request, parser
+    from localllm.constraints.grammar import tool_call_grammar
+
+    return replace(request, grammar=tool_call_grammar(request.tools, fmt.call_syntax)), parser
 
 
 async def _chain(

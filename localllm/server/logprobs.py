@@ -1,5 +1,6 @@
 """Token log probabilities in each API's shape (Ollama's `logprobs` list, OpenAI's
-`logprobs.content`), from the engine's `TokenLogprob`s."""
+`logprobs.content`, the legacy completions' `logprobs` columns), from the engine's
+`TokenLogprob`s."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def entries(items: Iterable[TokenLogprob]) -> list[dict[str, Any]]:
         ]
         out.append(entry)
     return out
+
+
+def columns(items: Iterable[TokenLogprob], offset: int) -> tuple[dict[str, Any], int]:
+    """OpenAI's legacy completions shape, `{tokens, token_logprobs, top_logprobs,
+    text_offset}`, and the offset after these tokens. Offsets count characters from
+    the start of the prompt, as OpenAI's (and llama-cpp-python's) do."""
+    out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [],
+                           "text_offset": []}  # fmt: skip
+    for item in items:
+        out["tokens"].append(item.token)
+        out["token_logprobs"].append(item.logprob)
+        out["top_logprobs"].append({t: lp for t, lp, _ in item.top})
+        out["text_offset"].append(offset)
+        offset += len(item.token)
+    return out, offset

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from localllm import __version__
-from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
+from localllm.engine.protocol import Done, Generate, Piece, Sampling, ToolCall
 from localllm.server.catalog import iso
 from localllm.server.errors import APIError, parse
 from localllm.server.inference import Inference, Started, chain
@@ -30,7 +30,7 @@ from localllm.server.schemas import (
     ShowBody,
 )
 from localllm.server.state import state
-from localllm.server.thinking import Splitter, Think, Thinking, thinking_for
+from localllm.server.thinking import Think, Thinking, thinking_for
 from localllm.store.manifests import Manifest
 
 
@@ -55,8 +55,8 @@ def _timings(done: Done, started: Started) -> dict[str, Any]:
     }
 
 
-def _tool_calls(done: Done) -> list[dict[str, Any]]:
-    return [{"function": {"name": c.name, "arguments": c.arguments}} for c in done.tool_calls]
+def _tool_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    return [{"function": {"name": c.name, "arguments": c.arguments}} for c in calls]
 
 
 def _template(text: str | None) -> str | None:
@@ -112,51 +112,35 @@ async def _load_or_unload(
     )
 
 
+Fields = Callable[[str, str, tuple[ToolCall, ...]], dict[str, Any]]
+
+
 async def _reply(
-    inference: Inference,
-    started: Started,
-    name: str,
-    stream: bool,
-    split: Splitter,
-    piece: Callable[[str, str], dict[str, Any]],
-    last: Callable[[Done, str | None, str], dict[str, Any]],
-    answer: Callable[[str, Done], str] = lambda text, done: text,
+    inference: Inference, started: Started, name: str, stream: bool, fields: Fields
 ) -> Response:
     """A generation as one JSON object, or streamed as NDJSON chunks: the route's
-    `piece(content, thinking)` fields for each piece of text, its `last(done, content,
-    thinking)` fields with the timings at the end (the whole content and thinking when
-    not streamed, split from `answer(text, done)`; None and "" for the streamed end).
-    Thinking is split out by `split`."""
+    `fields(content, thinking, calls)` for each piece of the reply (each tool call in
+    the piece where it completed), or for the whole reply when not streamed; then
+    the timings."""
+
+    def logprobs(event: Piece | Done) -> dict[str, Any]:
+        return {"logprobs": entries(event.logprobs)} if event.logprobs else {}
+
     if not stream:
-        text, done = await inference.complete(started)
-        thinking, content = split.whole(answer(text, done))
-        logprobs = {"logprobs": entries(done.logprobs)} if done.logprobs else {}
+        _, done = await inference.complete(started)
         return JSONResponse(
-            {**head(name), **last(done, content, thinking), **logprobs, "done": True,
-             **_timings(done, started)}
+            {**head(name), **fields(done.content, done.thinking, done.tool_calls),
+             **logprobs(done), "done": True, **_timings(done, started)}
         )  # fmt: skip
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
-        pending: list[TokenLogprob] = []  # of text the splitter holds back
-
-        def logprobs() -> dict[str, Any]:
-            out = {"logprobs": entries(pending)} if pending else {}
-            pending.clear()
-            return out
-
         async for event in chain(started):
             if isinstance(event, Piece):
-                pending += event.logprobs
-                thinking, content = split.feed(event.text)
-                if thinking or content:
-                    yield {**head(name), **piece(content, thinking), **logprobs(), "done": False}
-                continue
-            pending += event.logprobs
-            thinking, content = split.finish()
-            if thinking or content:
-                yield {**head(name), **piece(content, thinking), **logprobs(), "done": False}
-            yield {**head(name), **last(event, None, ""), **logprobs(), "done": True,
-                   **_timings(event, started)}  # fmt: skip
+                yield {**head(name), **fields(event.text, event.thinking, event.calls),
+                       **logprobs(event), "done": False}  # fmt: skip
+            else:
+                yield {**head(name), **fields("", "", ()), **logprobs(event), "done": True,
+                       **_timings(event, started)}  # fmt: skip
 
     return ndjson(chunks())
 
@@ -180,14 +164,13 @@ async def generate(request: Request) -> Response:
     options = inference.options(manifest, body.options.model_dump(exclude_none=True))
     if body.images:
         raise APIError(400, f"model {body.model!r} does not take images")
-    if body.suffix:
-        raise APIError(400, "suffix (fill-in-the-middle) is not supported yet")
     if not body.prompt:
         return await _load_or_unload(
             inference, manifest, options, body.keep_alive, {"response": ""}
         )
     messages: tuple[dict[str, Any], ...] | None = None
-    if not body.raw:
+    insert = bool(body.suffix)  # fill in the middle: the prompt is the text before
+    if not body.raw and not insert:
         chat = inference.base_messages(manifest, body.system)
         messages = (*chat, {"role": "user", "content": body.prompt})
     template = None if body.raw else _template(body.template) or manifest.template
@@ -195,25 +178,26 @@ async def generate(request: Request) -> Response:
     gen = Generate(
         0,
         messages=messages,
-        prompt=body.prompt if body.raw else None,
+        prompt=body.prompt if body.raw or insert else None,
+        suffix=body.suffix if insert else None,
         template=template,
         sampling=_sampling(inference, options, body.logprobs, body.top_logprobs),
         grammar=_grammar(body.format),
         truncate=body.truncate,
+        shift=body.shift,
+        num_keep=int(options.get("num_keep", 4)),
         think=mode.flag,
         think_level=mode.level,
     )
     keep_alive = inference.keep_alive(body.keep_alive)
-    started = await inference.start(manifest, gen, options, keep_alive)
+    started = await inference.start(
+        manifest, gen, options, keep_alive, None if body.raw or insert else mode
+    )
 
-    def piece(content: str, thinking: str) -> dict[str, Any]:
+    def fields(content: str, thinking: str, calls: tuple[ToolCall, ...]) -> dict[str, Any]:
         return {"response": content, **({"thinking": thinking} if thinking else {})}
 
-    def last(done: Done, content: str | None, thinking: str) -> dict[str, Any]:
-        return piece(content or "", thinking)
-
-    split = mode.splitter() if not body.raw else thinking_for(None, None, "").splitter()
-    return await _reply(inference, started, manifest.name, body.stream, split, piece, last)
+    return await _reply(inference, started, manifest.name, body.stream, fields)
 
 
 def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
@@ -254,6 +238,8 @@ def chat_request(
         sampling=_sampling(inference, options, body.logprobs, body.top_logprobs),
         grammar=_grammar(body.format),
         truncate=body.truncate,
+        shift=body.shift,
+        num_keep=int(options.get("num_keep", 4)),
         think=mode.flag,
         think_level=mode.level,
     )
@@ -270,24 +256,17 @@ async def chat(request: Request) -> Response:
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
     gen, mode = chat_request(inference, manifest, body, options)
     keep_alive = inference.keep_alive(body.keep_alive)
-    started = await inference.start(manifest, gen, options, keep_alive)
-    split = mode.splitter()
+    started = await inference.start(manifest, gen, options, keep_alive, mode)
 
-    def piece(content: str, thinking: str) -> dict[str, Any]:
-        message = {"role": "assistant", "content": content}
-        return {"message": {**message, **({"thinking": thinking} if thinking else {})}}
+    def fields(content: str, thinking: str, calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        if calls:
+            message["tool_calls"] = _tool_calls(calls)
+        return {"message": message}
 
-    def last(done: Done, content: str | None, thinking: str) -> dict[str, Any]:
-        # The whole answer when not streamed; the streamed final chunk has none.
-        reply = piece(content or "", thinking)
-        if done.tool_calls:
-            reply["message"]["tool_calls"] = _tool_calls(done)
-        return reply
-
-    return await _reply(
-        inference, started, manifest.name, body.stream, split, piece, last,
-        answer=lambda text, done: done.content,  # tool-call text and stops removed
-    )  # fmt: skip
+    return await _reply(inference, started, manifest.name, body.stream, fields)
 
 
 async def embed(request: Request) -> Response:

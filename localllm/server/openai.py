@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from localllm.engine.protocol import Done, Generate, Piece, TokenLogprob
+from localllm.engine.protocol import Done, Generate, Piece, TokenLogprob, ToolCall
 from localllm.server.errors import APIError, message_of, parse
 from localllm.server.inference import chain
+from localllm.server.logprobs import columns as logprob_columns
 from localllm.server.logprobs import entries, requested
 from localllm.server.schemas import (
     ChatCompletionBody,
@@ -161,14 +162,16 @@ _EFFORTS: dict[str | None, Think] = {
 """OpenAI's `reasoning_effort` as Ollama's `think`."""
 
 
-def _tool_calls(done: Done) -> list[dict[str, Any]]:
+def _tool_calls(calls: tuple[ToolCall, ...], first: int = 0) -> list[dict[str, Any]]:
+    """OpenAI's tool calls; `first`: the index of the first (in a stream)."""
     return [
         {
+            "index": first + i,
             "id": f"call_{uuid.uuid4().hex[:24]}",
             "type": "function",
             "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
         }
-        for c in done.tool_calls
+        for i, c in enumerate(calls)
     ]
 
 
@@ -185,7 +188,6 @@ async def chat_completions(request: Request) -> Response:
     think = _EFFORTS[body.reasoning_effort]
     template = manifest.template or inference.chat_template(manifest)
     mode = thinking_for(think, template, manifest.name)
-    split = mode.splitter()
     gen = Generate(
         0,
         messages=tuple(messages),
@@ -199,19 +201,20 @@ async def chat_completions(request: Request) -> Response:
         think=mode.flag,
         think_level=mode.level,
     )
-    started = await inference.start(manifest, gen, options, inference.keep_alive(None))
+    started = await inference.start(manifest, gen, options, inference.keep_alive(None), mode)
     rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     head = {"id": rid, "created": created, "model": body.model, "system_fingerprint": "localllm"}
     if not body.stream:
         _, done = await inference.complete(started)
-        reasoning, answer = split.whole(done.content)
-        message: dict[str, Any] = {"role": "assistant", "content": answer or None}
-        if reasoning:
-            message["reasoning_content"] = reasoning  # llama-server's field
+        message: dict[str, Any] = {"role": "assistant", "content": done.content or None}
+        if done.thinking:
+            message["reasoning_content"] = done.thinking  # llama-server's field
         if done.tool_calls:
-            message["tool_calls"] = _tool_calls(done)
+            message["tool_calls"] = [
+                {k: v for k, v in c.items() if k != "index"} for c in _tool_calls(done.tool_calls)
+            ]
         else:
-            message["content"] = answer
+            message["content"] = done.content
         choice = {
             "index": 0,
             "message": message,
@@ -226,53 +229,29 @@ async def chat_completions(request: Request) -> Response:
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         base = {**head, "object": "chat.completion.chunk"}
         role_sent = False
-        pending: list[TokenLogprob] = []  # of text the splitter holds back
+        n_calls = 0
+
+        def chunk(delta: dict[str, Any], logprobs: Any, finish: str | None) -> dict[str, Any]:
+            nonlocal role_sent
+            if not role_sent:
+                delta, role_sent = {"role": "assistant", **delta}, True
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+            return {**base, "choices": [choice]}
+
         async for event in chain(started):
-            pending += event.logprobs
-            reasoning, text = split.feed(event.text) if isinstance(event, Piece) else split.finish()
-            if reasoning or text:
-                delta: dict[str, Any] = {} if role_sent else {"role": "assistant"}
-                role_sent = True
-                if text:
-                    delta["content"] = text
-                if reasoning:
-                    delta["reasoning_content"] = reasoning
-                logprobs = {"content": entries(pending)} if body.logprobs else None
-                pending = []
-                yield {
-                    **base,
-                    "choices": [
-                        {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None}
-                    ],
-                }
+            logprobs = {"content": entries(event.logprobs)} if body.logprobs else None
             if isinstance(event, Piece):
+                delta: dict[str, Any] = {}
+                if event.text:
+                    delta["content"] = event.text
+                if event.thinking:
+                    delta["reasoning_content"] = event.thinking
+                if event.calls:  # each call as soon as the model has written it
+                    delta["tool_calls"] = _tool_calls(event.calls, n_calls)
+                    n_calls += len(event.calls)
+                yield chunk(delta, logprobs, None)
                 continue
-            delta = {} if role_sent else {"role": "assistant"}
-            role_sent = True
-            if event.tool_calls:
-                calls = [{"index": i, **c} for i, c in enumerate(_tool_calls(event))]
-                yield {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {**delta, "tool_calls": calls},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ],
-                }
-            yield {
-                **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": delta,
-                        "logprobs": None,
-                        "finish_reason": FINISH.get(event.reason, "stop"),
-                    }
-                ],
-            }
+            yield chunk({}, logprobs, FINISH.get(event.reason, "stop"))
             if include_usage:
                 yield {**base, "choices": [], "usage": _usage(event)}
 
@@ -287,7 +266,16 @@ async def completions(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, _options(body, body.max_tokens), OPENAI_DEFAULTS)
-    gen = Generate(0, prompt=prompts[0], sampling=inference.sampling(options))
+    sampling = inference.sampling(options)
+    if body.logprobs is not None:
+        sampling = replace(sampling, logprobs=body.logprobs)
+    gen = Generate(
+        0,
+        prompt=prompts[0],
+        suffix=body.suffix or None,
+        template=manifest.template if body.suffix else None,
+        sampling=sampling,
+    )
     started = await inference.start(manifest, gen, options, inference.keep_alive(None))
     head = {
         "id": f"cmpl-{uuid.uuid4().hex[:24]}",
@@ -295,40 +283,32 @@ async def completions(request: Request) -> Response:
         "created": int(time.time()),
         "model": body.model,
     }
+    offset = len(prompts[0])
+
+    def choice(text: str, logprobs: tuple[TokenLogprob, ...], finish: str | None) -> Any:
+        nonlocal offset
+        columns = None
+        if body.logprobs is not None:
+            columns, offset = logprob_columns(logprobs, offset)
+        return {"index": 0, "text": text, "logprobs": columns, "finish_reason": finish}
+
     if not body.stream:
         text, done = await inference.complete(started)
-        choice = {
-            "index": 0,
-            "text": text,
-            "logprobs": None,
-            "finish_reason": FINISH.get(done.reason, "stop"),
-        }
-        return JSONResponse({**head, "choices": [choice], "usage": _usage(done)})
+        finish = FINISH.get(done.reason, "stop")
+        return JSONResponse(
+            {**head, "choices": [choice(text, done.logprobs, finish)], "usage": _usage(done)}
+        )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         async for event in chain(started):
             if isinstance(event, Piece):
-                yield {
-                    **head,
-                    "choices": [
-                        {"index": 0, "text": event.text, "logprobs": None, "finish_reason": None}
-                    ],
-                }
-            else:
-                yield {
-                    **head,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "text": "",
-                            "logprobs": None,
-                            "finish_reason": FINISH.get(event.reason, "stop"),
-                        }
-                    ],
-                }
-                if include_usage:
-                    yield {**head, "choices": [], "usage": _usage(event)}
+                yield {**head, "choices": [choice(event.text, event.logprobs, None)]}
+                continue
+            finish = FINISH.get(event.reason, "stop")
+            yield {**head, "choices": [choice("", event.logprobs, finish)]}
+            if include_usage:
+                yield {**head, "choices": [], "usage": _usage(event)}
 
     return sse(chunks())
 

@@ -113,6 +113,10 @@ class GenerateBody(Loose):
     keep_alive: KeepAlive = None
     images: list[Any] | None = None
     truncate: StrictBool = False
+    shift: StrictBool = False
+    """Ollama's: shift the context when the answer reaches its end (default false here:
+    an answer that ran out of context ends with done_reason "length", never silently
+    forgets its prompt)."""
     think: Think = None
     logprobs: StrictBool = False
     top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
@@ -127,6 +131,10 @@ class ChatBody(Loose):
     stream: StrictBool = True
     keep_alive: KeepAlive = None
     truncate: StrictBool = False
+    shift: StrictBool = False
+    """Ollama's: shift the context when the answer reaches its end (default false here:
+    an answer that ran out of context ends with done_reason "length", never silently
+    forgets its prompt)."""
     think: Think = None
     logprobs: StrictBool = False
     top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
@@ -267,6 +275,10 @@ class CompletionBody(OpenAISampling):
     prompt: StrictStr | list[StrictStr]
     max_tokens: Count | None = Field(default=16, ge=1)
     """OpenAI's default for completions is 16 tokens."""
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    """The legacy form: how many alternatives per token (OpenAI allows 5, we 20)."""
+    suffix: StrictStr | None = None
+    """Text after the insertion point (fill-in-the-middle)."""
 
 
 class EmbeddingsBody(Loose):

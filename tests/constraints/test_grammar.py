@@ -17,7 +17,6 @@ from localllm.constraints.grammar import (
     format_grammar,
     json_grammar,
     schema_grammar,
-    syntax_of,
     tool_call_grammar,
 )
 from localllm.constraints.schema import SchemaError
@@ -63,7 +62,9 @@ def test_tool_parameters_are_checked_with_their_index() -> None:
 def test_a_forced_call_is_written_in_the_templates_syntax(
     template: str | None, syntax: str, opening: str
 ) -> None:
-    assert syntax_of(template) == syntax
+    from localllm.formats import format_for
+
+    assert format_for(template).call_syntax == syntax
     grammar = tool_call_grammar([WEATHER], syntax)
     assert grammar.startswith(opening)
     assert ("parameters" if syntax == BARE else "arguments") in grammar

@@ -63,3 +63,16 @@ def test_embed(server: Running) -> None:
     out = client.embed("tiny", input=["one", "two"])
     assert len(out.embeddings) == 2 and len(out.embeddings[0]) == 64
     assert abs(sum(v * v for v in out.embeddings[0]) - 1.0) < 1e-3
+
+
+def test_shift_lets_an_answer_run_past_its_context(server: Running) -> None:
+    import httpx
+
+    options = {"num_ctx": 256, "num_predict": 400, "temperature": 0, "seed": 1}
+    body = {"model": "tiny", "prompt": "Once", "stream": False, "options": options}
+    short = httpx.post(server.url + "/api/generate", json=body, timeout=120).json()
+    assert short["done_reason"] == "length" and short["eval_count"] < 256
+    body["options"] = {**options, "num_keep": 2}
+    long = httpx.post(server.url + "/api/generate", json={**body, "shift": True}, timeout=120)
+    assert long.status_code == 200, long.text
+    assert long.json()["eval_count"] == 400
