@@ -101,6 +101,7 @@ class Job:
                 prompt_ns=first - self.start_ns,
                 eval_ns=end - first,
                 content="".join(self._text),
+                stop_sequence=self._stops.matched,
                 logprobs=tuple(self._logprobs),
             )
         )

@@ -171,6 +171,8 @@ class Done:
     the server parsed the reply)."""
     tool_calls: tuple[ToolCall, ...] = ()
     thinking: str = ""
+    stop_sequence: str = ""
+    """The stop sequence that ended the answer, if one did."""
     logprobs: tuple[TokenLogprob, ...] = ()
     """Logprobs of tokens whose text no piece carried (held back, then dropped)."""
 

@@ -30,14 +30,17 @@ class StopFilter:
         self._stops = tuple(s for s in stops if s)
         self._pending = ""
         self.stopped = False
+        self.matched = ""
+        """The stop sequence that ended the text (Anthropic's `stop_sequence`)."""
 
     def feed(self, text: str) -> str:
         """The text that is safe to emit now; sets `stopped` at a stop sequence."""
         if self.stopped:
             return ""
         self._pending += text
-        cut = min((i for s in self._stops if (i := self._pending.find(s)) >= 0), default=-1)
-        if cut >= 0:
+        found = [(i, s) for s in self._stops if (i := self._pending.find(s)) >= 0]
+        if found:
+            cut, self.matched = min(found)
             out, self._pending, self.stopped = self._pending[:cut], "", True
             return out
         hold = 0

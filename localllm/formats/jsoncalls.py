@@ -38,6 +38,8 @@ class JsonCalls(BufferedCalls):
         """Some answer text went out already (a bare object no longer counts)."""
         self._closing = False
         """A Hermes call just ended: its `</tool_call>` may follow."""
+        self._after_call = False
+        """A call just ended: white space after it is held (dropped if nothing follows)."""
 
     def _scan(self, final: bool) -> tuple[str, tuple[ToolCall, ...]]:
         content: list[str] = []
@@ -45,6 +47,12 @@ class JsonCalls(BufferedCalls):
         while self._buf:
             if self._closing and not self._skip_close(final):
                 break
+            if self._after_call:
+                if not self._buf.strip():
+                    if final:
+                        self._buf = ""
+                    break
+                self._after_call = False
             if self._marker is not None:
                 found = self._call(final)
                 if found is None:
@@ -117,6 +125,7 @@ class JsonCalls(BufferedCalls):
         self._marker = None
         self._started = True
         self._closing = marker == HERMES
+        self._after_call = True
         return "", found
 
     def _give_up(self) -> tuple[str, list[ToolCall]]:

@@ -61,9 +61,17 @@ _OPENAI_TYPES = {
 }
 
 
+_ANTHROPIC_TYPES = {**_OPENAI_TYPES, 413: "request_too_large", 429: "rate_limit_error",
+                    500: "api_error", 502: "api_error"}  # fmt: skip
+
+
 def error_body(path: str, status: int, message: str) -> dict[str, object]:
-    """`{"error": message}`; under /v1 OpenAI's `{"error": {"message", "type", "code"}}`,
-    which its clients show."""
+    """`{"error": message}`; under /v1/messages Anthropic's `{"type": "error", "error":
+    {"type", "message"}}`; elsewhere under /v1 OpenAI's `{"error": {"message", "type",
+    "code"}}`: the shapes their clients show."""
+    if path.startswith("/v1/messages"):
+        kind = _ANTHROPIC_TYPES.get(status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
     if path.startswith("/v1/"):
         kind = _OPENAI_TYPES.get(status, "server_error")
         return {"error": {"message": message, "type": kind, "code": status}}
@@ -95,13 +103,38 @@ async def parse(request: Request, model: type[M]) -> M:
 
 
 def describe_validation(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"])
+    """The first problems, each at its field's path (`messages.0.content.0: ...`). A
+    field that may be one of several shapes (a string or a list of blocks) fails in
+    each; the deepest failure is the one that says what is wrong."""
+    found = [(_where(error["loc"]), error) for error in exc.errors()]
+    deepest = [
+        (where, error)
+        for where, error in found
+        if not any(other != where and other.startswith(where + ".") for other, _ in found)
+    ]
+    problems: list[str] = []
+    for where, error in deepest:
         if error["type"] == "json_invalid":
-            problems.append(f"the body is not valid JSON ({error['ctx'].get('error', '')})")
+            text = f"the body is not valid JSON ({error['ctx'].get('error', '')})"
         elif where:
-            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+            text = f"{where}: {error['msg'].removeprefix('Value error, ')}"
         else:
-            problems.append(error["msg"])
-    return "invalid request: " + "; ".join(problems)
+            text = error["msg"]
+        if text not in problems:
+            problems.append(text)
+    return "invalid request: " + "; ".join(problems[:3])
+
+
+_SHAPES = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A path of field names and indexes, without pydantic's names of union members
+    (`str`, `list[...]`, `tagged-union[...]`, class names)."""
+    parts = [
+        str(p)
+        for p in loc
+        if isinstance(p, int)
+        or not (p in _SHAPES or "[" in p or p[:1].isupper() or p.startswith("function-"))
+    ]
+    return ".".join(parts)

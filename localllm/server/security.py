@@ -78,8 +78,12 @@ class SecurityMiddleware:
         if self.key is not None and not preflight:
             sent = headers.get("authorization", "")
             token = sent[7:].strip().encode() if sent.lower().startswith("bearer ") else b""
+            token = token or headers.get("x-api-key", "").strip().encode()  # Anthropic's
             if not hmac.compare_digest(token, self.key):
-                return 401, "this server needs an API key: send Authorization: Bearer <key>"
+                return 401, (
+                    "this server needs an API key: send Authorization: Bearer <key> "
+                    "(or x-api-key: <key>)"
+                )
         return None
 
 

@@ -57,6 +57,10 @@ CASES = {
         Parsed(content='<tool_call>{"name": "get_weather", "argu'),
     ),
     "plain text": ("The answer is 4 <", Parsed(content="The answer is 4 <")),
+    "white space after the last call is dropped": (
+        '{"name": "get_weather", "parameters": {"city": "Paris"}} \n',
+        Parsed(calls=(PARIS,)),
+    ),
 }
 
 
