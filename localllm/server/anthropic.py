@@ -229,20 +229,11 @@ def _request(
     mode = thinking_for(think, template, manifest.name)
     fmt = output.format
     grammar = schema_grammar(fmt.schema_, "output_config.format.schema") if fmt else None
-    user = _messages(body)
-    has_system = any(m["role"] == "system" for m in user)
     tools, choice = _tools(body)
-    gen = Generate(
-        0,
-        messages=tuple(inference.base_messages(manifest, "" if has_system else None) + user),
-        template=manifest.template,
-        tools=tools,
-        tool_choice=choice,
-        sampling=inference.sampling(options),
-        grammar=grammar,
-        think=mode.flag,
-        think_level=mode.level,
-    )
+    gen = inference.chat(
+        manifest, _messages(body), mode, tools=tools, tool_choice=choice,
+        sampling=inference.sampling(options), grammar=grammar,
+    )  # fmt: skip
     return gen, mode
 
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 
 from localllm.errors import LocalLLMError
 from localllm.hardware.report import HardwareReport
-from localllm.server import anthropic, extras, ollama, openai
+from localllm.server import anthropic, extras, ollama, openai, responses
 from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
@@ -70,7 +70,13 @@ def create_app(
         scheduler.shutdown()
 
     app = Starlette(
-        routes=[*ollama.ROUTES, *openai.ROUTES, *anthropic.ROUTES, *extras.ROUTES],
+        routes=[
+            *ollama.ROUTES,
+            *openai.ROUTES,
+            *responses.ROUTES,
+            *anthropic.ROUTES,
+            *extras.ROUTES,
+        ],
         middleware=[
             Middleware(SecurityMiddleware, settings=settings),
             Middleware(

@@ -99,6 +99,23 @@ class Inference:
         out += [{"role": m.role, "content": m.content} for m in manifest.messages]
         return out
 
+    def chat(
+        self, manifest: Manifest, messages: list[dict[str, Any]], mode: Thinking, **fields: Any
+    ) -> Generate:
+        """The one internal chat request: the Modelfile's SYSTEM (unless the request brings
+        its own) and MESSAGEs before the request's `messages`, the Modelfile's template,
+        `think` as `mode` says, and the API's other `fields` (tools, sampling...)."""
+        has_system = any(m["role"] == "system" for m in messages)
+        before = self.base_messages(manifest, "" if has_system else None)
+        return Generate(
+            0,
+            messages=tuple(before + messages),
+            template=manifest.template,
+            think=mode.flag,
+            think_level=mode.level,
+            **fields,
+        )
+
     async def load(
         self, manifest: Manifest, options: dict[str, Any], keep_alive: float | None
     ) -> int:

@@ -1,0 +1,136 @@
+"""The Responses API's streamed events (`localllm.server.responses`): the response
+created, then each output item added, its content part, its deltas and their done
+events, the item done, and at the end the whole response, completed or incomplete.
+Every event carries `type` and a `sequence_number`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from localllm.engine.protocol import Done, Piece, ToolCall
+from localllm.server.errors import message_of
+from localllm.server.responses import call_item, finished, message_item, new_id
+
+_PARTS = {"reasoning": "reasoning_text", "message": "output_text"}
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.sequence = 0
+        self.output: list[dict[str, Any]] = []
+        self.open: dict[str, Any] | None = None
+        self.text = ""
+
+    def event(self, kind: str, **data: Any) -> bytes:
+        self.sequence += 1
+        payload = {"type": kind, "sequence_number": self.sequence, **data}
+        return f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode()
+
+    def where(self) -> dict[str, Any]:
+        assert self.open is not None
+        return {"item_id": self.open["id"], "output_index": len(self.output)}
+
+    def start(self, kind: str) -> list[bytes]:
+        """Open a reasoning or message item (closing the one open)."""
+        out = self.close()
+        if kind == "reasoning":
+            item = {"type": "reasoning", "id": new_id("rs"), "summary": [], "content": [],
+                    "status": "in_progress"}  # fmt: skip
+        else:
+            item = {**message_item("", "in_progress"), "content": []}
+        self.open, self.text = item, ""
+        part = self._part("")
+        return [*out, self.event("response.output_item.added", output_index=len(self.output),
+                                 item=item),
+                self.event("response.content_part.added", **self.where(), content_index=0,
+                           part=part)]  # fmt: skip
+
+    def _part(self, text: str) -> dict[str, Any]:
+        assert self.open is not None
+        kind = _PARTS[self.open["type"]]
+        return {
+            "type": kind,
+            "text": text,
+            **({"annotations": []} if kind == "output_text" else {}),
+        }
+
+    def delta(self, kind: str, text: str) -> list[bytes]:
+        out = self.start(kind) if self.open is None or self.open["type"] != kind else []
+        self.text += text
+        name = (
+            "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
+        )
+        extra: dict[str, Any] = {} if kind == "reasoning" else {"logprobs": []}
+        return [*out, self.event(name, **self.where(), content_index=0, delta=text, **extra)]
+
+    def close(self) -> list[bytes]:
+        if self.open is None:
+            return []
+        item, where = self.open, self.where()
+        part = self._part(self.text)
+        if item["type"] == "reasoning":
+            done = self.event("response.reasoning_text.done", **where, content_index=0,
+                              text=self.text)  # fmt: skip
+        else:
+            done = self.event("response.output_text.done", **where, content_index=0,
+                              text=self.text, logprobs=[])  # fmt: skip
+        item = {**item, "status": "completed", "content": [part]}
+        self.output.append(item)
+        self.open = None
+        return [done, self.event("response.content_part.done", **where, content_index=0, part=part),
+                self.event("response.output_item.done", output_index=where["output_index"],
+                           item=item)]  # fmt: skip
+
+    def call(self, call: ToolCall) -> list[bytes]:
+        out = self.close()
+        item = call_item(call)
+        index = len(self.output)
+        where = {"item_id": item["id"], "output_index": index}
+        out += [
+            self.event("response.output_item.added", output_index=index,
+                       item={**item, "arguments": "", "status": "in_progress"}),
+            self.event("response.function_call_arguments.delta", **where, delta=item["arguments"]),
+            self.event("response.function_call_arguments.done", **where,
+                       arguments=item["arguments"], name=call.name),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]  # fmt: skip
+        self.output.append(item)
+        return out
+
+
+def stream(base: dict[str, Any], events: AsyncIterator[Piece | Done]) -> StreamingResponse:
+    async def sse() -> AsyncIterator[bytes]:
+        out = _Events()
+        yield out.event("response.created", response=base)
+        yield out.event("response.in_progress", response=base)
+        try:
+            async for item in events:
+                chunks: list[bytes] = []
+                if isinstance(item, Done):
+                    if not out.output and out.open is None:
+                        chunks += out.start("message")  # an empty answer is an empty message
+                    chunks += out.close()
+                    final = finished(base, out.output, item)
+                    kind = (
+                        "response.completed"
+                        if final["status"] == "completed"
+                        else "response.incomplete"
+                    )
+                    chunks.append(out.event(kind, response=final))
+                else:
+                    if item.thinking:
+                        chunks += out.delta("reasoning", item.thinking)
+                    if item.text:
+                        chunks += out.delta("message", item.text)
+                    for call in item.calls:
+                        chunks += out.call(call)
+                for chunk in chunks:
+                    yield chunk
+        except Exception as exc:  # after the 200: the error goes in the stream
+            yield out.event("error", code="server_error", message=message_of(exc), param=None)
+
+    return StreamingResponse(sse(), media_type="text/event-stream")
