@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 
 from localllm.errors import LocalLLMError
 from localllm.hardware.report import HardwareReport
-from localllm.server import anthropic, extras, ollama, openai, responses
+from localllm.server import anthropic, blobs, extras, ollama, openai, responses
 from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
@@ -72,6 +72,7 @@ def create_app(
     app = Starlette(
         routes=[
             *ollama.ROUTES,
+            *blobs.ROUTES,
             *openai.ROUTES,
             *responses.ROUTES,
             *anthropic.ROUTES,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from localllm.server.loading import DoesNotFit, plan_load, read_model
 from localllm.server.progress import Emit, run_job
 from localllm.server.scheduler import Scheduler
 from localllm.server.schemas import CreateBody
+from localllm.store.blobs import BlobStore
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
@@ -185,6 +187,25 @@ class Catalog:
 
         return await run_job(job, stream)
 
+    def _uploaded(self, body: CreateBody) -> tuple[str | None, tuple[str, ...]]:
+        """(the uploaded GGUF to create from, the uploaded adapters): the blobs that
+        `files` and `adapters` name, which must all have been uploaded."""
+        models = []
+        for name, digest in (body.files or {}).items():
+            path = _blob_path(self.store.blobs, digest, f"files.{name}")
+            if not name.lower().endswith(".gguf"):
+                raise APIError(400, f"files.{name}: only GGUF files make a model here "
+                               "(convert safetensors to GGUF first)")  # fmt: skip
+            models.append(path)
+        if len(models) > 1:
+            raise APIError(400, f"files: one GGUF model file is supported, not {len(models)} "
+                           "(merge a split model first)")  # fmt: skip
+        adapters = tuple(
+            _blob_path(self.store.blobs, digest, f"adapters.{name}")
+            for name, digest in (body.adapters or {}).items()
+        )
+        return (models[0] if models else None), adapters
+
     async def create(self, body: CreateBody) -> Response:
         from localllm.store.modelfile import (
             ROLES,
@@ -200,9 +221,13 @@ class Catalog:
             raise APIError(
                 400, "quantize is not supported by create; pull the quantization instead"
             )
+        uploaded, adapters = self._uploaded(body)
+        if uploaded and (body.from_ or body.modelfile):
+            raise APIError(400, "files: send either files or from (or a modelfile), not both")
+        from_ = body.from_ or uploaded
         if body.modelfile:
             modelfile = parse_modelfile(body.modelfile, source="modelfile")
-        elif body.from_:
+        elif from_:
             parameters: dict[str, object] = {}
             for key, value in (body.parameters or {}).items():
                 try:
@@ -214,7 +239,7 @@ class Catalog:
                     raise APIError(400, f"messages[{i}].role: must be one of {', '.join(ROLES)}")
             licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
             modelfile = Modelfile(
-                from_=body.from_,
+                from_=from_,
                 parameters=parameters,
                 template=body.template,
                 system=body.system,
@@ -222,7 +247,11 @@ class Catalog:
                 messages=tuple(Message(m.role, m.content or "") for m in body.messages or ()),
             )
         else:
-            raise APIError(400, "create needs `from` (a model, a GGUF path or a Hub reference)")
+            raise APIError(
+                400, "create needs `from` (a model, a GGUF path or a Hub reference) or `files`"
+            )
+        if adapters:
+            modelfile = replace(modelfile, adapters=modelfile.adapters + adapters)
 
         def job(emit: Emit) -> None:
             from localllm.planner.machine import planner_for_this_machine
@@ -233,6 +262,17 @@ class Catalog:
             emit({"status": "writing manifest"})
 
         return await run_job(job, body.stream)
+
+
+def _blob_path(blobs: BlobStore, digest: str, where: str) -> str:
+    from localllm.server.blobs import blob_digest
+
+    name = blob_digest(digest, where)
+    if not blobs.has(name):
+        raise APIError(
+            400, f"{where}: blob {digest} has not been uploaded (POST /api/blobs/{digest} first)"
+        )
+    return str(blobs.path(name))
 
 
 def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str) -> list[str]:

@@ -193,6 +193,10 @@ class CreateBody(Loose):
     parameters: dict[str, Any] | None = None
     messages: list[OllamaMessage] | None = None
     quantize: StrictStr | None = None
+    files: dict[StrictStr, StrictStr] | None = None
+    """File name -> the digest of a blob uploaded to /api/blobs (Ollama's create)."""
+    adapters: dict[StrictStr, StrictStr] | None = None
+    """LoRA adapters the same way."""
     stream: StrictBool = True
 
 

@@ -29,7 +29,7 @@ class Blob:
     """`sha256-<64 hex>`."""
     size: int
     how: str = "present"
-    """How it arrived: `present`, `reflink`, `hardlink` or `copy`."""
+    """How it arrived: `present`, `reflink`, `hardlink`, `copy` or `upload`."""
 
 
 def sha256_file(path: Path) -> str:
@@ -89,9 +89,66 @@ class BlobStore:
         fsync_dir(self.root)
         return Blob(digest, size, how)
 
+    def receive(self, digest: str) -> BlobWriter:
+        """A writer for a blob arriving in pieces (an upload): hashed as it is written,
+        under its name only once complete and verified (`BlobWriter.commit`)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return BlobWriter(self.path(digest))
+
     def remove(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
+
+
+class DigestMismatch(StoreError):
+    """What arrived is not the blob its digest names."""
+
+
+class BlobWriter:
+    """One upload into a temporary file beside the blob; `commit` verifies and renames
+    it, `abort` (or any failure) removes it, so no half-written blob is ever seen."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = temp_path(target)
+        self.size = 0
+        self._hash = hashlib.sha256()
+        try:
+            self._file = self.tmp.open("xb")
+        except OSError as exc:
+            raise storage_error(exc, target) from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.target) from None
+        self._hash.update(data)
+        self.size += len(data)
+
+    def commit(self) -> Blob:
+        digest = f"sha256-{self._hash.hexdigest()}"
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            if digest != self.target.name:
+                raise DigestMismatch(
+                    f"the upload's sha256 is {digest.replace('-', ':', 1)}, not the "
+                    f"{self.target.name.replace('-', ':', 1)} it was sent as"
+                )
+            self.tmp.replace(self.target)
+        except OSError as exc:
+            raise storage_error(exc, self.target) from None
+        finally:
+            self.abort()
+        fsync_dir(self.target.parent)
+        return Blob(digest, self.size, "upload")
+
+    def abort(self) -> None:
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def _clone(source: Path, tmp: Path) -> str | None:
