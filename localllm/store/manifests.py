@@ -46,6 +46,8 @@ class Manifest:
     parts: tuple[Layer, ...] = ()
     """The other shards of a split model, in order."""
     adapters: tuple[Layer, ...] = ()
+    projector: Layer | None = None
+    """A vision model's multimodal projector (`mmproj`), carried from Ollama's store."""
     parameters: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
     system: str | None = None
@@ -57,15 +59,17 @@ class Manifest:
 
     @property
     def digests(self) -> set[str]:
+        extra = {self.projector.digest} if self.projector else set()
         return (
             {self.model.digest} | {p.digest for p in self.parts} | {a.digest for a in self.adapters}
-        )
+        ) | extra
 
     @property
     def size(self) -> int:
+        extra = self.projector.size if self.projector else 0
         return (
             self.model.size + sum(p.size for p in self.parts) + sum(a.size for a in self.adapters)
-        )
+        ) + extra
 
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
@@ -91,6 +95,7 @@ class Manifest:
             model=Layer(**data["model"]),
             parts=tuple(Layer(**p) for p in data.get("parts", ())),
             adapters=tuple(Layer(**a) for a in data.get("adapters", ())),
+            projector=Layer(**data["projector"]) if data.get("projector") else None,
             parameters=dict(data.get("parameters", {})),
             template=data.get("template"),
             system=data.get("system"),
