@@ -18,6 +18,7 @@ prompt extends it exactly.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import llama_cpp
 
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
+from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import prompt_text, prompt_tokens
 from localllm.engine.protocol import (
     Embed,
@@ -53,8 +55,10 @@ class Slot:
 
 
 class Engine:
-    def __init__(self, model: LlamaModel) -> None:
+    def __init__(self, model: LlamaModel, profile: StepProfile | None = None) -> None:
         self.model = model
+        self.profile = profile
+        """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         n_seq = max(1, model.settings.n_seq_max)
         self.slots = [Slot(seq) for seq in range(n_seq)]
         self.n_ctx_slot = model.n_ctx_seq
@@ -84,7 +88,10 @@ class Engine:
 
     def step(self) -> list[Event]:
         """Admit what fits, then one decode of every running request."""
+        start = time.perf_counter_ns()
         events = self._admit()
+        if self.profile is not None:
+            self.profile.add("admit", time.perf_counter_ns() - start)
         running = [s for s in self.slots if s.job is not None]
         if running:
             events += self._decode(running)
@@ -123,6 +130,9 @@ class Engine:
             slot = self._choose(free, tokens)
             cached = self._reuse(slot, tokens)
             slot.job = Job(self.model, request, tokens, cached, sampler, start)
+            # In the graph where the chain allows it: grammars and logprobs need the logits.
+            on_backend = request.grammar is None and request.sampling.logprobs < 0
+            self.model.use_sampler(slot.seq, sampler if on_backend else None)
         return events
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
@@ -152,6 +162,7 @@ class Engine:
     # --- one step -------------------------------------------------------------------
 
     def _decode(self, running: list[Slot]) -> list[Event]:
+        built_from = time.perf_counter_ns()
         batch = self._batch
         n = 0
         outputs: list[tuple[Slot, int]] = []
@@ -180,9 +191,19 @@ class Engine:
                 n += 1
             taken[slot.seq] = take
         batch.n_tokens = n
+        profile = self.profile
+        if profile is not None:
+            built = time.perf_counter_ns()
+            profile.add("batch", built - built_from)
         code = llama_cpp.llama_decode(self.model.ctx, batch)
         if code != 0:
             return self._fail(running, f"llama_decode failed with code {code}")
+        if profile is not None:
+            llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
+            decoded = time.perf_counter_ns()
+            profile.add("decode", decoded - built)
+            profile.steps += 1
+            sample_ns = 0
         for slot in running:
             job = slot.job
             assert job is not None
@@ -198,7 +219,14 @@ class Engine:
             assert job is not None
             try:
                 draw = self._guarded_draw() if job.request.grammar else _sample
+                if profile is not None:
+                    drawn_from = time.perf_counter_ns()
+                    ctx = self.model.ctx
+                    profile.backend += llama_cpp.llama_get_sampled_token_ith(ctx, index) >= 0
                 token = draw(job.sampler, self.model.ctx, index)
+                if profile is not None:
+                    sample_ns += time.perf_counter_ns() - drawn_from
+                    profile.tokens += 1
                 top = job.request.sampling.logprobs
                 if top >= 0 and not self.model.is_eog(token):
                     m = self.model
@@ -214,9 +242,12 @@ class Engine:
             events += out
             if not job.pending:
                 self._release(slot)
+        if profile is not None:
+            profile.add("sample", sample_ns)
+            profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
         return events
 
-    @property
+    @functools.cached_property
     def can_shift(self) -> bool:
         return self._can_cut and bool(llama_cpp.llama_memory_can_shift(self.model.memory))
 
@@ -259,6 +290,7 @@ class Engine:
 
     def _release(self, slot: Slot) -> None:
         if slot.job is not None:
+            self.model.use_sampler(slot.seq, None)  # before its chain is freed
             slot.job.close()
             slot.job = None
         slot.last_used = time.monotonic()

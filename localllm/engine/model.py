@@ -55,6 +55,9 @@ class LlamaModel:
                     raise LoadError(f"adapter {adapter.path}: {last_reason(self.log)}")
                 self.adapters.append(handle)
             cp = context_params(llama_cpp, s)
+            self._backend_chains: list[Any] = []
+            if settings.backend_sampling:
+                self._configure_backend_sampling(cp, max(1, settings.n_seq_max))
             if self._meta_int("pooling_type", -1) < 0:
                 # Models without their own pooling (chat models) embed by mean pooling;
                 # generation is unaffected (only used with embeddings on).
@@ -166,10 +169,36 @@ class LlamaModel:
         """Every end-of-generation token (a scan of the vocabulary, done once)."""
         return tuple(t for t in range(self.n_vocab) if self.is_eog(t))
 
+    def _configure_backend_sampling(self, cp: Any, n_seq: int) -> None:
+        """llama.cpp samples in the graph only for a context created with a sampler per
+        sequence: each gets a greedy chain here, which the engine replaces with the
+        request's chain (or none, for what the backend cannot do) as requests start."""
+        configs = (llama_cpp.llama_sampler_seq_config * n_seq)()
+        for seq in range(n_seq):
+            chain = llama_cpp.llama_sampler_chain_init(
+                llama_cpp.llama_sampler_chain_default_params()
+            )
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+            self._backend_chains.append(chain)
+            configs[seq].seq_id = seq
+            configs[seq].sampler = ctypes.cast(chain, ctypes.c_void_p)
+        self._backend_configs = configs  # llama.cpp keeps the pointer: keep it alive
+        cp.samplers, cp.n_samplers = configs, n_seq
+
+    def use_sampler(self, seq: int, chain: Any) -> bool:
+        """Sample sequence `seq` in the graph with `chain` (None: on the CPU, from its
+        logits). False when this context samples on the CPU only."""
+        if not self._backend_chains:
+            return False
+        return bool(llama_cpp.llama_set_sampler(self.ctx, seq, chain))
+
     def close(self) -> None:
         if self.ctx:
             llama_cpp.llama_free(self.ctx)
             self.ctx = None
+        for chain in getattr(self, "_backend_chains", ()):
+            llama_cpp.llama_sampler_free(chain)
+        self._backend_chains = []
         for handle in self.adapters:
             llama_cpp.llama_adapter_lora_free(handle)
         self.adapters = []

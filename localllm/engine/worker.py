@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from multiprocessing.connection import Connection
 
 from localllm.engine.batch import Engine
+from localllm.engine.profile import StepProfile
 from localllm.engine.protocol import Cancel, Load, LoadFailed, Render, Request
 
 
@@ -37,7 +39,12 @@ def serve(conn: Connection, engine: Engine) -> None:
             traceback.print_exc()
             events = engine.fail_all(f"the model's worker failed a step ({type(exc).__name__})")
         if events:
+            sent_from = time.perf_counter_ns()
             conn.send(events)  # one message per step, however many streams advanced
+            if engine.profile is not None:
+                engine.profile.add("send", time.perf_counter_ns() - sent_from)
+        if engine.profile is not None and engine.profile.due():
+            print(engine.profile.line(), file=sys.stderr, flush=True)
 
 
 def _receive(conn: Connection, engine: Engine, message: Request) -> None:
@@ -65,7 +72,8 @@ def main(argv: list[str]) -> int:
     conn.send(loaded)
     # The server closing our socket ends the loop: unload by exiting.
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
-        serve(conn, Engine(model))
+        profile = StepProfile() if os.environ.get("LOCALLLM_PROFILE") else None
+        serve(conn, Engine(model, profile))
     sys.stderr.flush()
     os._exit(0)  # the OS frees the model at once; llama.cpp's teardown adds nothing
 

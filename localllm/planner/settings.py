@@ -22,6 +22,9 @@ class LoadSettings:
     n_threads: int = 1
     devices: tuple[int, ...] = field(default=())
     """GPU indices to use (empty: all that llama.cpp sees)."""
+    backend_sampling: bool = False
+    """Sample inside llama.cpp's graph, where the output layer runs (the GPU), so only
+    token ids cross to the host; for requests whose sampler chain allows it."""
 
     @property
     def n_ctx_seq(self) -> int:

@@ -101,6 +101,9 @@ def plan_load(
         # A step holds one token of every slot: the batch must take at least that many.
         n_batch = max(1, int(overrides["num_batch"]), settings.n_seq_max)
         settings = replace(settings, n_batch=n_batch, n_ubatch=min(settings.n_ubatch, n_batch))
+    # Sampling in the graph pays where the output layer runs on a GPU: only token ids
+    # then cross to the host, instead of a vocabulary of logits per stream per step.
+    settings = replace(settings, backend_sampling=settings.n_gpu_layers > info.n_layer)
     adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
     load = Load(tuple(str(p) for p in paths), settings, adapters)
     return Planned(load, choice)

@@ -19,7 +19,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,10 @@ class Scheduler:
                     overrides,
                     self.settings.num_parallel,
                 )
+                if self.settings.backend_sampling != "auto":
+                    on = self.settings.backend_sampling == "on"
+                    settings = replace(planned.load.settings, backend_sampling=on)
+                    planned = replace(planned, load=replace(planned.load, settings=settings))
                 break
             except DoesNotFit:
                 idle = [s for s in self.slots.values() if s.runner.in_flight == 0]

@@ -11,6 +11,8 @@
 - `LOCALLLM_NUM_PARALLEL`: requests one model runs at once, each with its own
   context (default 0: the planner picks 4, 2 or 1, as many as fit without
   costing context or GPU layers).
+- `LOCALLLM_BACKEND_SAMPLING`: `on` / `off` to sample inside llama.cpp's graph or on the
+  CPU (default `auto`: in the graph when the output layer is on a GPU).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class ServerSettings:
     max_queue: int = 512
     max_loaded: int = 0
     num_parallel: int = 0
+    backend_sampling: str = "auto"
+    """auto | on | off (`LOCALLLM_BACKEND_SAMPLING`)."""
     insecure: bool = False
 
     @property
@@ -149,6 +153,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in env.get(name, "").split(",") if x.strip())
 
@@ -168,5 +179,6 @@ def settings_from_env(
         max_queue=_int(env, "LOCALLLM_MAX_QUEUE", 512),
         max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
         num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
+        backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
         insecure=insecure,
     )

@@ -21,18 +21,22 @@ def _q4(llama8b_quants: dict[str, Path]) -> Candidate:
     return Candidate("Q4_K_M", read_local(path), path.stat().st_size)
 
 
-def test_roomy_machine_gets_four_slots_of_the_planned_context(
+def test_a_model_wholly_on_gpus_gets_the_slots_half_their_memory_holds(
     llama8b_quants: dict[str, Path],
 ) -> None:
     budget = _budget("workstation_2x24")
     one = plan([_q4(llama8b_quants)], budget).choice
     assert one is not None and one.fit is Fit.FULL_GPU
-    four = with_slots(one, budget)
-    s = four.settings
-    assert (s.n_seq_max, s.n_ctx, s.n_ctx_seq) == (4, 4 * one.settings.n_ctx, one.settings.n_ctx)
+    many = with_slots(one, budget)
+    s = many.settings
+    # 1 GiB of cache per slot at 8192 tokens: 16 slots are 8 GiB on each 24 GiB GPU, 32
+    # would be more than half of either.
+    assert (s.n_seq_max, s.n_ctx, s.n_ctx_seq) == (16, 16 * one.settings.n_ctx, one.settings.n_ctx)
     assert s.n_gpu_layers == one.settings.n_gpu_layers
-    extra_kv = 3 * sum(kv_bytes(one.candidate.model, one.settings))
-    assert four.estimate.total - one.estimate.total >= extra_kv
+    extra_kv = 15 * sum(kv_bytes(one.candidate.model, one.settings))
+    assert many.estimate.total - one.estimate.total >= extra_kv
+    usable = {f"GPU{g.index}": g.usable for g in budget.gpus}
+    assert all(u.kv <= usable[u.device] / 2 for u in many.estimate.gpus)
 
 
 def test_slots_never_cost_gpu_layers_or_context(llama8b_quants: dict[str, Path]) -> None:

@@ -1,0 +1,69 @@
+"""Where a model worker's time goes, step by step, when `LOCALLLM_PROFILE` is set:
+building the batch, `llama_decode` with the device synchronised (the model's
+compute, on the GPU or the CPU), sampling, turning tokens into text and events, and
+sending them to the server. The worker writes the running totals to its log as
+`localllm-profile {json}` about once a second; `benchmarks/concurrency.py --profile`
+reads them before and after each level and prints the breakdown per step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+PHASES = ("admit", "batch", "decode", "sample", "accept", "send")
+PREFIX = "localllm-profile "
+
+
+class StepProfile:
+    def __init__(self) -> None:
+        self.ns = dict.fromkeys(PHASES, 0)
+        self.steps = 0
+        self.tokens = 0
+        """Tokens sampled (one per generating request per step)."""
+        self.backend = 0
+        """Of those, sampled in llama.cpp's graph."""
+        self._written = time.monotonic()
+
+    def add(self, phase: str, ns: int) -> None:
+        self.ns[phase] += ns
+
+    def due(self, every_s: float = 1.0) -> bool:
+        now = time.monotonic()
+        if now - self._written < every_s:
+            return False
+        self._written = now
+        return True
+
+    def line(self) -> str:
+        totals = {"steps": self.steps, "tokens": self.tokens, "backend": self.backend,
+                  "ns": self.ns}  # fmt: skip
+        return PREFIX + json.dumps(totals)
+
+
+def read_last(log: str) -> dict[str, object] | None:
+    """The last totals a worker's log holds."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(PREFIX):
+            value = json.loads(line[len(PREFIX) :])
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def breakdown(before: Mapping[str, object] | None, after: Mapping[str, object]) -> dict[str, float]:
+    """Milliseconds per step for each phase between two totals, with tokens per step
+    and the share of tokens sampled in the graph."""
+
+    def get(totals: Mapping[str, object] | None, key: str) -> float:
+        if totals is None:
+            return 0.0
+        value = totals["ns"][key] if key in PHASES else totals[key]  # type: ignore[index]
+        return float(value)  # type: ignore[arg-type]
+
+    steps = max(get(after, "steps") - get(before, "steps"), 1.0)
+    tokens = get(after, "tokens") - get(before, "tokens")
+    out = {p: (get(after, p) - get(before, p)) / steps / 1e6 for p in PHASES}
+    out["tokens_per_step"] = tokens / steps
+    out["backend_share"] = (get(after, "backend") - get(before, "backend")) / max(tokens, 1.0)
+    return out
