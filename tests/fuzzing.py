@@ -22,13 +22,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
 TOOL = {
     "type": "function",
-    "function": {
-        "name": "weather",
-        "description": "the weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
+    "function": {"name": "weather", "description": "the weather", "parameters": CITY},
 }
 USER = [{"role": "user", "content": "hi"}]
 LIMIT = {"num_predict": 8}
@@ -86,7 +83,7 @@ BASES: list[tuple[str, str, Any]] = [
                                            "input": {"city": "x"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
                                       "content": "sunny"}, {"type": "text", "text": "ok"}]}],
-        "tools": [{"name": "weather", "input_schema": TOOL["function"]["parameters"]}],
+        "tools": [{"name": "weather", "input_schema": CITY}],
         "tool_choice": {"type": "auto"}, "stop_sequences": ["x"]}),
     ("POST", "/v1/messages", {"model": "tiny", "max_tokens": 8, "messages": USER, "stream": True,
                               "thinking": {"type": "disabled"},
@@ -100,7 +97,7 @@ BASES: list[tuple[str, str, Any]] = [
                                          {"type": "function_call_output", "call_id": "c1",
                                           "output": "sunny"}],
                                "tools": [{"type": "function", "name": "weather",
-                                          "parameters": TOOL["function"]["parameters"]}]}),
+                                          "parameters": CITY}]}),
     ("POST", "/v1/responses", {"model": "tiny", "input": "hi", "stream": True,
                                "max_output_tokens": 8, "reasoning": {"effort": "none"},
                                "text": {"format": {"type": "json_schema", "name": "a",
