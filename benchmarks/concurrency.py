@@ -19,6 +19,13 @@ and `.png`:
 2. time to first token under load (median over the streams);
 3. a 10-turn chat: time to first token of each turn, continuing the chat
    (prefix reused) and as a fresh prompt of the same length.
+
+On a GPU, for many streams: `--clients 8` spreads the streams over client processes
+(one Python client cannot read 10,000 events a second), `--batched-bench PATH` runs
+llama.cpp's `llama-batched-bench` on the same model for the ceiling without HTTP or
+sampling, `--compare-sampling` adds localllm with sampling on the CPU, and
+`--profile` prints where each step's time goes (the worker's own timers, and the CPU
+seconds of the worker, the server and the clients).
 """
 
 from __future__ import annotations
@@ -71,6 +78,8 @@ class Result:
     chat_warm: list[float] = field(default_factory=list)
     chat_cold: list[float] = field(default_factory=list)
     chat_prompt: list[int] = field(default_factory=list)
+    profile: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Streams -> where a step's time went (`--profile`, localllm only)."""
 
 
 @dataclass
@@ -79,6 +88,8 @@ class Engine:
     start: Callable[[int], subprocess.Popen[bytes]]
     ready_path: str
     extra: dict[str, Any]
+    log: Path | None = None
+    """The model worker's log (localllm), where `--profile` totals land."""
 
 
 def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
@@ -113,10 +124,15 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
-    def localllm(port: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}",
-               "LOCALLLM_NUM_PARALLEL": str(slots)}  # fmt: skip
-        return popen([sys.executable, "-m", "localllm", "serve"], env)
+    def localllm_on(sampling: str, where: Path) -> Callable[[int], subprocess.Popen[bytes]]:
+        def start(port: int) -> subprocess.Popen[bytes]:
+            env = {**os.environ, "LOCALLLM_HOME": str(where),
+                   "LOCALLLM_HOST": f"127.0.0.1:{port}", "LOCALLLM_NUM_PARALLEL": str(slots),
+                   "LOCALLLM_BACKEND_SAMPLING": sampling,
+                   "LOCALLLM_PROFILE": "1" if args.profile else ""}  # fmt: skip
+            return popen([sys.executable, "-m", "localllm", "serve"], env)
+
+        return start
 
     def server(port: int) -> subprocess.Popen[bytes]:
         binary = args.llama_server or llama_server(args.workdir)
@@ -134,7 +150,19 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
         )  # fmt: skip
 
     ban = {str(t): -100 for t in eog_tokens(path)}
-    out = [Engine("localllm", localllm, "/api/version", {"ignore_eos": True})]
+
+    def log(where: Path) -> Path:
+        return where / "logs" / "runners" / "bench_latest.log"
+
+    out = [Engine("localllm", localllm_on("auto", home), "/api/version", {"ignore_eos": True},
+                  log(home))]  # fmt: skip
+    if args.compare_sampling:  # a second home (the same store, linked): its own server and log
+        cpu_home = home.with_name(home.name + "-cpu-sampling")
+        (cpu_home / "data").mkdir(parents=True, exist_ok=True)
+        if not (cpu_home / "data" / "models").exists():
+            (cpu_home / "data" / "models").symlink_to(home / "data" / "models")
+        out.append(Engine("localllm, CPU sampling", localllm_on("off", cpu_home), "/api/version",
+                          {"ignore_eos": True}, log(cpu_home)))  # fmt: skip
     if not args.no_llama_server:
         out.append(Engine("llama-server", server, "/health", {"ignore_eos": True}))
     if not args.no_bundled:
@@ -171,22 +199,36 @@ def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Str
     return out
 
 
-def streams(
-    url: str, n: int, tokens: int, extra: dict[str, Any], run: int
-) -> tuple[float, list[Stream]]:
-    """N requests at once, each a prompt no server has seen (nothing to reuse); returns
-    (wall seconds from the first send to the last token, each stream)."""
-    results: list[Stream] = [Stream()] * n
+def _threads(url: str, prompts: list[str], tokens: int, extra: dict[str, Any]) -> list[Stream]:
+    """These streams at once, one thread each (in this process)."""
+    results: list[Stream] = [Stream()] * len(prompts)
 
     def one(i: int) -> None:
-        results[i] = completion(url, f"{run}.{n}.{i} Once upon a time", tokens, extra)
+        results[i] = completion(url, prompts[i], tokens, extra)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    start = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def streams(
+    url: str, n: int, tokens: int, extra: dict[str, Any], run: int, pool: Any = None
+) -> tuple[float, list[Stream]]:
+    """N requests at once, each a prompt no server has seen (nothing to reuse); returns
+    (wall seconds from the first send to the last token, each stream). With `pool`
+    (client processes), the streams are spread over its processes."""
+    prompts = [f"{run}.{n}.{i} Once upon a time" for i in range(n)]
+    start = time.perf_counter()
+    if pool is None or n == 1:
+        results = _threads(url, prompts, tokens, extra)
+    else:
+        k = pool._max_workers
+        parts = [prompts[i::k] for i in range(k) if prompts[i::k]]
+        futures = [pool.submit(_threads, url, part, tokens, extra) for part in parts]
+        results = [s for f in futures for s in f.result()]
     return time.perf_counter() - start, results
 
 
@@ -253,15 +295,28 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
     """Every server up at once (idle ones cost nothing), taking turns level by level,
     so a slower or faster minute of this machine falls on all of them alike."""
     running: list[tuple[Engine, subprocess.Popen[bytes], str]] = []
+    pool = None
+    if args.clients > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(args.clients, mp_context=multiprocessing.get_context("spawn"))
+        list(pool.map(time.sleep, [0.0] * args.clients))  # started before anything is timed
     try:
         for engine in engines:
             running.append((engine, *start(engine)))
         results = [Result(e.name) for e in engines]
         for n in args.levels:
             runs: list[list[tuple[float, list[Stream]]]] = [[] for _ in engines]
-            for r in range(args.repeat):
-                for i, (engine, _, url) in enumerate(running):
-                    runs[i].append(streams(url, n, args.tokens, engine.extra, r))
+            for i, (engine, proc, url) in enumerate(running):
+                before = _profile_point(engine, proc, pool) if args.profile else None
+                for r in range(args.repeat):
+                    runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
+                if before is not None:
+                    after = _profile_point(engine, proc, pool)
+                    wall = sum(w for w, _ in runs[i])
+                    tokens = n * args.tokens * args.repeat
+                    results[i].profile[n] = _profile(before, after, wall, tokens)
             for (engine, _, _), result, mine in zip(running, results, runs, strict=True):
                 record(result, n, mine)
                 print(f"  {engine.name}: {n} streams, {result.aggregate[n]:.1f} tok/s",
@@ -272,12 +327,75 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
                 result.chat_prompt, result.chat_warm, result.chat_cold = sizes, warm, cold
         return results
     finally:
+        if pool is not None:
+            pool.shutdown()
         for _, proc, _ in running:
             proc.terminate()
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _cpu_seconds(proc: psutil.Process, children: bool) -> float:
+    try:
+        procs = [proc, *(proc.children(recursive=True) if children else [])]
+        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+    except psutil.Error:
+        return 0.0
+
+
+def _profile_point(engine: Engine, proc: subprocess.Popen[bytes], pool: Any) -> dict[str, Any]:
+    """The worker's totals and the CPU seconds of server, worker and clients so far."""
+    from localllm.engine.profile import read_last
+
+    time.sleep(1.2)  # the worker writes its totals about once a second
+    server = psutil.Process(proc.pid)
+    workers = server.children(recursive=True)
+    clients = [psutil.Process(p) for p in (pool._processes if pool else {})]
+    return {
+        "totals": read_last(engine.log.read_text()) if engine.log and engine.log.exists() else None,
+        "server": _cpu_seconds(server, children=False),
+        "worker": sum(_cpu_seconds(w, children=False) for w in workers),
+        "clients": _cpu_seconds(psutil.Process(), children=False)
+        + sum(_cpu_seconds(c, children=False) for c in clients),
+    }
+
+
+def _profile(
+    before: dict[str, Any], after: dict[str, Any], wall: float, tokens: int
+) -> dict[str, float]:
+    from localllm.engine.profile import breakdown
+
+    out: dict[str, float] = {}
+    if after["totals"] is not None:
+        out = breakdown(before["totals"], after["totals"])
+        steps = after["totals"]["steps"] - (before["totals"] or {"steps": 0})["steps"]
+        out["step_ms"] = wall / max(steps, 1) * 1e3
+    for who in ("worker", "server", "clients"):  # CPU seconds per 1,000 tokens
+        out[f"{who}_cpu_ms_per_token"] = (after[who] - before[who]) / max(tokens, 1) * 1e3
+    return out
+
+
+def batched_bench(binary: Path, path: Path, levels: list[int], ngl: int) -> dict[int, float]:
+    """llama.cpp's `llama-batched-bench` on the same model: S_TG (decode tokens/s of all
+    streams together, no HTTP, no sampling) at each number of streams."""
+    top = max(levels)
+    command = [str(binary), "-m", str(path), "-ngl", str(ngl), "-c", str(max(2048, 320 * top)),
+               "-b", "2048", "-ub", "512", "-npp", "128", "-ntg", "128",
+               "-npl", ",".join(map(str, levels)), "-fa", "on"]  # fmt: skip
+    print("  " + " ".join(command), file=sys.stderr)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    out: dict[int, float] = {}
+    for line in done.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if (
+            len(cells) >= 8 and cells[2].isdigit()
+        ):  # | PP | TG | B | N_KV | T_PP | S_PP | T_TG | S_TG |
+            out[int(cells[2])] = float(cells[7])
+    if not out:
+        print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
+    return out
 
 
 def record(result: Result, n: int, runs: list[tuple[float, list[Stream]]]) -> None:
@@ -320,7 +438,9 @@ def direct(path: Path, args: argparse.Namespace) -> Result:
     return result
 
 
-def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
+def report(
+    results: list[Result], args: argparse.Namespace, path: Path, ceiling: dict[int, float]
+) -> None:
     base = next((r for r in results if r.engine == "llama-server"), None)
     levels = args.levels
     print(f"model: {path.name} ({path.stat().st_size / 2**20:.0f} MiB), {args.threads} threads, "
@@ -341,6 +461,26 @@ def report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
                 cell += f", {r.errors[n]} failed"
             cells.append(cell)
         print(f"| {r.engine} | " + " | ".join(cells) + " |")
+    if ceiling:
+        print("\nShare of llama-batched-bench's S_TG (same model and build, no HTTP, no "
+              "sampling)\n")  # fmt: skip
+        print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
+        print("|---|" + "---|" * len(levels))
+        print("| llama-batched-bench S_TG | "
+              + " | ".join(f"{ceiling.get(n, 0):.0f}" for n in levels) + " |")  # fmt: skip
+        for r in results:
+            cells = [f"{r.aggregate[n] / ceiling[n]:.0%}" if n in r.aggregate and ceiling.get(n)
+                     else "-" for n in levels]  # fmt: skip
+            print(f"| {r.engine} | " + " | ".join(cells) + " |")
+    for r in (r for r in results if r.profile):
+        print(f"\nWhere a step's time goes, {r.engine} (ms per step; CPU ms per token)\n")
+        keys = ["tokens_per_step", "step_ms", "admit", "batch", "decode", "sample", "accept",
+                "send", "backend_share", "worker_cpu_ms_per_token", "server_cpu_ms_per_token",
+                "clients_cpu_ms_per_token"]  # fmt: skip
+        print("| streams | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for n, p in sorted(r.profile.items()):
+            print(f"| {n} | " + " | ".join(f"{p.get(k, 0):.3f}" for k in keys) + " |")
     print("\nPer stream decode tokens/s / time to first token, median over the streams\n")
     print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
     print("|---|" + "---|" * len(levels))
@@ -402,6 +542,12 @@ def main() -> None:
     parser.add_argument(
         "--direct", action="store_true", help="also llama-cpp-python's Llama in process (1 stream)"
     )
+    parser.add_argument("--clients", type=int, default=1,
+                        help="client processes to spread the streams over")  # fmt: skip
+    parser.add_argument("--batched-bench", type=Path, help="a built llama-batched-bench")
+    parser.add_argument("--compare-sampling", action="store_true",
+                        help="also localllm with sampling on the CPU")  # fmt: skip
+    parser.add_argument("--profile", action="store_true", help="where each step's time goes")
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
@@ -419,13 +565,17 @@ def main() -> None:
     results = run_all(engines(path, args, home), args)
     if args.direct:
         results.append(direct(path, args))
-    report(results, args, path)
+    ceiling = (
+        batched_bench(args.batched_bench, path, args.levels, args.ngl) if args.batched_bench else {}
+    )
+    report(results, args, path, ceiling)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"concurrency-{args.tag}"
     saved = {
         "model": path.name,
         "args": {k: str(v) for k, v in vars(args).items()},
         "results": [asdict(r) for r in results],
+        "llama_batched_bench": ceiling,
     }
     stem.with_suffix(".json").write_text(json.dumps(saved, indent=2))
     title = f"{path.name}, {args.threads} threads, {args.ngl} GPU layers, {args.tokens} tokens"

@@ -23,8 +23,8 @@ speed)
     python3 -c 'from pathlib import Path; from benchmarks._models import model_file
 print(model_file(Path("/tmp/gpu-models"), small=False))'
     python3 benchmarks/concurrency.py --model /tmp/gpu-models/llama-1B-Q4_K_M.gguf \
-        --llama-server /tmp/llama-server --no-bundled --workdir /tmp/gpu-models "$@" \
-        | tee "$OUT/speed.md"
+        --llama-server /tmp/llama-server --batched-bench /tmp/llama-batched-bench \
+        --no-bundled --workdir /tmp/gpu-models "$@" | tee "$OUT/speed.md"
     cp benchmarks/results/concurrency-*.json benchmarks/results/concurrency-*.png "$OUT/" 2>/dev/null || true
     ;;
 esac

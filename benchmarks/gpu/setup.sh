@@ -19,9 +19,11 @@ tar xzf .carry/llama.cpp.tar.gz -C /tmp/src
 cmake -S /tmp/src/llama.cpp -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90-real -DBUILD_SHARED_LIBS=ON \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF > /tmp/cmake.log
-cmake --build "$BUILD" --target llama-server llama mtmd -j "$(nproc)" > /tmp/build.log
+cmake --build "$BUILD" --target llama-server llama-batched-bench llama mtmd -j "$(nproc)" \
+    > /tmp/build.log
 cp -r .carry/llama_cpp "$SITE/"
 mkdir -p "$SITE/llama_cpp/lib"
 find "$BUILD" -name '*.so*' -exec cp -P {} "$SITE/llama_cpp/lib/" \;
 ln -sf "$BUILD/bin/llama-server" /tmp/llama-server
+ln -sf "$BUILD/bin/llama-batched-bench" /tmp/llama-batched-bench
 touch "$SITE/.ready"

@@ -2,8 +2,9 @@
 building the batch, `llama_decode` with the device synchronised (the model's
 compute, on the GPU or the CPU), sampling, turning tokens into text and events, and
 sending them to the server. The worker writes the running totals to its log as
-`localllm-profile {json}` about once a second; `benchmarks/concurrency.py --profile`
-reads them before and after each level and prints the breakdown per step.
+`localllm-profile {json}` about once a second and whenever it falls idle;
+`benchmarks/concurrency.py --profile` reads them before and after each level and
+prints the breakdown per step.
 """
 
 from __future__ import annotations

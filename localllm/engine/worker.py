@@ -43,7 +43,7 @@ def serve(conn: Connection, engine: Engine) -> None:
             conn.send(events)  # one message per step, however many streams advanced
             if engine.profile is not None:
                 engine.profile.add("send", time.perf_counter_ns() - sent_from)
-        if engine.profile is not None and engine.profile.due():
+        if engine.profile is not None and (engine.profile.due() or not engine.busy):
             print(engine.profile.line(), file=sys.stderr, flush=True)
 
 
