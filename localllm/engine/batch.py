@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
+from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
@@ -67,6 +68,7 @@ class Engine:
         self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
         self._can_cut = not (model.recurrent or model.has_swa)
         self._guarded: GuardedDraw | None = None
+        self._graph = GraphSamplers(model, n_seq)
 
     @property
     def busy(self) -> bool:
@@ -120,19 +122,19 @@ class Engine:
                     raise LocalLLMError("the prompt is empty: there is nothing to continue")
                 m = self.model
                 eog = m.eog if request.sampling.ignore_eos else ()
-                sampler = build_sampler(m.vocab, m.n_vocab, request.sampling, request.grammar, eog)
+                build = functools.partial(
+                    build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
+                )
+                slot = self._choose(free, tokens)
+                sampler, owned = self._graph.chain_for(slot.seq, request, build)
             except (LocalLLMError, ValueError) as exc:
                 events.append(Failed(request.id, 400, str(exc)))
                 continue
             except Exception as exc:  # this request's failure (a template, a tokenizer...)
                 events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
                 continue
-            slot = self._choose(free, tokens)
             cached = self._reuse(slot, tokens)
-            slot.job = Job(self.model, request, tokens, cached, sampler, start)
-            # In the graph where the chain allows it: grammars and logprobs need the logits.
-            on_backend = request.grammar is None and request.sampling.logprobs < 0
-            self.model.use_sampler(slot.seq, sampler if on_backend else None)
+            slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
         return events
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
@@ -290,7 +292,6 @@ class Engine:
 
     def _release(self, slot: Slot) -> None:
         if slot.job is not None:
-            self.model.use_sampler(slot.seq, None)  # before its chain is freed
             slot.job.close()
             slot.job = None
         slot.last_used = time.monotonic()
@@ -357,6 +358,7 @@ class Engine:
     def close(self) -> None:
         for slot in self.slots:
             self._release(slot)
+        self._graph.close()
         llama_cpp.llama_batch_free(self._batch)
 
 

@@ -27,6 +27,7 @@ class Job:
         cached: int,
         sampler: Any,
         start_ns: int,
+        owns_sampler: bool = True,
     ) -> None:
         self.model = model
         self.request = request
@@ -37,6 +38,8 @@ class Job:
         """Tokens still to decode: the rest of the prompt, then each sampled token."""
         self.prefilling = True
         self.sampler = sampler
+        self.owns_sampler = owns_sampler
+        """False for a chain that stays attached to llama.cpp's graph (`graph_sampling`)."""
         self.start_ns = start_ns
         self.first_ns = 0
         self.n_eval = 0
@@ -109,6 +112,6 @@ class Job:
         return events
 
     def close(self) -> None:
-        if self.sampler is not None:
+        if self.sampler is not None and self.owns_sampler:
             llama_cpp.llama_sampler_free(self.sampler)
-            self.sampler = None
+        self.sampler = None

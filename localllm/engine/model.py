@@ -185,6 +185,10 @@ class LlamaModel:
         self._backend_configs = configs  # llama.cpp keeps the pointer: keep it alive
         cp.samplers, cp.n_samplers = configs, n_seq
 
+    @property
+    def samples_in_graph(self) -> bool:
+        return bool(self._backend_chains)
+
     def use_sampler(self, seq: int, chain: Any) -> bool:
         """Sample sequence `seq` in the graph with `chain` (None: on the CPU, from its
         logits). False when this context samples on the CPU only."""

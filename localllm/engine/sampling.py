@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,7 +66,11 @@ def build_sampler(
         add(chain, llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
     add(chain, llama_cpp.llama_sampler_init_temp(options.temperature))
     seed = options.seed if options.seed is not None and options.seed >= 0 else None
-    draw = seed & 0xFFFFFFFF if seed is not None else random.getrandbits(32)  # a C uint32
+    # Unseeded: llama.cpp draws a fresh seed at creation and at each reset (a chain kept
+    # in the graph is reset for its next request: `graph_sampling`).
+    draw = seed & 0xFFFFFFFF if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+    if draw == llama_cpp.LLAMA_DEFAULT_SEED and seed is not None:
+        draw -= 1  # a seed that happens to be llama.cpp's "random" value stays fixed
     add(chain, llama_cpp.llama_sampler_init_dist(draw))
     return chain
 
