@@ -22,6 +22,7 @@ import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import llama_cpp
 
@@ -40,8 +41,12 @@ from localllm.engine.protocol import (
     Rendered,
 )
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
+from localllm.engine.speculation import PromptLookup, speculates
 from localllm.errors import LocalLLMError
 
+SPECULATE_UP_TO = 4
+"""Streams generating at once up to which they guess ahead (`engine.speculation`):
+beyond, the batch is busy enough that guesses no longer come for free."""
 MIN_SHARE = 0.1
 """The share of a prompt a slot's cache must hold for the request to take that slot."""
 
@@ -135,6 +140,8 @@ class Engine:
                 continue
             cached = self._reuse(slot, tokens)
             slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
+            if self._can_cut and speculates(request):
+                slot.job.lookup = PromptLookup(tokens)
         return events
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
@@ -172,11 +179,23 @@ class Engine:
         for slot in generating:
             if slot.job and slot.job.request.shift and len(slot.cached) + 1 >= self.n_ctx_slot:
                 self._shift(slot)
-        for slot in generating:  # one token each: streams first
+        drafts: dict[int, list[int]] = {}
+        guessing = len(generating) <= SPECULATE_UP_TO
+        for slot in generating:  # one token each (and its guesses): streams first
             assert slot.job is not None
-            self._add(n, slot.job.pending[0], len(slot.cached), slot.seq, True)
+            pos = len(slot.cached)
+            self._add(n, slot.job.pending[0], pos, slot.seq, True)
             outputs.append((slot, n))
             n += 1
+            lookup = slot.job.lookup
+            if lookup is not None and guessing:
+                room = min(self._capacity - n - len(generating), self.n_ctx_slot - pos - 2)
+                draft = lookup.draft(room) if room > 0 else []
+                for j, token in enumerate(draft):
+                    self._add(n, token, pos + 1 + j, slot.seq, True)
+                    n += 1
+                if draft:
+                    drafts[slot.seq] = draft
         chunk = self.model.settings.n_ubatch if generating else self._capacity
         taken: dict[int, int] = {}
         for slot in running:
@@ -235,6 +254,11 @@ class Engine:
                     job.logprob(token_logprob(m.ctx, index, m.n_vocab, token, top, m.piece))
                 shifting = job.request.shift and self.can_shift
                 out = job.accept(token, len(slot.cached), 0 if shifting else self.n_ctx_slot)
+                if job.lookup is not None:
+                    job.lookup.push(token)
+                    guesses = drafts.get(slot.seq)
+                    if guesses:
+                        out += self._verify(slot, job, token, guesses, index, draw)
             except LocalLLMError as exc:
                 out = [Failed(job.id, 400, str(exc))]
                 job.pending = []
@@ -247,6 +271,31 @@ class Engine:
         if profile is not None:
             profile.add("sample", sample_ns)
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
+        return events
+
+    def _verify(
+        self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any
+    ) -> list[Event]:
+        """Keep the guesses the model agrees with: while the token it chose is the next
+        guess, that guess's logits (the outputs after `index`) give the token after it.
+        The cache keeps the agreed guesses and drops the rest."""
+        events: list[Event] = []
+        agreed = 0
+        while job.pending and agreed < len(draft) and token == draft[agreed]:
+            slot.cached.append(draft[agreed])
+            agreed += 1
+            token = draw(job.sampler, self.model.ctx, index + agreed)
+            shifting = job.request.shift and self.can_shift
+            events += job.accept(token, len(slot.cached), 0 if shifting else self.n_ctx_slot)
+            assert job.lookup is not None
+            job.lookup.push(token)
+        llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
+        assert job.lookup is not None
+        job.lookup.update(len(draft), agreed)
+        if self.profile is not None:
+            self.profile.tokens += agreed
+            self.profile.drafted += len(draft)
+            self.profile.agreed += agreed
         return events
 
     @functools.cached_property

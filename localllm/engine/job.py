@@ -15,6 +15,7 @@ import llama_cpp
 
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob
+from localllm.engine.speculation import PromptLookup
 from localllm.engine.text import StopFilter, Utf8Stream
 
 
@@ -39,6 +40,8 @@ class Job:
         self.prefilling = True
         self.sampler = sampler
         self.owns_sampler = owns_sampler
+        self.lookup: PromptLookup | None = None
+        """Its drafter, when its answer can be guessed ahead (`engine.speculation`)."""
         """False for a chain that stays attached to llama.cpp's graph (`graph_sampling`)."""
         self.start_ns = start_ns
         self.first_ns = 0

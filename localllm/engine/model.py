@@ -21,6 +21,7 @@ import llama_cpp
 from localllm.engine.llamalog import capture_log, last_reason
 from localllm.engine.params import context_params, model_params
 from localllm.engine.protocol import Adapter, Load, Loaded
+from localllm.engine.speculation import K_MAX
 from localllm.errors import LocalLLMError
 from localllm.planner.settings import LoadSettings
 
@@ -184,6 +185,8 @@ class LlamaModel:
             configs[seq].sampler = ctypes.cast(chain, ctypes.c_void_p)
         self._backend_configs = configs  # llama.cpp keeps the pointer: keep it alive
         cp.samplers, cp.n_samplers = configs, n_seq
+        # A guessing request has its next token and its guesses sampled in one pass.
+        cp.n_outputs_max_per_seq = K_MAX + 1
 
     @property
     def samples_in_graph(self) -> bool:

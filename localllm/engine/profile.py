@@ -25,6 +25,9 @@ class StepProfile:
         """Tokens sampled (one per generating request per step)."""
         self.backend = 0
         """Of those, sampled in llama.cpp's graph."""
+        self.drafted = 0
+        self.agreed = 0
+        """Guessed tokens (prompt lookup) decoded, and those the model agreed with."""
         self._written = time.monotonic()
 
     def add(self, phase: str, ns: int) -> None:
@@ -39,7 +42,7 @@ class StepProfile:
 
     def line(self) -> str:
         totals = {"steps": self.steps, "tokens": self.tokens, "backend": self.backend,
-                  "ns": self.ns}  # fmt: skip
+                  "drafted": self.drafted, "agreed": self.agreed, "ns": self.ns}  # fmt: skip
         return PREFIX + json.dumps(totals)
 
 

@@ -67,6 +67,8 @@ class Sampling:
     logprobs: int = -1
     """Log probabilities of each generated token: -1 none, else the chosen token's and
     this many of the most likely ones (0 to 20)."""
+    prompt_lookup: bool = True
+    """Guess greedy answers ahead from the text so far (`engine.speculation`)."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Options(Loose):
     seed: StrictInt | None = None
     stop: list[StrictStr] | StrictStr | None = None
     ignore_eos: StrictBool | None = None
+    prompt_lookup: StrictBool | None = None
+    """localllm's: guess greedy answers ahead from the text (default on)."""
 
     @field_validator("*")
     @classmethod

@@ -81,6 +81,7 @@ PARAMETERS: Mapping[str, Callable[[str], object]] = {
     "repeat_penalty": _float(0.0, 1e6), "presence_penalty": _float(-2.0, 2.0),
     "frequency_penalty": _float(-2.0, 2.0), "mirostat_eta": _float(0.0, 1e6),
     "mirostat_tau": _float(0.0, 1e6), "use_mmap": _bool, "stop": _text,
+    "prompt_lookup": _bool,
 }  # fmt: skip
 MAX_STOPS = 64
 

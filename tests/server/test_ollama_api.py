@@ -76,3 +76,14 @@ def test_shift_lets_an_answer_run_past_its_context(server: Running) -> None:
     long = httpx.post(server.url + "/api/generate", json={**body, "shift": True}, timeout=120)
     assert long.status_code == 200, long.text
     assert long.json()["eval_count"] == 400
+
+
+def test_prompt_lookup_changes_no_greedy_answer(server: Running) -> None:
+    client = ollama.Client(host=server.url)
+    options = {"temperature": 0, "repeat_penalty": 1.0, "num_predict": 60, "seed": 1}
+    prompt = "a b c a b c a b c"
+    guessed = client.generate("tiny", prompt, options=options)
+    plain = client.generate("tiny", prompt, options={**options, "prompt_lookup": False})
+    assert guessed.response == plain.response and guessed.eval_count == plain.eval_count
+    with pytest.raises(ollama.ResponseError, match="prompt_lookup"):
+        client.generate("tiny", prompt, options={"prompt_lookup": "maybe"})

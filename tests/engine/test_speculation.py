@@ -1,0 +1,90 @@
+"""Prompt lookup (localllm/engine/speculation.py): guesses from the text itself, kept
+only where the model agrees, so greedy answers are the same with and without it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from localllm.engine.batch import Engine
+from localllm.engine.model import LlamaModel
+from localllm.engine.profile import StepProfile
+from localllm.engine.protocol import Done, Generate, Piece, Sampling
+from localllm.engine.speculation import PromptLookup, speculates
+from localllm.planner.settings import LoadSettings
+
+GREEDY = Sampling(temperature=0, num_predict=120, repeat_penalty=1.0, ignore_eos=True)
+
+
+def test_guesses_continue_the_latest_match() -> None:
+    lookup = PromptLookup([1, 2, 3, 4, 5, 9, 2, 3])
+    assert lookup.draft(3) == [4, 5, 9]  # "2 3" was followed by 4 5 9
+    lookup.push(7)
+    assert lookup.draft(3) == []  # nothing ever followed "... 3 7", "3 7" or "7"
+    lookup.push(1)
+    assert lookup.draft(2) == [2, 3]
+
+
+def test_failing_guesses_pause_and_agreeing_ones_grow() -> None:
+    lookup = PromptLookup([1, 2, 1, 2, 1, 2])
+    first = lookup.k
+    lookup.update(4, 4)
+    assert lookup.k == 2 * first
+    for _ in range(3):
+        lookup.update(4, 0)
+    assert lookup.draft(4) == []  # paused after a run of rejections
+
+
+def test_only_greedy_answers_without_penalties_speculate() -> None:
+    assert speculates(Generate(0, prompt="x", sampling=GREEDY))
+    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, temperature=0.5)))
+    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, repeat_penalty=1.1)))
+    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, prompt_lookup=False)))
+    assert not speculates(Generate(0, prompt="x", sampling=GREEDY, grammar='root ::= "a"'))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_files: dict[str, Path]) -> Iterator[Engine]:
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 1024, n_seq_max=4, n_threads=2)
+    model = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    e = Engine(model)
+    yield e
+    e.close()
+    model.close()
+
+
+def run(engine: Engine, *requests: Generate) -> dict[int, tuple[str, Done]]:
+    for r in requests:
+        engine.submit(r)
+    texts = {r.id: "" for r in requests}
+    done: dict[int, Done] = {}
+    while engine.busy:
+        for event in engine.step():
+            if isinstance(event, Piece):
+                texts[event.id] += event.text
+            elif isinstance(event, Done):
+                done[event.id] = event
+    return {i: (texts[i], done[i]) for i in texts}
+
+
+@pytest.mark.slow
+def test_greedy_answers_are_the_same_with_and_without_guessing(engine: Engine) -> None:
+    prompts = ["Once upon a time there was", "a b c a b c a b", "The cat sat. The cat"]
+    off = replace(GREEDY, prompt_lookup=False)
+    for prompt in prompts:
+        engine.profile = StepProfile()
+        plain = run(engine, Generate(1, prompt=prompt, sampling=off))[1]
+        steps_plain, engine.profile = engine.profile.steps, StepProfile()
+        guessed = run(engine, Generate(2, prompt=prompt, sampling=GREEDY))[2]
+        assert guessed[0] == plain[0], prompt
+        assert guessed[1].eval_tokens == plain[1].eval_tokens == 120
+        assert engine.profile.steps <= steps_plain  # guesses the model agreed with: fewer passes
+    engine.profile = None
+    together = run(engine, *(Generate(10 + i, prompt=p, sampling=GREEDY)
+                             for i, p in enumerate(prompts)))  # fmt: skip
+    for i, prompt in enumerate(prompts):
+        alone = run(engine, Generate(1, prompt=prompt, sampling=off))[1]
+        assert together[10 + i][0] == alone[0]
