@@ -33,7 +33,7 @@ class GraphSamplers:
         """Chains this object made and attached (freed when replaced or detached)."""
         self._keys: list[Sampling | None] = [None] * n_seq
         self._attached = [self.enabled] * n_seq
-        """Something is attached (the model's placeholder at first)."""
+        """A chain is attached (at first the greedy one the context was made with)."""
 
     def chain_for(self, seq: int, request: Generate, build: Callable[[], Any]) -> tuple[Any, bool]:
         """(the chain to sample `request` with on sequence `seq`, whether the request

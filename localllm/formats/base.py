@@ -3,6 +3,7 @@ for tags that arrive cut across streamed pieces."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +46,7 @@ class ToolParser(Protocol):
     def finish(self) -> tuple[str, tuple[ToolCall, ...]]: ...
 
 
-class BufferedCalls:
+class BufferedCalls(ABC):
     """The shape of a `ToolParser` over a buffer of text not yet known to be answer text
     or a call: `feed` adds to it and scans, `finish` scans for the last time (what is
     left then is answer text)."""
@@ -60,8 +61,9 @@ class BufferedCalls:
     def finish(self) -> tuple[str, tuple[ToolCall, ...]]:
         return self._scan(final=True)
 
+    @abstractmethod
     def _scan(self, final: bool) -> tuple[str, tuple[ToolCall, ...]]:
-        raise NotImplementedError
+        """What the buffer holds for sure; with `final`, all of it."""
 
 
 def partial_suffix(text: str, tags: tuple[str, ...]) -> int:

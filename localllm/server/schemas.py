@@ -102,44 +102,36 @@ class OllamaMessage(Loose):
     tool_name: StrictStr | None = None
 
 
-class GenerateBody(Loose):
+class OllamaGeneration(Loose):
+    """What `/api/generate` and `/api/chat` both take."""
+
     model: StrictStr
+    format: Format = None
+    options: Options = Options()
+    stream: StrictBool = True
+    keep_alive: KeepAlive = None
+    truncate: StrictBool = False
+    shift: StrictBool = False
+    """Ollama's: shift the context when the answer reaches its end (default false here:
+    an answer that ran out of context ends with done_reason "length", never silently
+    forgets its prompt)."""
+    think: Think = None
+    logprobs: StrictBool = False
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+
+
+class GenerateBody(OllamaGeneration):
     prompt: StrictStr | None = ""
     suffix: StrictStr | None = None
     system: StrictStr | None = None
     template: StrictStr | None = None
     raw: StrictBool = False
-    format: Format = None
-    options: Options = Options()
-    stream: StrictBool = True
-    keep_alive: KeepAlive = None
     images: list[Any] | None = None
-    truncate: StrictBool = False
-    shift: StrictBool = False
-    """Ollama's: shift the context when the answer reaches its end (default false here:
-    an answer that ran out of context ends with done_reason "length", never silently
-    forgets its prompt)."""
-    think: Think = None
-    logprobs: StrictBool = False
-    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
 
 
-class ChatBody(Loose):
-    model: StrictStr
+class ChatBody(OllamaGeneration):
     messages: list[OllamaMessage] = Field(default_factory=list)
     tools: list[Tool] | None = None
-    format: Format = None
-    options: Options = Options()
-    stream: StrictBool = True
-    keep_alive: KeepAlive = None
-    truncate: StrictBool = False
-    shift: StrictBool = False
-    """Ollama's: shift the context when the answer reaches its end (default false here:
-    an answer that ran out of context ends with done_reason "length", never silently
-    forgets its prompt)."""
-    think: Think = None
-    logprobs: StrictBool = False
-    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
 
 
 class EmbedBody(Loose):
