@@ -252,8 +252,7 @@ class Engine:
                 if top >= 0 and not self.model.is_eog(token):
                     m = self.model
                     job.logprob(token_logprob(m.ctx, index, m.n_vocab, token, top, m.piece))
-                shifting = job.request.shift and self.can_shift
-                out = job.accept(token, len(slot.cached), 0 if shifting else self.n_ctx_slot)
+                out = job.accept(token, len(slot.cached), self._limit(job))
                 if job.lookup is not None:
                     job.lookup.push(token)
                     guesses = drafts.get(slot.seq)
@@ -285,8 +284,7 @@ class Engine:
             slot.cached.append(draft[agreed])
             agreed += 1
             token = draw(job.sampler, self.model.ctx, index + agreed)
-            shifting = job.request.shift and self.can_shift
-            events += job.accept(token, len(slot.cached), 0 if shifting else self.n_ctx_slot)
+            events += job.accept(token, len(slot.cached), self._limit(job))
             assert job.lookup is not None
             job.lookup.push(token)
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
@@ -297,6 +295,10 @@ class Engine:
             self.profile.drafted += len(draft)
             self.profile.agreed += agreed
         return events
+
+    def _limit(self, job: Job) -> int:
+        """The context `job.accept` ends the answer at (0: none, the engine shifts)."""
+        return 0 if job.request.shift and self.can_shift else self.n_ctx_slot
 
     @functools.cached_property
     def can_shift(self) -> bool:

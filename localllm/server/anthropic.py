@@ -24,14 +24,12 @@ from starlette.routing import Route
 from localllm.engine.protocol import Done, Generate, Piece, ToolCall
 from localllm.formats import thinks
 from localllm.server.errors import APIError, error_body, message_of, parse
-from localllm.server.inference import Inference, chain
+from localllm.server.inference import NO_REPEAT_PENALTY, Inference, chain
 from localllm.server.schemas import Count, Loose, Number
 from localllm.server.state import state
 from localllm.server.thinking import Think, Thinking, thinking_for
 from localllm.store.manifests import Manifest
 
-DEFAULTS = {"repeat_penalty": 1.0}
-"""Anthropic's API has no repeat penalty: none applies unless the Modelfile sets one."""
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}
 EFFORTS: dict[str, Think] = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high",
                              "max": "high"}  # fmt: skip
@@ -264,7 +262,7 @@ async def messages(request: Request) -> Response:
     body = await parse(request, MessagesBody)
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(manifest, _options(body), DEFAULTS)
+    options = inference.options(manifest, _options(body), NO_REPEAT_PENALTY)
     gen, mode = _request(inference, manifest, body, options)
     started = await inference.start(manifest, gen, options, inference.keep_alive(None), mode)
     head = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
@@ -352,7 +350,7 @@ async def count_tokens(request: Request) -> Response:
     body = await parse(request, CountTokensBody)
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(manifest, {}, DEFAULTS)
+    options = inference.options(manifest, {}, NO_REPEAT_PENALTY)
     gen, _ = _request(inference, manifest, body, options)
     _, tokens = await inference.render(manifest, gen, options)
     return JSONResponse({"input_tokens": tokens})

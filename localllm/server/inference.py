@@ -24,6 +24,10 @@ from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
 _SAMPLING = {f.name for f in fields(Sampling)}
+NO_REPEAT_PENALTY = {"repeat_penalty": 1.0}
+"""The defaults of the APIs that have no repeat penalty (OpenAI's and Anthropic's: their
+penalties are presence and frequency, default 0): none applies unless the Modelfile
+sets one, as in llama-server's OpenAI API."""
 
 
 @dataclass

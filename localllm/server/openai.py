@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from localllm.engine.protocol import Done, Generate, Piece, TokenLogprob, ToolCall
 from localllm.server.errors import APIError, message_of, parse
-from localllm.server.inference import chain
+from localllm.server.inference import NO_REPEAT_PENALTY, chain
 from localllm.server.logprobs import columns as logprob_columns
 from localllm.server.logprobs import entries, requested
 from localllm.server.schemas import (
@@ -45,11 +45,6 @@ def sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
-
-
-OPENAI_DEFAULTS = {"repeat_penalty": 1.0}
-"""OpenAI's API has no repeat penalty (its penalties are presence and frequency, default 0),
-so unless the Modelfile sets one, none applies here, as in llama-server's OpenAI API."""
 
 
 def _options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
@@ -180,7 +175,7 @@ async def chat_completions(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     limit = body.max_completion_tokens or body.max_tokens
-    options = inference.options(manifest, _options(body, limit), OPENAI_DEFAULTS)
+    options = inference.options(manifest, _options(body, limit), NO_REPEAT_PENALTY)
     user = _messages(body)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
@@ -265,7 +260,7 @@ async def completions(request: Request) -> Response:
         raise APIError(400, "prompt: send one prompt per request")
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    options = inference.options(manifest, _options(body, body.max_tokens), OPENAI_DEFAULTS)
+    options = inference.options(manifest, _options(body, body.max_tokens), NO_REPEAT_PENALTY)
     sampling = inference.sampling(options)
     if body.logprobs is not None:
         sampling = replace(sampling, logprobs=body.logprobs)

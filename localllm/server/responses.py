@@ -24,14 +24,12 @@ from starlette.routing import Route
 
 from localllm.engine.protocol import Done, Generate, ToolCall
 from localllm.server.errors import APIError, parse
-from localllm.server.inference import Inference, chain
+from localllm.server.inference import NO_REPEAT_PENALTY, Inference, chain
 from localllm.server.schemas import Count, Loose, Number
 from localllm.server.state import state
 from localllm.server.thinking import Think, thinking_for
 from localllm.store.manifests import Manifest
 
-DEFAULTS = {"repeat_penalty": 1.0}
-"""No repeat penalty in OpenAI's APIs: none applies unless the Modelfile sets one."""
 EFFORTS: dict[str | None, Think] = {
     None: None, "none": False, "minimal": "low", "low": "low", "medium": "medium",
     "high": "high", "xhigh": "high",
@@ -256,7 +254,7 @@ def _request(
     requested = {"temperature": body.temperature, "top_p": body.top_p,
                  "num_predict": body.max_output_tokens}  # fmt: skip
     options = inference.options(manifest, {k: v for k, v in requested.items() if v is not None},
-                                DEFAULTS)  # fmt: skip
+                                NO_REPEAT_PENALTY)  # fmt: skip
     template = manifest.template or inference.chat_template(manifest)
     effort = body.reasoning.effort if body.reasoning else None
     mode = thinking_for(EFFORTS[effort], template, manifest.name)
