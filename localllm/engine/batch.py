@@ -19,6 +19,7 @@ prompt extends it exactly.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 import llama_cpp
 
 from localllm.engine.graph_sampling import GraphSamplers
+from localllm.engine.greedy import GreedyRows, plain_greedy
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
@@ -47,6 +49,10 @@ from localllm.errors import LocalLLMError
 SPECULATE_UP_TO = 4
 """Streams generating at once up to which they guess ahead (`engine.speculation`):
 beyond, the batch is busy enough that guesses no longer come for free."""
+GRAPH_GREEDY_UP_TO = 4
+"""Streams up to which a greedy request is sampled in llama.cpp's graph (when it
+samples there): beyond, each stream's own argmax subgraph costs the decode more
+than reading all greedy rows off the host logits at once (`engine.greedy`)."""
 MIN_SHARE = 0.1
 """The share of a prompt a slot's cache must hold for the request to take that slot."""
 
@@ -131,7 +137,11 @@ class Engine:
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
                 slot = self._choose(free, tokens)
-                sampler, owned = self._graph.chain_for(slot.seq, request, build)
+                if plain_greedy(request) and not self._graph_greedy():
+                    self._graph.detach(slot.seq)
+                    sampler, owned = None, False
+                else:
+                    sampler, owned = self._graph.chain_for(slot.seq, request, build)
             except (LocalLLMError, ValueError) as exc:
                 events.append(Failed(request.id, 400, str(exc)))
                 continue
@@ -143,6 +153,12 @@ class Engine:
             if self._can_cut and speculates(request):
                 slot.job.lookup = PromptLookup(tokens)
         return events
+
+    def _graph_greedy(self) -> bool:
+        """Whether a greedy request admitted now is sampled in the graph, else read off
+        the host logits with the step's other greedy rows (`engine.greedy`)."""
+        streams = len(self.queue) + sum(s.job is not None for s in self.slots) + 1
+        return self._graph.enabled and streams <= GRAPH_GREEDY_UP_TO
 
     def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
         """The free slot holding the longest start of `tokens`, when that is a real share
@@ -225,6 +241,9 @@ class Engine:
             profile.add("decode", decoded - built)
             profile.steps += 1
             sample_ns = 0
+        picked = self._greedy_tokens(outputs, drafts)
+        if profile is not None:
+            sample_ns += time.perf_counter_ns() - decoded
         for slot in running:
             job = slot.job
             assert job is not None
@@ -239,7 +258,12 @@ class Engine:
             job = slot.job
             assert job is not None
             try:
-                draw = self._guarded_draw() if job.request.grammar else _sample
+                if job.sampler is None:
+                    draw: Any = functools.partial(_picked, picked)
+                elif job.request.grammar:
+                    draw = self._guarded_draw()
+                else:
+                    draw = _sample
                 if profile is not None:
                     drawn_from = time.perf_counter_ns()
                     ctx = self.model.ctx
@@ -271,6 +295,24 @@ class Engine:
             profile.add("sample", sample_ns)
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
         return events
+
+    def _greedy_tokens(
+        self, outputs: list[tuple[Slot, int]], drafts: dict[int, list[int]]
+    ) -> dict[int, int]:
+        """The tokens of the step's plain greedy streams, their guesses' rows included,
+        in one pass (`engine.greedy`)."""
+        rows: list[tuple[int, bool]] = []
+        for slot, index in outputs:
+            job = slot.job
+            if job is not None and job.sampler is None:
+                ban = job.request.sampling.ignore_eos
+                rows += [(index + j, ban) for j in range(1 + len(drafts.get(slot.seq, ())))]
+        return self._greedy.tokens(self.model.ctx, rows)
+
+    @functools.cached_property
+    def _greedy(self) -> GreedyRows:
+        m = self.model
+        return GreedyRows(m.n_vocab, m.eog, min(8, os.cpu_count() or 1))
 
     def _verify(
         self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any
@@ -410,7 +452,13 @@ class Engine:
         for slot in self.slots:
             self._release(slot)
         self._graph.close()
+        if "_greedy" in self.__dict__:
+            self._greedy.close()
         llama_cpp.llama_batch_free(self._batch)
+
+
+def _picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) -> int:
+    return picked[index]
 
 
 def _sample(sampler: object, ctx: object, index: int) -> int:

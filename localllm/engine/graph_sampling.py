@@ -5,7 +5,8 @@ again at the next decode (a scheduler reserve: tens of milliseconds on a GPU, fo
 every stream in the batch). So a chain stays attached when its request ends, and
 the next request on that sequence with the same sampling resets and reuses it;
 only a different sampling, or a request that needs the logits on the host (a
-grammar, logprobs), changes what is attached.
+grammar, logprobs, a plain greedy one in a busy batch: `engine.greedy`), changes
+what is attached.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class GraphSamplers:
         if not self.enabled:
             return build(), True
         if request.grammar is not None or request.sampling.logprobs >= 0:
-            self._detach(seq)  # sampled on the CPU, from the logits
+            self.detach(seq)  # sampled on the CPU, from the logits
             return build(), True
         key = chain_key(request.sampling)
         chain = self._chains[seq]
@@ -55,7 +56,8 @@ class GraphSamplers:
         self._chains[seq], self._keys[seq], self._attached[seq] = new, key, True
         return new, False
 
-    def _detach(self, seq: int) -> None:
+    def detach(self, seq: int) -> None:
+        """Sequence `seq` is sampled from its logits on the host from its next decode."""
         if self._attached[seq]:
             self.model.use_sampler(seq, None)
             self._attached[seq] = False
@@ -65,4 +67,4 @@ class GraphSamplers:
 
     def close(self) -> None:
         for seq in range(len(self._chains)):
-            self._detach(seq)
+            self.detach(seq)

@@ -56,8 +56,9 @@ def read_last(log: str) -> dict[str, object] | None:
 
 
 def breakdown(before: Mapping[str, object] | None, after: Mapping[str, object]) -> dict[str, float]:
-    """Milliseconds per step for each phase between two totals, with tokens per step
-    and the share of tokens sampled in the graph."""
+    """Milliseconds per step for each phase between two totals, with tokens per step,
+    the share of tokens sampled in the graph, and guesses (prompt lookup) per step
+    with the share the model agreed with."""
 
     def get(totals: Mapping[str, object] | None, key: str) -> float:
         if totals is None:
@@ -70,4 +71,7 @@ def breakdown(before: Mapping[str, object] | None, after: Mapping[str, object]) 
     out = {p: (get(after, p) - get(before, p)) / steps / 1e6 for p in PHASES}
     out["tokens_per_step"] = tokens / steps
     out["backend_share"] = (get(after, "backend") - get(before, "backend")) / max(tokens, 1.0)
+    drafted = get(after, "drafted") - get(before, "drafted")
+    out["drafted_per_step"] = drafted / steps
+    out["agreed_share"] = (get(after, "agreed") - get(before, "agreed")) / max(drafted, 1.0)
     return out

@@ -61,6 +61,22 @@ def test_greedy_is_the_same_in_the_graph_at_any_concurrency(engines: dict[bool, 
     assert together == alone
 
 
+def test_greedy_rows_of_a_busy_batch_are_the_same_off_the_host_logits(
+    engines: dict[bool, Engine],
+) -> None:
+    """More streams than `GRAPH_GREEDY_UP_TO`: greedy ones are read off the logits
+    (`engine.greedy`) beside others still sampled in the graph."""
+    prompts = ["Once upon", "The cat", "In a land", "Hello", "ab", "1, 2"]
+    alone = {i: answers(engines[False], Generate(i, prompt=p, sampling=GREEDY))[i]
+             for i, p in enumerate(prompts)}  # fmt: skip
+    seeded = Generate(99, prompt="Once upon", sampling=SEEDED)
+    expected = answers(engines[True], seeded)[99]
+    together = answers(engines[True], seeded, *(Generate(i, prompt=p, sampling=GREEDY)
+                                                for i, p in enumerate(prompts)))  # fmt: skip
+    assert together.pop(99) == expected
+    assert together == alone
+
+
 def test_seeded_sampling_in_the_graph_is_reproducible(engines: dict[bool, Engine]) -> None:
     first = answers(engines[True], Generate(1, prompt="Once upon", sampling=SEEDED))
     again = answers(engines[True], Generate(2, prompt="Once upon", sampling=SEEDED))
