@@ -20,8 +20,10 @@ from localllm.engine.protocol import Generate
 N_MAX = 3
 """The longest n-gram looked up (the longest match wins)."""
 K_START, K_MAX = 4, 12
-PAUSE_STEPS = 32
-"""Steps without guessing after the acceptance rate fell below `MIN_RATE`."""
+PAUSE_STEPS, PAUSE_MAX = 32, 1024
+"""Steps without guessing after the acceptance rate fell below `MIN_RATE`: doubled at
+each pause in a row, since a step that guesses costs more than its tokens where the
+graph changes shape with it (a GPU re-captures its CUDA graph)."""
 MIN_RATE = 0.25
 
 
@@ -54,6 +56,8 @@ class PromptLookup:
         self.accepted = 0
         self._rate = 0.5
         self._paused = 0
+        self._pauses = 0
+        """Pauses in a row, without a fully agreed guess between them."""
         for token in prompt:
             self.push(token)
 
@@ -82,6 +86,10 @@ class PromptLookup:
         self.drafted += drafted
         self.accepted += accepted
         self.k = min(self.k * 2, K_MAX) if accepted == drafted else max(1, accepted + 1)
+        if accepted == drafted:
+            self._pauses = 0
         self._rate = 0.7 * self._rate + 0.3 * (accepted / drafted)
         if self._rate < MIN_RATE:
-            self._paused, self._rate, self.k = PAUSE_STEPS, 0.5, K_START
+            self._paused = min(PAUSE_STEPS << self._pauses, PAUSE_MAX)
+            self._pauses += 1
+            self._rate, self.k = 0.5, K_START

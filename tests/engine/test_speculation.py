@@ -38,6 +38,25 @@ def test_failing_guesses_pause_and_agreeing_ones_grow() -> None:
     assert lookup.draft(4) == []  # paused after a run of rejections
 
 
+def test_pauses_in_a_row_grow_until_a_guess_is_agreed() -> None:
+    from localllm.engine.speculation import PAUSE_MAX, PAUSE_STEPS
+
+    lookup = PromptLookup([1, 2, 1, 2, 1, 2])
+
+    def pause_after_rejections() -> int:
+        while lookup.draft(4):
+            lookup.update(4, 0)
+        steps = 0
+        while not lookup.draft(4):
+            steps += 1
+        return steps + 1
+
+    pauses = [pause_after_rejections() for _ in range(7)]
+    assert pauses == [PAUSE_STEPS << i for i in range(5)] + [PAUSE_MAX, PAUSE_MAX]
+    lookup.update(4, 4)  # a guess agreed in full: the next pause is short again
+    assert pause_after_rejections() == PAUSE_STEPS
+
+
 def test_only_greedy_answers_without_penalties_speculate() -> None:
     assert speculates(Generate(0, prompt="x", sampling=GREEDY))
     assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, temperature=0.5)))
