@@ -81,6 +81,12 @@ def render(report: HardwareReport) -> list[RenderableType]:
             f"llama-cpp-python {llama.version or '?'}; backends: {', '.join(llama.backends)}; "
             f"GPU offload: {'yes' if llama.gpu_offload else 'no'}",
         )
+        summary.add_row(
+            "RPC workers",
+            "this build can serve (`localllm worker`) and use (`serve --workers`) them"
+            if "rpc" in llama.backends
+            else 'not in this build (reinstall with CMAKE_ARGS="-DGGML_RPC=ON")',
+        )
         summary.add_row("Build uses", " ".join(llama.cpu_features) or "unknown")
     else:
         summary.add_row("llama.cpp", "not installed")

@@ -46,7 +46,7 @@ class LlamaModel:
         llama_cpp.llama_backend_init()
         s = asdict(settings)
         self.settings = settings
-        self.model = self._load_model(paths, model_params(llama_cpp, s))
+        self.model = self._load_model(paths, model_params(llama_cpp, s, devices=self._devices()))
         self.adapters: list[Any] = []
         self.ctx = None
         try:
@@ -90,6 +90,18 @@ class LlamaModel:
         self.chat_template = template.decode(errors="replace") if template else None
         self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
         self.has_swa = self._meta_int("sliding_window") > 0
+
+    def _devices(self) -> list[int]:
+        """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own
+        order); else none, and llama.cpp picks. Aborts if a worker does not answer:
+        the server then names it (`server.runner`)."""
+        if not self.settings.workers:
+            return []
+        from localllm.remote import rpc
+
+        remote = [d for e in self.settings.workers for d in rpc.connect(e)]
+        gpus = [d for d in rpc.local_devices() if d.kind in ("gpu", "igpu")]
+        return [d.handle for d in (*remote, *gpus)]
 
     def _load_model(self, paths: Sequence[str], mp: Any) -> Any:
         if len(paths) == 1:

@@ -6,14 +6,30 @@ a trial measures exactly what the worker will load.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 
 
-def model_params(llama_cpp: Any, settings: dict[str, Any], no_alloc: bool = False) -> Any:
+def model_params(
+    llama_cpp: Any, settings: dict[str, Any], no_alloc: bool = False, devices: Sequence[int] = ()
+) -> Any:
+    """`devices`: ggml device handles to load onto, in order (empty: llama.cpp's choice)."""
+    import ctypes
+
     mp = llama_cpp.llama_model_default_params()
     mp.n_gpu_layers = settings["n_gpu_layers"]
+    if devices:  # NULL-terminated; the struct keeps the arrays alive
+        handles = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
+        mp.devices = ctypes.cast(handles, dict(mp._fields_)["devices"])
+        mp._keep_devices = handles
+    split = settings.get("tensor_split") or ()
+    if split:
+        n = max(len(split), llama_cpp.LLAMA_MAX_DEVICES)  # llama.cpp reads that many
+        shares = (ctypes.c_float * n)(*split)
+        mp.tensor_split = shares
+        mp._keep_split = shares
     if no_alloc:
         mp.no_alloc = True
         mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE  # no_alloc aborts with mmap

@@ -69,6 +69,9 @@ def main() -> None:
         from llama_cpp import _ggml
 
         answer["backends"], answer["devices"] = _devices(_ggml.libggml)
+        # llama.cpp counts an RPC backend as GPU offload; here it means a GPU of this
+        # machine (RPC workers are reported apart, as the `rpc` backend).
+        answer["gpu_offload"] = any(d["type"] in ("gpu", "igpu") for d in answer["devices"])
     except (ImportError, AttributeError, OSError) as exc:
         answer["devices_error"] = str(exc)
     sys.stdout.write(json.dumps(answer) + "\n")

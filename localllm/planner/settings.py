@@ -22,6 +22,12 @@ class LoadSettings:
     n_threads: int = 1
     devices: tuple[int, ...] = field(default=())
     """GPU indices to use (empty: all that llama.cpp sees)."""
+    workers: tuple[str, ...] = ()
+    """RPC workers (HOST:PORT, `localllm worker`) whose devices take part of the
+    offloaded layers, ahead of the local GPUs (llama.cpp's order: fewer hops)."""
+    tensor_split: tuple[float, ...] = ()
+    """Each device's share of the offloaded layers, in that order: the workers' devices,
+    then the local GPUs (empty: llama.cpp's split by free memory)."""
     backend_sampling: bool = False
     """Sample inside llama.cpp's graph, where the output layer runs (the GPU), so only
     token ids cross to the host; for requests whose sampler chain allows it."""
