@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Listens on 127.0.0.1:11435 unless LOCALLLM_HOST says otherwise; beyond "
             "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
             "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
-            "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL."
+            "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL, "
+            "LOCALLLM_WORKERS."
         ),
     )
+    p.add_argument("--workers", default="", metavar="HOST:PORT,...",
+                   help="RPC workers (`localllm worker` on other machines) that models may "
+                        "be split onto (default: LOCALLLM_WORKERS)")  # fmt: skip
     p.add_argument("--insecure", action="store_true",
                    help="allow listening beyond loopback without an API key")  # fmt: skip
     p.add_argument("--stop", action="store_true",
@@ -45,7 +49,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from localllm.server.settings import settings_from_env
 
     paths = resolve_paths()
-    settings = settings_from_env(insecure=args.insecure)
+    settings = settings_from_env(insecure=args.insecure, workers=args.workers)
     if args.stop:
         return stop_server(settings, paths)
     from localllm.server.serve import serve

@@ -26,18 +26,40 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                 endpoint="its address", devices="devices", port=50052)
         ),
     )  # fmt: skip
-    parser.add_argument("--listen", default="127.0.0.1:50052", metavar="ADDR:PORT",
-                        help="where to listen (default 127.0.0.1:50052)")  # fmt: skip
-    parser.add_argument("--devices", default="", metavar="NAMES",
-                        help="comma-separated ggml device names (default: the GPUs, else the CPU)")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for a CPU device (default: the physical cores)")  # fmt: skip
-    parser.add_argument("--cache", default=None, metavar="DIR",
-                        help="where to keep the tensors sent (default: localllm's cache)")  # fmt: skip
-    parser.add_argument("--no-cache", action="store_true",
-                        help="keep no tensor cache: every load sends the weights again")  # fmt: skip
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow listening beyond loopback (see above for what that exposes)")  # fmt: skip
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:50052",
+        metavar="ADDR:PORT",
+        help="where to listen (default 127.0.0.1:50052)",
+    )
+    parser.add_argument(
+        "--devices",
+        default="",
+        metavar="NAMES",
+        help="comma-separated ggml device names (default: the GPUs, else the CPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for a CPU device (default: the physical cores)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="where to keep the tensors sent (default: localllm's cache)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep no tensor cache: every load sends the weights again",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening beyond loopback (see above for what that exposes)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -13,15 +13,22 @@ plan never pushes the system into swap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from localllm.errors import LocalLLMError
 from localllm.hardware.bandwidth import gpu_bandwidth
 from localllm.hardware.report import HardwareReport
 from localllm.planner.memory import MemoryEstimate
 
+if TYPE_CHECKING:
+    from localllm.remote.workers import RemoteDevice
+
 GIB = 1 << 30
+REMOTE_INDEX = 100
+"""The budget index of the workers' first device: plans name devices `GPU{index}`, and
+remote ones start here so they never take a name of this machine's GPUs."""
 REPACK_FLAGS = ("avx2", "dotprod")
 
 
@@ -41,6 +48,8 @@ class GpuBudget:
     """Free memory less the safety margin: what a plan may fill."""
     unified: bool
     bandwidth_gbs: float
+    endpoint: str | None = None
+    """The RPC worker serving this device (None: this machine's own GPU)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,30 @@ def less(budget: Budget, used: Iterable[MemoryEstimate]) -> Budget:
     )
     host += sum(by_gpu.get(f"GPU{g.index}", 0) for g in budget.gpus if g.unified)
     return replace(budget, gpus=gpus, ram_usable=max(budget.ram_usable - host, 0))
+
+
+def with_workers(budget: Budget, devices: Sequence[RemoteDevice]) -> Budget:
+    """`budget` with the RPC workers' devices ahead of this machine's GPUs, in llama.cpp's
+    order (a model's first layers go to the workers: one network hop each way per token).
+
+    A worker's memory speed is not known from here: it is taken as this machine's CPU
+    bandwidth, and the network's cost is not in the expected speed."""
+    remote = tuple(
+        GpuBudget(
+            index=REMOTE_INDEX + i,
+            name=f"{d.name} at {d.endpoint}",
+            vendor="rpc",
+            backend="rpc",
+            total=d.total,
+            free=d.free,
+            usable=max(d.free - gpu_margin(d.total), 0),
+            unified=False,
+            bandwidth_gbs=budget.cpu_bandwidth_gbs,
+            endpoint=d.endpoint,
+        )
+        for i, d in enumerate(devices)
+    )
+    return replace(budget, gpus=remote + budget.gpus)
 
 
 def _hypothetical_gpu(detected: list[GpuBudget], vram: int | None, name: str | None) -> GpuBudget:

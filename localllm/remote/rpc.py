@@ -138,7 +138,10 @@ def connect(endpoint: str) -> list[Device]:
     if not reg:
         raise LocalLLMError(f"the RPC worker at {endpoint} serves no devices")
     ggml.ggml_backend_register(reg)
-    return [_device(base.ggml_backend_reg_dev_get(reg, i)) for i in range(base.ggml_backend_reg_dev_count(reg))]
+    return [
+        _device(base.ggml_backend_reg_dev_get(reg, i))
+        for i in range(base.ggml_backend_reg_dev_count(reg))
+    ]
 
 
 def serve(endpoint: str, devices: Sequence[Device], threads: int, cache: Path | None) -> None:

@@ -117,7 +117,9 @@ def _ask_one(endpoint: str, timeout_s: float) -> WorkerState:
             capture_output=True, text=True, timeout=timeout_s, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        return WorkerState(endpoint, error=f"busy: no answer in {timeout_s:.0f} s (serving a model?)")
+        return WorkerState(
+            endpoint, error=f"busy: no answer in {timeout_s:.0f} s (serving a model?)"
+        )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no answer"])[-1]

@@ -237,7 +237,7 @@ class Runner:
             return
         reason = (
             f"the model runner of {self.name!r} stopped unexpectedly "
-            f"({_exit_text(code)}): {self.log_tail()}"
+            f"({_exit_text(code)}): {self._cause()}"
         )
         print(f"localllm: {reason}", file=sys.stderr, flush=True)
         if self._first is not None and not self._first.done():
@@ -245,6 +245,16 @@ class Runner:
         for rid, queue in list(self._queues.items()):
             queue.put_nowait(Failed(rid, 500, reason))
         self.on_death(self)
+
+    def _cause(self) -> str:
+        """A worker of this model that no longer listens, else the worker's log."""
+        from localllm.remote.workers import answers
+
+        down = [e for e in self.load_request.settings.workers if not answers(e)]
+        if down:
+            hosts = ", ".join(down)
+            return f"the RPC worker at {hosts} stopped answering (planned without until it is back)"
+        return self.log_tail()
 
     def log_tail(self) -> str:
         """The line of the worker's log that best says why it died."""

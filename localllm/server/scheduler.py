@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from localllm.errors import LocalLLMError
-from localllm.planner.budget import Budget, less
+from localllm.planner.budget import Budget, less, with_workers
 from localllm.planner.memory import MemoryEstimate
+from localllm.remote.workers import WorkerState
 from localllm.server.loading import DoesNotFit, Planned, plan_load
 from localllm.server.runner import Runner, RunnerError
 from localllm.server.settings import ServerSettings
@@ -33,7 +35,7 @@ from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
 LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
-Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int], Planned]
+Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int, bool], Planned]
 
 
 class Busy(LocalLLMError):
@@ -74,6 +76,8 @@ class Scheduler:
         self.slots: dict[str, Slot] = {}
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self.workers: dict[str, WorkerState] = {}
+        """What each RPC worker answered when last asked (at a load): `ps` shows it."""
 
     # --- admission ----------------------------------------------------------------------
 
@@ -151,6 +155,9 @@ class Scheduler:
                         f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached"
                     )
                 left = less(budget, (s.estimate for s in self.slots.values()))
+                remote = await self._free_workers()
+                if remote:
+                    left = with_workers(left, [d for w in remote for d in w.devices])
                 planned = await asyncio.to_thread(
                     self._planner,
                     manifest,
@@ -159,7 +166,10 @@ class Scheduler:
                     n_ctx,
                     overrides,
                     self.settings.num_parallel,
+                    not remote,  # a trial load would not see the workers' devices
                 )
+                if remote:
+                    planned = _on_workers(planned, left)
                 if self.settings.backend_sampling != "auto":
                     on = self.settings.backend_sampling == "on"
                     settings = replace(planned.load.settings, backend_sampling=on)
@@ -181,6 +191,23 @@ class Scheduler:
         slot = Slot(runner, key, planned.option.estimate, manifest)
         self.slots[manifest.name] = slot
         return slot
+
+    async def _free_workers(self) -> list[WorkerState]:
+        """The workers that answer and hold no loaded model (a worker serves one client
+        at a time); asking them takes a child process each, so only when there are any."""
+        held = {e for s in self.slots.values() for e in s.runner.load_request.settings.workers}
+        free = [e for e in self.settings.workers if e not in held]
+        if not free:
+            return []
+        from localllm.remote.workers import ask
+
+        states = await asyncio.to_thread(ask, free)
+        self.workers.update((s.endpoint, s) for s in states)
+        for state in states:
+            if not state.up:
+                print(f"localllm: RPC worker {state.endpoint}: {state.error}; planning without it",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        return [s for s in states if s.up]
 
     async def _wait_idle(self, slot: Slot) -> None:
         while slot.runner.in_flight > 0 and not slot.runner.dead:
@@ -221,6 +248,19 @@ class Scheduler:
     def shutdown(self) -> None:
         for name in list(self.slots):
             self.unload(name)
+
+
+def _on_workers(planned: Planned, budget: Budget) -> Planned:
+    """The planned load with the workers whose devices took layers, and the split the
+    plan assumed (each device's usable memory, in `budget`'s order)."""
+    settings = planned.load.settings
+    if settings.n_gpu_layers <= 0:
+        return planned  # nothing offloaded: the workers stay free
+    devices = [g for g in budget.gpus if g.usable > 0]
+    workers = tuple(dict.fromkeys(g.endpoint for g in devices if g.endpoint))
+    split = tuple(float(g.usable) for g in devices)
+    settings = replace(settings, workers=workers, tensor_split=split)
+    return replace(planned, load=replace(planned.load, settings=settings))
 
 
 def _machine_budget() -> Budget:

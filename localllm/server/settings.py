@@ -13,6 +13,8 @@
   costing context or GPU layers).
 - `LOCALLLM_BACKEND_SAMPLING`: `on` / `off` to sample inside llama.cpp's graph or on the
   CPU (default `auto`: in the graph when the output layer is on a GPU).
+- `LOCALLLM_WORKERS`: RPC workers (`localllm worker`) as `HOST:PORT,...`, whose devices
+  the planner may put part of a model on (also `serve --workers`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class ServerSettings:
     backend_sampling: str = "auto"
     """auto | on | off (`LOCALLLM_BACKEND_SAMPLING`)."""
     insecure: bool = False
+    workers: tuple[str, ...] = ()
+    """RPC workers (HOST:PORT) the planner may place models on."""
 
     @property
     def url(self) -> str:
@@ -165,9 +169,16 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def settings_from_env(
-    env: Mapping[str, str] | None = None, insecure: bool = False
+    env: Mapping[str, str] | None = None, insecure: bool = False, workers: str = ""
 ) -> ServerSettings:
+    """`workers`: `serve --workers`, which takes the place of LOCALLLM_WORKERS."""
+    from localllm.remote.workers import BadEndpoint, parse_endpoints
+
     env = os.environ if env is None else env
+    try:
+        endpoints = parse_endpoints(workers or env.get("LOCALLLM_WORKERS", ""))
+    except BadEndpoint as exc:
+        raise ConfigError(f"LOCALLLM_WORKERS: {exc}") from None
     host, port = parse_address(env.get("LOCALLLM_HOST", ""))
     return ServerSettings(
         host=host,
@@ -181,4 +192,5 @@ def settings_from_env(
         num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
         backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
         insecure=insecure,
+        workers=endpoints,
     )

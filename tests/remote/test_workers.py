@@ -1,0 +1,186 @@
+"""RPC workers (`localllm worker`) as real processes on loopback ports: a model split
+across two of them and the local CPU gives the tokens it gives in one process; a
+worker killed mid-stream ends that stream with an error naming it, the next request
+is planned without it, and it is used again once it is back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localllm.engine.batch import Engine
+from localllm.engine.model import LlamaModel
+from localllm.engine.protocol import Generate, Piece, Sampling
+from localllm.planner.settings import LoadSettings
+from localllm.remote import rpc
+from localllm.remote.workers import BadEndpoint, answers, ask, parse_endpoint, parse_endpoints
+from localllm.server.settings import ServerSettings
+from localllm.store.store import Store
+from tests.server.conftest import Running, add_model
+
+GREEDY = Sampling(temperature=0, num_predict=24, repeat_penalty=1.0)
+needs_rpc = pytest.mark.skipif(not rpc.available(), reason="llama.cpp built without -DGGML_RPC=ON")
+
+
+def test_worker_addresses_are_checked() -> None:
+    assert parse_endpoint("10.0.0.2") == "10.0.0.2:50052"
+    assert parse_endpoint(" box:6000 ") == "box:6000"
+    assert parse_endpoint("[::1]:7000") == "[::1]:7000"
+    assert parse_endpoints("a:1, b:2,a:1,") == ("a:1", "b:2")
+    for bad in ("host:port", "host:70000", ":5000"):
+        with pytest.raises(BadEndpoint, match="worker address"):
+            parse_endpoint(bad)
+
+
+def test_a_worker_beyond_loopback_needs_insecure(capsys: pytest.CaptureFixture[str]) -> None:
+    from localllm.cli import main
+
+    assert main(["worker", "--listen", "0.0.0.0:50052"]) == 1
+    err = capsys.readouterr().err
+    assert "--insecure" in err and "no authentication" in err and "SSH tunnel" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    def __init__(self, tmp: Path) -> None:
+        self.endpoint = f"127.0.0.1:{_free_port()}"
+        self.log = tmp / f"worker-{self.endpoint.rsplit(':', 1)[1]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "localllm", "worker", "--listen", self.endpoint,
+                 "--no-cache", "--threads", "1"],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not answers(self.endpoint):
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the worker did not start listening"
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[Worker]]:
+    made = [Worker(tmp_path).start(), Worker(tmp_path).start()]
+    yield made
+    for w in made:
+        w.kill()
+
+
+def answer(model: LlamaModel, prompt: str) -> str:
+    engine = Engine(model)
+    try:
+        engine.submit(Generate(1, prompt=prompt, sampling=GREEDY))
+        text = ""
+        while engine.busy:
+            text += "".join(e.text for e in engine.step() if isinstance(e, Piece))
+        return text
+    finally:
+        engine.close()
+
+
+pytestmark = [pytest.mark.slow]
+
+
+@needs_rpc
+def test_a_split_across_two_workers_gives_the_same_tokens(
+    workers: list[Worker], tiny_files: dict[str, Path]
+) -> None:
+    path = [str(tiny_files["tiny"])]
+    alone = LlamaModel(path, LoadSettings(n_gpu_layers=0, n_ctx=512, n_threads=1), ())
+    try:
+        expected = answer(alone, "Once upon a time")
+    finally:
+        alone.close()
+    endpoints = tuple(w.endpoint for w in workers)
+    states = ask(endpoints)
+    assert [s.up for s in states] == [True, True]
+    assert all(s.devices[0].total > 0 for s in states)
+    settings = LoadSettings(n_gpu_layers=99, n_ctx=512, n_threads=1, workers=endpoints,
+                            tensor_split=(1.0, 1.0))  # fmt: skip
+    split = LlamaModel(path, settings, (), keep_log=None)
+    try:
+        log = "".join(split.log)
+        assert answer(split, "Once upon a time") == expected
+    finally:
+        split.close()
+    for endpoint in endpoints:  # each worker holds layers, the token embeddings stay here
+        assert f"[{endpoint}] model buffer size" in log
+    assert "CPU_Mapped model buffer size" in log or "CPU model buffer size" in log
+
+
+@pytest.fixture
+def rpc_store(store: Store, tiny_files: dict[str, Path]) -> Store:
+    add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 8192\n")
+    return store
+
+
+@needs_rpc
+def test_a_worker_that_goes_away_is_named_then_planned_without_then_used_again(
+    workers: list[Worker], rpc_store: Store, make_server: Callable[..., Running]
+) -> None:
+    endpoints = tuple(w.endpoint for w in workers)
+    plain = make_server(rpc_store)
+    server = make_server(rpc_store, ServerSettings(port=0, workers=endpoints))
+    body = {"model": "tiny", "prompt": "Once upon a time", "stream": False,
+            "options": {"num_predict": 16, "temperature": 0}}  # fmt: skip
+    here = httpx.post(plain.url + "/api/generate", json=body, timeout=60).json()["response"]
+    split = httpx.post(server.url + "/api/generate", json=body, timeout=60)
+    assert split.status_code == 200 and split.json()["response"] == here
+    assert server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers == endpoints
+    httpx.post(server.url + "/api/generate", json={"model": "tiny", "keep_alive": 0}, timeout=60)
+
+    long = {"model": "slow", "prompt": "go", "options": {"num_predict": 8000, "temperature": 1}}
+    lines: list[str] = []
+    with httpx.stream("POST", server.url + "/api/generate", json=long, timeout=120) as response:
+        for line in response.iter_lines():
+            lines.append(line)
+            if len(lines) == 2:
+                workers[0].kill()
+    error = json.loads(lines[-1]).get("error", "")
+    assert f"RPC worker at {workers[0].endpoint} stopped answering" in error
+
+    again = httpx.post(server.url + "/api/generate", json=body, timeout=60)
+    assert again.status_code == 200 and again.json()["response"] == here
+    used = server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers
+    assert used == (workers[1].endpoint,)
+    assert not server.scheduler.workers[workers[0].endpoint].up
+
+    workers[0].start()  # back on the same port
+    httpx.post(server.url + "/api/generate", json={"model": "tiny", "keep_alive": 0}, timeout=60)
+    back = httpx.post(server.url + "/api/generate", json=body, timeout=60)
+    assert back.status_code == 200 and back.json()["response"] == here
+    assert server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers == endpoints
+
+
+def test_bad_worker_addresses_in_the_environment_name_the_variable() -> None:
+    from localllm.errors import ConfigError
+    from localllm.server.settings import settings_from_env
+
+    assert settings_from_env({"LOCALLLM_WORKERS": "a:1,b"}).workers == ("a:1", "b:50052")
+    assert settings_from_env({"LOCALLLM_WORKERS": "a:1"}, workers="c:3").workers == ("c:3",)
+    with pytest.raises(ConfigError, match="LOCALLLM_WORKERS: worker address 'a:x'"):
+        settings_from_env({"LOCALLLM_WORKERS": "a:x"})
