@@ -119,6 +119,10 @@ class Client:
     def ps(self) -> list[dict[str, Any]]:
         return list(self._request(_PS)["models"])
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The server's RPC workers: listening, the model each holds, their devices."""
+        return list(self._request(_PS).get("workers", []))
+
     def tags(self) -> list[dict[str, Any]]:
         return list(self._request(_TAGS)["models"])
 

@@ -12,6 +12,7 @@ from localllm.units import format_bytes
 
 if TYPE_CHECKING:
     from localllm.hardware import HardwareReport
+    from localllm.planner.budget import Budget
     from localllm.planner.plan import Plan
 
 HELP = "pick the quantization, GPU layers and context for a model on this machine"
@@ -40,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--hardware", type=Path, help="plan for the machine of a saved `localllm hw --json`"
+    )
+    parser.add_argument(
+        "--workers",
+        default="",
+        metavar="HOST:PORT,...",
+        help="plan across these RPC workers (`localllm worker`) too: the placement per host",
     )
     parser.add_argument(
         "--no-trial",
@@ -74,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         ram=parse_size(args.ram) if args.ram else None,
         gpu_name=args.gpu,
     )
+    if args.workers:
+        budget = _with_workers(budget, args.workers, quiet=args.json)
     with tempfile.TemporaryDirectory(prefix="localllm-plan-") as tmp:
         if not args.json:
             print(f"Reading the headers of {ref}...", file=sys.stderr)
@@ -83,12 +92,14 @@ def run(args: argparse.Namespace) -> int:
         def measure(candidate: Candidate, settings: LoadSettings) -> MeasuredBuffers:
             return trial_load(trial_files[candidate.label], settings)
 
+        # A trial load runs here, without the workers' devices: formulas only then.
+        trial = not (args.no_trial or args.workers) and report.llama.installed
         result = plan(
             [s.candidate for s in sources],
             budget,
             n_ctx=args.ctx,
             policy=Policy(args.policy),
-            measure=None if args.no_trial or not report.llama.installed else measure,
+            measure=measure if trial else None,
         )
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2)
@@ -96,6 +107,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(result)
     return 0 if result.choice is not None else 1
+
+
+def _with_workers(budget: Budget, workers: str, quiet: bool) -> Budget:
+    """`budget` with the devices of the workers that answer (the others said why)."""
+    from localllm.errors import LocalLLMError
+    from localllm.planner.budget import with_workers
+    from localllm.remote.workers import ask, parse_endpoints
+
+    states = ask(parse_endpoints(workers))
+    for state in states:
+        if not state.up and not quiet:
+            print(f"worker {state.endpoint}: {state.error}; planning without it", file=sys.stderr)
+    up = [d for s in states if s.up for d in s.devices]
+    if not up:
+        raise LocalLLMError("none of the workers answered: nothing to plan across")
+    return with_workers(budget, up)
 
 
 def _saved_report(path: Path) -> HardwareReport:
@@ -132,12 +159,20 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
             "measured": o.measured,
         }
 
+    from localllm.planner.placement import placement
+
     choice = p.choice
+    chosen = None
+    if choice is not None:
+        chosen = option(choice) | {
+            "settings": asdict(choice.settings),
+            "placement": [asdict(x) for x in placement(choice.estimate, p.budget)],
+        }
     return {
         "model": p.model,
         "n_ctx": p.n_ctx,
         "policy": p.policy.value,
-        "choice": option(choice) | {"settings": asdict(choice.settings)} if choice else None,
+        "choice": chosen,
         "options": [option(o) for o in p.options],
         "explanation": explain(p),
         "what_if": list(p.budget.what_if),
@@ -179,3 +214,9 @@ def render(p: Plan) -> None:
     console.print(table)
     for line in explain(p):
         console.print(f"  {line}", highlight=False)
+    if p.choice is not None and any(g.endpoint for g in p.budget.gpus):
+        from localllm.planner.placement import hosts, placement
+
+        console.print("Placement:")
+        for line in hosts(placement(p.choice.estimate, p.budget)):
+            console.print(f"  {line}", highlight=False)

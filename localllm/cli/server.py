@@ -104,17 +104,21 @@ def run_ps(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     with client() as c:
-        models = c.ps()
+        models, workers = c.ps(), c.workers()
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
     if not models:
         print("no models loaded")
-        return 0
-    print(f"{'NAME':<32}{'SIZE':>10}  {'PROCESSOR':<16}{'CONTEXT':>8}{'SLOTS':>6}  UNTIL")
+    else:
+        print(f"{'NAME':<32}{'SIZE':>10}  {'PROCESSOR':<16}{'CONTEXT':>8}{'SLOTS':>6}  UNTIL")
     for m in models:
         vram, size = m.get("size_vram", 0), m.get("size", 0)
-        if vram and vram >= size:
+        placed = m.get("placement", [])
+        remote = sum(p["bytes"] for p in placed if p["host"] != "this machine")
+        if remote:
+            where = f"{100 * remote // max(size, 1)}% on workers"
+        elif vram and vram >= size:
             where = "100% GPU"
         elif vram:
             where = f"{100 * (size - vram) // size}%/{100 * vram // size}% CPU/GPU"
@@ -124,6 +128,14 @@ def run_ps(args: argparse.Namespace) -> int:
         context, slots = m.get("context_length", 0), m.get("parallel", 1)
         print(f"{m['name'].removesuffix(':latest'):<32}{format_bytes(size):>10}  {where:<16}"
               f"{context:>8}{slots:>6}  {until:%H:%M:%S}")  # fmt: skip
+        if remote:
+            for p in placed:
+                print(f"    {p['host']} {p['device']}: {p['layers']} layers, "
+                      f"{format_bytes(p['bytes'])}")  # fmt: skip
+    for w in workers:
+        state = "listening" if w["listening"] else f"down ({w.get('error') or 'not listening'})"
+        holds = f", holds {w['model']}" if w.get("model") else ""
+        print(f"worker {w['endpoint']}: {state}{holds}")
     return 0
 
 

@@ -147,10 +147,11 @@ def with_workers(budget: Budget, devices: Sequence[RemoteDevice]) -> Budget:
 
     A worker's memory speed is not known from here: it is taken as this machine's CPU
     bandwidth, and the network's cost is not in the expected speed."""
+    nth = [sum(e.endpoint == d.endpoint for e in devices[:i]) for i, d in enumerate(devices)]
     remote = tuple(
         GpuBudget(
             index=REMOTE_INDEX + i,
-            name=f"{d.name} at {d.endpoint}",
+            name=f"device {nth[i]}",
             vendor="rpc",
             backend="rpc",
             total=d.total,

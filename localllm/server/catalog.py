@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import Response
 
 from localllm.planner.budget import Budget
+from localllm.planner.placement import HERE, HOST_DEVICE
 from localllm.planner.plan import Fit
 from localllm.server.errors import APIError
 from localllm.server.loading import DoesNotFit, plan_load, read_model
@@ -90,7 +91,12 @@ class Catalog:
                 {
                     **self.entry(slot.manifest),
                     "size": slot.estimate.total,
-                    "size_vram": sum(g.total for g in slot.estimate.gpus),
+                    "size_vram": sum(
+                        p.bytes
+                        for p in slot.placement
+                        if p.host == HERE and p.device != HOST_DEVICE
+                    ),
+                    "placement": [asdict(p) for p in slot.placement],
                     "expires_at": iso(expires) if expires else iso(time.time() + 10 * 365 * 86400),
                     "context_length": settings.n_ctx_seq if settings else 0,
                     "parallel": settings.n_seq_max if settings else 0,

@@ -328,7 +328,10 @@ async def tags(request: Request) -> Response:
 
 
 async def ps(request: Request) -> Response:
-    return JSONResponse({"models": state(request).catalog.running()})
+    s = state(request)
+    workers = await asyncio.to_thread(s.scheduler.worker_health)
+    # "workers" is beyond Ollama's shape: the RPC workers, their models and health.
+    return JSONResponse({"models": s.catalog.running(), "workers": workers})
 
 
 async def show(request: Request) -> Response:

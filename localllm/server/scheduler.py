@@ -27,6 +27,7 @@ from typing import Any
 from localllm.errors import LocalLLMError
 from localllm.planner.budget import Budget, less, with_workers
 from localllm.planner.memory import MemoryEstimate
+from localllm.planner.placement import Placed, placement
 from localllm.remote.workers import WorkerState
 from localllm.server.loading import DoesNotFit, Planned, plan_load
 from localllm.server.runner import Runner, RunnerError
@@ -56,6 +57,8 @@ class Slot:
     key: LoadKey
     estimate: MemoryEstimate
     manifest: Manifest
+    placement: tuple[Placed, ...] = ()
+    """Where the model is, host by host (`ps` shows it)."""
 
 
 class Scheduler:
@@ -188,7 +191,8 @@ class Scheduler:
         log = self.log_dir / "runners" / f"{_safe(manifest.name)}.log"
         runner = Runner(manifest.name, planned.load, log, self._on_death)
         await runner.start()
-        slot = Slot(runner, key, planned.option.estimate, manifest)
+        placed = tuple(placement(planned.option.estimate, left))
+        slot = Slot(runner, key, planned.option.estimate, manifest, placed)
         self.slots[manifest.name] = slot
         return slot
 
@@ -208,6 +212,26 @@ class Scheduler:
                 print(f"localllm: RPC worker {state.endpoint}: {state.error}; planning without it",
                       file=sys.stderr, flush=True)  # fmt: skip
         return [s for s in states if s.up]
+
+    def worker_health(self) -> list[dict[str, Any]]:
+        """Each configured worker: listening now (a TCP connect, which even a busy
+        worker accepts), the model it holds, and what it last answered."""
+        from localllm.remote.workers import answers
+
+        holder = {e: s.manifest.name for s in self.slots.values()
+                  for e in s.runner.load_request.settings.workers}  # fmt: skip
+        out = []
+        for endpoint in self.settings.workers:
+            last = self.workers.get(endpoint)
+            out.append({
+                "endpoint": endpoint,
+                "listening": answers(endpoint),
+                "model": holder.get(endpoint),
+                "devices": [d.description if d.description != endpoint else d.name
+                            for d in (last.devices if last else ())],
+                "error": last.error if last else None,
+            })  # fmt: skip
+        return out
 
     async def _wait_idle(self, slot: Slot) -> None:
         while slot.runner.in_flight > 0 and not slot.runner.dead:

@@ -184,3 +184,44 @@ def test_bad_worker_addresses_in_the_environment_name_the_variable() -> None:
     assert settings_from_env({"LOCALLLM_WORKERS": "a:1"}, workers="c:3").workers == ("c:3",)
     with pytest.raises(ConfigError, match="LOCALLLM_WORKERS: worker address 'a:x'"):
         settings_from_env({"LOCALLLM_WORKERS": "a:x"})
+
+
+@needs_rpc
+def test_plan_shows_the_placement_per_host_before_a_download(
+    workers: list[Worker], tiny_files: dict[str, Path]
+) -> None:
+    from tests.cli.test_plan import _plan
+
+    endpoints = [w.endpoint for w in workers]
+    down = f"127.0.0.1:{_free_port()}"
+    done = _plan(str(tiny_files["tiny"]), "--workers", ",".join([*endpoints, down]), "--json")
+    assert done.returncode == 0, done.stderr
+    placed = json.loads(done.stdout)["choice"]["placement"]
+    assert [p["host"] for p in placed] == [*endpoints, "this machine"]
+    assert sum(p["layers"] for p in placed) == 2  # the blocks (the output layer: the last)
+    assert all(p["bytes"] > 0 for p in placed)
+    shown = _plan(str(tiny_files["tiny"]), "--workers", ",".join([*endpoints, down]))
+    assert "Placement:" in shown.stdout and f"{endpoints[0]} device 0: 2 layers" in shown.stdout
+    assert f"worker {down}: not listening" in shown.stderr
+
+
+@needs_rpc
+def test_ps_shows_the_hosts_and_the_workers_health(
+    workers: list[Worker], store: Store, make_server: Callable[..., Running]
+) -> None:
+    import ollama
+
+    endpoints = tuple(w.endpoint for w in workers)
+    server = make_server(store, ServerSettings(port=0, workers=endpoints))
+    ollama.Client(host=server.url).generate("tiny", "hi", options={"num_predict": 2})
+    report = httpx.get(server.url + "/api/ps", timeout=30).json()
+    (model,) = report["models"]
+    assert [p["host"] for p in model["placement"]] == [*endpoints, "this machine"]
+    assert model["size_vram"] == 0  # no GPU of this machine holds any of it
+    health = {w["endpoint"]: w for w in report["workers"]}
+    assert all(health[e]["listening"] and health[e]["model"] == "tiny:latest" for e in endpoints)
+    workers[1].kill()
+    health = {
+        w["endpoint"]: w for w in httpx.get(server.url + "/api/ps", timeout=30).json()["workers"]
+    }
+    assert not health[endpoints[1]]["listening"]
