@@ -122,9 +122,12 @@ def local_devices() -> list[Device]:
     import llama_cpp
 
     llama_cpp.llama_backend_init()
-    ggml, _, _ = _libs()
-    devices = [_device(ggml.ggml_backend_dev_get(i)) for i in range(ggml.ggml_backend_dev_count())]
-    return [d for d in devices if not d.name.startswith("RPC")]
+    ggml, base, _ = _libs()
+    handles = [ggml.ggml_backend_dev_get(i) for i in range(ggml.ggml_backend_dev_count())]
+    # Workers registered earlier in this process are skipped by name before anything asks
+    # them (their memory is a question over the network, and they may be gone).
+    mine = [h for h in handles if not base.ggml_backend_dev_name(h).startswith(b"RPC")]
+    return [_device(h) for h in mine]
 
 
 def connect(endpoint: str) -> list[Device]:
