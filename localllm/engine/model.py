@@ -44,6 +44,10 @@ class LlamaModel:
         self._pieces: dict[int, bytes] = {}
         self._control: dict[tuple[str, ...], frozenset[int]] = {}
         llama_cpp.llama_backend_init()
+        if settings.numa or settings.cpus:
+            from localllm.engine import numa
+
+            numa.apply(settings)
         s = asdict(settings)
         self.settings = settings
         self.model = self._load_model(paths, model_params(llama_cpp, s, devices=self._devices()))
@@ -245,6 +249,12 @@ def load(request: Load) -> tuple[LlamaModel, Loaded]:
             lower = fewer_layers(settings.n_gpu_layers)
             notes.append(f"{settings.n_gpu_layers} GPU layers failed ({exc}); trying {lower}")
             settings = replace(settings, n_gpu_layers=lower)
+    if settings.numa:
+        from localllm.engine import numa
+
+        note = numa.check(settings, request.paths)
+        if note:
+            notes.append(note)
     loaded = Loaded(
         settings=settings,
         n_ctx_train=model.n_ctx_train,

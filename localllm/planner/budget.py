@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from localllm.errors import LocalLLMError
 from localllm.hardware.bandwidth import gpu_bandwidth
-from localllm.hardware.report import HardwareReport
+from localllm.hardware.report import HardwareReport, NumaNode
 from localllm.planner.memory import MemoryEstimate
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class Budget:
     repack: bool
     what_if: tuple[str, ...] = ()
     """How this budget differs from the detected machine, in words."""
+    numa_nodes: tuple[NumaNode, ...] = ()
 
 
 def gpu_margin(total: int) -> int:
@@ -123,6 +124,7 @@ def budget_for(
         threads=report.cpu.recommended_threads,
         repack=repack,
         what_if=tuple(what_if),
+        numa_nodes=report.memory.numa_nodes,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from localllm.planner.numa import describe
 from localllm.planner.plan import Fit, Option, Plan, gpu_spare
 from localllm.planner.quality import QUALITY_FLOOR, describe_cost, kl_divergence
 
@@ -61,6 +62,9 @@ def explain(p: Plan) -> list[str]:
         f"Threads: {s.n_threads} (physical performance cores); batch {s.n_batch}, "
         f"micro-batch {s.n_ubatch}; flash attention {'on' if s.flash_attn else 'off'}."
     )
+    numa = describe(s.numa, s.cpus, s.n_threads, b.numa_nodes)
+    if numa:
+        lines.append(numa)
     lines += _tips(p, choice)
     if choice.measured:
         lines.append("Memory checked against llama.cpp's own trial load of this file.")

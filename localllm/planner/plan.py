@@ -30,6 +30,7 @@ from enum import StrEnum
 from localllm.gguf.info import ModelInfo
 from localllm.planner.budget import Budget
 from localllm.planner.memory import GpuTarget, MemoryEstimate, estimate, kv_bytes
+from localllm.planner.numa import numa_plan
 from localllm.planner.quality import QUALITY_FLOOR, TARGET_BAND, kl_divergence, quality_key
 from localllm.planner.settings import LoadSettings, MeasuredBuffers
 
@@ -277,6 +278,9 @@ def _option(
     budget: Budget,
     measured: MeasuredBuffers | None,
 ) -> Option:
+    numa = numa_plan(budget.numa_nodes, settings.n_threads, e.gpu_layers > e.n_layer)
+    if numa.mode:
+        settings = replace(settings, numa=numa.mode, cpus=numa.cpus, n_threads=numa.threads)
     speed = tokens_per_second(candidate.model, settings, e, budget)
     return Option(candidate, fit, settings, e, speed, measured=measured is not None)
 

@@ -28,6 +28,10 @@ class LoadSettings:
     tensor_split: tuple[float, ...] = ()
     """Each device's share of the offloaded layers, in that order: the workers' devices,
     then the local GPUs (empty: llama.cpp's split by free memory)."""
+    numa: str = ""
+    """llama.cpp's NUMA mode (`distribute`, `isolate`; "": none), from `planner.numa`."""
+    cpus: tuple[int, ...] = ()
+    """CPUs the worker is pinned to (`isolate`: one node's)."""
     backend_sampling: bool = False
     """Sample inside llama.cpp's graph, where the output layer runs (the GPU), so only
     token ids cross to the host; for requests whose sampler chain allows it."""
