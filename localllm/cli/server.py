@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
             "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
             "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL, "
-            "LOCALLLM_WORKERS."
+            "LOCALLLM_REPLICAS, LOCALLLM_WORKERS."
         ),
     )
     p.add_argument("--workers", default="", metavar="HOST:PORT,...",

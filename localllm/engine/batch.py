@@ -46,7 +46,7 @@ from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.speculation import PromptLookup, speculates
 from localllm.errors import LocalLLMError
 
-SPECULATE_UP_TO = 4
+SPECULATE_UP_TO = 2
 """Streams generating at once up to which they guess ahead (`engine.speculation`):
 beyond, the batch is busy enough that guesses no longer come for free."""
 GRAPH_GREEDY_UP_TO = 4

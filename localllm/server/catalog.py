@@ -103,7 +103,16 @@ class Catalog:
                     "threads": settings.n_threads if settings else 0,
                     "gpu_layers": settings.n_gpu_layers if settings else 0,
                     "pid": runner.pid,
-                    "busy": runner.in_flight,
+                    "busy": self.scheduler.in_flight(slot.manifest.name),
+                    # beyond Ollama's shape: the copies on other GPUs (LOCALLLM_REPLICAS)
+                    "copies": [
+                        {
+                            "pid": c.runner.pid,
+                            "busy": c.runner.in_flight,
+                            "placement": [asdict(p) for p in c.placement],
+                        }
+                        for c in self.scheduler.copies.get(slot.manifest.name, [])
+                    ],
                 }
             )
         return out

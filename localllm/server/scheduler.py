@@ -30,6 +30,7 @@ from localllm.planner.memory import MemoryEstimate
 from localllm.planner.placement import Placed, placement
 from localllm.remote.workers import WorkerState
 from localllm.server.loading import DoesNotFit, Planned, plan_load
+from localllm.server.replicas import gpu_of, least_loaded, pinned, single_gpu_budgets
 from localllm.server.runner import Runner, RunnerError
 from localllm.server.settings import ServerSettings
 from localllm.store.manifests import Manifest
@@ -79,6 +80,8 @@ class Scheduler:
         self.slots: dict[str, Slot] = {}
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self.copies: dict[str, list[Slot]] = {}
+        """A model's copies beyond the first, one per GPU (`server.replicas`)."""
         self.workers: dict[str, WorkerState] = {}
         """What each RPC worker answered when last asked (at a load): `ps` shows it."""
 
@@ -98,7 +101,9 @@ class Scheduler:
                     slot = None
                 if slot is None:
                     slot = await self._load(manifest, key, options)
-        runner = slot.runner
+        runner = least_loaded(
+            [slot.runner, *(c.runner for c in self.copies.get(manifest.name, ()))]
+        )
         waiting = runner.in_flight - runner.parallel
         if waiting >= self.settings.max_queue:
             raise Busy(
@@ -114,10 +119,15 @@ class Scheduler:
         return runner
 
     def release(self, runner: Runner, keep_alive_s: float | None) -> None:
-        """One request of `runner` ended; it stays loaded `keep_alive_s` once idle."""
+        """One request of `runner` ended; it stays loaded `keep_alive_s` once idle (a
+        model's copies go with its first: the model stays while any copy works)."""
         runner.in_flight -= 1
         runner.last_used = time.monotonic()
-        if runner.in_flight > 0 or runner.dead:
+        first = self.slots.get(runner.name)
+        if first is not None and first.runner is not runner and not runner.dead:
+            runner = first.runner  # a copy: the model's lifetime is its first copy's
+            runner.last_used = time.monotonic()
+        if self.in_flight(runner.name) > 0 or runner.dead:
             self._changed.set()
             return
         if runner.expiry is not None:
@@ -135,8 +145,17 @@ class Scheduler:
 
     def _expire(self, runner: Runner) -> None:
         slot = self.slots.get(runner.name)
-        if slot is not None and slot.runner is runner and runner.in_flight == 0:
+        if slot is not None and slot.runner is runner and self.in_flight(runner.name) == 0:
             self.unload(runner.name)
+
+    def in_flight(self, name: str) -> int:
+        """Requests admitted to every copy of model `name`."""
+        slots = [s for s in (self.slots.get(name),) if s is not None]
+        return sum(s.runner.in_flight for s in [*slots, *self.copies.get(name, ())])
+
+    def all_slots(self) -> list[Slot]:
+        """Every loaded copy of every model, each model's first copy first."""
+        return [c for name, s in self.slots.items() for c in (s, *self.copies.get(name, ()))]
 
     # --- loading and unloading -----------------------------------------------------------
 
@@ -157,7 +176,7 @@ class Scheduler:
                     raise DoesNotFit(
                         f"LOCALLLM_MAX_LOADED_MODELS={self.settings.max_loaded} reached"
                     )
-                left = less(budget, (s.estimate for s in self.slots.values()))
+                left = less(budget, (s.estimate for s in self.all_slots()))
                 remote = await self._free_workers()
                 if remote:
                     left = with_workers(left, [d for w in remote for d in w.devices])
@@ -173,10 +192,10 @@ class Scheduler:
                 )
                 if remote:
                     planned = _on_workers(planned, left)
-                if self.settings.backend_sampling != "auto":
-                    on = self.settings.backend_sampling == "on"
-                    settings = replace(planned.load.settings, backend_sampling=on)
-                    planned = replace(planned, load=replace(planned.load, settings=settings))
+                elif self.settings.replicas > 1:
+                    planned, left = await self._on_one_gpu(planned, left, manifest, n_ctx,
+                                                           overrides)  # fmt: skip
+                planned = self._sampling(planned)
                 break
             except DoesNotFit:
                 idle = [s for s in self.slots.values() if s.runner.in_flight == 0]
@@ -194,7 +213,80 @@ class Scheduler:
         placed = tuple(placement(planned.option.estimate, left))
         slot = Slot(runner, key, planned.option.estimate, manifest, placed)
         self.slots[manifest.name] = slot
+        if gpu_of(planned) is not None:
+            await self._load_copies(slot, budget, n_ctx, overrides)
         return slot
+
+    def _plan(
+        self, manifest: Manifest, budget: Budget, n_ctx: Any, overrides: dict[str, Any]
+    ) -> Planned:
+        return self._planner(
+            manifest, self.store, budget, n_ctx, overrides, self.settings.num_parallel, True
+        )
+
+    def _sampling(self, planned: Planned) -> Planned:
+        """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto."""
+        if self.settings.backend_sampling == "auto":
+            return planned
+        on = self.settings.backend_sampling == "on"
+        settings = replace(planned.load.settings, backend_sampling=on)
+        return replace(planned, load=replace(planned.load, settings=settings))
+
+    async def _on_one_gpu(
+        self,
+        planned: Planned,
+        left: Budget,
+        manifest: Manifest,
+        n_ctx: Any,
+        overrides: dict[str, Any],
+    ) -> tuple[Planned, Budget]:
+        """With replicas asked for: the model on the roomiest single GPU where it fits
+        whole (its copies take the others), else the plan across GPUs as it was."""
+        for one in single_gpu_budgets(left):
+            try:
+                alone = await asyncio.to_thread(self._plan, manifest, one, n_ctx, overrides)
+            except DoesNotFit:
+                continue
+            fits = pinned(alone, one)
+            if fits is not None:
+                return fits, one
+        return planned, left
+
+    async def _load_copies(
+        self, first: Slot, budget: Budget, n_ctx: Any, overrides: dict[str, Any]
+    ) -> None:
+        """Up to `replicas - 1` more copies of `first`'s model, each on a GPU of its own
+        where it fits whole; a copy that does not fit or load is left out (said why)."""
+        name = first.manifest.name
+        copies = self.copies.setdefault(name, [])
+        taken = [gpu_of_slot(first)]
+        while len(copies) + 1 < self.settings.replicas:
+            left = less(budget, (s.estimate for s in self.all_slots()))
+            placed = None
+            for one in single_gpu_budgets(left, [t for t in taken if t is not None]):
+                try:
+                    alone = await asyncio.to_thread(
+                        self._plan, first.manifest, one, n_ctx, overrides
+                    )
+                except DoesNotFit:
+                    continue
+                placed = pinned(self._sampling(alone), one)
+                if placed is not None:
+                    break
+            if placed is None:
+                print(f"localllm: {name}: no other GPU holds a whole copy; "
+                      f"{len(copies) + 1} loaded", file=sys.stderr, flush=True)  # fmt: skip
+                return
+            log = self.log_dir / "runners" / f"{_safe(name)}.{len(copies) + 1}.log"
+            runner = Runner(name, placed.load, log, self._on_death)
+            try:
+                await runner.start()
+            except RunnerError as exc:
+                print(f"localllm: {name}: a copy failed to load: {exc}", file=sys.stderr)
+                return
+            where = tuple(placement(placed.option.estimate, budget))
+            copies.append(Slot(runner, first.key, placed.option.estimate, first.manifest, where))
+            taken.append(gpu_of(placed))
 
     async def _free_workers(self) -> list[WorkerState]:
         """The workers that answer and hold no loaded model (a worker serves one client
@@ -234,7 +326,7 @@ class Scheduler:
         return out
 
     async def _wait_idle(self, slot: Slot) -> None:
-        while slot.runner.in_flight > 0 and not slot.runner.dead:
+        while self.in_flight(slot.manifest.name) > 0 and not slot.runner.dead:
             self._changed.clear()
             await self._changed.wait()
 
@@ -245,7 +337,7 @@ class Scheduler:
         slot = self.slots.get(name)
         if slot is None:
             return False
-        if slot.runner.in_flight == 0:
+        if self.in_flight(name) == 0:
             return self.unload(name)
         slot.runner.unload_when_idle = True
         return True
@@ -256,17 +348,21 @@ class Scheduler:
         if slot is None:
             return False
         slot.runner.stop()
+        for copy in self.copies.pop(name, []):
+            copy.runner.stop()
         self._changed.set()
         return True
 
     def _on_death(self, runner: Runner) -> None:
         slot = self.slots.get(runner.name)
         if slot is not None and slot.runner is runner:
-            del self.slots[runner.name]
+            self.unload(runner.name)  # its copies go with it; the next request reloads
+        copies = self.copies.get(runner.name, [])
+        copies[:] = [c for c in copies if c.runner is not runner]
         self._changed.set()
 
     def abort_all(self, message: str) -> None:
-        for slot in self.slots.values():
+        for slot in self.all_slots():
             slot.runner.abort_all(message)
 
     def shutdown(self) -> None:
@@ -285,6 +381,11 @@ def _on_workers(planned: Planned, budget: Budget) -> Planned:
     split = tuple(float(g.usable) for g in devices)
     settings = replace(settings, workers=workers, tensor_split=split)
     return replace(planned, load=replace(planned.load, settings=settings))
+
+
+def gpu_of_slot(slot: Slot) -> int | None:
+    devices = slot.runner.load_request.settings.devices
+    return devices[0] if len(devices) == 1 else None
 
 
 def _machine_budget() -> Budget:

@@ -13,6 +13,9 @@
   costing context or GPU layers).
 - `LOCALLLM_BACKEND_SAMPLING`: `on` / `off` to sample inside llama.cpp's graph or on the
   CPU (default `auto`: in the graph when the output layer is on a GPU).
+- `LOCALLLM_REPLICAS`: on a machine with several GPUs, load a model that fits on one
+  GPU up to this many times, one copy per GPU, requests balanced across the copies
+  (default 1).
 - `LOCALLLM_WORKERS`: RPC workers (`localllm worker`) as `HOST:PORT,...`, whose devices
   the planner may put part of a model on (also `serve --workers`).
 """
@@ -75,6 +78,8 @@ class ServerSettings:
     insecure: bool = False
     workers: tuple[str, ...] = ()
     """RPC workers (HOST:PORT) the planner may place models on."""
+    replicas: int = 1
+    """Copies of a model that fits on one GPU, one per GPU (`LOCALLLM_REPLICAS`)."""
 
     @property
     def url(self) -> str:
@@ -193,4 +198,5 @@ def settings_from_env(
         backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
         insecure=insecure,
         workers=endpoints,
+        replicas=max(1, _int(env, "LOCALLLM_REPLICAS", 1)),
     )
