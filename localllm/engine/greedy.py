@@ -49,7 +49,6 @@ class GreedyRows:
         self._threads = max(1, threads)
         self._per_thread = max(1, per_thread)
         self._pool: ThreadPoolExecutor | None = None
-        self._row_of: dict[int, int] = {}
 
     def tokens(self, ctx: Any, rows: Sequence[tuple[int, bool]]) -> dict[int, int]:
         """{batch index: its greedy token} for `rows`, each (a batch index whose logits
@@ -61,8 +60,8 @@ class GreedyRows:
 
         if not rows:
             return {}
-        block = self._block(ctx, [index for index, _ in rows])
-        wanted = [self._row_of[index] for index, _ in rows]
+        block, row_of = self._block(ctx, [index for index, _ in rows])
+        wanted = [row_of[index] for index, _ in rows]
         lo, hi = min(wanted), max(wanted) + 1
         threads = min(self._threads, (hi - lo) // self._per_thread)
         if threads < 2:
@@ -81,8 +80,8 @@ class GreedyRows:
                 found[i] = int(masked.argmax())
         return {index: token for (index, _), token in zip(rows, found, strict=True)}
 
-    def _block(self, ctx: Any, indices: list[int]) -> Any:
-        """The logits block as an array, and `_row_of`: each index's row in it."""
+    def _block(self, ctx: Any, indices: list[int]) -> tuple[Any, dict[int, int]]:
+        """The logits block as an array, and each batch index's row in it."""
         import numpy as np
 
         base = llama_cpp.llama_get_logits(ctx)
@@ -90,14 +89,14 @@ class GreedyRows:
             raise RuntimeError("llama.cpp kept no logits for this step")
         start = ctypes.addressof(base.contents)
         stride = self._n_vocab * ctypes.sizeof(ctypes.c_float)
-        self._row_of = {}
+        row_of: dict[int, int] = {}
         for index in indices:
             pointer = llama_cpp.llama_get_logits_ith(ctx, index)
             if not pointer:
                 raise RuntimeError(f"llama.cpp has no logits for batch position {index}")
-            self._row_of[index] = (ctypes.addressof(pointer.contents) - start) // stride
-        n_rows = max(self._row_of.values()) + 1
-        return np.ctypeslib.as_array(base, shape=(n_rows, self._n_vocab))
+            row_of[index] = (ctypes.addressof(pointer.contents) - start) // stride
+        n_rows = max(row_of.values()) + 1
+        return np.ctypeslib.as_array(base, shape=(n_rows, self._n_vocab)), row_of
 
     def close(self) -> None:
         if self._pool is not None:

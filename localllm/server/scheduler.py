@@ -150,8 +150,9 @@ class Scheduler:
 
     def in_flight(self, name: str) -> int:
         """Requests admitted to every copy of model `name`."""
-        slots = [s for s in (self.slots.get(name),) if s is not None]
-        return sum(s.runner.in_flight for s in [*slots, *self.copies.get(name, ())])
+        first = self.slots.get(name)
+        copies = sum(c.runner.in_flight for c in self.copies.get(name, ()))
+        return copies + (first.runner.in_flight if first is not None else 0)
 
     def all_slots(self) -> list[Slot]:
         """Every loaded copy of every model, each model's first copy first."""
