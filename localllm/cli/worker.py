@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from localllm.errors import LocalLLMError
     from localllm.paths import resolve_paths
     from localllm.remote import rpc
-    from localllm.remote.workers import is_loopback, parse_endpoint, split
+    from localllm.remote.workers import parse_endpoint, split
+    from localllm.server.settings import is_loopback
 
     endpoint = parse_endpoint(args.listen)
     host, port = split(endpoint)

@@ -9,7 +9,6 @@ does not answer, so the questions go through a child process
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import subprocess
@@ -74,16 +73,6 @@ def parse_endpoints(text: str | Sequence[str]) -> tuple[str, ...]:
             if endpoint not in out:
                 out.append(endpoint)
     return tuple(out)
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def split(endpoint: str) -> tuple[str, int]:
