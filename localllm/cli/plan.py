@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         ram=parse_size(args.ram) if args.ram else None,
         gpu_name=args.gpu,
     )
-    if args.workers:
-        budget = _with_workers(budget, args.workers, quiet=args.json)
+    spread = _with_workers(budget, args.workers, quiet=args.json) if args.workers else None
     with tempfile.TemporaryDirectory(prefix="localllm-plan-") as tmp:
         if not args.json:
             print(f"Reading the headers of {ref}...", file=sys.stderr)
@@ -92,15 +91,12 @@ def run(args: argparse.Namespace) -> int:
         def measure(candidate: Candidate, settings: LoadSettings) -> MeasuredBuffers:
             return trial_load(trial_files[candidate.label], settings)
 
-        # A trial load runs here, without the workers' devices: formulas only then.
-        trial = not (args.no_trial or args.workers) and report.llama.installed
-        result = plan(
-            [s.candidate for s in sources],
-            budget,
-            n_ctx=args.ctx,
-            policy=Policy(args.policy),
-            measure=measure if trial else None,
-        )
+        trial = not args.no_trial and report.llama.installed
+        candidates = [s.candidate for s in sources]
+        result = plan(candidates, budget, args.ctx, Policy(args.policy), measure if trial else None)
+        if spread is not None:  # a trial load would not see the workers' devices: formulas
+            across = plan(candidates, spread, args.ctx, Policy(args.policy))
+            result = _here_or_across(result, across)
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -123,6 +119,21 @@ def _with_workers(budget: Budget, workers: str, quiet: bool) -> Budget:
     if not up:
         raise LocalLLMError("none of the workers answered: nothing to plan across")
     return with_workers(budget, up)
+
+
+def _here_or_across(here: Plan, across: Plan) -> Plan:
+    """The plan across the workers where they pay (`workers_pay`), else this machine's."""
+    from dataclasses import replace
+
+    from localllm.planner.placement import workers_pay
+
+    if across.choice is None:
+        return across  # it says what each host has and how much more it would take
+    why = workers_pay(here.choice, across.choice)
+    if why is None:
+        note = "Planned on this machine alone: the workers would only add network hops."
+        return replace(here, notes=(note,))
+    return replace(across, notes=(f"Planned across the workers: {why}.",))
 
 
 def _saved_report(path: Path) -> HardwareReport:

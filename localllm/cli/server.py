@@ -132,6 +132,11 @@ def run_ps(args: argparse.Namespace) -> int:
             for p in placed:
                 print(f"    {p['host']} {p['device']}: {p['layers']} layers, "
                       f"{format_bytes(p['bytes'])}")  # fmt: skip
+        for n, copy in enumerate(m.get("copies", []), start=2):
+            gpus = [p["device"] for p in copy["placement"] if p["device"] != "CPU and RAM"]
+            print(f"    copy {n} on {', '.join(gpus) or 'the CPU'}: {copy['busy']} busy")
+        if m.get("tip"):
+            print(f"    tip: {m['tip']}")
     for w in workers:
         state = "listening" if w["listening"] else f"down ({w.get('error') or 'not listening'})"
         holds = f", holds {w['model']}" if w.get("model") else ""

@@ -50,6 +50,8 @@ class GpuBudget:
     bandwidth_gbs: float
     endpoint: str | None = None
     """The RPC worker serving this device (None: this machine's own GPU)."""
+    rtt_s: float = 0.0
+    """The network round trip to `endpoint`, as measured when the worker was asked."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def with_workers(budget: Budget, devices: Sequence[RemoteDevice]) -> Budget:
     order (a model's first layers go to the workers: one network hop each way per token).
 
     A worker's memory speed is not known from here: it is taken as this machine's CPU
-    bandwidth, and the network's cost is not in the expected speed."""
+    bandwidth; the network's cost per token comes from each worker's round trip
+    (`planner.network`)."""
     nth = [sum(e.endpoint == d.endpoint for e in devices[:i]) for i, d in enumerate(devices)]
     remote = tuple(
         GpuBudget(
@@ -162,6 +165,7 @@ def with_workers(budget: Budget, devices: Sequence[RemoteDevice]) -> Budget:
             unified=False,
             bandwidth_gbs=budget.cpu_bandwidth_gbs,
             endpoint=d.endpoint,
+            rtt_s=d.rtt_s,
         )
         for i, d in enumerate(devices)
     )

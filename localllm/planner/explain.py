@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from localllm.planner.network import describe as describe_network
+from localllm.planner.network import hops
 from localllm.planner.numa import describe
 from localllm.planner.plan import Fit, Option, Plan, gpu_spare
 from localllm.planner.quality import QUALITY_FLOOR, describe_cost, kl_divergence
@@ -15,7 +17,7 @@ def _gib(n: float) -> str:
 
 def explain(p: Plan) -> list[str]:
     """Sentences for the plan, most important first."""
-    lines: list[str] = []
+    lines: list[str] = list(p.notes)
     b = p.budget
     if b.what_if:
         lines.append("What if this machine had " + " and ".join(b.what_if) + ".")
@@ -58,6 +60,9 @@ def explain(p: Plan) -> list[str]:
             f"Expected decode speed about {choice.tokens_per_s:.0f} tokens/s "
             f"(weights read once per token at {_bandwidth(p, choice)})."
         )
+        network = describe_network(hops(choice.candidate.model.n_embd, e, b))
+        if network:
+            lines.append(network)
     lines.append(
         f"Threads: {s.n_threads} (physical performance cores); batch {s.n_batch}, "
         f"micro-batch {s.n_ubatch}; flash attention {'on' if s.flash_attn else 'off'}."
@@ -128,10 +133,26 @@ def _bandwidth(p: Plan, choice: Option) -> str:
 def _no_fit(p: Plan) -> list[str]:
     smallest = min(p.options, key=lambda o: o.estimate.total)
     room = p.budget.ram_usable + sum(g.usable for g in p.budget.gpus if not g.unified)
+    remote = [g for g in p.budget.gpus if g.endpoint]
+    if not remote:
+        return [
+            f"Nothing fits: the smallest, {smallest.label}, needs about "
+            f"{_gib(smallest.estimate.total)} at {p.n_ctx} tokens of context; this machine can "
+            f"give {_gib(room)} (RAM and GPU after safety margins).",
+            f"It would need about {_gib(smallest.short_by)} more memory, a smaller context "
+            "(--ctx), or a smaller model.",
+        ]
+    here = p.budget.ram_usable + sum(g.usable for g in p.budget.gpus if not g.endpoint)
+    hosts: dict[str, int] = {"this machine": here}
+    for g in remote:
+        assert g.endpoint is not None
+        hosts[g.endpoint] = hosts.get(g.endpoint, 0) + g.usable
+    each = ", ".join(f"{host} {_gib(n)}" for host, n in hosts.items())
+    short = max(smallest.estimate.total - room, smallest.short_by if not p.budget.gpus else 0)
     return [
         f"Nothing fits: the smallest, {smallest.label}, needs about "
-        f"{_gib(smallest.estimate.total)} at {p.n_ctx} tokens of context; this machine can "
-        f"give {_gib(room)} (RAM and GPU after safety margins).",
-        f"It would need about {_gib(smallest.short_by)} more memory, a smaller context "
-        "(--ctx), or a smaller model.",
+        f"{_gib(smallest.estimate.total)} at {p.n_ctx} tokens of context; the hosts can give "
+        f"{_gib(room)} in all after safety margins ({each}).",
+        f"It would need about {_gib(max(short, 0))} more on any one of them (the layers "
+        "split by free memory), another worker, a smaller context (--ctx), or a smaller model.",
     ]

@@ -18,6 +18,10 @@ fitted against its own `no_alloc` trial loads over many shapes
   phase `V + 2E`, the attention phase (`ctx(H+1) + 2E + 3Eq + 2Ekv` without
   flash attention, `ctx/2 + 3E + Eq + 4Ekv` with it) and the FFN phase
   (`mask + 3F + 4E`). Exact for dense models on the CPU.
+- Several devices (GPUs, RPC workers) holding every layer: llama.cpp pipelines
+  ubatches across them, and each device's compute buffer holds its own layers'
+  phases plus the pipeline's copies of the graph inputs (`pipeline_bytes`,
+  measured over RPC devices: `tests/remote/test_workers.py` pins it).
 - GPU: a CUDA/ROCm context the driver keeps outside llama.cpp's buffers
   (measured with NVML on an H200, CUDA 13: 607 to 611 MiB beyond the
   reported buffers, at every size and split). With partial offload, an MoE's
@@ -129,6 +133,12 @@ def kv_bytes(model: ModelInfo, settings: LoadSettings) -> list[int]:
 
 def compute_bytes(model: ModelInfo, settings: LoadSettings) -> int:
     """The peak compute buffer of one full graph (see the module docstring)."""
+    return max(compute_phases(model, settings))
+
+
+def compute_phases(model: ModelInfo, settings: LoadSettings) -> tuple[int, int, int]:
+    """The compute buffer's need in each phase of the graph: (output layer, attention,
+    FFN). A device holding only some layers needs only their phases."""
     ub = settings.n_ubatch
     n_kv = _pad(settings.n_ctx) // max(settings.n_seq_max, 1)
     e, v = model.n_embd, model.n_vocab
@@ -141,11 +151,33 @@ def compute_bytes(model: ModelInfo, settings: LoadSettings) -> int:
     else:
         mask = n_kv
         attention = n_kv * (model.n_head + 1) + 2 * e + 3 * eq + 2 * ekv
-    if not any(layer.kv_bytes_per_cell for layer in model.layers):
+    if not _attends(model):
         attention, mask = 0, 0  # purely recurrent: no attention, no mask
     ffn = mask + 3 * ff + 4 * e
     output = v + 2 * e
-    return int(ub * 4 * max(output, attention, ffn))
+    return int(ub * 4 * output), int(ub * 4 * attention), int(ub * 4 * ffn)
+
+
+def pipeline_bytes(model: ModelInfo, settings: LoadSettings, blocks: bool) -> tuple[int, int]:
+    """What llama.cpp's pipeline parallelism adds (several GPU or RPC devices, every
+    layer offloaded): the scheduler keeps 4 copies of each graph input, so that the
+    next ubatch can start while devices still compute. (On a device, on the host.)
+
+    Fitted to the buffers llama.cpp reports over 2 RPC devices: a device with blocks
+    gains 3 copies of the attention mask and of 2 hidden states (1 with flash
+    attention), one with only the output layer 3 hidden states; the host holds 4 of
+    the mask (f16 with flash attention) and 6 hidden states (2)."""
+    hidden = model.n_embd * settings.n_ubatch * 4
+    n_kv = _pad(settings.n_ctx) // max(settings.n_seq_max, 1)
+    masks = (1 + int(model.sliding_window > 0)) if _attends(model) else 0
+    mask = masks * n_kv * settings.n_ubatch * (2 if settings.flash_attn else 4)
+    states = 1 if settings.flash_attn else 2
+    device = 3 * (mask + states * hidden) if blocks else 3 * hidden
+    return device, 4 * mask + (2 if settings.flash_attn else 6) * hidden
+
+
+def _attends(model: ModelInfo) -> bool:
+    return any(layer.kv_bytes_per_cell for layer in model.layers)
 
 
 def cpu_work_bytes(model: ModelInfo, settings: LoadSettings) -> int:
@@ -158,7 +190,7 @@ def cpu_work_bytes(model: ModelInfo, settings: LoadSettings) -> int:
     """
     ub = settings.n_ubatch
     activations = ub * max(_ffn_width(model), model.n_embd) * 2
-    if settings.flash_attn or not any(layer.kv_bytes_per_cell for layer in model.layers):
+    if settings.flash_attn or not _attends(model):
         return activations
     n_kv = _pad(settings.n_ctx) // max(settings.n_seq_max, 1)
     return max(activations, n_kv * ub * model.n_head * 2)
@@ -214,10 +246,15 @@ def estimate(
                 # the mapping to build the copy, and llama.cpp maps the whole range).
                 repacked["CPU"] = repacked.get("CPU", 0) + t.nbytes
 
-    full_compute = int(compute_bytes(model, settings) * compute_scale)
+    phases = compute_phases(model, settings)
+    full_compute = int(max(phases) * compute_scale)
     partial = 0 < ngl < n_layer + 1
+    # Several devices with every layer: llama.cpp pipelines ubatches across them.
+    pipeline = len(gpus) > 1 and ngl == n_layer + 1
     # Fully offloaded, the CPU keeps only a small buffer for the input embeddings.
     small = 3 * model.n_embd * settings.n_ubatch * 4
+    if pipeline:
+        small += pipeline_bytes(model, settings, blocks=True)[1]
     host_compute = full_compute if (ngl == 0 or partial) else small
     output = model.n_vocab * 4 * seqs
     if measured is not None and measured.output:
@@ -250,12 +287,39 @@ def estimate(
                 weights=weights.get(name, 0),
                 kv=kv_on.get(name, 0),
                 recurrent=state_on.get(name, 0),
-                compute=full_compute + (largest_cpu_experts if partial else 0),
+                compute=_device_compute(
+                    model,
+                    settings,
+                    phases,
+                    compute_scale,
+                    pipeline,
+                    blocks=layers_on.get(name, 0) > 0,
+                    output=output_dev == name,
+                )
+                if not partial
+                else full_compute + largest_cpu_experts,
                 overhead=GPU_RUNTIME_OVERHEAD.get(target.backend, 0),
                 layers=layers_on.get(name, 0),
             )
         )
     return MemoryEstimate(host=host, gpus=tuple(gpu_uses), gpu_layers=ngl, n_layer=n_layer)
+
+
+def _device_compute(
+    model: ModelInfo,
+    settings: LoadSettings,
+    phases: tuple[int, int, int],
+    scale: float,
+    pipeline: bool,
+    blocks: bool,
+    output: bool,
+) -> int:
+    """A fully offloaded device's compute buffer: the phases of the layers it holds
+    (its blocks' attention and FFN, the output layer's), and the pipeline's copies."""
+    out, attention, ffn = phases
+    need = max((out,) * output + (attention, ffn) * blocks, default=0)
+    extra = pipeline_bytes(model, settings, blocks)[0] if pipeline else 0
+    return int(need * scale) + extra
 
 
 def _calibration(model: ModelInfo, measured: MeasuredBuffers | None) -> tuple[float, float]:

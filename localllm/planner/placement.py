@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from localllm.planner.budget import Budget
 from localllm.planner.memory import MemoryEstimate
+from localllm.planner.plan import Fit, Option
+from localllm.planner.quality import kl_divergence
 
 HERE = "this machine"
 HOST_DEVICE = "CPU and RAM"
@@ -48,3 +50,24 @@ def hosts(placed: list[Placed]) -> list[str]:
         f"{p.host} {p.device}: {p.layers} layer{'s' * (p.layers != 1)}, {format_bytes(p.bytes)}"
         for p in placed
     ]
+
+
+def workers_pay(here: Option | None, spread: Option) -> str | None:
+    """Why loading across the workers beats loading on this machine alone, or None
+    when it does not: each token then pays the network's hops, so the workers are
+    worth it only for a model that fits only with them, a better quantization or a
+    longer context, or a faster decode with the hops counted."""
+    if here is None or here.fit is Fit.NONE:
+        return "the model does not fit on this machine alone"
+    if spread.fit is Fit.NONE:
+        return None
+    longer, shorter = spread.settings.n_ctx_seq, here.settings.n_ctx_seq
+    if longer > shorter:  # per request: more slots alone are not worth the hops
+        return f"a longer context fits ({longer} tokens, {shorter} here)"
+    better, worse = kl_divergence(spread.label), kl_divergence(here.label)
+    if better is not None and worse is not None and better < worse:
+        return f"{spread.label} fits with them ({here.label} alone)"
+    fast, slow = spread.tokens_per_s or 0.0, here.tokens_per_s or 0.0
+    if fast > slow:
+        return f"it decodes faster with them (about {fast:.0f} tokens/s, {slow:.0f} here)"
+    return None

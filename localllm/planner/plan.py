@@ -30,6 +30,7 @@ from enum import StrEnum
 from localllm.gguf.info import ModelInfo
 from localllm.planner.budget import Budget
 from localllm.planner.memory import GpuTarget, MemoryEstimate, estimate, kv_bytes
+from localllm.planner.network import hops, seconds_per_token
 from localllm.planner.numa import numa_plan
 from localllm.planner.quality import QUALITY_FLOOR, TARGET_BAND, kl_divergence, quality_key
 from localllm.planner.settings import LoadSettings, MeasuredBuffers
@@ -95,6 +96,8 @@ class Plan:
     choice: Option | None
     budget: Budget
     below_floor: bool = False
+    notes: tuple[str, ...] = ()
+    """What the caller decided around the plan (e.g. whether to use RPC workers), said first."""
 
 
 def plan(
@@ -289,13 +292,22 @@ def tokens_per_second(
     model: ModelInfo, settings: LoadSettings, e: MemoryEstimate, budget: Budget
 ) -> float:
     """Decode speed: every weight (only the used experts of an MoE) and half the
-    KV cache are read once per token, from the memory each lives in."""
+    KV cache are read once per token, from the memory each lives in; layers on RPC
+    workers add the network's hops (`planner.network`)."""
     cpu_bytes, gpu_bytes = bytes_per_token(model, e.gpu_layers, kv_bytes(model, settings), 0.5)
     seconds = cpu_bytes / (CPU_EFFICIENCY * budget.cpu_bandwidth_gbs * 1e9)
     if gpu_bytes and budget.gpus:
-        gpu_gbs = min(g.bandwidth_gbs for g in budget.gpus)
-        seconds += gpu_bytes / (GPU_EFFICIENCY * gpu_gbs * 1e9)
+        by_name = {f"GPU{g.index}": g for g in budget.gpus}
+        held = [(u.layers, by_name[u.device]) for u in e.gpus if u.device in by_name]
+        layers = sum(n for n, _ in held)
+        if layers:  # each device reads its share of the layers at its own speed
+            for n, gpu in held:
+                seconds += gpu_bytes * n / layers / (GPU_EFFICIENCY * gpu.bandwidth_gbs * 1e9)
+        else:
+            gpu_gbs = min(g.bandwidth_gbs for g in budget.gpus)
+            seconds += gpu_bytes / (GPU_EFFICIENCY * gpu_gbs * 1e9)
         seconds += GPU_LAYER_LATENCY_S * e.gpu_layers
+    seconds += seconds_per_token(hops(model.n_embd, e, budget))
     return 1.0 / seconds if seconds > 0 else 0.0
 
 

@@ -13,6 +13,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ class RemoteDevice:
     kind: str
     free: int
     total: int
+    rtt_s: float = 0.0
+    """The network round trip to the worker (its TCP handshake, the best of a few)."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +92,30 @@ def answers(endpoint: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def round_trip(endpoint: str, timeout_s: float = 1.0) -> float | None:
+    """Seconds for one TCP handshake with `endpoint` (one network round trip: what
+    each token waits per worker hop), or None when it does not answer. One connect
+    only: the worker takes connections one at a time from a short backlog."""
+    start = time.perf_counter()
+    try:
+        with socket.create_connection(split(endpoint), timeout=timeout_s):
+            return time.perf_counter() - start
+    except OSError:
+        return None
+
+
 def ask(endpoints: Sequence[str], timeout_s: float = 10.0) -> list[WorkerState]:
     """What each worker serves now, asked from a child process; a worker that does
     not listen is down, one that does not answer in time is busy."""
     states = {e: WorkerState(e, error="not listening (down?)") for e in endpoints}
-    listening = [e for e in endpoints if answers(e)]
-    for endpoint in listening:  # one child each: a busy worker holds up only itself
-        states[endpoint] = _ask_one(endpoint, timeout_s)
+    for endpoint in endpoints:  # one child each: a busy worker holds up only itself
+        rtt = round_trip(endpoint)
+        if rtt is not None:
+            states[endpoint] = _ask_one(endpoint, timeout_s, rtt)
     return [states[e] for e in endpoints]
 
 
-def _ask_one(endpoint: str, timeout_s: float) -> WorkerState:
+def _ask_one(endpoint: str, timeout_s: float, rtt_s: float) -> WorkerState:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "localllm.remote.workers", endpoint],
@@ -114,7 +130,7 @@ def _ask_one(endpoint: str, timeout_s: float) -> WorkerState:
         last = (done.stderr.strip().splitlines() or ["no answer"])[-1]
         return WorkerState(endpoint, error=f"did not answer: {last}")
     found = json.loads(lines[-1])
-    devices = tuple(RemoteDevice(endpoint=endpoint, **d) for d in found)
+    devices = tuple(RemoteDevice(endpoint=endpoint, rtt_s=rtt_s, **d) for d in found)
     if not devices:
         return WorkerState(endpoint, error="serves no devices")
     return WorkerState(endpoint, devices)

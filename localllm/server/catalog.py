@@ -113,6 +113,7 @@ class Catalog:
                         }
                         for c in self.scheduler.copies.get(slot.manifest.name, [])
                     ],
+                    "tip": self.scheduler.replica_tip(slot.manifest.name),
                 }
             )
         return out

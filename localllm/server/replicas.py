@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from localllm.planner.budget import Budget
+from localllm.planner.memory import MemoryEstimate
 from localllm.planner.plan import Fit
 from localllm.server.loading import Planned
 from localllm.server.runner import Runner
@@ -45,3 +46,29 @@ def least_loaded(runners: Sequence[Runner]) -> Runner:
 def gpu_of(planned: Planned) -> int | None:
     devices = planned.load.settings.devices
     return devices[0] if len(devices) == 1 else None
+
+
+def replica_tip(estimate: MemoryEstimate, waiting: int, replicas: int, left: Budget) -> str | None:
+    """What `ps` suggests when a model's requests queue for its slots: a copy per GPU,
+    where the model is wholly on this machine's GPUs (split or not), would fit on one
+    alone, and copies are not on. `left`: the budget less every loaded model."""
+    if waiting <= 0 or replicas > 1 or not estimate.gpus:
+        return None
+    if estimate.gpu_layers <= estimate.n_layer:
+        return None  # partly on the CPU: a copy would not fit on a GPU either
+    used = {u.device: u.total for u in estimate.gpus}
+    mine = [g for g in left.gpus if f"GPU{g.index}" in used]
+    if any(g.endpoint is not None for g in mine):
+        return None  # across RPC workers
+    need = sum(used.values())
+    room = [
+        g for g in left.gpus
+        if g.endpoint is None and g.usable + used.get(f"GPU{g.index}", 0) >= need
+    ]  # fmt: skip
+    if len(room) < 2:
+        return None
+    return (
+        f"{waiting} request{'s' * (waiting != 1)} waiting for a slot; the model fits on one "
+        f"GPU and {len(room)} GPUs have room for a copy each: LOCALLLM_REPLICAS={len(room)} "
+        "would serve them side by side"
+    )

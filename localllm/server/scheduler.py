@@ -27,10 +27,16 @@ from typing import Any
 from localllm.errors import LocalLLMError
 from localllm.planner.budget import Budget, less, with_workers
 from localllm.planner.memory import MemoryEstimate
-from localllm.planner.placement import Placed, placement
+from localllm.planner.placement import Placed, placement, workers_pay
 from localllm.remote.workers import WorkerState
 from localllm.server.loading import DoesNotFit, Planned, plan_load
-from localllm.server.replicas import gpu_of, least_loaded, pinned, single_gpu_budgets
+from localllm.server.replicas import (
+    gpu_of,
+    least_loaded,
+    pinned,
+    replica_tip,
+    single_gpu_budgets,
+)
 from localllm.server.runner import Runner, RunnerError
 from localllm.server.settings import ServerSettings
 from localllm.store.manifests import Manifest
@@ -84,6 +90,8 @@ class Scheduler:
         """A model's copies beyond the first, one per GPU (`server.replicas`)."""
         self.workers: dict[str, WorkerState] = {}
         """What each RPC worker answered when last asked (at a load): `ps` shows it."""
+        self._tipped: set[str] = set()
+        """Models whose queue already had the replicas suggestion logged."""
 
     # --- admission ----------------------------------------------------------------------
 
@@ -111,12 +119,25 @@ class Scheduler:
                 f"(LOCALLLM_MAX_QUEUE={self.settings.max_queue}); try again shortly"
             )
         runner.in_flight += 1
+        tip = self.replica_tip(manifest.name)
+        if tip and manifest.name not in self._tipped:
+            self._tipped.add(manifest.name)
+            print(f"localllm: {manifest.name}: {tip}", file=sys.stderr)
         runner.unload_when_idle = False  # this request's keep_alive decides from now
         if runner.expiry is not None:
             runner.expiry.cancel()
             runner.expiry = None
         runner.expires_at = None
         return runner
+
+    def replica_tip(self, name: str) -> str | None:
+        """The suggestion of more copies when `name`'s requests queue (`replicas.replica_tip`)."""
+        slot = self.slots.get(name)
+        if slot is None or self._budget is None:
+            return None
+        waiting = slot.runner.in_flight - slot.runner.parallel
+        left = less(self._budget, (s.estimate for s in self.all_slots()))
+        return replica_tip(slot.estimate, waiting, self.settings.replicas, left)
 
     def release(self, runner: Runner, keep_alive_s: float | None) -> None:
         """One request of `runner` ended; it stays loaded `keep_alive_s` once idle (a
@@ -180,20 +201,11 @@ class Scheduler:
                 left = less(budget, (s.estimate for s in self.all_slots()))
                 remote = await self._free_workers()
                 if remote:
-                    left = with_workers(left, [d for w in remote for d in w.devices])
-                planned = await asyncio.to_thread(
-                    self._planner,
-                    manifest,
-                    self.store,
-                    left,
-                    n_ctx,
-                    overrides,
-                    self.settings.num_parallel,
-                    not remote,  # a trial load would not see the workers' devices
-                )
-                if remote:
-                    planned = _on_workers(planned, left)
-                elif self.settings.replicas > 1:
+                    planned, left = await self._plan_with(remote, manifest, left, n_ctx,
+                                                          overrides)  # fmt: skip
+                else:
+                    planned = await asyncio.to_thread(self._plan, manifest, left, n_ctx, overrides)
+                if self.settings.replicas > 1 and not planned.load.settings.workers:
                     planned, left = await self._on_one_gpu(planned, left, manifest, n_ctx,
                                                            overrides)  # fmt: skip
                 planned = self._sampling(planned)
@@ -219,11 +231,50 @@ class Scheduler:
         return slot
 
     def _plan(
-        self, manifest: Manifest, budget: Budget, n_ctx: Any, overrides: dict[str, Any]
+        self,
+        manifest: Manifest,
+        budget: Budget,
+        n_ctx: Any,
+        overrides: dict[str, Any],
+        trial: bool = True,
     ) -> Planned:
         return self._planner(
-            manifest, self.store, budget, n_ctx, overrides, self.settings.num_parallel, True
+            manifest, self.store, budget, n_ctx, overrides, self.settings.num_parallel, trial
         )
+
+    async def _plan_with(
+        self,
+        remote: list[WorkerState],
+        manifest: Manifest,
+        left: Budget,
+        n_ctx: Any,
+        overrides: dict[str, Any],
+    ) -> tuple[Planned, Budget]:
+        """The load across the free workers where it pays (`workers_pay`), else the load
+        on this machine alone; with the budget it was planned on."""
+        spread_budget = with_workers(left, [d for w in remote for d in w.devices])
+        try:  # a trial load would not see the workers' devices: formulas only
+            spread: Planned | None = await asyncio.to_thread(
+                self._plan, manifest, spread_budget, n_ctx, overrides, False
+            )
+        except DoesNotFit:
+            spread = None
+        try:
+            here: Planned | None = await asyncio.to_thread(
+                self._plan, manifest, left, n_ctx, overrides
+            )
+        except DoesNotFit:
+            if spread is None:
+                raise
+            here = None
+        if spread is None:
+            assert here is not None
+            return here, left
+        why = workers_pay(here.option if here else None, spread.option)
+        if here is not None and (why is None or spread.load.settings.n_gpu_layers <= 0):
+            return here, left
+        print(f"localllm: {manifest.name} goes across the workers: {why}", file=sys.stderr)
+        return _on_workers(spread, spread_budget), spread_budget
 
     def _sampling(self, planned: Planned) -> Planned:
         """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -26,7 +28,7 @@ from localllm.remote import rpc
 from localllm.remote.workers import BadEndpoint, answers, ask, parse_endpoint, parse_endpoints
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
-from tests.server.conftest import Running, add_model
+from tests.server.conftest import BUDGET, Running, add_model
 
 GREEDY = Sampling(temperature=0, num_predict=24, repeat_penalty=1.0)
 needs_rpc = pytest.mark.skipif(not rpc.available(), reason="llama.cpp built without -DGGML_RPC=ON")
@@ -132,10 +134,50 @@ def test_a_split_across_two_workers_gives_the_same_tokens(
     assert "CPU_Mapped model buffer size" in log or "CPU model buffer size" in log
 
 
+@needs_rpc
+@pytest.mark.parametrize("flash_attn", [False, True])
+def test_each_worker_holds_what_the_planner_predicts(
+    workers: list[Worker], tiny_files: dict[str, Path], flash_attn: bool
+) -> None:
+    from localllm.gguf.local import read_local
+    from localllm.planner.memory import GpuTarget, estimate
+
+    endpoints = tuple(w.endpoint for w in workers)
+    path = tiny_files["slow"]
+    settings = LoadSettings(n_gpu_layers=99, n_ctx=4096, n_threads=1, workers=endpoints,
+                            tensor_split=(1.0, 1.0), flash_attn=flash_attn)  # fmt: skip
+    split = LlamaModel([str(path)], settings, (), keep_log=None)
+    log = "".join(split.log)
+    split.close()
+    assert "pipeline parallelism enabled" in log
+    planned = estimate(read_local(path), settings, [GpuTarget(100, "rpc"), GpuTarget(101, "rpc")])
+    for endpoint, use in zip(endpoints, planned.gpus, strict=True):
+        reported = {
+            kind: float(mib) * (1 << 20)
+            for kind, mib in re.findall(
+                rf"\[{re.escape(endpoint)}\] (model|KV|compute) buffer size = +([\d.]+) MiB", log
+            )
+        }
+        expected = {"model": use.weights, "KV": use.kv, "compute": use.compute}
+        for kind, size in expected.items():
+            assert reported[kind] == pytest.approx(size, rel=0.02, abs=256 << 10), kind
+
+
 @pytest.fixture
 def rpc_store(store: Store, tiny_files: dict[str, Path]) -> Store:
     add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 8192\n")
     return store
+
+
+SMALL = replace(BUDGET, ram_usable=100 << 20)
+"""Too little RAM for the slow model at 8,192 tokens here (~200 MiB), enough for what it
+keeps here when its layers are on one or two workers (~20 and ~55 MiB)."""
+GREEDY_BODY = {"model": "slow", "prompt": "Once upon a time", "stream": False,
+               "options": {"num_predict": 16, "temperature": 0}}  # fmt: skip
+
+
+def _unload(server: Running, model: str) -> None:
+    httpx.post(server.url + "/api/generate", json={"model": model, "keep_alive": 0}, timeout=60)
 
 
 @needs_rpc
@@ -143,15 +185,14 @@ def test_a_worker_that_goes_away_is_named_then_planned_without_then_used_again(
     workers: list[Worker], rpc_store: Store, make_server: Callable[..., Running]
 ) -> None:
     endpoints = tuple(w.endpoint for w in workers)
-    plain = make_server(rpc_store)
-    server = make_server(rpc_store, ServerSettings(port=0, workers=endpoints))
-    body = {"model": "tiny", "prompt": "Once upon a time", "stream": False,
-            "options": {"num_predict": 16, "temperature": 0}}  # fmt: skip
-    here = httpx.post(plain.url + "/api/generate", json=body, timeout=60).json()["response"]
-    split = httpx.post(server.url + "/api/generate", json=body, timeout=60)
-    assert split.status_code == 200 and split.json()["response"] == here
-    assert server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers == endpoints
-    httpx.post(server.url + "/api/generate", json={"model": "tiny", "keep_alive": 0}, timeout=60)
+    one_slot = ServerSettings(port=0, num_parallel=1)
+    plain = make_server(rpc_store, one_slot)
+    server = make_server(rpc_store, replace(one_slot, workers=endpoints), SMALL)
+    here = httpx.post(plain.url + "/api/generate", json=GREEDY_BODY, timeout=60).json()
+    split = httpx.post(server.url + "/api/generate", json=GREEDY_BODY, timeout=60)
+    assert split.status_code == 200 and split.json()["response"] == here["response"]
+    assert server.scheduler.slots["slow:latest"].runner.load_request.settings.workers == endpoints
+    _unload(server, "slow")
 
     long = {"model": "slow", "prompt": "go", "options": {"num_predict": 8000, "temperature": 1}}
     lines: list[str] = []
@@ -163,17 +204,30 @@ def test_a_worker_that_goes_away_is_named_then_planned_without_then_used_again(
     error = json.loads(lines[-1]).get("error", "")
     assert f"RPC worker at {workers[0].endpoint} stopped answering" in error
 
-    again = httpx.post(server.url + "/api/generate", json=body, timeout=60)
-    assert again.status_code == 200 and again.json()["response"] == here
-    used = server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers
+    again = httpx.post(server.url + "/api/generate", json=GREEDY_BODY, timeout=60)
+    assert again.status_code == 200 and again.json()["response"] == here["response"]
+    used = server.scheduler.slots["slow:latest"].runner.load_request.settings.workers
     assert used == (workers[1].endpoint,)
     assert not server.scheduler.workers[workers[0].endpoint].up
 
     workers[0].start()  # back on the same port
-    httpx.post(server.url + "/api/generate", json={"model": "tiny", "keep_alive": 0}, timeout=60)
-    back = httpx.post(server.url + "/api/generate", json=body, timeout=60)
-    assert back.status_code == 200 and back.json()["response"] == here
-    assert server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers == endpoints
+    _unload(server, "slow")
+    back = httpx.post(server.url + "/api/generate", json=GREEDY_BODY, timeout=60)
+    assert back.status_code == 200 and back.json()["response"] == here["response"]
+    assert server.scheduler.slots["slow:latest"].runner.load_request.settings.workers == endpoints
+
+
+@needs_rpc
+def test_a_model_that_fits_here_stays_here(
+    workers: list[Worker], store: Store, make_server: Callable[..., Running]
+) -> None:
+    # The tiny model fits this machine's RAM: across the workers each token would only
+    # pay the hops.
+    endpoints = tuple(w.endpoint for w in workers)
+    server = make_server(store, ServerSettings(port=0, workers=endpoints))
+    body = {**GREEDY_BODY, "model": "tiny"}
+    assert httpx.post(server.url + "/api/generate", json=body, timeout=60).status_code == 200
+    assert server.scheduler.slots["tiny:latest"].runner.load_request.settings.workers == ()
 
 
 def test_bad_worker_addresses_in_the_environment_name_the_variable() -> None:
@@ -194,32 +248,47 @@ def test_plan_shows_the_placement_per_host_before_a_download(
 
     endpoints = [w.endpoint for w in workers]
     down = f"127.0.0.1:{_free_port()}"
-    done = _plan(str(tiny_files["tiny"]), "--workers", ",".join([*endpoints, down]), "--json")
+    # What if this machine had 1.2 GB of RAM: ~80 MiB usable, too little for the slow
+    # model at 8,192 tokens, which then goes across the workers.
+    args = (str(tiny_files["slow"]), "--ram", "1.2G", "--ctx", "8192",
+            "--workers", ",".join([*endpoints, down]))  # fmt: skip
+    done = _plan(*args, "--json")
     assert done.returncode == 0, done.stderr
-    placed = json.loads(done.stdout)["choice"]["placement"]
+    result = json.loads(done.stdout)
+    placed = result["choice"]["placement"]
     assert [p["host"] for p in placed] == [*endpoints, "this machine"]
-    assert sum(p["layers"] for p in placed) == 2  # the blocks (the output layer: the last)
-    assert all(p["bytes"] > 0 for p in placed)
-    shown = _plan(str(tiny_files["tiny"]), "--workers", ",".join([*endpoints, down]))
-    assert "Placement:" in shown.stdout and f"{endpoints[0]} device 0: 2 layers" in shown.stdout
+    assert sum(p["layers"] for p in placed[:2]) == 8  # the blocks (the output layer: the last)
+    assert placed[2]["layers"] == 0 and all(p["bytes"] > 0 for p in placed)
+    assert result["explanation"][0] == (
+        "Planned across the workers: the model does not fit on this machine alone."
+    )
+    shown = _plan(*args)
+    assert "Placement:" in shown.stdout and f"{endpoints[0]} device 0: 5 layers" in shown.stdout
+    assert "The network adds 2 hops per token to 2 workers" in shown.stdout
     assert f"worker {down}: not listening" in shown.stderr
+    alone = _plan(str(tiny_files["tiny"]), "--workers", ",".join(endpoints), "--json")
+    assert alone.returncode == 0, alone.stderr
+    alone_result = json.loads(alone.stdout)
+    assert [p["host"] for p in alone_result["choice"]["placement"]] == ["this machine"]
+    assert alone_result["explanation"][0].startswith("Planned on this machine alone")
 
 
 @needs_rpc
 def test_ps_shows_the_hosts_and_the_workers_health(
-    workers: list[Worker], store: Store, make_server: Callable[..., Running]
+    workers: list[Worker], rpc_store: Store, make_server: Callable[..., Running]
 ) -> None:
     import ollama
 
     endpoints = tuple(w.endpoint for w in workers)
-    server = make_server(store, ServerSettings(port=0, workers=endpoints))
-    ollama.Client(host=server.url).generate("tiny", "hi", options={"num_predict": 2})
+    server = make_server(rpc_store, ServerSettings(port=0, workers=endpoints, num_parallel=1),
+                         SMALL)  # fmt: skip
+    ollama.Client(host=server.url).generate("slow", "hi", options={"num_predict": 2})
     report = httpx.get(server.url + "/api/ps", timeout=30).json()
     (model,) = report["models"]
     assert [p["host"] for p in model["placement"]] == [*endpoints, "this machine"]
     assert model["size_vram"] == 0  # no GPU of this machine holds any of it
     health = {w["endpoint"]: w for w in report["workers"]}
-    assert all(health[e]["listening"] and health[e]["model"] == "tiny:latest" for e in endpoints)
+    assert all(health[e]["listening"] and health[e]["model"] == "slow:latest" for e in endpoints)
     workers[1].kill()
     health = {
         w["endpoint"]: w for w in httpx.get(server.url + "/api/ps", timeout=30).json()["workers"]

@@ -5,6 +5,8 @@ each, requests balanced across them, unloaded together. The GPUs are a given bud
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -78,4 +80,36 @@ def test_one_copy_unless_asked(store: Store, make_server: Callable[..., Running]
     assert (
         json.dumps(server.scheduler.slots["tiny:latest"].runner.load_request.settings.devices)
         == "[]"
+    )
+
+
+def test_a_queue_on_one_copy_brings_the_suggestion_of_more(
+    store: Store, make_server: Callable[..., Running], tiny_files: dict[str, Path]
+) -> None:
+    add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 8192\n")
+    server = make_server(store, ServerSettings(port=0, num_parallel=1), TWO_GPUS)
+    long = {
+        "model": "slow",
+        "prompt": "go",
+        "options": {"num_predict": 8000, "temperature": 1, "ignore_eos": True},
+    }
+
+    def second() -> None:  # its answer starts once the first one's slot is free
+        with httpx.stream("POST", server.url + "/api/generate", json=long, timeout=120) as b:
+            next(b.iter_lines())
+
+    waiting = threading.Thread(target=second)
+    with httpx.stream("POST", server.url + "/api/generate", json=long, timeout=60) as a:
+        ia = a.iter_lines()
+        next(ia)
+        quiet = httpx.get(server.url + "/api/ps", timeout=30).json()["models"]
+        assert quiet[0]["tip"] is None  # one request, one slot: no queue
+        waiting.start()
+        while server.scheduler.in_flight("slow:latest") < 2:
+            time.sleep(0.01)  # until the second is admitted (it waits for the slot)
+        (model,) = httpx.get(server.url + "/api/ps", timeout=30).json()["models"]
+    waiting.join(timeout=120)
+    assert model["tip"] == (
+        "1 request waiting for a slot; the model fits on one GPU and 2 GPUs have room for a "
+        "copy each: LOCALLLM_REPLICAS=2 would serve them side by side"
     )
