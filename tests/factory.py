@@ -17,7 +17,8 @@ Shapes: `llama` (dense or MoE), `gemma3` (sliding-window layers) and `mamba`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,21 +203,33 @@ def _add_vocab(
 
 
 def write_model(
-    spec: ModelSpec, path: Path, dtype: type = np.float32, seed: int = 0, split: int = 0
+    spec: ModelSpec,
+    path: Path,
+    dtype: type = np.float32,
+    seed: int = 0,
+    split: int = 0,
+    scales: Mapping[str, float] | None = None,
+    per_tensor: bool = False,
 ) -> Path:
     """A complete model with random weights (F32 or F16) that llama.cpp runs.
     `split`: at most this many tensors per file, as `NAME-0000i-of-0000n.gguf`
-    (the first shard's path is returned)."""
+    (the first shard's path is returned). `scales`: the weights of the tensors whose
+    name ends so are that many times larger. `per_tensor`: each tensor drawn from its
+    own generator (seed and name), so models of other depths share the tensors they
+    have in common (a draft model that agrees with its target to a known degree)."""
     rng = np.random.default_rng(seed)
     ftype = gguf.LlamaFileType.ALL_F32 if dtype is np.float32 else gguf.LlamaFileType.MOSTLY_F16
     w = _writer(spec, path, ftype, split)
     for name, shape in tensor_shapes(spec):
+        if per_tensor:
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         if name.endswith("norm.weight") or name.endswith("ssm_d"):
             data = np.ones(shape, dtype=np.float32)
         elif name.endswith("ssm_a"):
             data = -np.exp(rng.standard_normal(shape, dtype=np.float32) * 0.1)
         else:
-            data = rng.standard_normal(shape, dtype=np.float32) * 0.02
+            scale = next((v for k, v in (scales or {}).items() if name.endswith(k)), 1.0)
+            data = rng.standard_normal(shape, dtype=np.float32) * (0.02 * scale)
         keep_f32 = len(shape) == 1 or name.endswith(("ssm_a", "ssm_conv1d.weight"))
         w.add_tensor(name, data if keep_f32 else data.astype(dtype))
     w.write_header_to_file()

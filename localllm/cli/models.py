@@ -90,7 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
     m = store.get(_name(args.model))
     weights = store.blobs.path(m.model.digest)
     if args.modelfile:
-        sys.stdout.write(m.to_modelfile(weights).to_text())
+        draft = store.blobs.path(m.draft.digest) if m.draft else None
+        sys.stdout.write(m.to_modelfile(weights, draft).to_text())
         return 0
     info = read_local(weights) if not m.parts else None
     lines = [f"  name            {_short(m)}"]

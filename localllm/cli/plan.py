@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="plan across these RPC workers (`localllm worker`) too: the placement per host",
     )
     parser.add_argument(
+        "--draft",
+        metavar="MODEL",
+        help="plan a draft model beside it (speculative decoding; default: the catalogue's)",
+    )
+    parser.add_argument(
         "--no-trial",
         action="store_true",
         help="skip the check against llama.cpp's own trial load (formulas only)",
@@ -97,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         if spread is not None:  # a trial load would not see the workers' devices: formulas
             across = plan(candidates, spread, args.ctx, Policy(args.policy))
             result = _here_or_across(result, across)
+        draft = args.draft or _catalogue_draft(args.model)
+        if draft and result.choice is not None:
+            result = _beside_draft(result, draft, Path(tmp), args.json)
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -134,6 +142,43 @@ def _here_or_across(here: Plan, across: Plan) -> Plan:
         note = "Planned on this machine alone: the workers would only add network hops."
         return replace(here, notes=(note,))
     return replace(across, notes=(f"Planned across the workers: {why}.",))
+
+
+def _catalogue_draft(model: str) -> str | None:
+    from localllm.store.catalogue import Catalogue
+    from localllm.store.names import ModelNameError, parse_name
+
+    try:
+        resolved = Catalogue().resolve(parse_name(model))
+    except (ModelNameError, ValueError):
+        return None
+    return resolved.modelfile.draft if resolved else None
+
+
+def _beside_draft(result: Plan, draft: str, tmp: Path, quiet: bool) -> Plan:
+    """`result` with the draft model beside its choice (the quantization the planner
+    picks for the draft alone), from the draft's headers."""
+    from dataclasses import replace
+
+    from localllm.planner.draft import plan_with_draft
+    from localllm.planner.plan import plan
+    from localllm.store.candidates import candidates_for
+    from localllm.store.refs import parse_ref
+
+    if not quiet:
+        print(f"Reading the headers of the draft model {draft}...", file=sys.stderr)
+    (tmp / "draft").mkdir(exist_ok=True)
+    sources = candidates_for(parse_ref(draft), tmp / "draft")
+    alone = plan([s.candidate for s in sources], result.budget, result.requested_ctx).choice
+    if alone is None:
+        return replace(result, notes=(*result.notes, f"The draft model {draft} fits nowhere."))
+    label = result.choice.label if result.choice else ""
+    chosen = [o.candidate for o in result.options if o.label == label]
+
+    def replan(room: Budget) -> Plan:
+        return plan(chosen, room, result.requested_ctx, result.policy)
+
+    return plan_with_draft(result, alone.candidate.model, f"{draft} ({alone.label})", replan)
 
 
 def _saved_report(path: Path) -> HardwareReport:

@@ -137,6 +137,11 @@ def run_ps(args: argparse.Namespace) -> int:
             print(f"    copy {n} on {', '.join(gpus) or 'the CPU'}: {copy['busy']} busy")
         if m.get("tip"):
             print(f"    tip: {m['tip']}")
+        spec = m.get("speculation") or {}
+        if spec.get("drafted"):
+            print(f"    {spec['drafter']}: {100 * spec['acceptance']:.0f}% of "
+                  f"{spec['drafted']} guesses taken, {spec['tokens_per_pass']} tokens "
+                  f"per pass")  # fmt: skip
     for w in workers:
         state = "listening" if w["listening"] else f"down ({w.get('error') or 'not listening'})"
         holds = f", holds {w['model']}" if w.get("model") else ""

@@ -27,6 +27,8 @@ from typing import Any
 
 import llama_cpp
 
+from localllm.engine.draft import DraftModel
+from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, plain_greedy
 from localllm.engine.job import Job
@@ -35,20 +37,23 @@ from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import prompt_text, prompt_tokens
 from localllm.engine.protocol import (
     Embed,
-    Embedded,
     Event,
     Failed,
     Generate,
     Render,
     Rendered,
 )
+from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
-from localllm.engine.speculation import PromptLookup, speculates
+from localllm.engine.speculation import K_MAX, Pace, PromptLookup, speculates
+from localllm.engine.tokenbatch import TokenBatch, common_prefix
 from localllm.errors import LocalLLMError
 
 SPECULATE_UP_TO = 2
 """Streams generating at once up to which they guess ahead (`engine.speculation`):
 beyond, the batch is busy enough that guesses no longer come for free."""
+DRAFT_UP_TO = 4
+"""The same with a draft model, whose guesses agree more often."""
 GRAPH_GREEDY_UP_TO = 4
 """Streams up to which a greedy request is sampled in llama.cpp's graph (when it
 samples there): beyond, each stream's own argmax subgraph costs the decode more
@@ -67,8 +72,12 @@ class Slot:
 
 
 class Engine:
-    def __init__(self, model: LlamaModel, profile: StepProfile | None = None) -> None:
+    def __init__(
+        self, model: LlamaModel, profile: StepProfile | None = None, draft: DraftModel | None = None
+    ) -> None:
         self.model = model
+        self.draft = draft
+        """The draft model that guesses for requests that speculate (else prompt lookup)."""
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         n_seq = max(1, model.settings.n_seq_max)
@@ -76,7 +85,7 @@ class Engine:
         self.n_ctx_slot = model.n_ctx_seq
         self.queue: deque[Generate | Embed] = deque()
         self._capacity = max(model.settings.n_batch, n_seq)
-        self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
+        self._batch = TokenBatch(self._capacity)
         self._can_cut = not (model.recurrent or model.has_swa)
         self._guarded: GuardedDraw | None = None
         self._graph = GraphSamplers(model, n_seq)
@@ -121,10 +130,13 @@ class Engine:
             request = self.queue.popleft()
             if isinstance(request, Embed):
                 slot = min(free, key=lambda s: s.last_used)
+                limit = min(self.model.settings.n_ubatch, self.n_ctx_slot)
+                slot.cached = []
                 try:
-                    events.append(self._embed(request, slot))
+                    events.append(embed(self.model, self._batch, request, slot.seq, limit))
                 except Exception as exc:
                     events.append(Failed(request.id, 500, f"embedding failed: {_describe(exc)}"))
+                slot.last_used = time.monotonic()
                 continue
             start = time.perf_counter_ns()
             try:
@@ -137,9 +149,20 @@ class Engine:
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
                 slot = self._choose(free, tokens)
+                k_max = self._k_max(request)
+                rejection = None
                 if plain_greedy(request) and not self._graph_greedy():
                     self._graph.detach(slot.seq)
                     sampler, owned = None, False
+                elif k_max and not plain_greedy(request):  # its draws follow each guess
+                    self._graph.detach(slot.seq)
+                    if request.sampling.temperature > 0:
+                        seed = request.sampling.seed
+                        chain = build(with_draw=False)
+                        rejection = RejectionSampler(chain, m.n_vocab, seed)
+                        sampler, owned = None, False
+                    else:
+                        sampler, owned = build(), True
                 else:
                     sampler, owned = self._graph.chain_for(slot.seq, request, build)
             except (LocalLLMError, ValueError) as exc:
@@ -149,10 +172,25 @@ class Engine:
                 events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
                 continue
             cached = self._reuse(slot, tokens)
-            slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
-            if self._can_cut and speculates(request):
-                slot.job.lookup = PromptLookup(tokens)
+            job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
+            job.rejection = rejection
+            if k_max and self.draft is not None:
+                job.pace = Pace(k_max)
+            elif k_max:
+                job.lookup = PromptLookup(tokens, k_max)
+                job.pace = job.lookup.pace
         return events
+
+    def _k_max(self, request: Generate) -> int:
+        """The most tokens `request` guesses per pass; 0 when it does not speculate: a
+        cache that cannot be cut back, a grammar or logprobs, asked not to, or sampled
+        with only prompt lookup to guess (a lookup's guesses rarely survive a draw)."""
+        s = request.sampling
+        if not self._can_cut or not speculates(request) or s.draft_max == 0:
+            return 0
+        if self.draft is None and (not s.prompt_lookup or s.temperature > 0):
+            return 0
+        return K_MAX if s.draft_max < 0 else min(s.draft_max, K_MAX)
 
     def _graph_greedy(self) -> bool:
         """Whether a greedy request admitted now is sampled in the graph, else read off
@@ -166,14 +204,14 @@ class Engine:
         so a new conversation does not overwrite another one's cache."""
 
         def shared(slot: Slot) -> int:
-            n = _common_prefix(slot.cached, tokens)
+            n = common_prefix(slot.cached, tokens)
             return n if n > 1 and n >= MIN_SHARE * len(tokens) else 0
 
         return max(free, key=lambda s: (shared(s), -s.last_used))
 
     def _reuse(self, slot: Slot, tokens: list[int]) -> int:
         """Keep the slot's prefix shared with `tokens`; returns how many tokens it covers."""
-        common = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)  # last one: logits
+        common = min(common_prefix(slot.cached, tokens), len(tokens) - 1)  # last one: logits
         mem = self.model.memory
         if common < len(slot.cached) and (
             not self._can_cut or not llama_cpp.llama_memory_seq_rm(mem, slot.seq, common, -1)
@@ -195,23 +233,16 @@ class Engine:
         for slot in generating:
             if slot.job and slot.job.request.shift and len(slot.cached) + 1 >= self.n_ctx_slot:
                 self._shift(slot)
-        drafts: dict[int, list[int]] = {}
-        guessing = len(generating) <= SPECULATE_UP_TO
+        drafts = self._drafts(generating)
         for slot in generating:  # one token each (and its guesses): streams first
             assert slot.job is not None
             pos = len(slot.cached)
-            self._add(n, slot.job.pending[0], pos, slot.seq, True)
+            self._batch.put(n, slot.job.pending[0], pos, slot.seq, True)
             outputs.append((slot, n))
             n += 1
-            lookup = slot.job.lookup
-            if lookup is not None and guessing:
-                room = min(self._capacity - n - len(generating), self.n_ctx_slot - pos - 2)
-                draft = lookup.draft(room) if room > 0 else []
-                for j, token in enumerate(draft):
-                    self._add(n, token, pos + 1 + j, slot.seq, True)
-                    n += 1
-                if draft:
-                    drafts[slot.seq] = draft
+            for j, token in enumerate(drafts.get(slot.seq, ())):
+                self._batch.put(n, token, pos + 1 + j, slot.seq, True)
+                n += 1
         chunk = self.model.settings.n_ubatch if generating else self._capacity
         taken: dict[int, int] = {}
         for slot in running:
@@ -222,17 +253,16 @@ class Engine:
             pos = len(slot.cached)
             for i in range(take):
                 last = take == len(job.pending) and i == take - 1
-                self._add(n, job.pending[i], pos + i, slot.seq, last)
+                self._batch.put(n, job.pending[i], pos + i, slot.seq, last)
                 if last:
                     outputs.append((slot, n))
                 n += 1
             taken[slot.seq] = take
-        batch.n_tokens = n
         profile = self.profile
         if profile is not None:
             built = time.perf_counter_ns()
             profile.add("batch", built - built_from)
-        code = llama_cpp.llama_decode(self.model.ctx, batch)
+        code = batch.decode(self.model.ctx, n)
         if code != 0:
             return self._fail(running, f"llama_decode failed with code {code}")
         if profile is not None:
@@ -257,9 +287,13 @@ class Engine:
         for slot, index in outputs:
             job = slot.job
             assert job is not None
+            job.passes += 1
             try:
-                if job.sampler is None:
-                    draw: Any = functools.partial(_picked, picked)
+                if job.rejection is not None:
+                    guesses = drafts.get(slot.seq, [])
+                    draw: Any = functools.partial(_guessed, job.rejection, guesses, index)
+                elif job.sampler is None:
+                    draw = functools.partial(_picked, picked)
                 elif job.request.grammar:
                     draw = self._guarded_draw()
                 else:
@@ -279,9 +313,8 @@ class Engine:
                 out = job.accept(token, len(slot.cached), self._limit(job))
                 if job.lookup is not None:
                     job.lookup.push(token)
-                    guesses = drafts.get(slot.seq)
-                    if guesses:
-                        out += self._verify(slot, job, token, guesses, index, draw)
+                if slot.seq in drafts:
+                    out += self._verify(slot, job, token, drafts[slot.seq], index, draw)
             except LocalLLMError as exc:
                 out = [Failed(job.id, 400, str(exc))]
                 job.pending = []
@@ -314,6 +347,34 @@ class Engine:
         m = self.model
         return GreedyRows(m.n_vocab, m.eog, min(8, os.cpu_count() or 1))
 
+    def _drafts(self, generating: list[Slot]) -> dict[int, list[int]]:
+        """{sequence: its guesses} for the streams that speculate this step: prompt
+        lookup's at once, the draft model's in its own batched decodes."""
+        up_to = SPECULATE_UP_TO if self.draft is None else DRAFT_UP_TO
+        if not generating or len(generating) > up_to:
+            return {}
+        share = (self._capacity - len(generating)) // len(generating)
+        drafts: dict[int, list[int]] = {}
+        asks: list[tuple[int, list[int], int]] = []
+        for slot in generating:
+            job = slot.job
+            assert job is not None
+            room = min(share, self.n_ctx_slot - len(slot.cached) - 2)
+            if job.pace is None or room <= 0:
+                continue
+            if job.lookup is not None:
+                guesses = job.lookup.draft(room)
+                if guesses:
+                    drafts[slot.seq] = guesses
+            elif k := job.pace.length(room):
+                asks.append((slot.seq, [*slot.cached, job.pending[0]], k))
+        if asks and self.draft is not None:
+            start = time.perf_counter_ns()
+            drafts.update(self.draft.propose(asks))
+            if self.profile is not None:
+                self.profile.add("draft", time.perf_counter_ns() - start)
+        return drafts
+
     def _verify(
         self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any
     ) -> list[Event]:
@@ -327,11 +388,11 @@ class Engine:
             agreed += 1
             token = draw(job.sampler, self.model.ctx, index + agreed)
             events += job.accept(token, len(slot.cached), self._limit(job))
-            assert job.lookup is not None
-            job.lookup.push(token)
+            if job.lookup is not None:
+                job.lookup.push(token)
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
-        assert job.lookup is not None
-        job.lookup.update(len(draft), agreed)
+        assert job.pace is not None
+        job.pace.update(len(draft), agreed)
         if self.profile is not None:
             self.profile.tokens += agreed
             self.profile.drafted += len(draft)
@@ -364,14 +425,6 @@ class Engine:
             self._guarded = GuardedDraw(self.model.n_vocab)
         return self._guarded
 
-    def _add(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
-        b = self._batch
-        b.token[i] = token
-        b.pos[i] = pos
-        b.n_seq_id[i] = 1
-        b.seq_id[i][0] = seq
-        b.logits[i] = logits
-
     def _fail(self, running: list[Slot], message: str) -> list[Event]:
         """A failed decode leaves the cache of its sequences unknown: drop them."""
         events: list[Event] = []
@@ -388,46 +441,6 @@ class Engine:
             slot.job.close()
             slot.job = None
         slot.last_used = time.monotonic()
-
-    # --- embeddings -------------------------------------------------------------------
-
-    def _embed(self, request: Embed, slot: Slot) -> Embedded | Failed:
-        """Embed in a free slot, between two steps of the others; the slot ends empty."""
-        m = self.model
-        vectors = []
-        total = 0
-        limit = min(m.settings.n_ubatch, self.n_ctx_slot)
-        n_embd = llama_cpp.llama_model_n_embd(m.model)
-        llama_cpp.llama_set_embeddings(m.ctx, True)
-        slot.cached = []
-        try:
-            for text in request.inputs:
-                tokens = m.tokenize(text, add_special=True)
-                if len(tokens) > limit:
-                    if not request.truncate:
-                        return Failed(
-                            request.id,
-                            400,
-                            f"an input is {len(tokens)} tokens, over the "
-                            f"{limit} this model embeds at once; set truncate",
-                        )
-                    tokens = tokens[:limit]
-                total += len(tokens)
-                llama_cpp.llama_memory_seq_rm(m.memory, slot.seq, -1, -1)
-                for i, token in enumerate(tokens):
-                    self._add(i, token, i, slot.seq, True)
-                self._batch.n_tokens = len(tokens)
-                if llama_cpp.llama_decode(m.ctx, self._batch):
-                    return Failed(request.id, 500, "llama.cpp could not compute the embedding")
-                pointer = llama_cpp.llama_get_embeddings_seq(m.ctx, slot.seq)
-                vector = [pointer[i] for i in range(n_embd)]
-                norm = sum(v * v for v in vector) ** 0.5 or 1.0
-                vectors.append(tuple(v / norm for v in vector))
-        finally:
-            llama_cpp.llama_set_embeddings(m.ctx, False)
-            llama_cpp.llama_memory_seq_rm(m.memory, slot.seq, -1, -1)
-            slot.last_used = time.monotonic()
-        return Embedded(request.id, tuple(vectors), total)
 
     def render(self, message: Render) -> Rendered | Failed:
         """The prompt text of a request, and its token count, without running it."""
@@ -454,11 +467,27 @@ class Engine:
         self._graph.close()
         if "_greedy" in self.__dict__:
             self._greedy.close()
-        llama_cpp.llama_batch_free(self._batch)
+        self._batch.close()
+        if self.draft is not None:
+            self.draft.close()
 
 
 def _picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) -> int:
     return picked[index]
+
+
+def _guessed(
+    draw: RejectionSampler,
+    guesses: list[int],
+    first: int,
+    _sampler: object,
+    ctx: object,
+    index: int,
+) -> int:
+    """A speculating sampled request's token at output `index`: the accept/reject rule
+    against its guess there (outputs after `first` hold the guesses in order)."""
+    j = index - first
+    return draw(ctx, index, guesses[j] if j < len(guesses) else None)
 
 
 def _sample(sampler: object, ctx: object, index: int) -> int:
@@ -468,12 +497,3 @@ def _sample(sampler: object, ctx: object, index: int) -> int:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -15,7 +15,8 @@ import llama_cpp
 
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob
-from localllm.engine.speculation import PromptLookup
+from localllm.engine.rejection import RejectionSampler
+from localllm.engine.speculation import Pace, PromptLookup
 from localllm.engine.text import StopFilter, Utf8Stream
 
 
@@ -40,9 +41,14 @@ class Job:
         self.prefilling = True
         self.sampler = sampler
         self.owns_sampler = owns_sampler
-        self.lookup: PromptLookup | None = None
-        """Its drafter, when its answer can be guessed ahead (`engine.speculation`)."""
         """False for a chain that stays attached to llama.cpp's graph (`graph_sampling`)."""
+        self.pace: Pace | None = None
+        """How many tokens it guesses, when it speculates (`engine.speculation`)."""
+        self.lookup: PromptLookup | None = None
+        """Its prompt-lookup drafter (else the worker's draft model guesses)."""
+        self.rejection: RejectionSampler | None = None
+        """Its draws, for a sampled request that speculates (`engine.rejection`)."""
+        self.passes = 0
         self.start_ns = start_ns
         self.first_ns = 0
         self.n_eval = 0
@@ -109,6 +115,9 @@ class Job:
                 content="".join(self._text),
                 stop_sequence=self._stops.matched,
                 logprobs=tuple(self._logprobs),
+                drafted=self.pace.drafted if self.pace else 0,
+                accepted=self.pace.accepted if self.pace else 0,
+                passes=self.passes,
             )
         )
         self.pending = []
@@ -118,3 +127,6 @@ class Job:
         if self.sampler is not None and self.owns_sampler:
             llama_cpp.llama_sampler_free(self.sampler)
         self.sampler = None
+        if self.rejection is not None:
+            self.rejection.close()
+            self.rejection = None

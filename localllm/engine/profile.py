@@ -1,10 +1,10 @@
 """Where a model worker's time goes, step by step, when `LOCALLLM_PROFILE` is set:
-building the batch, `llama_decode` with the device synchronised (the model's
-compute, on the GPU or the CPU), sampling, turning tokens into text and events, and
-sending them to the server. The worker writes the running totals to its log as
-`localllm-profile {json}` about once a second and whenever it falls idle;
-`benchmarks/concurrency.py --profile` reads them before and after each level and
-prints the breakdown per step.
+the draft model's guesses (when it has one), building the batch, `llama_decode`
+with the device synchronised (the model's compute, on the GPU or the CPU),
+sampling, turning tokens into text and events, and sending them to the server.
+The worker writes the running totals to its log as `localllm-profile {json}` about
+once a second and whenever it falls idle; `benchmarks/concurrency.py --profile`
+reads them before and after each level and prints the breakdown per step.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 
-PHASES = ("admit", "batch", "decode", "sample", "accept", "send")
+PHASES = ("admit", "draft", "batch", "decode", "sample", "accept", "send")
 PREFIX = "localllm-profile "
 
 
@@ -27,7 +27,7 @@ class StepProfile:
         """Of those, sampled in llama.cpp's graph."""
         self.drafted = 0
         self.agreed = 0
-        """Guessed tokens (prompt lookup) decoded, and those the model agreed with."""
+        """Guessed tokens decoded, and those the model agreed with."""
         self._written = time.monotonic()
 
     def add(self, phase: str, ns: int) -> None:

@@ -23,11 +23,20 @@ class Adapter:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """A draft model to speculate with (`engine.draft`), loaded in the same worker."""
+
+    path: str
+    settings: LoadSettings
+
+
+@dataclass(frozen=True)
 class Load:
     paths: tuple[str, ...]
     """The model's files: one, or every shard of a split model in order."""
     settings: LoadSettings
     adapters: tuple[Adapter, ...] = ()
+    draft: Draft | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class Sampling:
     this many of the most likely ones (0 to 20)."""
     prompt_lookup: bool = True
     """Guess greedy answers ahead from the text so far (`engine.speculation`)."""
+    draft_max: int = -1
+    """The most tokens guessed per pass (-1: the engine's `K_MAX`; 0: no speculation)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,11 @@ class Done:
     """The stop sequence that ended the answer, if one did."""
     logprobs: tuple[TokenLogprob, ...] = ()
     """Logprobs of tokens whose text no piece carried (held back, then dropped)."""
+    drafted: int = 0
+    accepted: int = 0
+    """Guessed tokens verified (`engine.speculation`), and those the model took."""
+    passes: int = 0
+    """Decodes of the model this answer took (tokens per pass: `eval_tokens / passes`)."""
 
 
 @dataclass(frozen=True)

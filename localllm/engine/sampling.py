@@ -17,10 +17,12 @@ def build_sampler(
     options: Sampling,
     grammar: str | None,
     eog_tokens: Sequence[int] = (),
+    with_draw: bool = True,
 ) -> Any:
     """A chain: end tokens banned (`ignore_eos`), grammar (when asked), penalties, then
     top-k/typical/top-p/min-p and temperature, then a seeded draw; temperature 0 is
-    greedy. Free it with `llama_sampler_free`."""
+    greedy. `with_draw=False` leaves the draw out (the distribution is what a speculating
+    request needs: `engine.rejection`). Free it with `llama_sampler_free`."""
     params = llama_cpp.llama_sampler_chain_default_params()
     params.no_perf = True
     chain = llama_cpp.llama_sampler_chain_init(params)
@@ -65,6 +67,8 @@ def build_sampler(
     if options.min_p > 0.0:
         add(chain, llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
     add(chain, llama_cpp.llama_sampler_init_temp(options.temperature))
+    if not with_draw:
+        return chain
     seed = options.seed if options.seed is not None and options.seed >= 0 else None
     # Unseeded: llama.cpp draws a fresh seed at creation and at each reset (a chain kept
     # in the graph is reset for its next request: `graph_sampling`).

@@ -1,14 +1,18 @@
-"""Speculative decoding by prompt lookup: several tokens verified per pass.
+"""Speculative decoding: several tokens verified per pass of the model.
 
 Decode is bound by reading the weights, so checking a few guessed tokens in the
-same pass costs little more than one. The guesses come from the text itself
-(llama.cpp's "lookup" decoding): the last 1 to 3 tokens are looked up earlier in
-the prompt and the answer so far, and what followed them there is proposed. The
-engine decodes the request's next token with the guesses after it, keeps the
-longest prefix the model itself picks, and removes the rest from the cache. Only
-greedy draws without penalties speculate, so the answer is the one the model
-gives token by token. The draft length follows the acceptance rate, and a
-request whose guesses keep failing stops guessing for a while.
+same pass costs little more than one. The engine decodes a request's next token
+with the guesses after it, keeps the longest prefix the model itself picks, and
+removes the rest from the cache. Guesses come from a drafter: prompt lookup here
+(llama.cpp's "lookup" decoding: the last 1 to 3 tokens are looked up earlier in
+the prompt and the answer so far, and what followed them there is proposed), or a
+small draft model of the same vocabulary (`engine.draft`). A greedy answer is the
+one the model gives token by token; a sampled one is drawn by the accept/reject
+rule (`engine.rejection`), so it keeps the model's distribution.
+
+`Pace` sets how many tokens a request guesses: the draft length follows the
+acceptance rate, and a request whose guesses keep failing stops guessing for a
+while, so speculation that does not pay costs next to nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from localllm.engine.protocol import Generate
 
 N_MAX = 3
 """The longest n-gram looked up (the longest match wins)."""
-K_START, K_MAX = 4, 12
+K_START, K_MAX = 4, 16
+"""Guessed tokens per pass at first, and at most (llama-server's `--draft-max` 16)."""
 PAUSE_STEPS, PAUSE_MAX = 32, 1024
 """Steps without guessing after the acceptance rate fell below `MIN_RATE`: doubled at
 each pause in a row, since a step that guesses costs more than its tokens where the
@@ -28,38 +33,64 @@ MIN_RATE = 0.25
 
 
 def speculates(request: Generate) -> bool:
-    """Whether a request's answer can be guessed ahead without changing it: a greedy
-    draw with no penalties (their history would see rejected guesses), grammar or
-    logprobs."""
-    s = request.sampling
-    return (
-        s.prompt_lookup
-        and s.temperature <= 0
-        and s.repeat_penalty == 1.0
-        and s.presence_penalty == 0.0
-        and s.frequency_penalty == 0.0
-        and request.grammar is None
-        and s.logprobs < 0
-    )
+    """Whether a request's tokens can be verified ahead without changing what it draws:
+    anything but a grammar (its state would have to follow each guess) and logprobs.
+    Penalties are fine: a chain sees only the tokens it accepted, in order."""
+    return request.grammar is None and request.sampling.logprobs < 0
 
 
-class PromptLookup:
-    """One request's drafter: an index of the n-grams of its prompt and answer."""
+class Pace:
+    """How many tokens one request guesses next, from how its guesses fared."""
 
-    def __init__(self, prompt: Sequence[int]) -> None:
-        self.tokens: list[int] = []
-        self._index: dict[tuple[int, ...], int] = {}
-        """n-gram -> where what followed its latest occurrence starts (the n-grams that
-        end at the last token are not in yet: they are what is looked up)."""
-        self.k = K_START
+    def __init__(self, k_max: int = K_MAX) -> None:
+        self.k_max = max(1, k_max)
+        self.k = min(K_START, self.k_max)
         self.drafted = 0
         self.accepted = 0
         self._rate = 0.5
         self._paused = 0
         self._pauses = 0
         """Pauses in a row, without a fully agreed guess between them."""
+
+    def length(self, room: int) -> int:
+        """Tokens to guess now (0 while paused), at most `room`."""
+        if self._paused:
+            self._paused -= 1
+            return 0
+        return max(0, min(self.k, room))
+
+    def update(self, drafted: int, accepted: int) -> None:
+        """How the last guesses fared: the next draft length follows."""
+        if drafted <= 0:
+            return
+        self.drafted += drafted
+        self.accepted += accepted
+        full = accepted == drafted
+        self.k = min(self.k * 2, self.k_max) if full else max(1, accepted + 1)
+        if full:
+            self._pauses = 0
+        self._rate = 0.7 * self._rate + 0.3 * (accepted / drafted)
+        if self._rate < MIN_RATE:
+            self._paused = min(PAUSE_STEPS << self._pauses, PAUSE_MAX)
+            self._pauses += 1
+            self._rate, self.k = 0.5, min(K_START, self.k_max)
+
+
+class PromptLookup:
+    """One request's n-gram drafter: an index of the n-grams of its prompt and answer."""
+
+    def __init__(self, prompt: Sequence[int], k_max: int = K_MAX) -> None:
+        self.tokens: list[int] = []
+        self._index: dict[tuple[int, ...], int] = {}
+        """n-gram -> where what followed its latest occurrence starts (the n-grams that
+        end at the last token are not in yet: they are what is looked up)."""
+        self.pace = Pace(k_max)
         for token in prompt:
             self.push(token)
+
+    @property
+    def k(self) -> int:
+        return self.pace.k
 
     def push(self, token: int) -> None:
         """The next token of the text (a prompt token, or one the model chose)."""
@@ -70,10 +101,9 @@ class PromptLookup:
 
     def draft(self, room: int) -> list[int]:
         """Up to `room` guessed tokens to follow the text (none if nothing matches)."""
-        if self._paused:
-            self._paused -= 1
+        k = self.pace.length(room)
+        if k == 0:
             return []
-        k = min(self.k, room)
         p = len(self.tokens)
         for n in range(min(N_MAX, p), 0, -1):
             end = self._index.get(tuple(self.tokens[p - n :]))
@@ -82,14 +112,4 @@ class PromptLookup:
         return []
 
     def update(self, drafted: int, accepted: int) -> None:
-        """How the last guesses fared: the next draft length follows."""
-        self.drafted += drafted
-        self.accepted += accepted
-        self.k = min(self.k * 2, K_MAX) if accepted == drafted else max(1, accepted + 1)
-        if accepted == drafted:
-            self._pauses = 0
-        self._rate = 0.7 * self._rate + 0.3 * (accepted / drafted)
-        if self._rate < MIN_RATE:
-            self._paused = min(PAUSE_STEPS << self._pauses, PAUSE_MAX)
-            self._pauses += 1
-            self._rate, self.k = 0.5, K_START
+        self.pace.update(drafted, accepted)

@@ -18,10 +18,16 @@ import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from localllm.engine.batch import Engine
 from localllm.engine.profile import StepProfile
 from localllm.engine.protocol import Cancel, Load, LoadFailed, Render, Request
+from localllm.errors import LocalLLMError
+
+if TYPE_CHECKING:
+    from localllm.engine.draft import DraftModel
+    from localllm.engine.model import LlamaModel
 
 
 def serve(conn: Connection, engine: Engine) -> None:
@@ -59,23 +65,39 @@ def _receive(conn: Connection, engine: Engine, message: Request) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from localllm.engine.model import LoadError, load
+    from localllm.engine.model import load
 
     conn = Connection(int(argv[1]))
     request = conn.recv()
     assert isinstance(request, Load)
     try:
         model, loaded = load(request)
-    except LoadError as exc:
+        draft = _load_draft(request, model)
+    except LocalLLMError as exc:
         conn.send(LoadFailed(str(exc)))
         return 1
     conn.send(loaded)
     # The server closing our socket ends the loop: unload by exiting.
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
         profile = StepProfile() if os.environ.get("LOCALLLM_PROFILE") else None
-        serve(conn, Engine(model, profile))
+        serve(conn, Engine(model, profile, draft))
     sys.stderr.flush()
     os._exit(0)  # the OS frees the model at once; llama.cpp's teardown adds nothing
+
+
+def _load_draft(request: Load, target: LlamaModel) -> DraftModel | None:
+    """The draft model the load names, checked against the model; LocalLLMError saying
+    why it cannot be used."""
+    if request.draft is None:
+        return None
+    from localllm.engine.draft import DraftModel
+    from localllm.engine.model import LlamaModel
+
+    try:
+        model = LlamaModel([request.draft.path], request.draft.settings, ())
+    except LocalLLMError as exc:
+        raise LocalLLMError(f"the draft model did not load: {exc}") from None
+    return DraftModel(model, target)
 
 
 if __name__ == "__main__":

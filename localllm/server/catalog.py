@@ -114,9 +114,17 @@ class Catalog:
                         for c in self.scheduler.copies.get(slot.manifest.name, [])
                     ],
                     "tip": self.scheduler.replica_tip(slot.manifest.name),
+                    # beyond Ollama's shape: speculative decoding's figures so far
+                    "speculation": {
+                        "drafter": "draft model" if slot.manifest.draft else "prompt lookup",
+                        **runner.speculation.to_dict(),
+                    },
                 }
             )
         return out
+
+    def _draft_path(self, manifest: Manifest) -> Path | None:
+        return self.store.blobs.path(manifest.draft.digest) if manifest.draft else None
 
     def show(self, manifest: Manifest, verbose: bool) -> dict[str, Any]:
         info, metadata = self.info(manifest)
@@ -136,7 +144,7 @@ class Catalog:
         )
         return {
             "name": manifest.name,  # beyond Ollama's shape: what the typed name resolved to
-            "modelfile": manifest.to_modelfile(weights).to_text(),
+            "modelfile": manifest.to_modelfile(weights, self._draft_path(manifest)).to_text(),
             "parameters": parameters,
             "template": template,
             "system": manifest.system or "",

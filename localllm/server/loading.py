@@ -10,11 +10,12 @@ refused with the planner's reasons instead of crashing a worker.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localllm.engine.protocol import Adapter, Load
+from localllm.engine.protocol import Adapter, Draft, Load
 from localllm.errors import LocalLLMError
 from localllm.planner.budget import Budget
 from localllm.planner.plan import Fit, Option
@@ -82,14 +83,23 @@ def plan_load(
         def measure(c: Candidate, s: Any) -> Any:
             return trial_load(paths[0], s)
 
-    try:
-        result = plan([candidate], budget, n_ctx=n_ctx, measure=measure)
-    except TrialError as exc:
-        raise DoesNotFit(f"model {manifest.name!r} cannot be loaded: {exc}") from None
-    if result.choice is None or result.choice.fit is Fit.NONE:
-        reasons = " ".join(explain(result))
-        raise DoesNotFit(f"model {manifest.name!r} does not fit in the memory left: {reasons}")
-    choice = with_slots(result.choice, budget, parallel)
+    def choose(room: Budget) -> Option:
+        try:
+            result = plan([candidate], room, n_ctx=n_ctx, measure=measure)
+        except TrialError as exc:
+            raise DoesNotFit(f"model {manifest.name!r} cannot be loaded: {exc}") from None
+        if result.choice is None or result.choice.fit is Fit.NONE:
+            reasons = " ".join(explain(result))
+            beside = " beside its draft model" if room is not budget else ""
+            raise DoesNotFit(
+                f"model {manifest.name!r} does not fit in the memory left{beside}: {reasons}"
+            )
+        return with_slots(result.choice, room, parallel)
+
+    choice = choose(budget)
+    draft = None
+    if manifest.draft is not None:
+        choice, draft = _with_draft(manifest, store, budget, info.n_layer, choice, choose)
     settings = choice.settings
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
@@ -105,5 +115,44 @@ def plan_load(
     # then cross to the host, instead of a vocabulary of logits per stream per step.
     settings = replace(settings, backend_sampling=settings.n_gpu_layers > info.n_layer)
     adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
-    load = Load(tuple(str(p) for p in paths), settings, adapters)
+    if draft is not None:
+        draft = replace(draft, settings=replace(draft.settings, n_threads=settings.n_threads))
+    load = Load(tuple(str(p) for p in paths), settings, adapters, draft)
     return Planned(load, choice)
+
+
+def _with_draft(
+    manifest: Manifest,
+    store: Store,
+    budget: Budget,
+    n_layer: int,
+    choice: Option,
+    choose: Callable[[Budget], Option],
+) -> tuple[Option, Draft]:
+    """The target's plan with its draft model beside it (`planner.draft`): planned
+    again in what the draft leaves when both do not fit; the option's estimate counts
+    both, so the server's budget does."""
+    from localllm.gguf.info import describe
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+    from localllm.planner.budget import less
+    from localllm.planner.draft import (
+        combined,
+        draft_estimate,
+        draft_settings,
+        fits_beside,
+        without_runtime,
+    )
+
+    assert manifest.draft is not None
+    path = store.blobs.path(manifest.draft.digest)
+    with FileSource(path) as source:
+        info = describe([read_header(source)])
+    settings = draft_settings(info, choice.settings, n_layer)
+    memory = draft_estimate(info, settings, budget)
+    if not fits_beside(choice.estimate, memory, budget):
+        choice = choose(less(budget, [without_runtime(memory)]))
+        settings = draft_settings(info, choice.settings, n_layer)
+        memory = draft_estimate(info, settings, budget)
+    option = replace(choice, estimate=combined(choice.estimate, memory))
+    return option, Draft(str(path), settings)

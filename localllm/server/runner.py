@@ -20,9 +20,10 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from localllm.engine.llamalog import crash_reason
 from localllm.engine.protocol import (
@@ -47,6 +48,30 @@ class RunnerError(LocalLLMError):
     """The model could not be loaded, or its worker process died."""
 
 
+@dataclass
+class Speculation:
+    """What a model's guessed tokens earned over the answers it gave (`localllm ps`)."""
+
+    drafted: int = 0
+    accepted: int = 0
+    tokens: int = 0
+    passes: int = 0
+
+    def add(self, done: Done) -> None:
+        self.drafted += done.drafted
+        self.accepted += done.accepted
+        self.tokens += done.eval_tokens
+        self.passes += done.passes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drafted": self.drafted,
+            "accepted": self.accepted,
+            "acceptance": round(self.accepted / self.drafted, 3) if self.drafted else None,
+            "tokens_per_pass": round(self.tokens / self.passes, 2) if self.passes else None,
+        }
+
+
 class Runner:
     def __init__(self, name: str, load: Load, log_path: Path, on_death: Callable[[Runner], None]):
         self.name = name
@@ -63,6 +88,7 @@ class Runner:
         self.unload_when_idle = False
         """Asked to unload (keep_alive 0, stop, delete) while requests ran: done once idle."""
         self.dead = False
+        self.speculation = Speculation()
         self._ids = itertools.count(1)
         self._queues: dict[int, asyncio.Queue[Event]] = {}
         self._process: subprocess.Popen[bytes] | None = None
@@ -146,6 +172,7 @@ class Runner:
                 assert isinstance(event, Piece | Done)
                 if isinstance(event, Done):
                     finished = True
+                    self.speculation.add(event)
                 yield event
                 if finished:
                     return

@@ -56,6 +56,8 @@ class Options(Loose):
     ignore_eos: StrictBool | None = None
     prompt_lookup: StrictBool | None = None
     """localllm's: guess greedy answers ahead from the text (default on)."""
+    draft_max: StrictInt | None = None
+    """localllm's: the most tokens guessed per pass (0: no speculation)."""
 
     @field_validator("*")
     @classmethod

@@ -93,6 +93,7 @@ class Catalogue:
             adapters=inner.modelfile.adapters + modelfile.adapters,
             licenses=modelfile.licenses or inner.modelfile.licenses,
             messages=modelfile.messages or inner.modelfile.messages,
+            draft=modelfile.draft or inner.modelfile.draft,
         )
         return Resolved(name, inner.repo, inner.quant, merged, description or inner.description)
 

@@ -3,15 +3,18 @@
 FROM may name a model in the store, a local GGUF (imported, never moved), or
 anything `pull` accepts (a catalogue name, an hf.co reference), which is
 pulled first. PARAMETER, SYSTEM, TEMPLATE, MESSAGE and LICENSE override the
-base model's; ADAPTER adds a LoRA adapter GGUF. TEMPLATE is an Ollama Go template
+base model's; ADAPTER adds a LoRA adapter GGUF; DRAFT names a draft model
+(`drafts.py`). TEMPLATE is an Ollama Go template
 or a Jinja chat template, checked and kept as written (`templates.py`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from localllm.errors import LocalLLMError
 from localllm.gguf.reader import read_header
@@ -31,11 +34,16 @@ class CreateError(LocalLLMError):
 def create(
     name: ModelName, modelfile: Modelfile, store: Store, base_dir: Path, choose: Choose
 ) -> Manifest:
-    base = _base(modelfile.from_, store, base_dir, choose)
+    base = find_model("FROM", modelfile.from_, store, base_dir, choose)
     template = modelfile.template
     if template is not None:
         template = check_template(template)
     adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
+    draft = base.draft
+    if modelfile.draft is not None:
+        from localllm.store.drafts import draft_layer
+
+        draft = draft_layer(modelfile.draft, base, store, base_dir, choose)
     manifest = replace(
         base,
         name=str(name),
@@ -45,24 +53,34 @@ def create(
         messages=modelfile.messages or base.messages,
         licenses=modelfile.licenses or base.licenses,
         adapters=base.adapters + adapters,
+        draft=draft,
         created=time.time(),
     )
     store.put(manifest)
     return manifest
 
 
-def _base(source: str, store: Store, base_dir: Path, choose: Choose) -> Manifest:
+def find_model(
+    keyword: str,
+    source: str,
+    store: Store,
+    base_dir: Path,
+    choose: Choose,
+    pull_options: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """The model a Modelfile line (`keyword`: FROM, DRAFT) names: a local GGUF (imported),
+    a model in the store, else whatever `pull` makes of it (with `pull_options`)."""
     path = (base_dir / source).expanduser() if not Path(source).is_absolute() else Path(source)
     if source.lower().endswith(".gguf") or _is_file(path):
         if not _is_file(path):
-            raise CreateError(f"FROM {source}: no such file ({path})")
+            raise CreateError(f"{keyword} {source}: no such file ({path})")
         layers = import_local_layers(path, store)
         return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
     try:
         return store.get(parse_name(source))
     except (ModelNotFoundError, ModelNameError):
         pass  # not stored (a damaged manifest is an error of its own): pull it
-    return pull(source, store, choose)
+    return pull(source, store, choose, **(pull_options or {}))
 
 
 def _adapter(path: Path, store: Store, base_dir: Path) -> Layer:

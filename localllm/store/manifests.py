@@ -48,6 +48,8 @@ class Manifest:
     adapters: tuple[Layer, ...] = ()
     projector: Layer | None = None
     """A vision model's multimodal projector (`mmproj`), carried from Ollama's store."""
+    draft: Layer | None = None
+    """The draft model's weights (Modelfile `DRAFT`): speculative decoding."""
     parameters: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
     system: str | None = None
@@ -59,14 +61,14 @@ class Manifest:
 
     @property
     def digests(self) -> set[str]:
-        extra = {self.projector.digest} if self.projector else set()
+        extra = {x.digest for x in (self.projector, self.draft) if x is not None}
         return (
             {self.model.digest} | {p.digest for p in self.parts} | {a.digest for a in self.adapters}
         ) | extra
 
     @property
     def size(self) -> int:
-        extra = self.projector.size if self.projector else 0
+        extra = sum(x.size for x in (self.projector, self.draft) if x is not None)
         return (
             self.model.size + sum(p.size for p in self.parts) + sum(a.size for a in self.adapters)
         ) + extra
@@ -74,11 +76,13 @@ class Manifest:
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
 
-    def to_modelfile(self, weights: Path) -> Modelfile:
-        """The Modelfile that recreates this model from its weights at `weights`."""
+    def to_modelfile(self, weights: Path, draft: Path | None = None) -> Modelfile:
+        """The Modelfile that recreates this model from its weights at `weights` (and its
+        draft model's at `draft`)."""
         return Modelfile(
             from_=str(weights), parameters=dict(self.parameters), template=self.template,
             system=self.system, licenses=self.licenses, messages=self.messages,
+            draft=str(draft) if draft is not None else None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ class Manifest:
             parts=tuple(Layer(**p) for p in data.get("parts", ())),
             adapters=tuple(Layer(**a) for a in data.get("adapters", ())),
             projector=Layer(**data["projector"]) if data.get("projector") else None,
+            draft=Layer(**data["draft"]) if data.get("draft") else None,
             parameters=dict(data.get("parameters", {})),
             template=data.get("template"),
             system=data.get("system"),

@@ -2,7 +2,8 @@
 
 Instructions are case-insensitive, in any order: FROM (required, once),
 PARAMETER (repeatable; `stop` may appear several times), TEMPLATE, SYSTEM,
-ADAPTER, LICENSE (repeatable), MESSAGE. A value may span lines between `\"\"\"`
+ADAPTER, LICENSE (repeatable), MESSAGE, DRAFT (a small model of the same
+vocabulary that guesses tokens ahead: speculative decoding). A value may span lines between `\"\"\"`
 fences. Unknown instructions and parameters are errors that name the file,
 the line and the text, never silently dropped: a typo in `temprature` would
 otherwise change nothing and nobody would know.
@@ -81,7 +82,7 @@ PARAMETERS: Mapping[str, Callable[[str], object]] = {
     "repeat_penalty": _float(0.0, 1e6), "presence_penalty": _float(-2.0, 2.0),
     "frequency_penalty": _float(-2.0, 2.0), "mirostat_eta": _float(0.0, 1e6),
     "mirostat_tau": _float(0.0, 1e6), "use_mmap": _bool, "stop": _text,
-    "prompt_lookup": _bool,
+    "prompt_lookup": _bool, "draft_max": _int(0, 16),
 }  # fmt: skip
 MAX_STOPS = 64
 
@@ -121,6 +122,8 @@ class Modelfile:
     adapters: tuple[str, ...] = ()
     licenses: tuple[str, ...] = ()
     messages: tuple[Message, ...] = ()
+    draft: str | None = None
+    """The draft model: a name in the store or a GGUF path (`DRAFT`)."""
 
     def to_text(self) -> str:
         """The Modelfile as text; parsing it gives this Modelfile back."""
@@ -135,6 +138,8 @@ class Modelfile:
         if self.system is not None:
             lines.append(f"SYSTEM {_block(self.system)}")
         lines += [f"ADAPTER {a}" for a in self.adapters]
+        if self.draft is not None:
+            lines.append(f"DRAFT {self.draft}")
         lines += [f"LICENSE {_block(text)}" for text in self.licenses]
         lines += [f"MESSAGE {m.role} {_block(m.content)}" for m in self.messages]
         return "\n".join(lines) + "\n"
@@ -158,7 +163,7 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
     i = 0
     from_: str | None = None
     params: dict[str, object] = {}
-    template = system = None
+    template = system = draft = None
     adapters: list[str] = []
     licenses: list[str] = []
     messages: list[Message] = []
@@ -179,6 +184,7 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
             "ADAPTER",
             "LICENSE",
             "MESSAGE",
+            "DRAFT",
         ):
             raise ModelfileError(source, line_no, raw, f"unknown instruction {keyword}")
         if keyword == "MESSAGE":
@@ -228,12 +234,18 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
             system = value
         elif keyword == "ADAPTER":
             adapters.append(value)
+        elif keyword == "DRAFT":
+            if draft is not None:
+                raise ModelfileError(source, line_no, raw, "DRAFT may appear only once")
+            if not value:
+                raise ModelfileError(source, line_no, raw, "DRAFT needs a model or a GGUF path")
+            draft = value
         else:
             licenses.append(value)
     if from_ is None:
         raise ModelfileError(source, max(len(lines), 1), "", "a Modelfile needs a FROM line")
     return Modelfile(
-        from_, params, template, system, tuple(adapters), tuple(licenses), tuple(messages)
+        from_, params, template, system, tuple(adapters), tuple(licenses), tuple(messages), draft
     )
 
 

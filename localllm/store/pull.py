@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from localllm.errors import LocalLLMError
 from localllm.gguf.info import display_name
 from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import RepoFile, group_quantizations, list_repo_gguf
@@ -99,6 +100,9 @@ def pull(
             store_name(text, ref, stored[0].quantization), stored, defaults, str(ref)
         )
         store.put(manifest)
+        manifest = _with_draft(
+            manifest, defaults, store, choose, on_event, endpoint, token, catalogue
+        )
         on_event(PullEvent("success"))
         return manifest
     on_event(PullEvent("reading headers"))
@@ -127,7 +131,37 @@ def pull(
         layers.append(Layer(blob.digest, blob.size, candidate.label, _source(ref, name)))
     manifest = _manifest(store_name(text, ref, candidate.label), layers, defaults, str(ref))
     store.put(manifest)
+    manifest = _with_draft(manifest, defaults, store, choose, on_event, endpoint, token, catalogue)
     on_event(PullEvent("success"))
+    return manifest
+
+
+def _with_draft(
+    manifest: Manifest,
+    defaults: Modelfile | None,
+    store: Store,
+    choose: Choose,
+    on_event: Callable[[PullEvent], None],
+    endpoint: str | None,
+    token: str | None,
+    catalogue: Catalogue,
+) -> Manifest:
+    """A catalogue entry's draft model (`DRAFT`), pulled too and recorded in the
+    manifest. The model works without it: a draft that cannot be pulled or does not
+    match is said in an event, and the model is kept as it is."""
+    if defaults is None or defaults.draft is None or manifest.draft is not None:
+        return manifest
+    from localllm.store.drafts import draft_layer
+
+    on_event(PullEvent(f"pulling the draft model {defaults.draft}"))
+    try:
+        options = {"endpoint": endpoint, "token": token, "catalogue": catalogue}
+        layer = draft_layer(defaults.draft, manifest, store, Path.cwd(), choose, options)
+    except LocalLLMError as exc:
+        on_event(PullEvent(f"without a draft model: {exc}"))
+        return manifest
+    manifest = replace(manifest, draft=layer)
+    store.put(manifest)
     return manifest
 
 

@@ -57,12 +57,12 @@ def test_pauses_in_a_row_grow_until_a_guess_is_agreed() -> None:
     assert pause_after_rejections() == PAUSE_STEPS
 
 
-def test_only_greedy_answers_without_penalties_speculate() -> None:
+def test_all_but_grammars_and_logprobs_can_speculate() -> None:
     assert speculates(Generate(0, prompt="x", sampling=GREEDY))
-    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, temperature=0.5)))
-    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, repeat_penalty=1.1)))
-    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, prompt_lookup=False)))
+    assert speculates(Generate(0, prompt="x", sampling=replace(GREEDY, temperature=0.5)))
+    assert speculates(Generate(0, prompt="x", sampling=replace(GREEDY, repeat_penalty=1.1)))
     assert not speculates(Generate(0, prompt="x", sampling=GREEDY, grammar='root ::= "a"'))
+    assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, logprobs=2)))
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,26 @@ def test_greedy_answers_are_the_same_with_and_without_guessing(engine: Engine) -
     for i, prompt in enumerate(prompts):
         alone = run(engine, Generate(1, prompt=prompt, sampling=off))[1]
         assert together[10 + i][0] == alone[0]
+
+
+@pytest.mark.slow
+def test_penalties_see_only_the_tokens_taken(engine: Engine) -> None:
+    """A penalised greedy answer guesses too: its chain samples only along the tokens
+    it takes, so the answer is the one it gives token by token."""
+    prompt = "a b c a b c a b c a b"
+    penalised = replace(GREEDY, repeat_penalty=1.3, repeat_last_n=16)
+    engine.profile = StepProfile()
+    guessed = run(engine, Generate(1, prompt=prompt, sampling=penalised))[1]
+    drafted, engine.profile = engine.profile.drafted, None
+    plain = run(
+        engine, Generate(2, prompt=prompt, sampling=replace(penalised, prompt_lookup=False))
+    )
+    assert guessed[0] == plain[2][0]
+    assert drafted > 0
+
+
+def test_sampled_answers_do_not_guess_from_the_prompt(engine: Engine) -> None:
+    engine.profile = StepProfile()
+    done = run(engine, Generate(1, prompt="a b a b a b", sampling=replace(GREEDY, temperature=1)))
+    assert engine.profile.drafted == 0 and done[1][1].drafted == 0
+    engine.profile = None

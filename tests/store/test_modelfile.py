@@ -27,6 +27,7 @@ LICENSE """Llama 3.2 Community License
 (abridged)"""
 MESSAGE user Is the sky blue?
 MESSAGE assistant """Yes."""
+DRAFT llama3.2:1b
 '''
 
 
@@ -40,6 +41,7 @@ def test_parses_every_instruction() -> None:
     assert mf.adapters == ("./lora.gguf",)
     assert mf.licenses == ("Llama 3.2 Community License\n(abridged)",)
     assert mf.messages == (Message("user", "Is the sky blue?"), Message("assistant", "Yes."))
+    assert mf.draft == "llama3.2:1b"
 
 
 def test_round_trip() -> None:
@@ -63,6 +65,9 @@ def test_round_trip() -> None:
         ("PARAMETER seed 1\n", 1, "needs a FROM line"),
         ("FROM\n", 1, "FROM needs a model"),
         ('FROM x\nSYSTEM """a""" b\n', 2, 'text after the closing """'),
+        ("FROM x\nDRAFT a\nDRAFT b\n", 3, "DRAFT may appear only once"),
+        ("FROM x\nDRAFT\n", 2, "DRAFT needs a model"),
+        ("FROM x\nPARAMETER draft_max 17\n", 2, "bad value for draft_max"),
     ],
 )
 def test_errors_name_file_line_and_text(text: str, line: int, problem: str) -> None:

@@ -1,0 +1,159 @@
+"""A draft model: a small model of the target's vocabulary guesses its next tokens.
+
+It is loaded in the target's worker with its own context and one sequence per
+target slot, so each request's draft cache follows that request's text. Before a
+target pass, the drafting requests' texts are brought into the draft's cache
+(only what is new: the tokens the target accepted since; rejected guesses are cut
+off by comparing token lists), then the draft decodes greedily, every drafting
+request in one batch per token, up to each one's draft length (`speculation.Pace`).
+As in llama-server, a request stops drafting after a token the draft itself gives
+less than `P_MIN`: an unsure guess is usually wrong and costs the target a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import llama_cpp
+
+from localllm.engine.model import LlamaModel
+from localllm.engine.tokenbatch import TokenBatch, common_prefix
+from localllm.errors import LocalLLMError
+
+P_MIN = 0.75
+"""llama-server's `--draft-p-min` default."""
+VOCAB_SIZE_SLACK = 128
+CHECK_FROM_TOKEN = 5
+"""As llama.cpp's `common_speculative_are_compatible`: the vocabularies may differ in
+size by this much (padding), and must agree on every token's text from this id on."""
+
+
+class IncompatibleDraft(LocalLLMError):
+    """The draft model cannot guess for this model (another vocabulary, a cache that
+    cannot be rolled back)."""
+
+
+def incompatibility(target: LlamaModel, draft: LlamaModel) -> str | None:
+    """Why `draft` cannot draft for `target`, in words; None when it can."""
+    if draft.recurrent or draft.has_swa:
+        return "its cache cannot be rolled back (recurrent or sliding-window layers)"
+    tv, dv = target.vocab, draft.vocab
+    if llama_cpp.llama_vocab_type(tv) != llama_cpp.llama_vocab_type(dv):
+        return "its tokenizer is of another kind"
+    if target.add_bos != draft.add_bos or (target.add_bos and target.bos != draft.bos):
+        return "it starts text with another token"
+    if llama_cpp.llama_vocab_eos(tv) != llama_cpp.llama_vocab_eos(dv):
+        return "it ends text with another token"
+    if abs(target.n_vocab - draft.n_vocab) > VOCAB_SIZE_SLACK:
+        return f"its vocabulary has {draft.n_vocab} tokens, the model's {target.n_vocab}"
+    for token in range(CHECK_FROM_TOKEN, min(target.n_vocab, draft.n_vocab)):
+        here = llama_cpp.llama_vocab_get_text(tv, token)
+        there = llama_cpp.llama_vocab_get_text(dv, token)
+        if here != there:
+            return f"token {token} is {there!r} in it, {here!r} in the model"
+    return None
+
+
+class DraftModel:
+    def __init__(self, model: LlamaModel, target: LlamaModel) -> None:
+        reason = incompatibility(target, model)
+        if reason is not None:
+            model.close()
+            raise IncompatibleDraft(f"the draft model cannot draft for this model: {reason}")
+        self.model = model
+        self._n_target_vocab = target.n_vocab
+        n_seq = max(1, model.settings.n_seq_max)
+        self.cached: list[list[int]] = [[] for _ in range(n_seq)]
+        """The tokens each sequence of the draft's cache holds, in order."""
+        self._batch = TokenBatch(max(model.settings.n_batch, n_seq))
+        self.passes = 0
+        """Draft decodes so far (for the profile)."""
+
+    def propose(self, asks: Sequence[tuple[int, Sequence[int], int]]) -> dict[int, list[int]]:
+        """{sequence: its guesses} for each (sequence, its text so far, how many tokens
+        to guess); a request the draft has nothing for is left out."""
+        live = self._catch_up([(seq, text) for seq, text, k in asks if k > 0])
+        wanted = {seq: k for seq, _, k in asks}
+        drafts: dict[int, list[int]] = {seq: [] for seq in live}
+        m = self.model
+        while live:
+            n = 0
+            rows: dict[int, int] = {}
+            for seq, index in live.items():
+                token, p = self._top(index)
+                if token >= self._n_target_vocab:
+                    continue  # a padding token the model does not have
+                drafts[seq].append(token)
+                if len(drafts[seq]) >= wanted[seq] or p < P_MIN:
+                    continue
+                self._batch.put(n, token, len(self.cached[seq]), seq, True)
+                self.cached[seq].append(token)
+                rows[seq] = n
+                n += 1
+            if not n:
+                break
+            self.passes += 1
+            if self._batch.decode(m.ctx, n) != 0:
+                self._forget(list(rows))
+                break
+            live = rows
+        return {seq: d for seq, d in drafts.items() if d}
+
+    def _catch_up(self, texts: Sequence[tuple[int, Sequence[int]]]) -> dict[int, int]:
+        """Bring each sequence's cache to its text; {sequence: the batch index of the
+        logits after its last token}, for those that made it."""
+        m = self.model
+        todo: list[tuple[int, Sequence[int]]] = []
+        for seq, text in texts:
+            cached = self.cached[seq]
+            common = min(common_prefix(cached, text), len(text) - 1)
+            if common < len(cached):
+                if not llama_cpp.llama_memory_seq_rm(m.memory, seq, common, -1):
+                    llama_cpp.llama_memory_seq_rm(m.memory, seq, -1, -1)
+                    common = 0
+                del cached[common:]
+            todo.append((seq, text[common:]))
+        # The longest first: a catch-up that spans several decodes (a new prompt) ends
+        # before the last one, whose logits are the only ones kept; it drafts next step.
+        todo.sort(key=lambda t: -len(t[1]))
+        total = sum(len(new) for _, new in todo)
+        rows: dict[int, int] = {}
+        n = done = 0
+        for seq, new in todo:
+            for i, token in enumerate(new):
+                last = i == len(new) - 1
+                self._batch.put(n, token, len(self.cached[seq]), seq, last)
+                self.cached[seq].append(token)
+                if last:
+                    rows[seq] = n
+                n += 1
+                done += 1
+                if n == self._batch.capacity or done == total:
+                    self.passes += 1
+                    if self._batch.decode(m.ctx, n) != 0:
+                        self._forget([s for s, _ in todo])
+                        return {}
+                    if done < total:
+                        rows = {}  # their logits are gone with the next decode
+                    n = 0
+        return rows
+
+    def _top(self, index: int) -> tuple[int, float]:
+        """The draft's most likely token at batch output `index`, and its probability."""
+        import numpy as np
+
+        row = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self.model.ctx, index), shape=(self.model.n_vocab,)
+        )
+        token = int(row.argmax())
+        return token, float(1.0 / np.exp(row - row[token]).sum())
+
+    def _forget(self, seqs: Sequence[int]) -> None:
+        """A failed decode leaves these sequences' caches unknown: empty them."""
+        for seq in seqs:
+            llama_cpp.llama_memory_seq_rm(self.model.memory, seq, -1, -1)
+            self.cached[seq] = []
+
+    def close(self) -> None:
+        self._batch.close()
+        self.model.close()

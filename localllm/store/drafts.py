@@ -1,0 +1,77 @@
+"""A model's draft model (Modelfile `DRAFT`): found, brought into the store, checked.
+
+`DRAFT` names a model in the store, a local GGUF, or anything `pull` accepts (a
+catalogue entry names its family's small sibling, pulled with it). The target's
+manifest records the draft's weights as a layer of its own, so removing the
+draft's name does not take the draft away from the models that use it. The
+headers are checked here (tokenizer kind, vocabulary size, start and end tokens);
+the worker compares every token's text when it loads the two (`engine.draft`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from localllm.errors import LocalLLMError
+from localllm.gguf.reader import read_header
+from localllm.gguf.source import FileSource
+from localllm.store.manifests import Layer, Manifest
+from localllm.store.pull import Choose
+from localllm.store.store import Store
+
+VOCAB_SIZE_SLACK = 128
+"""As the worker's check (`engine.draft`): vocabularies padded to other sizes match."""
+
+
+class DraftError(LocalLLMError):
+    """A draft model that cannot draft for its model."""
+
+
+def draft_layer(
+    source: str,
+    target: Manifest,
+    store: Store,
+    base_dir: Path,
+    choose: Choose,
+    pull_options: Mapping[str, Any] | None = None,
+) -> Layer:
+    """The draft named by `source`, in the store (pulled with `pull_options` when it is
+    not there yet), checked against `target`'s weights."""
+    from localllm.store.create import find_model
+
+    manifest = find_model("DRAFT", source, store, base_dir, choose, pull_options)
+    if manifest.parts:
+        raise DraftError(f"DRAFT {source}: a split model cannot be a draft; use one file")
+    problem = mismatch(_metadata(store, target.model), _metadata(store, manifest.model))
+    if problem:
+        raise DraftError(f"DRAFT {source}: it cannot draft for this model: {problem}")
+    return manifest.model
+
+
+def mismatch(target: Mapping[str, Any], draft: Mapping[str, Any]) -> str | None:
+    """Why a draft's tokenizer (its GGUF metadata) differs from its target's; None if
+    the headers agree."""
+    key = "tokenizer.ggml.model"
+    if target.get(key) != draft.get(key):
+        return f"its tokenizer is {draft.get(key)!r}, the model's {target.get(key)!r}"
+    n_target, n_draft = _vocab(target), _vocab(draft)
+    if abs(n_target - n_draft) > VOCAB_SIZE_SLACK:
+        return f"its vocabulary has {n_draft} tokens, the model's {n_target}"
+    for which in ("bos", "eos"):
+        key = f"tokenizer.ggml.{which}_token_id"
+        if target.get(key) != draft.get(key):
+            return f"its {which} token is {draft.get(key)}, the model's {target.get(key)}"
+    return None
+
+
+def _metadata(store: Store, layer: Layer) -> Mapping[str, Any]:
+    with FileSource(store.blobs.path(layer.digest)) as source:
+        return read_header(source).metadata
+
+
+def _vocab(meta: Mapping[str, Any]) -> int:
+    tokens = meta.get("tokenizer.ggml.tokens")
+    length = getattr(tokens, "length", None)
+    return int(length) if length is not None else len(tokens) if isinstance(tokens, list) else 0

@@ -1,0 +1,147 @@
+"""A draft model (localllm/engine/draft.py) guesses for its target in the same worker:
+greedy answers stay token for token what the target alone gives, sampled ones are
+reproducible with a seed, and a draft that cannot guess for the target is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localllm.engine.batch import Engine
+from localllm.engine.draft import DraftModel, IncompatibleDraft
+from localllm.engine.model import LlamaModel
+from localllm.engine.protocol import Generate, Sampling
+from localllm.planner.settings import LoadSettings
+from tests.engine.test_speculation import run
+from tests.factory import TINY_MAMBA, ModelSpec, write_model
+
+GREEDY = Sampling(temperature=0, num_predict=80, repeat_penalty=1.0, ignore_eos=True)
+SETTINGS = LoadSettings(n_gpu_layers=0, n_ctx=4 * 1024, n_seq_max=4, n_threads=2)
+TARGET = ModelSpec(name="target", n_layer=4)
+DRAFT = ModelSpec(name="draft", n_layer=1)
+AGREEING = {"attn_output.weight": 10, "ffn_down.weight": 10, "output.weight": 50,
+            "token_embd.weight": 50}  # fmt: skip
+"""Layers that add little to the embeddings both share: the one-layer draft agrees with
+the four-layer target on most tokens, not all (`write_model(per_tensor=True)`)."""
+PROMPTS = ["Once upon a time there was", "a b c a b c a b", "The cat sat. The cat"]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("draft-pair")
+    return {
+        "target": write_model(TARGET, folder / "target.gguf", np.float16, 3, 0, AGREEING, True),
+        "draft": write_model(DRAFT, folder / "draft.gguf", np.float16, 3, 0, AGREEING, True),
+    }
+
+
+@pytest.fixture(scope="module")
+def target(pair: dict[str, Path]) -> Iterator[LlamaModel]:
+    model = LlamaModel([str(pair["target"])], SETTINGS, ())
+    yield model
+    model.close()
+
+
+def engine_with(target: LlamaModel, draft_path: Path | None) -> Engine:
+    draft = None
+    if draft_path is not None:
+        draft = DraftModel(LlamaModel([str(draft_path)], SETTINGS, ()), target)
+    return Engine(target, None, draft)
+
+
+def clear(engine: Engine) -> None:
+    import llama_cpp
+
+    for slot in engine.slots:
+        slot.cached.clear()
+        llama_cpp.llama_memory_seq_rm(engine.model.memory, slot.seq, -1, -1)
+
+
+@pytest.fixture(scope="module")
+def alone(target: LlamaModel) -> dict[str, str]:
+    """Each prompt's greedy answer from the target alone, without any guessing."""
+    engine = Engine(target)
+    off = replace(GREEDY, prompt_lookup=False)
+    answers = {p: run(engine, Generate(1, prompt=p, sampling=off))[1][0] for p in PROMPTS}
+    engine.draft = None
+    return answers
+
+
+def test_greedy_answers_are_the_targets_own(
+    target: LlamaModel, pair: dict[str, Path], alone: dict[str, str]
+) -> None:
+    engine = engine_with(target, pair["draft"])
+    drafted = accepted = 0
+    for prompt in PROMPTS:
+        clear(engine)
+        text, done = run(engine, Generate(1, prompt=prompt, sampling=GREEDY))[1]
+        assert text == alone[prompt], prompt
+        assert done.eval_tokens == 80
+        drafted, accepted = drafted + done.drafted, accepted + done.accepted
+    assert 0 < accepted < drafted  # guesses were taken and rejected: both caches rolled back
+    together = run(engine, *(Generate(10 + i, prompt=p, sampling=GREEDY)
+                             for i, p in enumerate(PROMPTS)))  # fmt: skip
+    for i, prompt in enumerate(PROMPTS):
+        assert together[10 + i][0] == alone[prompt]
+    engine.draft.close()  # type: ignore[union-attr]
+
+
+def test_the_target_as_its_own_draft_agrees_on_everything(
+    target: LlamaModel, pair: dict[str, Path], alone: dict[str, str]
+) -> None:
+    """The overhead case: every guess is taken, so every pass yields several tokens."""
+    engine = engine_with(target, pair["target"])
+    clear(engine)
+    text, done = run(engine, Generate(1, prompt=PROMPTS[0], sampling=GREEDY))[1]
+    assert text == alone[PROMPTS[0]]
+    assert done.accepted == done.drafted > 0
+    assert done.passes < done.eval_tokens / 2
+    engine.draft.close()  # type: ignore[union-attr]
+
+
+def test_sampled_answers_with_a_seed_repeat(target: LlamaModel, pair: dict[str, Path]) -> None:
+    engine = engine_with(target, pair["draft"])
+    sampled = replace(GREEDY, temperature=0.8, top_k=40, top_p=0.95, seed=42)
+    answers = []
+    for _ in range(2):
+        clear(engine)
+        answers.append(run(engine, Generate(1, prompt=PROMPTS[0], sampling=sampled))[1])
+    assert answers[0][0] == answers[1][0]
+    assert answers[0][1].drafted > 0
+    clear(engine)
+    other = run(engine, Generate(1, prompt=PROMPTS[0], sampling=replace(sampled, seed=7)))[1]
+    assert other[0] != answers[0][0]
+    engine.draft.close()  # type: ignore[union-attr]
+
+
+def test_draft_max_zero_turns_speculation_off(target: LlamaModel, pair: dict[str, Path]) -> None:
+    engine = engine_with(target, pair["draft"])
+    clear(engine)
+    done = run(engine, Generate(1, prompt=PROMPTS[1], sampling=replace(GREEDY, draft_max=0)))
+    assert done[1][1].drafted == 0 and done[1][1].passes == 80
+    engine.draft.close()  # type: ignore[union-attr]
+
+
+def test_a_draft_of_another_vocabulary_is_refused(target: LlamaModel, tmp_path: Path) -> None:
+    path = write_model(replace(DRAFT, n_vocab=1024), tmp_path / "big-vocab.gguf")
+    with pytest.raises(IncompatibleDraft, match="1024 tokens, the model's 384"):
+        DraftModel(LlamaModel([str(path)], SETTINGS, ()), target)
+
+
+def test_a_draft_that_cannot_roll_back_is_refused(target: LlamaModel, tmp_path: Path) -> None:
+    path = write_model(TINY_MAMBA, tmp_path / "mamba.gguf")
+    with pytest.raises(IncompatibleDraft, match="cannot be rolled back"):
+        DraftModel(LlamaModel([str(path)], SETTINGS, ()), target)
+
+
+def test_a_recurrent_model_never_speculates(pair: dict[str, Path], tmp_path: Path) -> None:
+    mamba = LlamaModel([str(write_model(TINY_MAMBA, tmp_path / "m.gguf"))], SETTINGS, ())
+    engine = Engine(mamba, None, DraftModel(LlamaModel([str(pair["draft"])], SETTINGS, ()), mamba))
+    done = run(engine, Generate(1, prompt="a b a b", sampling=replace(GREEDY, num_predict=12)))
+    assert done[1][1].drafted == 0 and done[1][1].eval_tokens == 12
+    engine.close()
+    mamba.close()
