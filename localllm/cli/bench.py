@@ -34,6 +34,10 @@ class Run:
     decode_tokens: int
     decode_tps: float
     ttft_s: float
+    drafted: int = 0
+    accepted: int = 0
+    passes: int = 0
+    """Speculative decoding: guessed tokens, those taken, and the model's passes."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,10 @@ def _one(c: Any, model: str, prompt: str, n: int, options: dict[str, Any]) -> Ru
     end = time.perf_counter()
     pn, pd = final.get("prompt_eval_count", 0), final.get("prompt_eval_duration", 0)
     en, ed = final.get("eval_count", 0), final.get("eval_duration", 0)
+    spec = final.get("speculation") or {}
     return Run(pn, pn / pd * 1e9 if pd else 0.0, en, en / ed * 1e9 if ed else 0.0,
-               (first or end) - start)  # fmt: skip
+               (first or end) - start, int(spec.get("drafted", 0)),
+               int(spec.get("accepted", 0)), int(spec.get("passes", 0)))  # fmt: skip
 
 
 def _ceiling(model: str, loaded: dict[str, Any], kv_tokens: int) -> dict[str, float] | None:
@@ -156,6 +162,7 @@ def _summary(
     args: argparse.Namespace, runs: list[Run], loaded: dict[str, Any], ceiling: Any
 ) -> dict[str, Any]:
     decode = _stats([r.decode_tps for r in runs])
+    drafted, passes = sum(r.drafted for r in runs), sum(r.passes for r in runs)
     return {
         "model": args.model,
         "gpu_layers": loaded.get("gpu_layers"),
@@ -169,6 +176,9 @@ def _summary(
         "time_to_first_token_s": asdict(_stats([r.ttft_s for r in runs])),
         "ceiling": ceiling,
         "of_ceiling": decode.median / ceiling["tokens_per_s"] if ceiling else None,
+        "drafted": drafted,
+        "acceptance": sum(r.accepted for r in runs) / drafted if drafted else None,
+        "tokens_per_pass": sum(r.decode_tokens for r in runs) / passes if passes else None,
     }
 
 
@@ -183,6 +193,9 @@ def _print(r: dict[str, Any]) -> None:
     )
     for name, n, s, unit in rows:
         print(f"{name:<16}{n:>8}{s['median']:>12.2f}{s['min']:>10.2f}{s['max']:>10.2f}  {unit}")
+    if r["drafted"]:
+        print(f"\nspeculation: {100 * r['acceptance']:.0f} % of {r['drafted']} guessed tokens "
+              f"taken, {r['tokens_per_pass']:.2f} tokens per pass of the model")  # fmt: skip
     c = r["ceiling"]
     if c:
         where = f"RAM {c['ram_gbs']:.1f} GB/s measured"

@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             bars.update(tasks[event.file], completed=event.progress.done)
         elif event.status == "importing" and event.file:
             console.print(f"Importing {event.file} (the file itself is left as it is)")
+        elif "draft model" in event.status:  # a catalogue entry's DRAFT, pulled with it
+            console.print(event.status[:1].upper() + event.status[1:], highlight=False)
 
     try:
         manifest = pull(args.model, open_store(), planner_for_this_machine(args.ctx), on_event)

@@ -27,7 +27,7 @@ from typing import Any
 
 import llama_cpp
 
-from localllm.engine.draft import DraftModel
+from localllm.engine.draft import Ask, DraftModel
 from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, plain_greedy
@@ -355,7 +355,7 @@ class Engine:
             return {}
         share = (self._capacity - len(generating)) // len(generating)
         drafts: dict[int, list[int]] = {}
-        asks: list[tuple[int, list[int], int]] = []
+        asks: list[Ask] = []
         for slot in generating:
             job = slot.job
             assert job is not None
@@ -367,7 +367,8 @@ class Engine:
                 if guesses:
                     drafts[slot.seq] = guesses
             elif k := job.pace.length(room):
-                asks.append((slot.seq, [*slot.cached, job.pending[0]], k))
+                text = [*slot.cached, job.pending[0]]
+                asks.append(Ask(slot.seq, text, k, job.request.sampling.ignore_eos))
         if asks and self.draft is not None:
             start = time.perf_counter_ns()
             drafts.update(self.draft.propose(asks))

@@ -13,6 +13,7 @@ less than `P_MIN`: an unsure guess is usually wrong and costs the target a row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import llama_cpp
 
@@ -54,6 +55,19 @@ def incompatibility(target: LlamaModel, draft: LlamaModel) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One request's part in a round of drafting."""
+
+    seq: int
+    text: Sequence[int]
+    """Its tokens so far: the prompt and the answer, the last one not yet decoded."""
+    k: int
+    """How many tokens to guess."""
+    ban_eog: bool = False
+    """Its answer may not end here (`ignore_eos`): guess no end token either."""
+
+
 class DraftModel:
     def __init__(self, model: LlamaModel, target: LlamaModel) -> None:
         reason = incompatibility(target, model)
@@ -69,18 +83,19 @@ class DraftModel:
         self.passes = 0
         """Draft decodes so far (for the profile)."""
 
-    def propose(self, asks: Sequence[tuple[int, Sequence[int], int]]) -> dict[int, list[int]]:
-        """{sequence: its guesses} for each (sequence, its text so far, how many tokens
-        to guess); a request the draft has nothing for is left out."""
-        live = self._catch_up([(seq, text) for seq, text, k in asks if k > 0])
-        wanted = {seq: k for seq, _, k in asks}
+    def propose(self, asks: Sequence[Ask]) -> dict[int, list[int]]:
+        """{sequence: its guesses} for each ask; a request the draft has nothing for is
+        left out."""
+        live = self._catch_up([(a.seq, a.text) for a in asks if a.k > 0])
+        wanted = {a.seq: a.k for a in asks}
+        banned = {a.seq for a in asks if a.ban_eog}
         drafts: dict[int, list[int]] = {seq: [] for seq in live}
         m = self.model
         while live:
             n = 0
             rows: dict[int, int] = {}
             for seq, index in live.items():
-                token, p = self._top(index)
+                token, p = self._top(index, seq in banned)
                 if token >= self._n_target_vocab:
                     continue  # a padding token the model does not have
                 drafts[seq].append(token)
@@ -138,13 +153,17 @@ class DraftModel:
                     n = 0
         return rows
 
-    def _top(self, index: int) -> tuple[int, float]:
-        """The draft's most likely token at batch output `index`, and its probability."""
+    def _top(self, index: int, ban_eog: bool) -> tuple[int, float]:
+        """The draft's most likely token at batch output `index` (never an end token with
+        `ban_eog`, as the request's own sampler bans them), and its probability."""
         import numpy as np
 
         row = np.ctypeslib.as_array(
             llama_cpp.llama_get_logits_ith(self.model.ctx, index), shape=(self.model.n_vocab,)
         )
+        if ban_eog:
+            row = row.copy()
+            row[list(self.model.eog)] = -np.inf
         token = int(row.argmax())
         return token, float(1.0 / np.exp(row - row[token]).sum())
 

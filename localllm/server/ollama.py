@@ -52,6 +52,12 @@ def _timings(done: Done, started: Started) -> dict[str, Any]:
         "prompt_eval_duration": done.prompt_ns,
         "eval_count": done.eval_tokens,
         "eval_duration": done.eval_ns,
+        # beyond Ollama's shape: what speculative decoding did for this answer
+        "speculation": {
+            "drafted": done.drafted,
+            "accepted": done.accepted,
+            "passes": done.passes,
+        },
     }
 
 

@@ -47,6 +47,17 @@ def test_bench_reports_prompt_decode_and_the_ceiling(
         assert table.returncode == 0, table.stderr
         assert "tg8" in table.stdout and "decode ceiling" in table.stdout
 
+        # a model that is its own draft (no penalties, which the draft does not apply):
+        # every guess is taken, several tokens per pass
+        tiny = tiny_files["tiny"]
+        add_model(store, "self", tiny, f"PARAMETER repeat_penalty 1\nDRAFT {tiny}\n")
+        out = subprocess.run([*cli, "self", "-p", "32", "-n", "24", "-r", "1", "--json"],
+                             env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        drafted = json.loads(out.stdout)
+        assert drafted["drafted"] > 0 and drafted["acceptance"] == 1.0
+        assert drafted["tokens_per_pass"] > 1
+
         missing = subprocess.run([*cli, "nope"], env=env, capture_output=True, text=True,
                                  timeout=60)  # fmt: skip
         assert missing.returncode == 1 and "nope" in missing.stderr

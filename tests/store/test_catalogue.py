@@ -32,6 +32,20 @@ def test_every_entry_resolves_to_a_repository() -> None:
         assert resolved.modelfile.licenses, f"{name} has no license"
 
 
+def test_drafts_are_small_siblings_in_the_catalogue() -> None:
+    cat = Catalogue()
+    drafts = {}
+    for name in cat.names():
+        resolved = cat.resolve(name)
+        assert resolved is not None
+        if resolved.modelfile.draft:
+            sibling = cat.resolve(parse_name(resolved.modelfile.draft))
+            assert sibling is not None, f"{name}: DRAFT {resolved.modelfile.draft} is unknown"
+            assert sibling.modelfile.draft is None  # a draft has no draft of its own
+            drafts[name.short] = resolved.modelfile.draft
+    assert drafts["qwen2.5:7b"] == "qwen2.5:0.5b" and drafts["llama3.1:8b"] == "llama3.2:1b"
+
+
 @pytest.mark.parametrize("name", REQUIRED)
 def test_required_models_are_there(name: str) -> None:
     assert Catalogue().resolve(parse_name(name)) is not None

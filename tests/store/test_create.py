@@ -76,7 +76,7 @@ def test_a_draft_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
     mf = parse_modelfile("FROM ./base.gguf\nDRAFT ./big.gguf\n")
     with pytest.raises(DraftError, match="1024 tokens, the model's 384"):
         create(parse_name("x"), mf, store, tmp_path, _no_planning)
-    with pytest.raises(CreateError, match="DRAFT ./nope.gguf: no such file"):
+    with pytest.raises(CreateError, match=r"DRAFT \./nope\.gguf: no such file"):
         create(parse_name("x"), parse_modelfile("FROM ./base.gguf\nDRAFT ./nope.gguf\n"),
                store, tmp_path, _no_planning)  # fmt: skip
     assert not store.list()
