@@ -332,12 +332,17 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
     finally:
         if pool is not None:
             pool.shutdown()
-        for _, proc, _ in running:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop([proc for _, proc, _ in running])
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """End the servers: politely, then for good."""
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _cpu_seconds(proc: psutil.Process, children: bool) -> float:

@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._llama_server import llama_server
-from benchmarks.concurrency import Engine, start, streams
+from benchmarks.concurrency import Engine, start, stop, streams
 from tests.factory import ModelSpec, write_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -207,12 +207,7 @@ def measure(
                       f"{row.drafted:.1f} tok/s", file=sys.stderr)  # fmt: skip
         return rows, identical
     finally:
-        for _, proc, _ in running:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop([proc for _, proc, _ in running])
 
 
 def table(rows: list[Row], args: argparse.Namespace, identical: dict[str, bool]) -> str:
