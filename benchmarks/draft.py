@@ -18,7 +18,8 @@ its target is known and set, not luck:
 Each server runs the target with and without the draft, all up at once and taking
 turns, N streaming `/v1/completions` at once (greedy, exactly `--tokens` new
 tokens); aggregate decode tokens/s as the client sees them, the share of guesses
-taken (localllm: `/api/ps`; llama-server: its `timings.draft_n_accepted`), and the
+taken (localllm: `/api/ps`; llama-server: its `timings.draft_n_accepted`; it runs
+with its own defaults for the draft, `--spec-type draft-simple`), and the
 milliseconds per token. localllm's greedy answers with the draft must be the ones
 without it (checked).
 """
@@ -49,7 +50,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SLOT_CTX = 2048
 TARGET = ModelSpec(name="target", n_embd=1024, n_layer=16, n_head=16, n_head_kv=4,
                    n_ff=2816, n_vocab=2048, n_ctx_train=8192)  # fmt: skip
-SIBLING = {"attn_output.weight": 0.3, "ffn_down.weight": 0.3, "output.weight": 50,
+SIBLING = {"attn_output.weight": 0.1, "ffn_down.weight": 0.1, "output.weight": 50,
            "token_embd.weight": 50}  # fmt: skip
 """Layers that add little to the shared embeddings: the one-layer sibling agrees with
 the target on most tokens; the output's scale makes both sure of their picks."""
@@ -66,24 +67,25 @@ class Row:
     accepted: float | None
 
 
-def pair_files(workdir: Path) -> dict[str, tuple[Path, Path]]:
+def pair_files(workdir: Path, target: ModelSpec) -> dict[str, tuple[Path, Path]]:
     """{pair: (target, draft)}, written once into `workdir`."""
     files = {
-        "target": (TARGET, 3, SIBLING),
-        "sibling": (replace_layers(TARGET, 1), 3, SIBLING),
-        "stranger": (replace_layers(TARGET, 1), 4, SIBLING),
+        "target": (target, 3, SIBLING),
+        "sibling": (replace_layers(target, 1), 3, SIBLING),
+        "stranger": (replace_layers(target, 1), 4, SIBLING),
     }
     paths = {}
+    shape = f"{target.n_layer}x{target.n_embd}"
     for name, (spec, seed, scales) in files.items():
-        path = workdir / f"draft-{name}-F16.gguf"
+        path = workdir / f"draft-{shape}-{name}-F16.gguf"
         if not path.exists():
             partial = path.with_suffix(".partial")
             write_model(spec, partial, np.float16, seed, 0, scales, True)
             partial.rename(path)
         paths[name] = path
-    target = paths["target"]
-    return {"sibling": (target, paths["sibling"]), "itself": (target, target),
-            "stranger": (target, paths["stranger"])}  # fmt: skip
+    big = paths["target"]
+    return {"sibling": (big, paths["sibling"]), "itself": (big, big),
+            "stranger": (big, paths["stranger"])}  # fmt: skip
 
 
 def replace_layers(spec: ModelSpec, n_layer: int) -> ModelSpec:
@@ -125,7 +127,9 @@ def engines(target: Path, draft: Path, args: argparse.Namespace) -> list[Engine]
     def server(with_draft: bool) -> Callable[[int], subprocess.Popen[bytes]]:
         def run(port: int) -> subprocess.Popen[bytes]:
             binary = args.llama_server or llama_server(args.workdir)
-            extra = ["-md", str(draft), "-ngld", ngl] if with_draft else []
+            # `--spec-type draft-simple`: this llama-server speculates only when told how
+            extra = ["-md", str(draft), "--spec-type", "draft-simple", "-ngld", ngl]
+            extra = extra if with_draft else []
             return popen(
                 [str(binary), "-m", str(target), "--host", "127.0.0.1", "--port", str(port),
                  "-c", str(SLOT_CTX * slots), "-np", str(slots), "-t", threads, "-tb", threads,
@@ -212,7 +216,7 @@ def measure(
 
 def table(rows: list[Row], args: argparse.Namespace, identical: dict[str, bool]) -> str:
     lines = [
-        f"{TARGET.n_layer}-layer generated target (F16, {TARGET.n_embd} wide), one-layer "
+        f"{args.target.n_layer}-layer generated target (F16, {args.target.n_embd} wide), one-layer "
         f"drafts, {args.threads} threads, {args.ngl} GPU layers, greedy, {args.tokens} tokens, "
         f"median of {args.repeat} (`python benchmarks/draft.py"
         f"{' --ngl ' + str(args.ngl) if args.ngl else ''}`)",
@@ -241,6 +245,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ngl", type=int, default=0)
     parser.add_argument("--pairs", nargs="+", default=["sibling", "itself", "stranger"])
+    parser.add_argument("--layers", type=int, default=TARGET.n_layer, help="the target's depth")
+    parser.add_argument("--width", type=int, default=TARGET.n_embd, help="the target's width")
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
     parser.add_argument("--workdir", type=Path,
@@ -248,7 +254,11 @@ def main() -> None:
     parser.add_argument("--tag", default="cpu", help="suffix of the result file")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    pairs = pair_files(args.workdir)
+    from dataclasses import replace
+
+    args.target = replace(TARGET, n_layer=args.layers, n_embd=args.width,
+                          n_ff=args.width * TARGET.n_ff // TARGET.n_embd)  # fmt: skip
+    pairs = pair_files(args.workdir, args.target)
     rows: list[Row] = []
     identical: dict[str, bool] = {}
     for pair in args.pairs:

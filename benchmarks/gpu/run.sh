@@ -3,6 +3,7 @@
 #   benchmarks/gpu/run.sh hw        # localllm hw --json, and a full-offload smoke test
 #   benchmarks/gpu/run.sh vram ...  # benchmarks/gpu/vram.py with these arguments
 #   benchmarks/gpu/run.sh speed ... # benchmarks/concurrency.py on the GPU, these arguments
+#   benchmarks/gpu/run.sh draft ... # benchmarks/draft.py on the GPU, these arguments
 set -euo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LOCALLLM_HOME=/tmp/localllm-home
 OUT=${OUT:-/tmp/out}
@@ -26,5 +27,10 @@ print(model_file(Path("/tmp/gpu-models"), small=False))'
         --llama-server /tmp/llama-server --batched-bench /tmp/llama-batched-bench \
         --no-bundled --workdir /tmp/gpu-models "$@" | tee "$OUT/speed.md"
     cp benchmarks/results/concurrency-*.json benchmarks/results/concurrency-*.png "$OUT/" 2>/dev/null || true
+    ;;
+draft)
+    python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server \
+        --workdir /tmp/gpu-models --tag h200 "$@" | tee "$OUT/draft.md"
+    cp benchmarks/results/draft-h200.md "$OUT/" 2>/dev/null || true
     ;;
 esac

@@ -45,7 +45,7 @@ from localllm.engine.protocol import (
 )
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
-from localllm.engine.speculation import K_MAX, Pace, PromptLookup, speculates
+from localllm.engine.speculation import K_MAX, Pace, Payoff, PromptLookup, speculates
 from localllm.engine.tokenbatch import TokenBatch, common_prefix
 from localllm.errors import LocalLLMError
 
@@ -73,11 +73,17 @@ class Slot:
 
 class Engine:
     def __init__(
-        self, model: LlamaModel, profile: StepProfile | None = None, draft: DraftModel | None = None
+        self,
+        model: LlamaModel,
+        profile: StepProfile | None = None,
+        draft: DraftModel | None = None,
+        payoff: Payoff | None = None,
     ) -> None:
         self.model = model
         self.draft = draft
         """The draft model that guesses for requests that speculate (else prompt lookup)."""
+        self.payoff = payoff or Payoff()
+        """Whether guessing pays at this many streams, measured (`engine.speculation`)."""
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         n_seq = max(1, model.settings.n_seq_max)
@@ -233,7 +239,11 @@ class Engine:
         for slot in generating:
             if slot.job and slot.job.request.shift and len(slot.cached) + 1 >= self.n_ctx_slot:
                 self._shift(slot)
-        drafts = self._drafts(generating)
+        jobs = [s.job for s in generating if s.job is not None]
+        speculating = any(j.pace is not None for j in jobs)
+        guessed = speculating and self.payoff.guess(len(jobs))
+        drafts = self._drafts(generating) if guessed else {}
+        emitted_before = sum(j.n_eval for j in jobs)
         for slot in generating:  # one token each (and its guesses): streams first
             assert slot.job is not None
             pos = len(slot.cached)
@@ -290,8 +300,7 @@ class Engine:
             job.passes += 1
             try:
                 if job.rejection is not None:
-                    guesses = drafts.get(slot.seq, [])
-                    draw: Any = functools.partial(_guessed, job.rejection, guesses, index)
+                    draw: Any = functools.partial(_drawn, job.rejection)
                 elif job.sampler is None:
                     draw = functools.partial(_picked, picked)
                 elif job.request.grammar:
@@ -324,6 +333,10 @@ class Engine:
             events += out
             if not job.pending:
                 self._release(slot)
+        if speculating and not taken:  # a step of generating streams only: comparable
+            emitted = sum(j.n_eval for j in jobs) - emitted_before
+            seconds = (time.perf_counter_ns() - built_from) / 1e9
+            self.payoff.record(len(jobs), guessed, emitted, seconds)
         if profile is not None:
             profile.add("sample", sample_ns)
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
@@ -353,7 +366,9 @@ class Engine:
         up_to = SPECULATE_UP_TO if self.draft is None else DRAFT_UP_TO
         if not generating or len(generating) > up_to:
             return {}
-        share = (self._capacity - len(generating)) // len(generating)
+        # At most K_MAX guesses a step, shared out: verifying them costs compute, which
+        # several streams already use (llama-server drafts 3 per stream).
+        share = min(self._capacity - len(generating), K_MAX) // len(generating)
         drafts: dict[int, list[int]] = {}
         asks: list[Ask] = []
         for slot in generating:
@@ -477,18 +492,8 @@ def _picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) 
     return picked[index]
 
 
-def _guessed(
-    draw: RejectionSampler,
-    guesses: list[int],
-    first: int,
-    _sampler: object,
-    ctx: object,
-    index: int,
-) -> int:
-    """A speculating sampled request's token at output `index`: the accept/reject rule
-    against its guess there (outputs after `first` hold the guesses in order)."""
-    j = index - first
-    return draw(ctx, index, guesses[j] if j < len(guesses) else None)
+def _drawn(draw: RejectionSampler, _sampler: object, ctx: object, index: int) -> int:
+    return draw(ctx, index)
 
 
 def _sample(sampler: object, ctx: object, index: int) -> int:

@@ -1,19 +1,24 @@
-"""Sampled requests that speculate: the accept/reject rule keeps the model's distribution.
+"""Sampled requests that speculate: each token is drawn from the model's distribution.
 
 A drafter proposes one token `g` per position (its own greedy pick, or a lookup's:
-a point mass). With `p` the distribution the request's sampler chain gives at that
-position (penalties, top-k, top-p, min-p and temperature applied, as
-`sampling.build_sampler` builds it, without the final draw), the guess is taken
-with probability `p(g)`; otherwise the token is drawn from `p` without `g`,
-renormalised. Either way the token follows `p` exactly (Leviathan et al. 2023,
-Chen et al. 2023), so a sampled answer is as likely as without speculation. The
-draws come from the request's own seeded generator: the same seed, model and
-settings give the same answer.
+a point mass). The standard rule (Leviathan et al. 2023, Chen et al. 2023) takes
+the guess with probability `p(g)` and otherwise draws from `p` without `g`; for a
+point-mass draft that is the same as drawing `x` from `p` and taking the guess
+exactly when `x == g`, which is what this module does. `p` is the distribution the
+request's sampler chain gives at that position (penalties, top-k, top-p, min-p
+and temperature, as `sampling.build_sampler` builds it, without the final draw).
+
+Each position's draw comes from its own uniform number, made from the request's
+seed and the token's place in the answer. So what a seeded request produces does
+not depend on how many tokens were guessed at each step, which the engine chooses
+from timings (`speculation.Payoff`): the same seed, model and settings give the
+same answer, with or without a draft.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -21,37 +26,19 @@ from typing import Any
 import llama_cpp
 
 
-def accept_or_resample(
-    ids: Sequence[int], probs: Sequence[float], guess: int | None, u: float, v: float
-) -> int:
-    """The token at one position: `guess` when `u < p(guess)`, else a draw by `v` from
-    the rest of `p` (`u`, `v` uniform in [0, 1); `guess` None: a plain draw by `v`)."""
-    total = 1.0
-    if guess is not None:
-        for token, p in zip(ids, probs, strict=True):
-            if token == guess:
-                if u < p:
-                    return guess
-                total = 1.0 - p
-                break
-    target = v * total
-    last = None
+def inverse_cdf(ids: Sequence[int], probs: Sequence[float], v: float) -> int:
+    """The token whose share of the cumulative distribution holds `v` (in [0, 1))."""
+    target = v
     for token, p in zip(ids, probs, strict=True):
-        if token == guess or p <= 0.0:
-            continue
-        last = token
         target -= p
         if target < 0.0:
             return token
-    if last is None:  # the guess held all the mass, yet u >= p: rounding
-        assert guess is not None
-        return guess
-    return last  # rounding left a sliver past the last token
+    return ids[-1]  # rounding left a sliver past the last token
 
 
 class RejectionSampler:
     """One sampled request's draws while it speculates: the chain's distribution from
-    the logits of each position, then `accept_or_resample` with its own generator."""
+    the logits of each position, and a uniform number per place in the answer."""
 
     def __init__(self, chain: Any, n_vocab: int, seed: int | None) -> None:
         import numpy as np
@@ -61,11 +48,18 @@ class RejectionSampler:
         self._n_vocab = n_vocab
         self._ids = np.arange(n_vocab, dtype=np.int32)
         self._data = np.zeros(n_vocab, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
-        self._random = random.Random(seed)
+        self._seed = seed if seed is not None and seed >= 0 else int.from_bytes(os.urandom(8))
+        self.drawn = 0
+        """Tokens of the answer drawn so far."""
 
-    def __call__(self, ctx: Any, index: int, guess: int | None = None) -> int:
+    def uniform(self, place: int) -> float:
+        return random.Random(f"{self._seed}:{place}").random()
+
+    def __call__(self, ctx: Any, index: int) -> int:
+        """The next token of the answer, from the logits of batch output `index`."""
         ids, probs = self.distribution(ctx, index)
-        token = accept_or_resample(ids, probs, guess, self._random.random(), self._random.random())
+        token = inverse_cdf(ids, probs, self.uniform(self.drawn))
+        self.drawn += 1
         llama_cpp.llama_sampler_accept(self.chain, token)  # penalties see the answer so far
         return token
 

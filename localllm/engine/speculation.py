@@ -113,3 +113,67 @@ class PromptLookup:
 
     def update(self, drafted: int, accepted: int) -> None:
         self.pace.update(drafted, accepted)
+
+
+class Payoff:
+    """Whether guessing pays for the whole batch, from the steps' own times.
+
+    A pass that verifies guesses costs more than a plain one: on a GPU with spare
+    compute, little; on a CPU already busy with several streams, more than the
+    guesses bring. So the engine times its decode steps, tokens out per second with
+    and without guessing, for each number of generating streams, and guesses only
+    while that measures faster. Now and then it tries the other way, so a change
+    (longer contexts, a busier machine, a request whose guesses start to agree) is
+    seen: after `explore_every` steps at first, twice as long after each look that
+    changed nothing (up to `EXPLORE_MAX`), since a look at the losing way costs.
+    What a request produces never depends on it: only how many passes it takes.
+    """
+
+    EXPLORE_MAX = 1024
+
+    def __init__(self, explore_every: int = 16, weight: float = 0.3) -> None:
+        self.explore_every = explore_every
+        self.weight = weight
+        self._rate: dict[tuple[int, bool], float] = {}
+        self._steps = 0
+        self._interval: dict[int, int] = {}
+        self._next: dict[int, int] = {}
+        self._looking: dict[int, bool] = {}
+        """Streams -> the way that was better when a look at the other one began."""
+
+    def _better(self, streams: int) -> bool | None:
+        on, off = self._rate.get((streams, True)), self._rate.get((streams, False))
+        return None if on is None or off is None else on >= off
+
+    def guess(self, streams: int) -> bool:
+        """Whether a step of `streams` generating requests guesses."""
+        self._steps += 1
+        better = self._better(streams)
+        if better is None:  # measure each way once: plain first, then guessing
+            return (streams, False) in self._rate
+        if self._steps >= self._next.setdefault(streams, self._steps + self.explore_every):
+            self._looking[streams] = better
+            return not better
+        return better
+
+    def record(self, streams: int, guessed: bool, tokens: int, seconds: float) -> None:
+        """A step of `streams` generating requests gave `tokens` in `seconds`."""
+        if seconds <= 0:
+            return
+        key, rate = (streams, guessed), tokens / seconds
+        old = self._rate.get(key)
+        self._rate[key] = rate if old is None else old + self.weight * (rate - old)
+        was = self._looking.pop(streams, None)
+        if was is not None:
+            same = self._better(streams) == was
+            interval = self._interval.get(streams, self.explore_every)
+            interval = min(interval * 2, self.EXPLORE_MAX) if same else self.explore_every
+            self._interval[streams] = interval
+            self._next[streams] = self._steps + interval
+
+
+class AlwaysGuess(Payoff):
+    """Guess at every step (tests that pin how speculation behaves, not whether it pays)."""
+
+    def guess(self, streams: int) -> bool:
+        return True

@@ -15,6 +15,7 @@ from localllm.engine.batch import Engine
 from localllm.engine.draft import DraftModel, IncompatibleDraft
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Generate, Sampling
+from localllm.engine.speculation import AlwaysGuess, Payoff
 from localllm.planner.settings import LoadSettings
 from tests.engine.test_speculation import run
 from tests.factory import TINY_MAMBA, ModelSpec, write_model
@@ -50,7 +51,7 @@ def engine_with(target: LlamaModel, draft_path: Path | None) -> Engine:
     draft = None
     if draft_path is not None:
         draft = DraftModel(LlamaModel([str(draft_path)], SETTINGS, ()), target)
-    return Engine(target, None, draft)
+    return Engine(target, None, draft, AlwaysGuess())
 
 
 def clear(engine: Engine) -> None:
@@ -145,3 +146,25 @@ def test_a_recurrent_model_never_speculates(pair: dict[str, Path], tmp_path: Pat
     assert done[1][1].drafted == 0 and done[1][1].eval_tokens == 12
     engine.close()
     mamba.close()
+
+
+class NeverGuess(Payoff):
+    def guess(self, streams: int) -> bool:
+        return False
+
+
+def test_a_seeded_answer_does_not_depend_on_how_much_was_guessed(
+    target: LlamaModel, pair: dict[str, Path]
+) -> None:
+    """The engine guesses or not by the clock (`Payoff`); each token's draw comes from
+    the seed and its place in the answer, so the answer is the same either way."""
+    sampled = replace(GREEDY, temperature=1.0, top_k=0, top_p=1.0, seed=11)
+    answers = []
+    for payoff in (AlwaysGuess(), NeverGuess()):
+        draft = DraftModel(LlamaModel([str(pair["draft"])], SETTINGS, ()), target)
+        engine = Engine(target, None, draft, payoff)
+        clear(engine)
+        answers.append(run(engine, Generate(1, prompt=PROMPTS[2], sampling=sampled))[1])
+        draft.close()
+    assert answers[0][0] == answers[1][0]
+    assert answers[0][1].drafted > 0 and answers[1][1].drafted == 0

@@ -3,6 +3,7 @@ only where the model agrees, so greedy answers are the same with and without it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from localllm.engine.batch import Engine
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.protocol import Done, Generate, Piece, Sampling
-from localllm.engine.speculation import PromptLookup, speculates
+from localllm.engine.speculation import AlwaysGuess, Payoff, PromptLookup, speculates
 from localllm.planner.settings import LoadSettings
 
 GREEDY = Sampling(temperature=0, num_predict=120, repeat_penalty=1.0, ignore_eos=True)
@@ -69,7 +70,7 @@ def test_all_but_grammars_and_logprobs_can_speculate() -> None:
 def engine(tiny_files: dict[str, Path]) -> Iterator[Engine]:
     settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 1024, n_seq_max=4, n_threads=2)
     model = LlamaModel([str(tiny_files["tiny"])], settings, ())
-    e = Engine(model)
+    e = Engine(model, payoff=AlwaysGuess())
     yield e
     e.close()
     model.close()
@@ -130,3 +131,26 @@ def test_sampled_answers_do_not_guess_from_the_prompt(engine: Engine) -> None:
     done = run(engine, Generate(1, prompt="a b a b a b", sampling=replace(GREEDY, temperature=1)))
     assert engine.profile.drafted == 0 and done[1][1].drafted == 0
     engine.profile = None
+
+
+def test_the_batch_guesses_only_while_it_measures_faster() -> None:
+    payoff = Payoff(explore_every=4)
+
+    def run(steps: int, guessing: float, plain: float = 100.0) -> list[bool]:
+        """Each step's choice, the steps giving these tokens per second."""
+        choices = []
+        for _ in range(steps):
+            guessed = payoff.guess(1)
+            payoff.record(1, guessed, 1, 1 / (guessing if guessed else plain))
+            choices.append(guessed)
+        return choices
+
+    assert run(2, 250) == [False, True]  # nothing measured: each way once
+    # guessing wins; a look back at plain steps after 4 steps, then 8, 16...
+    seen = run(40, 250)
+    looks = [i for i, guessed in enumerate(seen) if not guessed]
+    assert [b - a for a, b in itertools.pairwise(looks)] == [8, 16]
+    # the guesses stop paying: within a few looks the batch stops guessing
+    later = run(200, 20)
+    assert not any(later[-50:])
+    assert not payoff.guess(4)  # another number of streams is measured on its own
