@@ -50,10 +50,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SLOT_CTX = 2048
 TARGET = ModelSpec(name="target", n_embd=1024, n_layer=16, n_head=16, n_head_kv=4,
                    n_ff=2816, n_vocab=2048, n_ctx_train=8192)  # fmt: skip
-SIBLING = {"attn_output.weight": 0.1, "ffn_down.weight": 0.1, "output.weight": 50,
-           "token_embd.weight": 50}  # fmt: skip
-"""Layers that add little to the shared embeddings: the one-layer sibling agrees with
-the target on most tokens; the output's scale makes both sure of their picks."""
+SIBLING = {"output.weight": 50, "token_embd.weight": 50}
+"""With layers that add little to the shared embeddings (`--residual`) the one-layer
+sibling agrees with the target on most tokens; the output's scale makes both sure of
+their picks."""
 PROMPT = "Once upon a time"
 
 
@@ -67,15 +67,20 @@ class Row:
     accepted: float | None
 
 
-def pair_files(workdir: Path, target: ModelSpec) -> dict[str, tuple[Path, Path]]:
-    """{pair: (target, draft)}, written once into `workdir`."""
+def pair_files(
+    workdir: Path, target: ModelSpec, residual: float = 0.1
+) -> dict[str, tuple[Path, Path]]:
+    """{pair: (target, draft)}, written once into `workdir`; `residual`: how much the
+    layers add to the shared embeddings (less: the sibling agrees more)."""
+    # the layers' first: `output.weight` also ends `attn_output.weight`
+    scales = {"attn_output.weight": residual, "ffn_down.weight": residual, **SIBLING}
     files = {
-        "target": (target, 3, SIBLING),
-        "sibling": (replace_layers(target, 1), 3, SIBLING),
-        "stranger": (replace_layers(target, 1), 4, SIBLING),
+        "target": (target, 3, scales),
+        "sibling": (replace_layers(target, 1), 3, scales),
+        "stranger": (replace_layers(target, 1), 4, scales),
     }
     paths = {}
-    shape = f"{target.n_layer}x{target.n_embd}"
+    shape = f"{target.n_layer}x{target.n_embd}-r{residual:g}"
     for name, (spec, seed, scales) in files.items():
         path = workdir / f"draft-{shape}-{name}-F16.gguf"
         if not path.exists():
@@ -216,10 +221,10 @@ def measure(
 
 def table(rows: list[Row], args: argparse.Namespace, identical: dict[str, bool]) -> str:
     lines = [
-        f"{args.target.n_layer}-layer generated target (F16, {args.target.n_embd} wide), one-layer "
-        f"drafts, {args.threads} threads, {args.ngl} GPU layers, greedy, {args.tokens} tokens, "
-        f"median of {args.repeat} (`python benchmarks/draft.py"
-        f"{' --ngl ' + str(args.ngl) if args.ngl else ''}`)",
+        f"{args.target.n_layer}-layer generated target (F16, {args.target.n_embd} wide, "
+        f"residual {args.residual:g}), one-layer drafts, {args.threads} threads, {args.ngl} GPU "
+        f"layers, greedy, {args.tokens} tokens, median of {args.repeat} "
+        f"(`python benchmarks/draft.py {' '.join(sys.argv[1:])}`)",
         "",
         "| draft | server | streams | tok/s without | tok/s with draft | speed-up | "
         "guesses taken | ms per token with draft |",
@@ -247,6 +252,9 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=["sibling", "itself", "stranger"])
     parser.add_argument("--layers", type=int, default=TARGET.n_layer, help="the target's depth")
     parser.add_argument("--width", type=int, default=TARGET.n_embd, help="the target's width")
+    parser.add_argument("--residual", type=float, default=0.1,
+                        help="the layers' weight beside the shared embeddings (less: the "
+                        "sibling agrees more)")  # fmt: skip
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
     parser.add_argument("--workdir", type=Path,
@@ -258,7 +266,7 @@ def main() -> None:
 
     args.target = replace(TARGET, n_layer=args.layers, n_embd=args.width,
                           n_ff=args.width * TARGET.n_ff // TARGET.n_embd)  # fmt: skip
-    pairs = pair_files(args.workdir, args.target)
+    pairs = pair_files(args.workdir, args.target, args.residual)
     rows: list[Row] = []
     identical: dict[str, bool] = {}
     for pair in args.pairs:

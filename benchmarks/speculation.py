@@ -13,6 +13,7 @@ identical with and without guessing (checked).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from localllm.engine.batch import Engine
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.protocol import Done, Generate, Piece, Sampling
+from localllm.engine.speculation import AlwaysGuess
 from localllm.planner.settings import LoadSettings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speculation-cpu.md"
@@ -103,7 +105,7 @@ def main() -> None:
 
         engine_model.model_params = without_repack  # type: ignore[attr-defined]
     model = LlamaModel([str(path)], settings, ())
-    engine = Engine(model)
+    engine = Engine(model, payoff=AlwaysGuess() if os.environ.get("ALWAYS_GUESS") else None)
     on = Sampling(temperature=0, num_predict=args.tokens, repeat_penalty=1.0, ignore_eos=True)
     off = replace(on, prompt_lookup=False)
     rows = []

@@ -229,6 +229,7 @@ def write_model(
             data = -np.exp(rng.standard_normal(shape, dtype=np.float32) * 0.1)
         else:
             scale = next((v for k, v in (scales or {}).items() if name.endswith(k)), 1.0)
+            # (the first suffix that matches: name `attn_output.weight` before `output.weight`)
             data = rng.standard_normal(shape, dtype=np.float32) * (0.02 * scale)
         keep_f32 = len(shape) == 1 or name.endswith(("ssm_a", "ssm_conv1d.weight"))
         w.add_tensor(name, data if keep_f32 else data.astype(dtype))

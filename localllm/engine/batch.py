@@ -95,6 +95,8 @@ class Engine:
         self._can_cut = not (model.recurrent or model.has_swa)
         self._guarded: GuardedDraw | None = None
         self._graph = GraphSamplers(model, n_seq)
+        self._new_prompt = False
+        """The draft model caught up with a whole prompt this step (`_drafts`)."""
 
     @property
     def busy(self) -> bool:
@@ -333,7 +335,7 @@ class Engine:
             events += out
             if not job.pending:
                 self._release(slot)
-        if speculating and not taken:  # a step of generating streams only: comparable
+        if speculating and not taken and not (guessed and self._new_prompt):  # comparable
             emitted = sum(j.n_eval for j in jobs) - emitted_before
             seconds = (time.perf_counter_ns() - built_from) / 1e9
             self.payoff.record(len(jobs), guessed, emitted, seconds)
@@ -384,9 +386,11 @@ class Engine:
             elif k := job.pace.length(room):
                 text = [*slot.cached, job.pending[0]]
                 asks.append(Ask(slot.seq, text, k, job.request.sampling.ignore_eos))
+        self._new_prompt = False
         if asks and self.draft is not None:
             start = time.perf_counter_ns()
             drafts.update(self.draft.propose(asks))
+            self._new_prompt = self.draft.caught_up > (K_MAX + 1) * len(asks)
             if self.profile is not None:
                 self.profile.add("draft", time.perf_counter_ns() - start)
         return drafts

@@ -82,6 +82,9 @@ class DraftModel:
         self._batch = TokenBatch(max(model.settings.n_batch, n_seq))
         self.passes = 0
         """Draft decodes so far (for the profile)."""
+        self.caught_up = 0
+        """Tokens the last `propose` fed to bring the caches to the texts: a few per
+        request, unless a new prompt came in (a step whose time is no guide)."""
 
     def propose(self, asks: Sequence[Ask]) -> dict[int, list[int]]:
         """{sequence: its guesses} for each ask; a request the draft has nothing for is
@@ -131,7 +134,7 @@ class DraftModel:
         # The longest first: a catch-up that spans several decodes (a new prompt) ends
         # before the last one, whose logits are the only ones kept; it drafts next step.
         todo.sort(key=lambda t: -len(t[1]))
-        total = sum(len(new) for _, new in todo)
+        total = self.caught_up = sum(len(new) for _, new in todo)
         rows: dict[int, int] = {}
         n = done = 0
         for seq, new in todo:

@@ -93,7 +93,7 @@ class LlamaModel:
         template = llama_cpp.llama_model_chat_template(self.model, None)
         self.chat_template = template.decode(errors="replace") if template else None
         self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
-        self.has_swa = self._meta_int("sliding_window") > 0
+        self.has_swa = llama_cpp.llama_model_n_swa(self.model) > 0
 
     def _devices(self) -> list[int]:
         """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own

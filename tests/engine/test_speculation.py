@@ -154,3 +154,20 @@ def test_the_batch_guesses_only_while_it_measures_faster() -> None:
     later = run(200, 20)
     assert not any(later[-50:])
     assert not payoff.guess(4)  # another number of streams is measured on its own
+
+
+def test_a_sliding_window_model_never_guesses(tmp_path: Path) -> None:
+    """Gemma-style layers keep a window-sized cache, which cannot be cut back to drop
+    rejected guesses: such a model answers without guessing."""
+    from tests.factory import TINY_SWA, write_model
+
+    path = str(write_model(TINY_SWA, tmp_path / "swa.gguf"))
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=2048, n_seq_max=1, n_threads=2)
+    model = LlamaModel([path], settings, ())
+    assert model.has_swa
+    profile = StepProfile()
+    engine = Engine(model, profile, payoff=AlwaysGuess())
+    done = run(engine, Generate(1, prompt="a b c d a b c d a b", sampling=GREEDY))[1][1]
+    assert profile.drafted == 0 and done.eval_tokens == GREEDY.num_predict
+    engine.close()
+    model.close()
