@@ -337,3 +337,78 @@ def write_lora(spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0) -> Pat
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+# --- multimodal projectors -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    """A LLaVA-style vision projector (`clip.projector_type` mlp), as small as libmtmd
+    loads: an image becomes `(image_size / patch_size) ** 2` tokens of the text model."""
+
+    image_size: int = 32
+    patch_size: int = 8
+    n_embd: int = 32
+    n_ff: int = 64
+    n_layer: int = 1
+    n_head: int = 2
+
+    @property
+    def image_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+TINY_PROJECTOR = ProjectorSpec()
+
+
+def write_projector(spec: ProjectorSpec, path: Path, text: ModelSpec, seed: int = 0) -> Path:
+    """An `mmproj` GGUF for the text model `text`, with the keys and tensors
+    libmtmd's clip loader reads for projector type `mlp` (tools/mtmd/clip.cpp): a
+    CLIP-style encoder (class and position embeddings, pre-norm, `n_layer` blocks),
+    then two projection layers into the text model's embedding width."""
+    rng = np.random.default_rng(seed)
+    e, f, out = spec.n_embd, spec.n_ff, text.n_embd
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_type(gguf.GGUFType.MMPROJ)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_string("clip.projector_type", "mlp")
+    w.add_bool("clip.use_gelu", True)
+    for key, value in (("image_size", spec.image_size), ("patch_size", spec.patch_size),
+                       ("embedding_length", e), ("feed_forward_length", f),
+                       ("block_count", spec.n_layer), ("projection_dim", out),
+                       ("attention.head_count", spec.n_head)):  # fmt: skip
+        w.add_uint32(f"clip.vision.{key}", value)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+
+    def tensor(name: str, shape: tuple[int, ...], ones: bool = False) -> None:
+        data = np.ones(shape, np.float32) if ones else rng.standard_normal(shape) * 0.02
+        w.add_tensor(name, data.astype(np.float32 if len(shape) == 1 else np.float16))
+
+    tensor("v.class_embd", (e,))
+    tensor("v.patch_embd.weight", (e, 3, spec.patch_size, spec.patch_size))
+    tensor("v.position_embd.weight", (spec.image_tokens + 1, e))
+    tensor("v.pre_ln.weight", (e,), ones=True)
+    tensor("v.pre_ln.bias", (e,))
+    for i in range(spec.n_layer):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            tensor(f"v.blk.{i}.{name}.weight", (e, e))
+            tensor(f"v.blk.{i}.{name}.bias", (e,))
+        for name in ("ln1", "ln2"):
+            tensor(f"v.blk.{i}.{name}.weight", (e,), ones=True)
+            tensor(f"v.blk.{i}.{name}.bias", (e,))
+        tensor(f"v.blk.{i}.ffn_up.weight", (f, e))
+        tensor(f"v.blk.{i}.ffn_up.bias", (f,))
+        tensor(f"v.blk.{i}.ffn_down.weight", (e, f))
+        tensor(f"v.blk.{i}.ffn_down.bias", (e,))
+    tensor("mm.0.weight", (out, e))
+    tensor("mm.0.bias", (out,))
+    tensor("mm.2.weight", (out, out))
+    tensor("mm.2.bias", (out,))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
