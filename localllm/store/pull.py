@@ -99,6 +99,7 @@ def pull(
         manifest = _manifest(
             store_name(text, ref, stored[0].quantization), stored, defaults, str(ref)
         )
+        manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
         store.put(manifest)
         manifest = _with_draft(
             manifest, defaults, store, choose, on_event, endpoint, token, catalogue
@@ -130,10 +131,46 @@ def pull(
         blob = fetch(remote, store.blobs, report)
         layers.append(Layer(blob.digest, blob.size, candidate.label, _source(ref, name)))
     manifest = _manifest(store_name(text, ref, candidate.label), layers, defaults, str(ref))
+    manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
     store.put(manifest)
     manifest = _with_draft(manifest, defaults, store, choose, on_event, endpoint, token, catalogue)
     on_event(PullEvent("success"))
     return manifest
+
+
+def _with_projector(
+    manifest: Manifest,
+    ref: HubRef | UrlRef,
+    listing: Sequence[RepoFile] | None,
+    store: Store,
+    on_event: Callable[[PullEvent], None],
+    endpoint: str | None,
+    token: str | None,
+) -> Manifest:
+    """The repository's vision projector (`store.projectors`), downloaded and verified
+    like the weights, in the manifest; a repository without one changes nothing."""
+    from localllm.store.projectors import pick_projector, precision
+
+    chosen = pick_projector(listing) if isinstance(ref, HubRef) and listing else None
+    if chosen is None or not isinstance(ref, HubRef):
+        return manifest
+    if chosen.sha256 is None:
+        raise RefError(f"{ref}: the projector {chosen.path} has no sha256 on the Hub")
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
+    from localllm.store.download import RemoteFile
+
+    url = hf_hub_url(ref.repo, chosen.path, revision=ref.revision, endpoint=endpoint)
+    remote = RemoteFile(url, chosen.size, chosen.sha256, build_hf_headers(token=token))
+    on_event(PullEvent("downloading", file=chosen.path))
+
+    def report(progress: Progress) -> None:
+        on_event(PullEvent("downloading", chosen.path, progress))
+
+    blob = fetch(remote, store.blobs, report)
+    layer = Layer(blob.digest, blob.size, precision(chosen.path), _source(ref, chosen.path))
+    return replace(manifest, projector=layer)
 
 
 def _with_draft(
