@@ -67,6 +67,15 @@ def answer(engine: Engine, prompt: str, sampling: Sampling) -> tuple[str, float,
     return text, done.eval_tokens / (done.eval_ns / 1e9), engine.profile
 
 
+def _same_until(a: str, b: str) -> str:
+    """ "yes", or where two answers part (a batch's numbers can differ from a single
+    token's in the last bits, and a real model's near-tied tokens then flip)."""
+    if a == b:
+        return "yes"
+    n = next(i for i, (x, y) in enumerate(zip(a + "\0", b + "\1", strict=False)) if x != y)
+    return f"the first {n} characters"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=160)
@@ -92,7 +101,11 @@ def main() -> None:
         workdir = Path(tempfile.gettempdir()) / "localllm-bench"
         workdir.mkdir(exist_ok=True)
         path = model_file(workdir, small=True)
-    settings = LoadSettings(n_gpu_layers=0, n_ctx=2048, n_seq_max=1, n_threads=args.threads)
+    # A full-size cache for sliding-window layers (Gemma 3), so they can drop rejected
+    # guesses; flash attention off there, whose single-token pass differs in the last
+    # bits from a batch on those layers (`tests/engine/test_speculation.py`).
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=2048, n_seq_max=1, n_threads=args.threads,
+                            swa_full=True, flash_attn=not args.gemma)  # fmt: skip
     if args.no_repack:
         import localllm.engine.model as engine_model
 
@@ -124,31 +137,34 @@ def main() -> None:
                     tokens += profile.tokens
                     agreed += profile.agreed
                     drafted += profile.drafted
-        assert texts[True] == texts[False], f"{name}: the answers differ"
+        same = _same_until(texts[True], texts[False])
         alone, guessed = statistics.median(rates[False]), statistics.median(rates[True])
         rows.append((name, alone, guessed, guessed / alone, agreed / max(drafted, 1),
-                     tokens / max(steps, 1)))  # fmt: skip
+                     tokens / max(steps, 1), same))  # fmt: skip
     engine.close()
     model.close()
     lines = [
         f"{path.name}, {args.threads} threads, 1 stream, greedy, {args.tokens} tokens, "
+        f"{'flash attention off, ' if args.gemma else ''}"
         f"median of {args.repeat} (`python benchmarks/speculation.py"
-        f"{' --no-repack' if args.no_repack else ''}`)",
+        f"{' --no-repack' if args.no_repack else ''}{' --gemma' if args.gemma else ''}`)",
         "",
         "| task | tok/s without | tok/s with prompt lookup | speed-up | guesses agreed | "
-        "tokens per pass |",
-        "|---|---|---|---|---|---|",
+        "tokens per pass | same answer |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {n} | {a:.1f} | {b:.1f} | {c:.2f}x | {d:.0%} | {e:.2f} |"
-            for n, a, b, c, d, e in rows
+            f"| {n} | {a:.1f} | {b:.1f} | {c:.2f}x | {d:.0%} | {e:.2f} | {f} |"
+            for n, a, b, c, d, e, f in rows
         ),
         "",
-        "Answers identical with and without guessing: yes (checked for every task).",
+        "Same answer: whether the greedy answers with and without guessing are identical "
+        "(else how far they agree).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    out = RESULTS.with_name("speculation-gemma.md") if args.gemma else RESULTS
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class Engine:
         self.queue: deque[Generate | Embed] = deque()
         self._capacity = max(model.settings.n_batch, n_seq)
         self._batch = TokenBatch(self._capacity)
-        self._can_cut = not (model.recurrent or model.has_swa)
+        self._can_cut = not (model.recurrent or (model.has_swa and not model.settings.swa_full))
         self._guarded: GuardedDraw | None = None
         self._graph = GraphSamplers(model, n_seq)
         self._new_prompt = False

@@ -36,7 +36,7 @@ class IncompatibleDraft(LocalLLMError):
 
 def incompatibility(target: LlamaModel, draft: LlamaModel) -> str | None:
     """Why `draft` cannot draft for `target`, in words; None when it can."""
-    if draft.recurrent or draft.has_swa:
+    if draft.recurrent or (draft.has_swa and not draft.settings.swa_full):
         return "its cache cannot be rolled back (recurrent or sliding-window layers)"
     tv, dv = target.vocab, draft.vocab
     if llama_cpp.llama_vocab_type(tv) != llama_cpp.llama_vocab_type(dv):

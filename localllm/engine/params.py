@@ -45,6 +45,7 @@ def context_params(llama_cpp: Any, settings: dict[str, Any]) -> Any:
     cp.flash_attn_type = 1 if settings["flash_attn"] else 0
     cp.type_k = GGML_TYPES[settings["type_k"]]
     cp.type_v = GGML_TYPES[settings["type_v"]]
-    cp.swa_full = False  # llama-cpp-python's Llama sets True: a full-size cache for SWA layers
+    # llama-cpp-python's Llama sets True; here only where the planner chose it (`rollback`)
+    cp.swa_full = bool(settings.get("swa_full", False))
     cp.n_threads = cp.n_threads_batch = max(1, settings["n_threads"])
     return cp

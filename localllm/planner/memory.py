@@ -111,7 +111,7 @@ class GpuTarget:
 
 def kv_cells(model: ModelInfo, layer_swa: bool, settings: LoadSettings) -> int:
     n_ctx = _pad(settings.n_ctx)
-    if not layer_swa or not model.sliding_window:
+    if not layer_swa or not model.sliding_window or settings.swa_full:
         return n_ctx
     per_seq = max(n_ctx // max(settings.n_seq_max, 1), 1)
     window = _pad(model.sliding_window + settings.n_ubatch)

@@ -35,6 +35,10 @@ class LoadSettings:
     backend_sampling: bool = False
     """Sample inside llama.cpp's graph, where the output layer runs (the GPU), so only
     token ids cross to the host; for requests whose sampler chain allows it."""
+    swa_full: bool = False
+    """A full-size cache for sliding-window layers (llama.cpp's `swa_full`): costs the
+    memory of a full cache, and lets the engine cut a sequence back (rejected guesses,
+    a chat's reused prefix), which a window-sized cache cannot (`planner.rollback`)."""
 
     @property
     def n_ctx_seq(self) -> int:

@@ -70,7 +70,10 @@ def plan_load(
     """
     from localllm.engine.trial import TrialError, trial_load
     from localllm.planner.explain import explain
-    from localllm.planner.plan import Candidate, plan
+    from localllm.planner.memory import MemoryEstimate, estimate
+    from localllm.planner.plan import Candidate, gpu_targets, plan
+    from localllm.planner.rollback import with_full_swa
+    from localllm.planner.settings import LoadSettings
     from localllm.planner.slots import with_slots
 
     paths = model_paths(manifest, store)
@@ -94,7 +97,13 @@ def plan_load(
             raise DoesNotFit(
                 f"model {manifest.name!r} does not fit in the memory left{beside}: {reasons}"
             )
-        return with_slots(result.choice, room, parallel)
+        with_room = with_slots(result.choice, room, parallel)
+        targets = gpu_targets(room)
+
+        def memory(s: LoadSettings) -> MemoryEstimate:
+            return estimate(info, s, targets, room.repack)
+
+        return with_full_swa(with_room, info, room, memory)
 
     choice = choose(budget)
     draft = None
