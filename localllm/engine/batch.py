@@ -22,11 +22,11 @@ import functools
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
 
+from localllm.engine import slots
 from localllm.engine.draft import Ask, DraftModel
 from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
@@ -45,8 +45,9 @@ from localllm.engine.protocol import (
 )
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
+from localllm.engine.slots import Slot
 from localllm.engine.speculation import K_MAX, Pace, Payoff, PromptLookup, speculates
-from localllm.engine.tokenbatch import TokenBatch, common_prefix
+from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError
 
 SPECULATE_UP_TO = 2
@@ -58,17 +59,6 @@ GRAPH_GREEDY_UP_TO = 4
 """Streams up to which a greedy request is sampled in llama.cpp's graph (when it
 samples there): beyond, each stream's own argmax subgraph costs the decode more
 than reading all greedy rows off the host logits at once (`engine.greedy`)."""
-MIN_SHARE = 0.1
-"""The share of a prompt a slot's cache must hold for the request to take that slot."""
-
-
-@dataclass
-class Slot:
-    seq: int
-    cached: list[int] = field(default_factory=list)
-    """The tokens whose keys and values this sequence holds, in order."""
-    job: Job | None = None
-    last_used: float = 0.0
 
 
 class Engine:
@@ -156,7 +146,7 @@ class Engine:
                 build = functools.partial(
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
-                slot = self._choose(free, tokens)
+                slot = slots.choose(free, tokens)
                 k_max = self._k_max(request)
                 rejection = None
                 if plain_greedy(request) and not self._graph_greedy():
@@ -179,7 +169,7 @@ class Engine:
             except Exception as exc:  # this request's failure (a template, a tokenizer...)
                 events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
                 continue
-            cached = self._reuse(slot, tokens)
+            cached = slots.reuse(slot, tokens, self.model.memory, self._can_cut)
             job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
             job.rejection = rejection
             if k_max and self.draft is not None:
@@ -205,30 +195,6 @@ class Engine:
         the host logits with the step's other greedy rows (`engine.greedy`)."""
         streams = len(self.queue) + sum(s.job is not None for s in self.slots) + 1
         return self._graph.enabled and streams <= GRAPH_GREEDY_UP_TO
-
-    def _choose(self, free: list[Slot], tokens: list[int]) -> Slot:
-        """The free slot holding the longest start of `tokens`, when that is a real share
-        of the prompt (as llama-server's slot similarity); else the least recently used,
-        so a new conversation does not overwrite another one's cache."""
-
-        def shared(slot: Slot) -> int:
-            n = common_prefix(slot.cached, tokens)
-            return n if n > 1 and n >= MIN_SHARE * len(tokens) else 0
-
-        return max(free, key=lambda s: (shared(s), -s.last_used))
-
-    def _reuse(self, slot: Slot, tokens: list[int]) -> int:
-        """Keep the slot's prefix shared with `tokens`; returns how many tokens it covers."""
-        common = min(common_prefix(slot.cached, tokens), len(tokens) - 1)  # last one: logits
-        mem = self.model.memory
-        if common < len(slot.cached) and (
-            not self._can_cut or not llama_cpp.llama_memory_seq_rm(mem, slot.seq, common, -1)
-        ):
-            common = 0
-        if common == 0:
-            llama_cpp.llama_memory_seq_rm(mem, slot.seq, -1, -1)
-        del slot.cached[common:]
-        return common
 
     # --- one step -------------------------------------------------------------------
 
