@@ -331,6 +331,7 @@ class Engine:
     def _drafts(self, generating: list[Slot]) -> dict[int, list[int]]:
         """{sequence: its guesses} for the streams that speculate this step: prompt
         lookup's at once, the draft model's in its own batched decodes."""
+        self._new_prompt = False
         up_to = SPECULATE_UP_TO if self.draft is None else DRAFT_UP_TO
         if not generating or len(generating) > up_to:
             return {}
@@ -352,7 +353,6 @@ class Engine:
             elif k := job.pace.length(room):
                 text = [*slot.cached, job.pending[0]]
                 asks.append(Ask(slot.seq, text, k, job.request.sampling.ignore_eos))
-        self._new_prompt = False
         if asks and self.draft is not None:
             start = time.perf_counter_ns()
             drafts.update(self.draft.propose(asks))
