@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from localllm.errors import LocalLLMError
-from localllm.gguf.reader import read_header
+from localllm.gguf.reader import GGUFHeader, read_header
 from localllm.gguf.source import FileSource
 from localllm.store.manifests import Layer, Manifest
 from localllm.store.pull import Choose
@@ -44,19 +44,22 @@ def draft_layer(
     manifest = find_model("DRAFT", source, store, base_dir, choose, pull_options)
     if manifest.parts:
         raise DraftError(f"DRAFT {source}: a split model cannot be a draft; use one file")
-    problem = mismatch(_metadata(store, target.model), _metadata(store, manifest.model))
+    problem = mismatch(_header(store, target.model), _header(store, manifest.model))
     if problem:
         raise DraftError(f"DRAFT {source}: it cannot draft for this model: {problem}")
     return manifest.model
 
 
-def mismatch(target: Mapping[str, Any], draft: Mapping[str, Any]) -> str | None:
-    """Why a draft's tokenizer (its GGUF metadata) differs from its target's; None if
+def mismatch(target_header: GGUFHeader, draft_header: GGUFHeader) -> str | None:
+    """Why a draft's tokenizer (from its GGUF header) differs from its target's; None if
     the headers agree."""
+    from localllm.gguf.info import describe
+
+    target, draft = target_header.metadata, draft_header.metadata
     key = "tokenizer.ggml.model"
     if target.get(key) != draft.get(key):
         return f"its tokenizer is {draft.get(key)!r}, the model's {target.get(key)!r}"
-    n_target, n_draft = _vocab(target), _vocab(draft)
+    n_target, n_draft = describe([target_header]).n_vocab, describe([draft_header]).n_vocab
     if abs(n_target - n_draft) > VOCAB_SIZE_SLACK:
         return f"its vocabulary has {n_draft} tokens, the model's {n_target}"
     for which in ("bos", "eos"):
@@ -66,12 +69,6 @@ def mismatch(target: Mapping[str, Any], draft: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _metadata(store: Store, layer: Layer) -> Mapping[str, Any]:
+def _header(store: Store, layer: Layer) -> GGUFHeader:
     with FileSource(store.blobs.path(layer.digest)) as source:
-        return read_header(source).metadata
-
-
-def _vocab(meta: Mapping[str, Any]) -> int:
-    tokens = meta.get("tokenizer.ggml.tokens")
-    length = getattr(tokens, "length", None)
-    return int(length) if length is not None else len(tokens) if isinstance(tokens, list) else 0
+        return read_header(source)
