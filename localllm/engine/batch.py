@@ -22,11 +22,11 @@ import functools
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
-from localllm.engine import slots
+from localllm.engine import image_slots, slots
 from localllm.engine.draft import Ask, DraftModel
 from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
@@ -50,6 +50,9 @@ from localllm.engine.speculation import K_MAX, Pace, Payoff, PromptLookup, specu
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError
 
+if TYPE_CHECKING:
+    from localllm.engine.vision import Projector, Tokenized
+
 SPECULATE_UP_TO = 2
 """Streams generating at once up to which they guess ahead (`engine.speculation`):
 beyond, the batch is busy enough that guesses no longer come for free."""
@@ -68,8 +71,11 @@ class Engine:
         profile: StepProfile | None = None,
         draft: DraftModel | None = None,
         payoff: Payoff | None = None,
+        projector: Projector | None = None,
     ) -> None:
         self.model = model
+        self.projector = projector
+        """The model's vision projector (`engine.vision`), when it reads images."""
         self.draft = draft
         """The draft model that guesses for requests that speculate (else prompt lookup)."""
         self.payoff = payoff or Payoff()
@@ -129,7 +135,7 @@ class Engine:
             if isinstance(request, Embed):
                 slot = min(free, key=lambda s: s.last_used)
                 limit = min(self.model.settings.n_ubatch, self.n_ctx_slot)
-                slot.cached = []
+                slots.forget(slot, None)  # embedding clears the sequence itself
                 try:
                     events.append(embed(self.model, self._batch, request, slot.seq, limit))
                 except Exception as exc:
@@ -137,8 +143,13 @@ class Engine:
                 slot.last_used = time.monotonic()
                 continue
             start = time.perf_counter_ns()
+            vision: Tokenized | None = None
             try:
-                tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
+                if request.images:
+                    tokens, vision = image_slots.prompt(self.model, self.projector, request,
+                                                        self.n_ctx_slot)  # fmt: skip
+                else:
+                    tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
                 if not tokens:
                     raise LocalLLMError("the prompt is empty: there is nothing to continue")
                 m = self.model
@@ -165,13 +176,22 @@ class Engine:
                     sampler, owned = self._graph.chain_for(slot.seq, request, build)
             except (LocalLLMError, ValueError) as exc:
                 events.append(Failed(request.id, 400, str(exc)))
+                if vision is not None:
+                    vision.close()
                 continue
             except Exception as exc:  # this request's failure (a template, a tokenizer...)
                 events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
+                if vision is not None:
+                    vision.close()
                 continue
             cached = slots.reuse(slot, tokens, self.model.memory, self._can_cut)
             job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
             job.rejection = rejection
+            if vision is not None and self.projector is not None:
+                job.vision = vision
+                for begin, part in vision.parts.items():
+                    if begin >= cached:  # not in the slot's cache: encode it meanwhile
+                        self.projector.encode(part)
             if k_max and self.draft is not None:
                 job.pace = Pace(k_max)
             elif k_max:
@@ -184,7 +204,7 @@ class Engine:
         cache that cannot be cut back, a grammar or logprobs, asked not to, or sampled
         with only prompt lookup to guess (a lookup's guesses rarely survive a draw)."""
         s = request.sampling
-        if not self._can_cut or not speculates(request) or s.draft_max == 0:
+        if not self._can_cut or not speculates(request) or s.draft_max == 0 or request.images:
             return 0
         if self.draft is None and (not s.prompt_lookup or s.temperature > 0):
             return 0
@@ -203,10 +223,14 @@ class Engine:
         batch = self._batch
         n = 0
         outputs: list[tuple[Slot, int]] = []
+        events: list[Event] = []
+        if self.projector is not None:
+            events += self._images(running)
+            running = [s for s in running if s.job is not None]
         generating = [s for s in running if s.job and not s.job.prefilling]
         for slot in generating:
-            if slot.job and slot.job.request.shift and len(slot.cached) + 1 >= self.n_ctx_slot:
-                self._shift(slot)
+            if slot.job and self._limit(slot.job) == 0 and len(slot.cached) + 1 >= self.n_ctx_slot:
+                slots.shift(slot, self.model.memory, self.model.add_bos)
         jobs = [s.job for s in generating if s.job is not None]
         speculating = any(j.pace is not None for j in jobs)
         guessed = speculating and self.payoff.guess(len(jobs))
@@ -214,7 +238,7 @@ class Engine:
         emitted_before = sum(j.n_eval for j in jobs)
         for slot in generating:  # one token each (and its guesses): streams first
             assert slot.job is not None
-            pos = len(slot.cached)
+            pos = slot.pos
             self._batch.put(n, slot.job.pending[0], pos, slot.seq, True)
             outputs.append((slot, n))
             n += 1
@@ -228,7 +252,10 @@ class Engine:
             if job is None or not job.prefilling or n >= self._capacity:
                 continue
             take = min(len(job.pending), chunk, self._capacity - n)
-            pos = len(slot.cached)
+            if job.vision is not None:  # text up to the next image (`_images` puts it in)
+                image = job.vision.next_image(len(slot.cached))
+                take = min(take, image - len(slot.cached)) if image is not None else take
+            pos = slot.pos
             for i in range(take):
                 last = take == len(job.pending) and i == take - 1
                 self._batch.put(n, job.pending[i], pos + i, slot.seq, last)
@@ -236,13 +263,16 @@ class Engine:
                     outputs.append((slot, n))
                 n += 1
             taken[slot.seq] = take
+        if n == 0:  # only prompts whose next image is still being encoded
+            image_slots.await_encoding(running)
+            return events
         profile = self.profile
         if profile is not None:
             built = time.perf_counter_ns()
             profile.add("batch", built - built_from)
         code = batch.decode(self.model.ctx, n)
         if code != 0:
-            return self._fail(running, f"llama_decode failed with code {code}")
+            return events + self._fail(running, f"llama_decode failed with code {code}")
         if profile is not None:
             llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
             decoded = time.perf_counter_ns()
@@ -261,7 +291,6 @@ class Engine:
                 del job.pending[:take]
             else:
                 slot.cached.append(job.pending[0])
-        events: list[Event] = []
         for slot, index in outputs:
             job = slot.job
             assert job is not None
@@ -387,24 +416,28 @@ class Engine:
 
     def _limit(self, job: Job) -> int:
         """The context `job.accept` ends the answer at (0: none, the engine shifts)."""
-        return 0 if job.request.shift and self.can_shift else self.n_ctx_slot
+        shifts = job.request.shift and job.vision is None  # never through an image
+        return 0 if shifts and self.can_shift else self.n_ctx_slot
 
     @functools.cached_property
     def can_shift(self) -> bool:
         return self._can_cut and bool(llama_cpp.llama_memory_can_shift(self.model.memory))
 
-    def _shift(self, slot: Slot) -> None:
-        """Ollama's context shift (only for requests with `shift`, which `accept` lets go
-        on at a full slot): drop the older half of the tokens after BOS and `num_keep`,
-        move the rest down, and go on."""
-        assert slot.job is not None
-        request, mem = slot.job.request, self.model.memory
-        keep = min(request.num_keep + int(self.model.add_bos), len(slot.cached) - 2)
-        drop = max((len(slot.cached) - keep) // 2, 1)
-        llama_cpp.llama_memory_seq_rm(mem, slot.seq, keep, keep + drop)
-        llama_cpp.llama_memory_seq_add(mem, slot.seq, keep + drop, -1, -drop)
-        del slot.cached[keep : keep + drop]
-        slot.job.shifts += 1
+    def _images(self, running: list[Slot]) -> list[Event]:
+        """Put in the images prompts have reached; a prompt whose image fails ends."""
+        assert self.projector is not None
+        events: list[Event] = []
+        for slot in running:
+            if slot.job is None or slot.job.vision is None or not slot.job.prefilling:
+                continue
+            try:
+                image_slots.feed(self.projector, slot, self._capacity, self.profile)
+            except Exception as exc:
+                status = 400 if isinstance(exc, LocalLLMError) else 500
+                events += [Failed(slot.job.id, status, f"the image failed: {_describe(exc)}")]
+                self._release(slot)
+                slots.forget(slot, self.model.memory)
+        return events
 
     def _guarded_draw(self) -> GuardedDraw:
         if self._guarded is None:
@@ -418,8 +451,7 @@ class Engine:
             assert slot.job is not None
             events.append(Failed(slot.job.id, 500, message))
             self._release(slot)
-            llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, -1, -1)
-            slot.cached = []
+            slots.forget(slot, self.model.memory)
         return events
 
     def _release(self, slot: Slot) -> None:
@@ -432,7 +464,13 @@ class Engine:
         """The prompt text of a request, and its token count, without running it."""
         try:
             text = prompt_text(self.model, message.request)
-            tokens = prompt_tokens(self.model, message.request, 1 << 30)
+            if message.request.images:  # each image counts as its tokens
+                tokens, vision = image_slots.prompt(
+                    self.model, self.projector, message.request, 1 << 30
+                )
+                vision.close()
+            else:
+                tokens = prompt_tokens(self.model, message.request, 1 << 30)
         except (LocalLLMError, ValueError) as exc:
             return Failed(message.id, 400, str(exc))
         except Exception as exc:
@@ -456,6 +494,8 @@ class Engine:
         self._batch.close()
         if self.draft is not None:
             self.draft.close()
+        if self.projector is not None:
+            self.projector.close()
 
 
 def _picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) -> int:

@@ -9,7 +9,7 @@ model's end token, a stop sequence, `num_predict`, or a full slot.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
@@ -18,6 +18,9 @@ from localllm.engine.protocol import Done, Event, Generate, Piece, TokenLogprob
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.speculation import Pace, PromptLookup
 from localllm.engine.text import StopFilter, Utf8Stream
+
+if TYPE_CHECKING:
+    from localllm.engine.vision import Tokenized
 
 
 class Job:
@@ -48,6 +51,9 @@ class Job:
         """Its prompt-lookup drafter (else the worker's draft model guesses)."""
         self.rejection: RejectionSampler | None = None
         """Its draws, for a sampled request that speculates (`engine.rejection`)."""
+        self.vision: Tokenized | None = None
+        """Its prompt's image chunks (`engine.vision`), when it has images."""
+        self.encoded_images = 0
         self.passes = 0
         self.start_ns = start_ns
         self.first_ns = 0
@@ -118,6 +124,8 @@ class Job:
                 drafted=self.pace.drafted if self.pace else 0,
                 accepted=self.pace.accepted if self.pace else 0,
                 passes=self.passes,
+                image_tokens=self.vision.image_tokens if self.vision else 0,
+                encoded_images=self.encoded_images,
             )
         )
         self.pending = []
@@ -130,3 +138,6 @@ class Job:
         if self.rejection is not None:
             self.rejection.close()
             self.rejection = None
+        if self.vision is not None:
+            self.vision.close()
+            self.vision = None

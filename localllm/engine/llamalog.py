@@ -47,3 +47,13 @@ def crash_reason(output: str) -> str:
             if marker in line:
                 return line
     return lines[-1] if lines else "no output"
+
+
+def route_mtmd_log() -> None:
+    """Send libmtmd's log (the projector's load report and errors) where llama.cpp's
+    goes, to the callback `capture_log` set last."""
+    if not _KEEP_ALIVE:
+        return
+    from llama_cpp import mtmd_cpp
+
+    mtmd_cpp.mtmd_log_set(_KEEP_ALIVE[-1], ctypes.c_void_p(0))

@@ -8,6 +8,7 @@ stays), then the oldest tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from localllm.engine.chat import render
@@ -25,29 +26,41 @@ class NoInsert(LocalLLMError):
     """A suffix for a model that cannot fill in the middle."""
 
 
-def prompt_tokens(model: LlamaModel, request: Generate, n_ctx: int) -> list[int]:
+Tokenize = Callable[[str, bool], list[int]]
+"""(text, add_special) -> tokens: the model's tokenizer, or one that also places images
+(`engine.vision.ImagePrompt`, whose placeholders are negative ids)."""
+
+
+def prompt_tokens(
+    model: LlamaModel, request: Generate, n_ctx: int, tokenize: Tokenize | None = None
+) -> list[int]:
     """The prompt of `request` for a slot of `n_ctx` tokens; PromptTooLong unless it fits
-    or may be cut."""
+    or may be cut. Images (negative placeholders) are never cut through: their messages
+    go whole, or the prompt is refused."""
+    tokenize = tokenize or (lambda text, special: model.tokenize(text, add_special=special))
     limit = n_ctx - 1  # room for at least one new token
     if request.suffix is not None:
         tokens = _infill_tokens(model, request)
     elif request.messages is None:
-        tokens = model.tokenize(request.prompt or "", add_special=True)
+        tokens = tokenize(request.prompt or "", True)
     else:
         messages = list(request.messages)
-        tokens = _chat_tokens(model, request, messages)
+        tokens = _chat_tokens(model, request, messages, tokenize)
         while len(tokens) > limit and request.truncate:
             droppable = [i for i, x in enumerate(messages[:-1]) if x.get("role") != "system"]
             if not droppable:
                 break
             del messages[droppable[0]]
-            tokens = _chat_tokens(model, request, messages)
+            tokens = _chat_tokens(model, request, messages, tokenize)
+    images = sum(t < 0 for t in tokens)
     if len(tokens) > limit:
-        if not request.truncate:
+        if not request.truncate or images:
+            of_images = f" ({images} of them for images)" if images else ""
             raise PromptTooLong(
-                f"the prompt is {len(tokens)} tokens but the context holds {n_ctx} "
-                f"(with room for at least one new token): shorten it, raise num_ctx, "
-                f'or ask for truncation ("truncate": true)'
+                f"the prompt is {len(tokens)} tokens{of_images} but the context holds "
+                f"{n_ctx} (with room for at least one new token): shorten it, raise "
+                "num_ctx, or "
+                + ('ask for truncation ("truncate": true)' if not images else "send fewer images")
             )
         keep = tokens[:1] if model.add_bos and tokens else []  # the BOS token stays
         tokens = keep + tokens[len(tokens) - (limit - len(keep)) :]
@@ -99,7 +112,9 @@ def _chat_text(model: LlamaModel, request: Generate, messages: list[dict[str, An
     )
 
 
-def _chat_tokens(model: LlamaModel, request: Generate, messages: list[dict[str, Any]]) -> list[int]:
+def _chat_tokens(
+    model: LlamaModel, request: Generate, messages: list[dict[str, Any]], tokenize: Tokenize
+) -> list[int]:
     text = _chat_text(model, request, messages)
     starts_with_bos = bool(model.bos_text) and text.startswith(model.bos_text)
-    return model.tokenize(text, add_special=model.add_bos and not starts_with_bos)
+    return tokenize(text, model.add_bos and not starts_with_bos)

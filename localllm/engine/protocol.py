@@ -37,6 +37,8 @@ class Load:
     settings: LoadSettings
     adapters: tuple[Adapter, ...] = ()
     draft: Draft | None = None
+    projector: str | None = None
+    """The vision projector (`mmproj` GGUF) that lets the model read images."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Loaded:
     chat_template: str | None
     load_seconds: float
     notes: tuple[str, ...] = ()
+    vision: bool = False
+    """Whether the model reads images (its projector loaded)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,23 @@ class Sampling:
     """Guess greedy answers ahead from the text so far (`engine.speculation`)."""
     draft_max: int = -1
     """The most tokens guessed per pass (-1: the engine's `K_MAX`; 0: no speculation)."""
+
+
+MARKER = "<__media__>"
+"""Where an image goes in a prompt's text: libmtmd's default marker, which the server
+writes into messages (one per image, in the order of `Generate.images`)."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image the server decoded and checked (`server.images`): its RGB pixels."""
+
+    width: int
+    height: int
+    rgb: bytes
+    """width * height * 3 bytes, row by row."""
+    digest: str
+    """sha256 of the pixels: the same image is the same prefix in a slot's cache."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +137,8 @@ class Generate:
     preserve: tuple[str, ...] = ()
     """Control tokens to write out as text (the reply's format reads them:
     `localllm.formats`); llama.cpp drops control tokens from text otherwise."""
+    images: tuple[Image, ...] = ()
+    """The images of the prompt, one per `MARKER` in its text, in order."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +216,10 @@ class Done:
     """Guessed tokens verified (`engine.speculation`), and those the model took."""
     passes: int = 0
     """Decodes of the model this answer took (tokens per pass: `eval_tokens / passes`)."""
+    image_tokens: int = 0
+    """Of `prompt_tokens`, those of images."""
+    encoded_images: int = 0
+    """Images encoded for this answer (an image the slot's cache held is not)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,12 @@ def main(argv: list[str]) -> int:
     try:
         model, loaded = load(request)
         draft = _load_draft(request, model)
+        projector = None
+        if request.projector is not None:
+            from localllm.engine.vision import Projector
+
+            projector = Projector(request.projector, model)
+            loaded = replace(loaded, vision=True)
     except LocalLLMError as exc:
         conn.send(LoadFailed(str(exc)))
         return 1
@@ -80,7 +87,7 @@ def main(argv: list[str]) -> int:
     # The server closing our socket ends the loop: unload by exiting.
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
         profile = StepProfile() if os.environ.get("LOCALLLM_PROFILE") else None
-        serve(conn, Engine(model, profile, draft))
+        serve(conn, Engine(model, profile, draft, projector=projector))
     sys.stderr.flush()
     os._exit(0)  # the OS frees the model at once; llama.cpp's teardown adds nothing
 

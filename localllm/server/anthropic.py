@@ -24,6 +24,7 @@ from starlette.routing import Route
 from localllm.engine.protocol import Done, Generate, Piece, ToolCall
 from localllm.formats import thinks
 from localllm.server.errors import APIError, error_body, message_of, parse
+from localllm.server.images import Collected, decode_base64
 from localllm.server.inference import NO_REPEAT_PENALTY, Inference, chain
 from localllm.server.schemas import Count, Loose, Number
 from localllm.server.state import state
@@ -134,7 +135,7 @@ class MessagesBody(CountTokensBody):
     metadata: dict[str, Any] | None = None
 
 
-def _messages(body: CountTokensBody) -> list[dict[str, Any]]:
+def _messages(body: CountTokensBody, images: Collected) -> list[dict[str, Any]]:
     """The conversation as internal chat messages: `tool_use` blocks become the
     assistant's tool calls, `tool_result` blocks tool messages (before the user's text)."""
     out: list[dict[str, Any]] = []
@@ -155,7 +156,7 @@ def _messages(body: CountTokensBody) -> list[dict[str, Any]]:
             if isinstance(block, TextBlock):
                 text.append(block.text)
             elif isinstance(block, ImageBlock):
-                raise APIError(400, f"{where}: model {body.model!r} does not take images")
+                text.append(_image(block, where, images))
             elif isinstance(block, ToolUseBlock | ThinkingBlock | RedactedThinkingBlock):
                 if m.role != "assistant":
                     raise APIError(400, f"{where}: {block.type} blocks belong to the assistant")
@@ -168,7 +169,7 @@ def _messages(body: CountTokensBody) -> list[dict[str, Any]]:
             else:
                 if m.role != "user":
                     raise APIError(400, f"{where}: tool_result blocks belong to the user")
-                out.append({"role": "tool", "content": _result_text(block, where, body.model),
+                out.append({"role": "tool", "content": _result_text(block, where, images),
                             "tool_call_id": block.tool_use_id,
                             "name": names.get(block.tool_use_id, "")})  # fmt: skip
         if text or calls or not blocks or m.role == "assistant":
@@ -181,12 +182,30 @@ def _messages(body: CountTokensBody) -> list[dict[str, Any]]:
     return out
 
 
-def _result_text(block: ToolResultBlock, where: str, model: str) -> str:
+def _result_text(block: ToolResultBlock, where: str, images: Collected) -> str:
     if isinstance(block.content, str):
         return block.content
-    if any(isinstance(part, ImageBlock) for part in block.content):
-        raise APIError(400, f"{where}.content: model {model!r} does not take images")
-    return "".join(part.text for part in block.content if isinstance(part, TextBlock))
+    return "".join(
+        part.text if isinstance(part, TextBlock) else _image(part, f"{where}.content.{k}", images)
+        for k, part in enumerate(block.content)
+    )
+
+
+def _image(block: ImageBlock, where: str, images: Collected) -> str:
+    """The marker of an image block (`source`: base64 data, or a URL)."""
+    source = block.source
+    kind = source.get("type")
+    if kind == "base64":
+        data = source.get("data")
+        if not isinstance(data, str):
+            raise APIError(400, f"{where}.source.data: the base64 image data is required")
+        return images.add(decode_base64(data, f"{where}.source.data"), where)
+    if kind == "url":
+        url = source.get("url")
+        if not isinstance(url, str):
+            raise APIError(400, f"{where}.source.url: the image URL is required")
+        return images.add(None, f"{where}.source.url", url)
+    raise APIError(400, f"{where}.source.type: {kind!r} is not taken (base64 or url)")
 
 
 def _tools(body: CountTokensBody) -> tuple[tuple[dict[str, Any], ...], str]:
@@ -212,8 +231,12 @@ def _tools(body: CountTokensBody) -> tuple[tuple[dict[str, Any], ...], str]:
     return tuple(tools), {"none": "none", "any": "required", "tool": "required"}[choice.type]
 
 
-def _request(
-    inference: Inference, manifest: Manifest, body: CountTokensBody, options: dict[str, Any]
+async def _request(
+    inference: Inference,
+    manifest: Manifest,
+    body: CountTokensBody,
+    options: dict[str, Any],
+    image_urls: bool,
 ) -> tuple[Generate, Thinking]:
     from localllm.constraints.grammar import schema_grammar
 
@@ -228,9 +251,11 @@ def _request(
     fmt = output.format
     grammar = schema_grammar(fmt.schema_, "output_config.format.schema") if fmt else None
     tools, choice = _tools(body)
+    images = Collected(manifest.name, manifest.projector is not None, image_urls)
+    messages = _messages(body, images)
     gen = inference.chat(
-        manifest, _messages(body), mode, tools=tools, tool_choice=choice,
-        sampling=inference.sampling(options), grammar=grammar,
+        manifest, messages, mode, tools=tools, tool_choice=choice,
+        sampling=inference.sampling(options), grammar=grammar, images=await images.images(),
     )  # fmt: skip
     return gen, mode
 
@@ -263,7 +288,7 @@ async def messages(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, _options(body), NO_REPEAT_PENALTY)
-    gen, mode = _request(inference, manifest, body, options)
+    gen, mode = await _request(inference, manifest, body, options, _urls(request))
     started = await inference.start(manifest, gen, options, inference.keep_alive(None), mode)
     head = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
             "model": body.model}  # fmt: skip
@@ -351,9 +376,13 @@ async def count_tokens(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, {}, NO_REPEAT_PENALTY)
-    gen, _ = _request(inference, manifest, body, options)
+    gen, _ = await _request(inference, manifest, body, options, _urls(request))
     _, tokens = await inference.render(manifest, gen, options)
     return JSONResponse({"input_tokens": tokens})
+
+
+def _urls(request: Request) -> bool:
+    return state(request).settings.image_urls
 
 
 ROUTES = [

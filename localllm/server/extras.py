@@ -43,7 +43,7 @@ async def apply_template(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, body.options.model_dump(exclude_none=True))
-    gen, _ = chat_request(inference, manifest, body, options)
+    gen, _ = await chat_request(inference, manifest, body, options)
     prompt, tokens = await inference.render(manifest, gen, options)
     return JSONResponse({"prompt": prompt, "tokens": tokens})
 

@@ -126,7 +126,8 @@ def plan_load(
     adapters = tuple(Adapter(str(store.blobs.path(a.digest))) for a in manifest.adapters)
     if draft is not None:
         draft = replace(draft, settings=replace(draft.settings, n_threads=settings.n_threads))
-    load = Load(tuple(str(p) for p in paths), settings, adapters, draft)
+    projector = manifest.projector and str(store.blobs.path(manifest.projector.digest))
+    load = Load(tuple(str(p) for p in paths), settings, adapters, draft, projector or None)
     return Planned(load, choice)
 
 

@@ -16,6 +16,7 @@ from localllm import __version__
 from localllm.engine.protocol import Done, Generate, Piece, Sampling, ToolCall
 from localllm.server.catalog import iso
 from localllm.server.errors import APIError, parse
+from localllm.server.images import check_vision, decode_base64, load_images, with_markers
 from localllm.server.inference import Inference, Started, chain
 from localllm.server.logprobs import entries, requested
 from localllm.server.progress import ndjson
@@ -168,23 +169,28 @@ async def generate(request: Request) -> Response:
     inference = state(request).inference
     manifest = inference.manifest(body.model)
     options = inference.options(manifest, body.options.model_dump(exclude_none=True))
-    if body.images:
-        raise APIError(400, f"model {body.model!r} does not take images")
+    check_vision(manifest.name, manifest.projector is not None, body.images or ())
     if not body.prompt:
         return await _load_or_unload(
             inference, manifest, options, body.keep_alive, {"response": ""}
         )
     messages: tuple[dict[str, Any], ...] | None = None
     insert = bool(body.suffix)  # fill in the middle: the prompt is the text before
+    encoded = [
+        (decode_base64(x, f"images.{i}"), f"images.{i}") for i, x in enumerate(body.images or ())
+    ]
+    if encoded and insert:
+        raise APIError(400, "images: images cannot go with a suffix (fill in the middle)")
+    prompt = with_markers(body.prompt or "", len(encoded))
     if not body.raw and not insert:
         chat = inference.base_messages(manifest, body.system)
-        messages = (*chat, {"role": "user", "content": body.prompt})
+        messages = (*chat, {"role": "user", "content": prompt})
     template = None if body.raw else _template(body.template) or manifest.template
     mode = _thinking(inference, manifest, None if body.raw else body.think, template)
     gen = Generate(
         0,
         messages=messages,
-        prompt=body.prompt if body.raw or insert else None,
+        prompt=prompt if body.raw or insert else None,
         suffix=body.suffix if insert else None,
         template=template,
         sampling=_sampling(inference, options, body.logprobs, body.top_logprobs),
@@ -194,6 +200,7 @@ async def generate(request: Request) -> Response:
         num_keep=int(options.get("num_keep", 4)),
         think=mode.flag,
         think_level=mode.level,
+        images=await load_images(encoded),
     )
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(
@@ -206,12 +213,16 @@ async def generate(request: Request) -> Response:
     return await _reply(inference, started, manifest.name, body.stream, fields)
 
 
-def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
+def _chat_messages(body: ChatBody) -> tuple[list[dict[str, Any]], list[tuple[bytes, str]]]:
+    """The messages, with a marker for each of their images (Ollama puts them before
+    the text, or at its `[img]` tags), and those images' bytes in order."""
     out = []
-    for m in body.messages:
-        if m.images:
-            raise APIError(400, f"model {body.model!r} does not take images")
-        message: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+    encoded: list[tuple[bytes, str]] = []
+    for n, m in enumerate(body.messages):
+        where = [f"messages.{n}.images.{i}" for i in range(len(m.images or ()))]
+        encoded += [(decode_base64(x, w), w) for x, w in zip(m.images or (), where, strict=True)]
+        content = with_markers(m.content or "", len(where))
+        message: dict[str, Any] = {"role": m.role, "content": content}
         if m.tool_calls:
             message["tool_calls"] = [
                 {
@@ -223,16 +234,20 @@ def _chat_messages(body: ChatBody) -> list[dict[str, Any]]:
         if m.tool_name:
             message["name"] = m.tool_name
         out.append(message)
-    return out
+    return out, encoded
 
 
-def chat_request(
+def _has_images(body: ChatBody) -> list[bool]:
+    return [True for m in body.messages if m.images]
+
+
+async def chat_request(
     inference: Inference, manifest: Manifest, body: ChatBody, options: dict[str, Any]
 ) -> tuple[Generate, Thinking]:
     """The one internal request of a chat (the Modelfile's system prompt and messages
     before the request's, its template, tools, sampling, format and `think`), and how
     its reply's thinking is split."""
-    user = _chat_messages(body)
+    user, encoded = _chat_messages(body)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
     mode = _thinking(inference, manifest, body.think, manifest.template)
@@ -248,6 +263,7 @@ def chat_request(
         num_keep=int(options.get("num_keep", 4)),
         think=mode.flag,
         think_level=mode.level,
+        images=await load_images(encoded),
     )
     return gen, mode
 
@@ -260,7 +276,8 @@ async def chat(request: Request) -> Response:
     if not body.messages:
         reply = {"message": {"role": "assistant", "content": ""}}
         return await _load_or_unload(inference, manifest, options, body.keep_alive, reply)
-    gen, mode = chat_request(inference, manifest, body, options)
+    check_vision(manifest.name, manifest.projector is not None, _has_images(body))
+    gen, mode = await chat_request(inference, manifest, body, options)
     keep_alive = inference.keep_alive(body.keep_alive)
     started = await inference.start(manifest, gen, options, keep_alive, mode)
 

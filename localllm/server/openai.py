@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from localllm.engine.protocol import Done, Generate, Piece, TokenLogprob, ToolCall
+from localllm.engine.protocol import MARKER, Done, Generate, Piece, TokenLogprob, ToolCall
 from localllm.server.errors import APIError, message_of, parse
+from localllm.server.images import check_vision, from_url, load_images
 from localllm.server.inference import NO_REPEAT_PENALTY, chain
 from localllm.server.logprobs import columns as logprob_columns
 from localllm.server.logprobs import entries, requested
@@ -72,25 +73,37 @@ def _usage(done: Done) -> dict[str, Any]:
     }
 
 
-def _text(message: OpenAIMessage) -> str:
+def _text(
+    message: OpenAIMessage, where: str, images: list[tuple[bytes, str]], image_urls: bool
+) -> str:
+    """The message's text, a marker where each `image_url` part was (its bytes added to
+    `images`)."""
     if message.content is None:
         return ""
     if isinstance(message.content, str):
         return message.content
     parts = []
-    for part in message.content:
+    for i, part in enumerate(message.content):
+        if part.type == "image_url" and part.image_url is not None:
+            url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
+            at = f"{where}.content.{i}.image_url"
+            images.append((from_url(url, at, image_urls), at))
+            parts.append(MARKER)
+            continue
         if part.type != "text":
             raise APIError(400, f"content parts of type {part.type!r} are not supported")
         parts.append(part.text or "")
     return "".join(parts)
 
 
-def _messages(body: ChatCompletionBody) -> list[dict[str, Any]]:
+def _messages(
+    body: ChatCompletionBody, images: list[tuple[bytes, str]], image_urls: bool
+) -> list[dict[str, Any]]:
     out = []
-    for m in body.messages:
+    for n, m in enumerate(body.messages):
         message: dict[str, Any] = {
             "role": "system" if m.role == "developer" else m.role,
-            "content": _text(m),
+            "content": _text(m, f"messages.{n}", images, image_urls),
         }
         if m.tool_calls:
             message["tool_calls"] = [
@@ -110,6 +123,16 @@ def _messages(body: ChatCompletionBody) -> list[dict[str, Any]]:
             message["name"] = m.name
         out.append(message)
     return out
+
+
+def _image_parts(body: ChatCompletionBody) -> list[bool]:
+    return [
+        True
+        for m in body.messages
+        if not isinstance(m.content, str | None)
+        for part in m.content
+        if part.type == "image_url"
+    ]
 
 
 def _arguments(text: str) -> Any:
@@ -176,7 +199,9 @@ async def chat_completions(request: Request) -> Response:
     manifest = inference.manifest(body.model)
     limit = body.max_completion_tokens or body.max_tokens
     options = inference.options(manifest, _options(body, limit), NO_REPEAT_PENALTY)
-    user = _messages(body)
+    encoded: list[tuple[bytes, str]] = []
+    check_vision(manifest.name, manifest.projector is not None, _image_parts(body))
+    user = _messages(body, encoded, state(request).settings.image_urls)
     has_system = any(m["role"] == "system" for m in user)
     messages = inference.base_messages(manifest, "" if has_system else None) + user
     tools, tool_choice = _tools(body)
@@ -195,6 +220,7 @@ async def chat_completions(request: Request) -> Response:
         grammar=_grammar(body),
         think=mode.flag,
         think_level=mode.level,
+        images=await load_images(encoded),
     )
     started = await inference.start(manifest, gen, options, inference.keep_alive(None), mode)
     rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

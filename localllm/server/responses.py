@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from localllm.engine.protocol import Done, Generate, ToolCall
 from localllm.server.errors import APIError, parse
+from localllm.server.images import Collected
 from localllm.server.inference import NO_REPEAT_PENALTY, Inference, chain
 from localllm.server.schemas import Count, Loose, Number
 from localllm.server.state import state
@@ -48,6 +49,9 @@ class RefusalPart(Loose):
 
 class ImagePart(Loose):
     type: Literal["input_image"]
+    image_url: StrictStr | None = None
+    """A data: URL (or, where the server allows it, an http(s) one)."""
+    file_id: StrictStr | None = None
 
 
 class FilePart(Loose):
@@ -150,18 +154,24 @@ class ResponsesBody(Loose):
     parallel_tool_calls: StrictBool | None = None
 
 
-def _text(content: str | list[Any], where: str, model: str) -> str:
+def _text(content: str | list[Any], where: str, images: Collected) -> str:
     if isinstance(content, str):
         return content
     out = []
     for j, part in enumerate(content):
-        if isinstance(part, ImagePart | FilePart):
-            raise APIError(400, f"{where}.{j}: model {model!r} does not take {part.type} parts")
+        if isinstance(part, FilePart):
+            raise APIError(400, f"{where}.{j}: input_file parts are not taken here")
+        if isinstance(part, ImagePart):
+            if part.image_url is None:
+                raise APIError(400, f"{where}.{j}.image_url: send the image as a data: URL "
+                               "(this server keeps no files)")  # fmt: skip
+            out.append(images.add(None, f"{where}.{j}.image_url", part.image_url))
+            continue
         out.append(part.text if isinstance(part, TextPart) else part.refusal)
     return "".join(out)
 
 
-def _messages(body: ResponsesBody) -> list[dict[str, Any]]:
+def _messages(body: ResponsesBody, images: Collected) -> list[dict[str, Any]]:
     """The conversation as internal chat messages."""
     out: list[dict[str, Any]] = []
     if body.instructions:
@@ -176,9 +186,7 @@ def _messages(body: ResponsesBody) -> list[dict[str, Any]]:
         where = f"input.{i}"
         if isinstance(item, MessageItem):
             role = "system" if item.role == "developer" else item.role
-            out.append(
-                {"role": role, "content": _text(item.content, f"{where}.content", body.model)}
-            )
+            out.append({"role": role, "content": _text(item.content, f"{where}.content", images)})
         elif isinstance(item, FunctionCallItem):
             try:
                 arguments = json.loads(item.arguments or "{}")
@@ -194,7 +202,7 @@ def _messages(body: ResponsesBody) -> list[dict[str, Any]]:
             else:
                 out.append({"role": "assistant", "content": "", "tool_calls": [call]})
         elif isinstance(item, FunctionCallOutputItem):
-            text = _text(item.output, f"{where}.output", body.model)
+            text = _text(item.output, f"{where}.output", images)
             name = names.get(item.call_id, "")
             out.append(
                 {"role": "tool", "content": text, "tool_call_id": item.call_id, "name": name}
@@ -243,8 +251,8 @@ def _grammar(body: ResponsesBody) -> str | None:
     return schema_grammar(fmt.schema_, "text.format.schema")
 
 
-def _request(
-    inference: Inference, manifest: Manifest, body: ResponsesBody
+async def _request(
+    inference: Inference, manifest: Manifest, body: ResponsesBody, image_urls: bool
 ) -> tuple[Generate, Any, dict[str, Any]]:
     if body.previous_response_id:
         raise APIError(400, "previous_response_id: this server keeps no responses; send the "
@@ -259,10 +267,12 @@ def _request(
     effort = body.reasoning.effort if body.reasoning else None
     mode = thinking_for(EFFORTS[effort], template, manifest.name)
     tools, choice = _tools(body)
+    images = Collected(manifest.name, manifest.projector is not None, image_urls)
+    messages = _messages(body, images)
     gen = inference.chat(
-        manifest, _messages(body), mode, tools=tools, tool_choice=choice,
+        manifest, messages, mode, tools=tools, tool_choice=choice,
         sampling=inference.sampling(options), grammar=_grammar(body),
-        truncate=body.truncation == "auto",
+        truncate=body.truncation == "auto", images=await images.images(),
     )  # fmt: skip
     return gen, mode, options
 
@@ -295,7 +305,8 @@ async def responses(request: Request) -> Response:
     body = await parse(request, ResponsesBody)
     inference = state(request).inference
     manifest = inference.manifest(body.model)
-    gen, mode, options = _request(inference, manifest, body)
+    image_urls = state(request).settings.image_urls
+    gen, mode, options = await _request(inference, manifest, body, image_urls)
     started = await inference.start(manifest, gen, options, inference.keep_alive(None), mode)
     base = {
         "id": new_id("resp"), "object": "response", "created_at": int(time.time()),

@@ -99,7 +99,8 @@ class OllamaToolCall(Loose):
 class OllamaMessage(Loose):
     role: StrictStr
     content: StrictStr | None = ""
-    images: list[Any] | None = None
+    images: list[StrictStr] | None = None
+    """Base64-encoded image files."""
     tool_calls: list[OllamaToolCall] | None = None
     tool_name: StrictStr | None = None
 
@@ -128,7 +129,8 @@ class GenerateBody(OllamaGeneration):
     system: StrictStr | None = None
     template: StrictStr | None = None
     raw: StrictBool = False
-    images: list[Any] | None = None
+    images: list[StrictStr] | None = None
+    """Base64-encoded image files."""
 
 
 class ChatBody(OllamaGeneration):
@@ -199,9 +201,15 @@ class CreateBody(Loose):
 # --- OpenAI ------------------------------------------------------------------------
 
 
+class ImageURL(Loose):
+    url: StrictStr
+    detail: StrictStr | None = None
+
+
 class ContentPart(Loose):
     type: StrictStr
     text: StrictStr | None = None
+    image_url: ImageURL | StrictStr | None = None
 
 
 class OpenAIToolCall(Loose):

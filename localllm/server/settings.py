@@ -18,6 +18,9 @@
   (default 1).
 - `LOCALLLM_WORKERS`: RPC workers (`localllm worker`) as `HOST:PORT,...`, whose devices
   the planner may put part of a model on (also `serve --workers`).
+- `LOCALLLM_IMAGE_URLS`: `1` to fetch the `http(s)` image URLs requests name (off by
+  default: a request could make the server reach hosts of its network); `data:` URLs
+  always work.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class ServerSettings:
     """RPC workers (HOST:PORT) the planner may place models on."""
     replicas: int = 1
     """Copies of a model that fits on one GPU, one per GPU (`LOCALLLM_REPLICAS`)."""
+    image_urls: bool = False
+    """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `server.images`)."""
 
     @property
     def url(self) -> str:
@@ -199,4 +204,5 @@ def settings_from_env(
         insecure=insecure,
         workers=endpoints,
         replicas=max(1, _int(env, "LOCALLLM_REPLICAS", 1)),
+        image_urls=env.get("LOCALLLM_IMAGE_URLS", "").strip().lower() in ("1", "true", "on"),
     )
