@@ -91,7 +91,8 @@ def run_show(args: argparse.Namespace) -> int:
     weights = store.blobs.path(m.model.digest)
     if args.modelfile:
         draft = store.blobs.path(m.draft.digest) if m.draft else None
-        sys.stdout.write(m.to_modelfile(weights, draft).to_text())
+        projector = store.blobs.path(m.projector.digest) if m.projector else None
+        sys.stdout.write(m.to_modelfile(weights, draft, projector).to_text())
         return 0
     info = read_local(weights) if not m.parts else None
     lines = [f"  name            {_short(m)}"]

@@ -126,6 +126,10 @@ class Catalog:
     def _draft_path(self, manifest: Manifest) -> Path | None:
         return self.store.blobs.path(manifest.draft.digest) if manifest.draft else None
 
+    def _projector_path(self, manifest: Manifest) -> Path | None:
+        layer = manifest.projector
+        return self.store.blobs.path(layer.digest) if layer else None
+
     def show(self, manifest: Manifest, verbose: bool) -> dict[str, Any]:
         info, metadata = self.info(manifest)
         template = manifest.template or info.chat_template or ""
@@ -136,6 +140,8 @@ class Catalog:
         }
         model_info["general.parameter_count"] = info.parameter_count
         capabilities = _capabilities(info.architecture, metadata, template)
+        if manifest.projector is not None:
+            capabilities.append("vision")
         weights = self.store.blobs.path(manifest.model.digest)
         parameters = "\n".join(
             f"{k} {v}"
@@ -144,7 +150,9 @@ class Catalog:
         )
         return {
             "name": manifest.name,  # beyond Ollama's shape: what the typed name resolved to
-            "modelfile": manifest.to_modelfile(weights, self._draft_path(manifest)).to_text(),
+            "modelfile": manifest.to_modelfile(
+                weights, self._draft_path(manifest), self._projector_path(manifest)
+            ).to_text(),
             "parameters": parameters,
             "template": template,
             "system": manifest.system or "",
@@ -211,24 +219,28 @@ class Catalog:
 
         return await run_job(job, stream)
 
-    def _uploaded(self, body: CreateBody) -> tuple[str | None, tuple[str, ...]]:
-        """(the uploaded GGUF to create from, the uploaded adapters): the blobs that
-        `files` and `adapters` name, which must all have been uploaded."""
-        models = []
+    def _uploaded(self, body: CreateBody) -> tuple[str | None, str | None, tuple[str, ...]]:
+        """(the uploaded GGUF to create from, its vision projector, the uploaded adapters):
+        the blobs that `files` and `adapters` name, which must all have been uploaded. A
+        GGUF of architecture `clip` among the files is the projector, as in Ollama."""
+        models: list[str] = []
+        projectors: list[str] = []
         for name, digest in (body.files or {}).items():
             path = _blob_path(self.store.blobs, digest, f"files.{name}")
             if not name.lower().endswith(".gguf"):
                 raise APIError(400, f"files.{name}: only GGUF files make a model here "
                                "(convert safetensors to GGUF first)")  # fmt: skip
-            models.append(path)
-        if len(models) > 1:
-            raise APIError(400, f"files: one GGUF model file is supported, not {len(models)} "
-                           "(merge a split model first)")  # fmt: skip
+            (projectors if _is_clip(path) else models).append(path)
+        if len(models) > 1 or len(projectors) > 1:
+            raise APIError(400, f"files: one GGUF model file (and one projector) is supported, "
+                           f"not {len(models)} (merge a split model first)")  # fmt: skip
+        if projectors and not models:
+            raise APIError(400, "files: a vision projector needs its model's GGUF beside it")
         adapters = tuple(
             _blob_path(self.store.blobs, digest, f"adapters.{name}")
             for name, digest in (body.adapters or {}).items()
         )
-        return (models[0] if models else None), adapters
+        return (models[0] if models else None), (projectors[0] if projectors else None), adapters
 
     async def create(self, body: CreateBody) -> Response:
         from localllm.store.modelfile import (
@@ -245,7 +257,7 @@ class Catalog:
             raise APIError(
                 400, "quantize is not supported by create; pull the quantization instead"
             )
-        uploaded, adapters = self._uploaded(body)
+        uploaded, projector, adapters = self._uploaded(body)
         if uploaded and (body.from_ or body.modelfile):
             raise APIError(400, "files: send either files or from (or a modelfile), not both")
         from_ = body.from_ or uploaded
@@ -276,6 +288,8 @@ class Catalog:
             )
         if adapters:
             modelfile = replace(modelfile, adapters=modelfile.adapters + adapters)
+        if projector:
+            modelfile = replace(modelfile, projector=projector)
 
         def job(emit: Emit) -> None:
             from localllm.planner.machine import planner_for_this_machine
@@ -297,6 +311,19 @@ def _blob_path(blobs: BlobStore, digest: str, where: str) -> str:
             400, f"{where}: blob {digest} has not been uploaded (POST /api/blobs/{digest} first)"
         )
     return str(blobs.path(name))
+
+
+def _is_clip(path: str) -> bool:
+    """Whether the GGUF at `path` is a vision projector (architecture `clip`)."""
+    from localllm.errors import LocalLLMError
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+
+    try:
+        with FileSource(Path(path)) as f:
+            return read_header(f).metadata.get("general.architecture") == "clip"
+    except (OSError, LocalLLMError):
+        return False  # not a GGUF that reads: create says what is wrong with it
 
 
 def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str) -> list[str]:

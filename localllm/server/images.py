@@ -104,7 +104,9 @@ def load_image(data: bytes, where: str) -> Image:
             400, f"{where}: not an image in a format taken here ({', '.join(FORMATS)})"
         ) from None
     except PILImage.DecompressionBombError:
-        raise APIError(400, f"{where}: the image is too large to decode") from None
+        raise APIError(
+            400, f"{where}: the image is too large: at most {MAX_PIXELS // 1_000_000} megapixels"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated, corrupt
         raise APIError(400, f"{where}: the image could not be decoded ({exc})") from None
     pixels = rgb.tobytes()

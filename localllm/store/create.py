@@ -3,7 +3,8 @@
 FROM may name a model in the store, a local GGUF (imported, never moved), or
 anything `pull` accepts (a catalogue name, an hf.co reference), which is
 pulled first. PARAMETER, SYSTEM, TEMPLATE, MESSAGE and LICENSE override the
-base model's; ADAPTER adds a LoRA adapter GGUF; DRAFT names a draft model
+base model's; ADAPTER adds a LoRA adapter GGUF; a second FROM names the model's
+vision projector (`mmproj` GGUF, checked against it); DRAFT names a draft model
 (`drafts.py`). TEMPLATE is an Ollama Go template
 or a Jinja chat template, checked and kept as written (`templates.py`).
 """
@@ -39,6 +40,9 @@ def create(
     if template is not None:
         template = check_template(template)
     adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
+    projector = base.projector
+    if modelfile.projector is not None:
+        projector = _projector(modelfile.projector, base, store, base_dir)
     draft = base.draft
     if modelfile.draft is not None:
         from localllm.store.drafts import draft_layer
@@ -54,6 +58,7 @@ def create(
         licenses=modelfile.licenses or base.licenses,
         adapters=base.adapters + adapters,
         draft=draft,
+        projector=projector,
         created=time.time(),
     )
     store.put(manifest)
@@ -93,6 +98,32 @@ def _adapter(path: Path, store: Store, base_dir: Path) -> Layer:
         )
     blob = store.blobs.import_file(full)
     return Layer(blob.digest, blob.size, "adapter", str(full.resolve()))
+
+
+def _projector(source: str, base: Manifest, store: Store, base_dir: Path) -> Layer:
+    """A second FROM: the model's vision projector GGUF, checked against the model (its
+    type one llama.cpp reads images with, its embeddings as wide as the model's)."""
+    from localllm.gguf.info import describe
+    from localllm.store.projectors import check_projector, precision
+
+    path = Path(source).expanduser()
+    full = path if path.is_absolute() else base_dir / path
+    if not _is_file(full):
+        raise CreateError(
+            f"FROM {source}: a second FROM names the model's vision projector "
+            f"(an mmproj GGUF file); no such file ({full})"
+        )
+    with FileSource(full) as f:
+        header = read_header(f)
+    with FileSource(store.blobs.path(base.model.digest)) as f:
+        n_embd = describe([read_header(f)]).n_embd
+    shapes = {t.name: t.shape for t in header.tensors}
+    try:
+        check_projector(header.metadata, shapes, n_embd, f"FROM {source}")
+    except ValueError as exc:
+        raise CreateError(str(exc)) from None
+    blob = store.blobs.import_file(full)
+    return Layer(blob.digest, blob.size, precision(full.name), str(full.resolve()))
 
 
 def _is_file(path: Path) -> bool:

@@ -76,13 +76,16 @@ class Manifest:
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
 
-    def to_modelfile(self, weights: Path, draft: Path | None = None) -> Modelfile:
+    def to_modelfile(
+        self, weights: Path, draft: Path | None = None, projector: Path | None = None
+    ) -> Modelfile:
         """The Modelfile that recreates this model from its weights at `weights` (and its
-        draft model's at `draft`)."""
+        draft model's at `draft`, its vision projector's at `projector`)."""
         return Modelfile(
             from_=str(weights), parameters=dict(self.parameters), template=self.template,
             system=self.system, licenses=self.licenses, messages=self.messages,
             draft=str(draft) if draft is not None else None,
+            projector=str(projector) if projector is not None else None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Ollama's Modelfile format: parse it strictly, and write it back.
 
-Instructions are case-insensitive, in any order: FROM (required, once),
-PARAMETER (repeatable; `stop` may appear several times), TEMPLATE, SYSTEM,
-ADAPTER, LICENSE (repeatable), MESSAGE, DRAFT (a small model of the same
-vocabulary that guesses tokens ahead: speculative decoding). A value may span lines between `\"\"\"`
+Instructions are case-insensitive, in any order: FROM (required; a second FROM
+names the model's vision projector, an `mmproj` GGUF, as in Ollama), PARAMETER
+(repeatable; `stop` may appear several times), TEMPLATE, SYSTEM, ADAPTER, LICENSE
+(repeatable), MESSAGE, DRAFT (a small model of the same vocabulary that guesses
+tokens ahead: speculative decoding). A value may span lines between `\"\"\"`
 fences. Unknown instructions and parameters are errors that name the file,
 the line and the text, never silently dropped: a typo in `temprature` would
 otherwise change nothing and nobody would know.
@@ -124,10 +125,14 @@ class Modelfile:
     messages: tuple[Message, ...] = ()
     draft: str | None = None
     """The draft model: a name in the store or a GGUF path (`DRAFT`)."""
+    projector: str | None = None
+    """A second FROM: the vision projector's GGUF (`mmproj`), as Ollama writes it."""
 
     def to_text(self) -> str:
         """The Modelfile as text; parsing it gives this Modelfile back."""
         lines = [f"FROM {self.from_}"]
+        if self.projector is not None:
+            lines.append(f"FROM {self.projector}")
         for name, value in self.parameters.items():
             values = value if isinstance(value, list) else [value]
             for v in values:
@@ -163,7 +168,7 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
     i = 0
     from_: str | None = None
     params: dict[str, object] = {}
-    template = system = draft = None
+    template = system = draft = projector = None
     adapters: list[str] = []
     licenses: list[str] = []
     messages: list[Message] = []
@@ -221,13 +226,19 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
             continue
         value, i = _value(rest, lines, i, source, line_no, raw)
         if keyword == "FROM":
-            if from_ is not None:
-                raise ModelfileError(source, line_no, raw, "FROM may appear only once")
+            if projector is not None:
+                raise ModelfileError(
+                    source, line_no, raw,
+                    "FROM may appear at most twice: the model, then its vision projector",
+                )  # fmt: skip
             if not value:
                 raise ModelfileError(
                     source, line_no, raw, "FROM needs a model, a GGUF path or an hf.co reference"
                 )
-            from_ = value
+            if from_ is None:
+                from_ = value
+            else:
+                projector = value
         elif keyword == "TEMPLATE":
             template = value
         elif keyword == "SYSTEM":
@@ -245,8 +256,9 @@ def parse_modelfile(text: str, source: str = "Modelfile") -> Modelfile:
     if from_ is None:
         raise ModelfileError(source, max(len(lines), 1), "", "a Modelfile needs a FROM line")
     return Modelfile(
-        from_, params, template, system, tuple(adapters), tuple(licenses), tuple(messages), draft
-    )
+        from_, params, template, system, tuple(adapters), tuple(licenses), tuple(messages), draft,
+        projector,
+    )  # fmt: skip
 
 
 def _value(

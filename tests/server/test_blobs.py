@@ -59,3 +59,18 @@ def test_a_wrong_digest_is_refused_and_leaves_nothing(server: Running, store: St
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert httpx.post(f"{server.url}/api/blobs/{digest}", content=data).status_code == 201
         ollama.Client(host=server.url).create("nope", files={"model.safetensors": digest})
+
+
+def test_create_from_an_uploaded_model_and_projector(server: Running, store: Store,
+                                                     tiny_files: dict[str, Path],
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    from tests.factory import TINY_PROJECTOR, write_projector
+
+    client = ollama.Client(host=server.url)
+    model = "sha256:" + hashlib.sha256(tiny_files["tiny"].read_bytes()).hexdigest()
+    projector = client.create_blob(write_projector(TINY_PROJECTOR, tmp_path / "p.gguf", TINY))
+    client.create("seeing", files={"model.gguf": model, "mmproj.gguf": projector})
+    manifest = store.get(parse_name("seeing"))
+    assert manifest.projector is not None
+    assert manifest.projector.digest == projector.replace(":", "-")
+    assert "vision" in (client.show("seeing").capabilities or [])

@@ -61,7 +61,7 @@ def test_round_trip() -> None:
         ("FROM x\nSYSTEMS hi\n", 2, "unknown instruction SYSTEMS"),
         ('FROM x\nSYSTEM """never closed\nmore\n', 2, "never closed"),
         ("FROM x\nMESSAGE robot hi\n", 2, "MESSAGE role must be one of"),
-        ("FROM x\nFROM y\n", 2, "FROM may appear only once"),
+        ("FROM x\nFROM y\nFROM z\n", 3, "FROM may appear at most twice"),
         ("PARAMETER seed 1\n", 1, "needs a FROM line"),
         ("FROM\n", 1, "FROM needs a model"),
         ('FROM x\nSYSTEM """a""" b\n', 2, 'text after the closing """'),
