@@ -106,6 +106,8 @@ def plan_load(
         return with_full_swa(with_room, info, room, memory)
 
     choice = choose(budget)
+    if manifest.projector is not None:
+        choice = _with_projector(manifest, store, budget, choice, choose)
     draft = None
     if manifest.draft is not None:
         choice, draft = _with_draft(manifest, store, budget, info.n_layer, choice, choose)
@@ -129,6 +131,30 @@ def plan_load(
     projector = manifest.projector and str(store.blobs.path(manifest.projector.digest))
     load = Load(tuple(str(p) for p in paths), settings, adapters, draft, projector or None)
     return Planned(load, choice)
+
+
+def _with_projector(
+    manifest: Manifest, store: Store, budget: Budget, choice: Option,
+    choose: Callable[[Budget], Option],
+) -> Option:  # fmt: skip
+    """The model's plan with its vision projector's weights and compute buffer beside it
+    (`planner.projector`): planned again in what the projector leaves when both do not
+    fit, so an image never finds the memory gone."""
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+    from localllm.planner.budget import less
+    from localllm.planner.draft import combined, fits_beside, without_runtime
+    from localllm.planner.projector import ProjectorShape, projector_estimate
+
+    assert manifest.projector is not None
+    with FileSource(store.blobs.path(manifest.projector.digest)) as source:
+        header = read_header(source)
+    shape = ProjectorShape.from_header(header.metadata, {t.name: t.nbytes for t in header.tensors})
+    memory = projector_estimate(shape, choice.settings, budget)
+    if not fits_beside(choice.estimate, memory, budget):
+        choice = choose(less(budget, [without_runtime(memory)]))
+        memory = projector_estimate(shape, choice.settings, budget)
+    return replace(choice, estimate=combined(choice.estimate, memory))
 
 
 def _with_draft(

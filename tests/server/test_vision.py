@@ -10,6 +10,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -76,25 +77,23 @@ def test_ollama_chat_and_generate_read_an_image(vision_server: Running) -> None:
 
 def test_openai_image_url_parts_and_the_cache_of_a_follow_up(vision_server: Running) -> None:
     client = openai.OpenAI(base_url=f"{vision_server.url}/v1", api_key="x", max_retries=0)
-    picture = {"type": "image_url", "image_url": {"url": data_url(png(2))}}
-    first: list[dict[str, object]] = [
-        {"role": "user", "content": [{"type": "text", "text": "Look:"}, picture]}
-    ]
+    picture: Any = {"type": "image_url", "image_url": {"url": data_url(png(2))}}
+    first: Any = [{"role": "user", "content": [{"type": "text", "text": "Look:"}, picture]}]
     answer = client.chat.completions.create(
         model="eyes",
         messages=first,
         max_tokens=6,
-        temperature=0,  # type: ignore[arg-type]
+        temperature=0,
     )
     assert answer.usage is not None and answer.usage.completion_tokens
     reply = answer.choices[0].message.content or ""
-    follow_up = [*first, {"role": "assistant", "content": reply},
+    follow_up: Any = [*first, {"role": "assistant", "content": reply},
                  {"role": "user", "content": "And the colours?"}]  # fmt: skip
     again = client.chat.completions.create(
         model="eyes",
         messages=follow_up,
         max_tokens=6,
-        temperature=0,  # type: ignore[arg-type]
+        temperature=0,
     )
     assert again.usage is not None and again.usage.prompt_tokens_details is not None
     assert (again.usage.prompt_tokens_details.cached_tokens or 0) > N  # the image stayed cached
@@ -102,11 +101,11 @@ def test_openai_image_url_parts_and_the_cache_of_a_follow_up(vision_server: Runn
 
 def test_remote_image_urls_are_refused_unless_allowed(vision_server: Running) -> None:
     client = openai.OpenAI(base_url=f"{vision_server.url}/v1", api_key="x", max_retries=0)
-    remote = {"type": "image_url", "image_url": {"url": "http://169.254.169.254/cat.png"}}
+    remote: Any = {"type": "image_url", "image_url": {"url": "http://169.254.169.254/cat.png"}}
     with pytest.raises(openai.BadRequestError, match="remote image URLs are off"):
         client.chat.completions.create(
             model="eyes",
-            messages=[{"role": "user", "content": [remote]}],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": [remote]}],
         )
 
 
@@ -114,16 +113,16 @@ def test_anthropic_image_blocks(vision_server: Running) -> None:
     client = anthropic.Anthropic(base_url=vision_server.url, api_key="x", max_retries=0)
     source = {"type": "base64", "media_type": "image/png",
               "data": base64.b64encode(png(3)).decode()}  # fmt: skip
-    content = [{"type": "image", "source": source}, {"type": "text", "text": "What is it?"}]
+    content: Any = [{"type": "image", "source": source}, {"type": "text", "text": "What is it?"}]
     message = client.messages.create(
         model="eyes",
         max_tokens=6,
-        messages=[{"role": "user", "content": content}],  # type: ignore[typeddict-item]
+        messages=[{"role": "user", "content": content}],
     )
     assert message.usage.input_tokens > N and message.stop_reason is not None
     counted = client.messages.count_tokens(
         model="eyes",
-        messages=[{"role": "user", "content": content}],  # type: ignore[typeddict-item]
+        messages=[{"role": "user", "content": content}],
     )
     assert counted.input_tokens == message.usage.input_tokens
 
