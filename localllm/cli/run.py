@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Chat with MODEL. In a terminal without PROMPT: the full-screen chat. With PROMPT, "
             "or with input piped in, the answer is streamed to stdout (piped input follows the "
-            "prompt). The model is pulled first if it is not in the store."
+            "prompt). The model is pulled first if it is not in the store. A vision model "
+            "reads the image files the prompt names (./photo.png, ~/shot.jpg)."
         ),
     )
     p.add_argument("model", metavar="MODEL")
@@ -52,18 +53,23 @@ def run(args: argparse.Namespace) -> int:
         # screen), so it paints at once either way.
         return run_home(args, args.model)
     with client() as c:
-        ensure_pulled(c, args.model)
+        shown = ensure_pulled(c, args.model)
         stdin = sys.stdin.read() if piped else ""
         if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
         if not prompt.strip():
             raise LocalLLMError("nothing to ask: give a PROMPT or pipe some text in")
         fields: dict[str, Any] = {}
+        images: list[str] = []
+        if "vision" in (shown.get("capabilities") or ()):
+            prompt, images = _attach(prompt, sys.stderr)
         if args.format:
             fields["format"] = args.format
         if args.keepalive is not None:
             fields["keep_alive"] = args.keepalive
-        done = answer(c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking)
+        done = answer(
+            c, args.model, prompt, fields, sys.stdout, sys.stderr, not args.hidethinking, images
+        )
     if args.verbose:
         for line in stats_lines(done):
             print(line, file=sys.stderr)
@@ -125,13 +131,17 @@ def answer(
     out: IO[str],
     err: IO[str],
     show_thinking: bool = True,
+    images: list[str] | None = None,
 ) -> dict[str, Any]:
     """Stream the answer to `out` (the server's `thinking` to `err`, so a pipe gets only
     the answer); returns the final chunk with the timings."""
     from localllm.reasoning import chunk_parts
 
     thinking = False
-    messages = [{"role": "user", "content": prompt}]
+    message: dict[str, Any] = {"role": "user", "content": prompt}
+    if images:
+        message["images"] = images
+    messages = [message]
     done: dict[str, Any] = {}
     for chunk in c.chat(model, messages, **fields):
         parts = chunk_parts(chunk)
@@ -156,6 +166,20 @@ def answer(
     out.write("\n")
     out.flush()
     return done
+
+
+def _attach(prompt: str, err: IO[str]) -> tuple[str, list[str]]:
+    """The prompt without the image paths it names, and those images (base64), as
+    Ollama's CLI attaches them for a vision model."""
+    import base64
+    from pathlib import Path
+
+    from localllm.attachments import find_images
+
+    found = find_images(prompt, Path.cwd())
+    for a in found.attachments:
+        err.write(f"Added image '{a.path}'\n")
+    return found.text, [base64.b64encode(a.data).decode() for a in found.attachments]
 
 
 def stats_lines(done: dict[str, Any]) -> list[str]:

@@ -9,9 +9,11 @@ when its answer ends, stopped or not. A long chat mounts only its last
 
 from __future__ import annotations
 
+import base64
 import time
 from contextlib import aclosing
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -32,6 +34,7 @@ from localllm.tui.settings import format_parameters
 from localllm.tui.status import Status
 
 if TYPE_CHECKING:
+    from localllm.attachments import Found
     from localllm.tui.app import LocalLLMApp
 
 PAGE = 16
@@ -122,7 +125,7 @@ class ChatScreen(Screen[None]):
             self.notify("An answer is still coming: wait, or press Esc to stop it.")
             event.area.load_text(text)
             return
-        asked = MessageView("user", text)
+        asked = MessageView("user", self._found(text).shown if self._vision else text)
         await self.query_one("#log").mount(asked)
         self.answer(text, asked)
 
@@ -130,10 +133,29 @@ class ChatScreen(Screen[None]):
     def answering(self) -> bool:
         return any(w.is_running for w in self.workers if w.group == "answer")
 
-    def payload(self, prompt: str) -> list[dict[str, str]]:
+    @property
+    def _vision(self) -> bool:
+        return "vision" in (self.model_info.get("capabilities") or ())
+
+    @staticmethod
+    def _found(text: str) -> Found:
+        from localllm.attachments import find_images
+
+        return find_images(text, Path.cwd())
+
+    def _turn(self, role: str, content: str) -> dict[str, Any]:
+        """A message for the server: a vision model's user turns carry the images their
+        text names (read again each turn, so follow-up questions still see them)."""
+        if role != "user" or not self._vision:
+            return {"role": role, "content": content}
+        found = self._found(content)
+        images = [base64.b64encode(a.data).decode() for a in found.attachments]
+        return {"role": role, "content": found.text, **({"images": images} if images else {})}
+
+    def payload(self, prompt: str) -> list[dict[str, Any]]:
         system = [{"role": "system", "content": self.chat.system}] if self.chat.system else []
-        turns = [{"role": m.role, "content": m.content} for m in self.messages]
-        return [*system, *turns, {"role": "user", "content": prompt}]
+        turns = [self._turn(m.role, m.content) for m in self.messages]
+        return [*system, *turns, self._turn("user", prompt)]
 
     @work(group="answer", exclusive=True)
     async def answer(self, prompt: str, asked: MessageView) -> None:

@@ -128,3 +128,31 @@ def test_the_chat_in_a_real_terminal(env: dict[str, str], tmp_path: Path) -> Non
         )
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_a_vision_model_reads_the_image_a_prompt_names(
+    env: dict[str, str], localllm_home: Path, tiny_files: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from tests.factory import TINY, TINY_PROJECTOR, write_projector
+
+    store = Store(localllm_home / "data" / "models")
+    projector = write_projector(TINY_PROJECTOR, tmp_path / "mmproj.gguf", TINY)
+    add_model(store, "eyes", tiny_files["tiny"],
+              f"FROM {projector}\nPARAMETER num_ctx 1024\nPARAMETER temperature 0\n")  # fmt: skip
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(photo)
+
+    def prompt_tokens(out: subprocess.CompletedProcess[str]) -> int:
+        line = next(x for x in out.stderr.splitlines() if x.startswith("prompt eval count:"))
+        return int(line.split(":")[1].split()[0])
+
+    seen = localllm(env, "run", "eyes", f"What is {photo}", "--verbose", stdin="")
+    assert seen.returncode == 0, seen.stderr
+    assert f"Added image '{photo}'" in seen.stderr
+    plain = localllm(env, "run", "eyes", "What is", "--verbose", stdin="")
+    assert prompt_tokens(seen) >= prompt_tokens(plain) + TINY_PROJECTOR.image_tokens
+    # a model without a projector gets the path as text, as Ollama's CLI does
+    text = localllm(env, "run", "tiny", f"What is {photo}", stdin="")
+    assert text.returncode == 0 and "Added image" not in text.stderr

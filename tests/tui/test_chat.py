@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from localllm.store.store import Store
 from localllm.tui.app import LocalLLMApp
 from localllm.tui.messages import AnswerView
 from localllm.tui.prompt import PromptArea
@@ -84,3 +86,31 @@ async def test_copy_with_nothing_to_copy_is_a_notification(
         await pilot.pause()
         assert any("no answer to copy" in n.message for n in app._notifications)
         assert app.is_running
+
+
+async def test_a_vision_chat_attaches_the_image_a_prompt_names(
+    make_app: Callable[..., LocalLLMApp], tui_store: Store, tiny_files: dict[str, Path],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from PIL import Image
+
+    from localllm.tui.messages import MessageView
+    from tests.factory import TINY, TINY_PROJECTOR, write_projector
+    from tests.server.conftest import add_model
+
+    projector = write_projector(TINY_PROJECTOR, tmp_path / "mmproj.gguf", TINY)
+    add_model(tui_store, "eyes", tiny_files["tiny"],
+              f"FROM {projector}\nPARAMETER num_ctx 1024\nPARAMETER temperature 0\n")  # fmt: skip
+    photo = tmp_path / "cat.png"
+    Image.new("RGB", (40, 30), (20, 130, 30)).save(photo)
+    app = make_app("eyes")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await opened_chat(app, pilot)
+        await wait_for(pilot.pause, lambda: "vision" in screen.model_info.get("capabilities", []))
+        await pilot.press(*f"What is {photo}?", "enter")
+        await wait_for(pilot.pause, lambda: len(screen.messages) == 2)
+        asked = screen.query(MessageView).results(MessageView)
+        assert any("[image: cat.png]" in view.content for view in asked)
+        turn = next(m for m in screen.payload("And now?") if m["role"] == "user")
+        assert turn["content"] == "What is ?" and len(turn["images"]) == 1
+        assert screen.query_one(AnswerView).stats["prompt_eval_count"] > TINY_PROJECTOR.image_tokens
