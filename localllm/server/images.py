@@ -168,7 +168,11 @@ class Collected:
         reads no images."""
         from localllm.engine.protocol import MARKER
 
-        check_vision(self.model, self.has_projector, [where])
+        if not self.has_projector:
+            try:
+                check_vision(self.model, self.has_projector, [where])
+            except APIError as exc:
+                raise APIError(400, f"{where}: {exc}") from None
         if data is None:
             data = from_url(url or "", where, self.allow_urls)
         self.encoded.append((data, where))

@@ -90,7 +90,8 @@ def test_refusals_name_the_field(server: Running) -> None:
         c.responses.create(model="tiny", input=[{"type": "nope"}])
     with pytest.raises(openai.BadRequestError, match=r"tools\.0"):
         c.responses.create(model="tiny", input="hi", tools=[{"type": "web_search"}])
-    with pytest.raises(openai.BadRequestError, match="does not take input_image"):
+    no_images = r"input\.0\.content\.0\.image_url: model 'tiny:latest' does not take images"
+    with pytest.raises(openai.BadRequestError, match=no_images):
         c.responses.create(model="tiny", input=[{"role": "user", "content": [
             {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}])  # fmt: skip
     with pytest.raises(openai.NotFoundError):
