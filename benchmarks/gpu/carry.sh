@@ -10,7 +10,7 @@ pins=()
 for p in starlette uvicorn pydantic pydantic-core httpx httpcore h11 anyio sniffio idna certifi \
          platformdirs py-cpuinfo gguf diskcache filelock typing-extensions annotated-types \
          typing-inspection click rich markdown-it-py mdurl pygments \
-         jsonschema jsonschema-specifications referencing rpds-py jinja2 markupsafe attrs; do
+         jsonschema jsonschema-specifications referencing rpds-py jinja2 markupsafe attrs pillow; do
     pins+=("$p==$($PY -m pip show "$p" | awk '/^Version:/{print $2}')")
 done
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -4,6 +4,7 @@
 #   benchmarks/gpu/run.sh vram ...  # benchmarks/gpu/vram.py with these arguments
 #   benchmarks/gpu/run.sh speed ... # benchmarks/concurrency.py on the GPU, these arguments
 #   benchmarks/gpu/run.sh draft ... # benchmarks/draft.py on the GPU, these arguments
+#   benchmarks/gpu/run.sh vision    # benchmarks/gpu/vision.py: images with the projector on the GPU
 set -euo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LOCALLLM_HOME=/tmp/localllm-home
 OUT=${OUT:-/tmp/out}
@@ -32,5 +33,8 @@ draft)
     python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server \
         --workdir /tmp/gpu-models --tag h200 "$@" | tee "$OUT/draft.md"
     cp benchmarks/results/draft-h200.md "$OUT/" 2>/dev/null || true
+    ;;
+vision)
+    python3 benchmarks/gpu/vision.py --out "$OUT/vision-h200.md" 2> "$OUT/vision.log"
     ;;
 esac
