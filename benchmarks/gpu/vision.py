@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,14 +31,30 @@ from localllm.gguf.reader import read_header
 from localllm.gguf.source import FileSource
 from localllm.planner.projector import ProjectorShape, compute_bytes
 from localllm.planner.settings import LoadSettings
-from tests.factory import TINY, ProjectorSpec, write_model, write_projector
 
 MIB = 1 << 20
-SHAPES = [
-    ProjectorSpec(),
-    ProjectorSpec(image_size=256, n_embd=128, n_ff=512, n_head=4, n_layer=3),
-    ProjectorSpec(image_size=384, n_embd=256, n_ff=1024, n_head=8, n_layer=4),
+SHAPES = [  # tests.factory.ProjectorSpec fields
+    {},
+    {"image_size": 256, "n_embd": 128, "n_ff": 512, "n_head": 4, "n_layer": 3},
+    {"image_size": 384, "n_embd": 256, "n_ff": 1024, "n_head": 8, "n_layer": 4},
 ]
+WRITE = """
+import sys
+from pathlib import Path
+from tests.factory import TINY, ProjectorSpec, write_model, write_projector
+folder = Path(sys.argv[1])
+write_model(TINY, folder / "tiny.gguf")
+for i, fields in enumerate(SHAPES):
+    write_projector(ProjectorSpec(**fields), folder / f"mmproj-{i}.gguf", TINY)
+"""
+
+
+def write_files(folder: Path) -> None:
+    """The model and projectors, written by a child process: with CUDA, importing the
+    `gguf` package beside llama.cpp made the model's load crash on the GPU machine."""
+    code = f"SHAPES = {SHAPES!r}\n{WRITE}"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=root)
 
 
 def answer(model: LlamaModel, projector_path: Path, image: Image) -> tuple[str, Done, float]:
@@ -65,14 +82,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    model_path = write_model(TINY, folder / "tiny.gguf")
+    write_files(folder)
+    model_path = folder / "tiny.gguf"
     pixels = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     data = pixels.tobytes()
     image = Image(400, 300, data, hashlib.sha256(data).hexdigest())
     rows = ["| projector | flash attention | predicted MiB | reported MiB | image tokens "
             "| greedy text as on the CPU |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for spec in SHAPES:
-        path = write_projector(spec, folder / f"mmproj-{spec.image_size}.gguf", TINY)
+    for i in range(len(SHAPES)):
+        path = folder / f"mmproj-{i}.gguf"
         with FileSource(path) as f:
             header = read_header(f)
         shape = ProjectorShape.from_header(
@@ -89,8 +107,8 @@ def main() -> int:
                 if where == "gpu":
                     gpu_reported, tokens = reported, done.image_tokens
             predicted = compute_bytes(shape, flash) / MIB
-            rows.append(f"| {spec.image_size} px / {spec.patch_size} px, {spec.n_embd} wide, "
-                        f"{spec.n_layer} layers | {'on' if flash else 'off'} | {predicted:.2f} "
+            rows.append(f"| {shape.image_size} px / {shape.patch_size} px, {shape.n_embd} wide, "
+                        f"{shape.n_layer} layers | {'on' if flash else 'off'} | {predicted:.2f} "
                         f"| {gpu_reported:.2f} | {tokens} | "
                         f"{'yes' if texts['gpu'] == texts['cpu'] else 'no'} |")  # fmt: skip
             print(rows[-1], flush=True)

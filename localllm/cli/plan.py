@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from localllm.hardware import HardwareReport
     from localllm.planner.budget import Budget
     from localllm.planner.plan import Plan
+    from localllm.planner.projector import ProjectorShape
 
 HELP = "pick the quantization, GPU layers and context for a model on this machine"
 
@@ -102,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
         if spread is not None:  # a trial load would not see the workers' devices: formulas
             across = plan(candidates, spread, args.ctx, Policy(args.policy))
             result = _here_or_across(result, across)
+        projector = _projector_of(ref)
+        if projector is not None and result.choice is not None:
+            from localllm.planner.projector import plan_with_projector
+
+            def replan_alone(room: Budget) -> Plan:
+                return plan(candidates, room, args.ctx, Policy(args.policy))
+
+            result = plan_with_projector(result, projector[1], projector[0], replan_alone)
         draft = args.draft or _catalogue_draft(args.model)
         if draft and result.choice is not None:
             result = _beside_draft(result, draft, Path(tmp), args.json)
@@ -142,6 +151,38 @@ def _here_or_across(here: Plan, across: Plan) -> Plan:
         note = "Planned on this machine alone: the workers would only add network hops."
         return replace(here, notes=(note,))
     return replace(across, notes=(f"Planned across the workers: {why}.",))
+
+
+def _projector_of(ref: Any) -> tuple[str, ProjectorShape] | None:
+    """The vision projector a pull of `ref` brings (`store.projectors`), from its header:
+    a Hub repository's (range reads) or a local folder's; None when it has none."""
+    from localllm.gguf.reader import read_header
+    from localllm.gguf.source import FileSource
+    from localllm.planner.projector import ProjectorShape
+    from localllm.store.projectors import is_projector, pick_projector
+    from localllm.store.refs import HubRef, PathRef
+
+    if isinstance(ref, HubRef):
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
+        from localllm.gguf.remote import fetch_header, list_repo_gguf
+
+        chosen = pick_projector(list_repo_gguf(ref.repo, ref.revision, None, None))
+        if chosen is None:
+            return None
+        url = hf_hub_url(ref.repo, chosen.path, revision=ref.revision)
+        header, name = fetch_header(url, build_hf_headers()).header, chosen.path
+    elif isinstance(ref, PathRef) and ref.path.is_dir():
+        found = sorted(p for p in ref.path.glob("*.gguf") if is_projector(p.name))
+        if not found:
+            return None
+        with FileSource(found[0]) as f:
+            header, name = read_header(f), found[0].name
+    else:
+        return None
+    tensors = {t.name: t.nbytes for t in header.tensors}
+    return name, ProjectorShape.from_header(header.metadata, tensors)
 
 
 def _catalogue_draft(model: str) -> str | None:

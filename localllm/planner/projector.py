@@ -12,14 +12,15 @@ high (by up to half with flash attention, a tenth to a fifth without), never low
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from localllm.planner.budget import Budget
+from localllm.planner.budget import Budget, less
 from localllm.planner.memory import DeviceUse, MemoryEstimate
-from localllm.planner.plan import gpu_targets
+from localllm.planner.plan import Plan, gpu_targets
 from localllm.planner.settings import LoadSettings
+from localllm.units import format_bytes
 
 F32 = 4
 SLACK = 64 << 10
@@ -95,3 +96,33 @@ def projector_estimate(
     if gpus:
         return MemoryEstimate(DeviceUse("CPU"), (DeviceUse(f"GPU{gpus[0].index}", **use),))
     return MemoryEstimate(DeviceUse("CPU", **use))
+
+
+def plan_with_projector(
+    result: Plan, shape: ProjectorShape, name: str, replan: Callable[[Budget], Plan]
+) -> Plan:
+    """`result` with the vision projector `shape` (called `name`) beside its choice: the
+    model planned again in what the projector leaves when both do not fit (`replan`),
+    the choice's estimate counting both, and a note saying what the projector takes."""
+    from localllm.planner.draft import combined, fits_beside
+
+    choice = result.choice
+    if choice is None:
+        return result
+    memory = projector_estimate(shape, choice.settings, result.budget)
+    if not fits_beside(choice.estimate, memory, result.budget):
+        result = replace(replan(less(result.budget, [memory])), budget=result.budget)
+        choice = result.choice
+        if choice is None:
+            note = f"The vision projector {name} leaves too little room for the model."
+            return replace(result, notes=(*result.notes, note))
+        memory = projector_estimate(shape, choice.settings, result.budget)
+    compute = compute_bytes(shape, choice.settings.flash_attn)
+    note = (
+        f"Vision projector {name}: {format_bytes(memory.total)} more "
+        f"({format_bytes(shape.weights)} weights, {format_bytes(compute)} to encode a "
+        f"{shape.image_size}-pixel image) {'on GPU0' if memory.gpus else 'in RAM'}; "
+        "counted in the placement."
+    )
+    both = replace(choice, estimate=combined(choice.estimate, memory))
+    return replace(result, choice=both, notes=(*result.notes, note))

@@ -102,3 +102,19 @@ def test_plan_for_a_saved_hardware_report(tmp_path: Path, llama8b_quants: dict[s
     saved.write_text("{not json")
     broken = _plan("x.gguf", "--hardware", str(saved))
     assert broken.returncode == 1 and "not JSON" in broken.stderr
+
+
+def test_plan_counts_a_repositorys_vision_projector(tmp_path: Path) -> None:
+    from tests.factory import ProjectorSpec, write_projector
+
+    hub = FakeHub()
+    hub.add("acme/eyes-GGUF", "eyes-F32.gguf", write_model(TINY, tmp_path / "eyes.gguf"))
+    big = ProjectorSpec(image_size=256, n_embd=128, n_ff=512, n_head=4, n_layer=3)
+    hub.add("acme/eyes-GGUF", "mmproj-eyes-F16.gguf",
+            write_projector(big, tmp_path / "mmproj.gguf", TINY))  # fmt: skip
+    with serve(hub):
+        done = _plan("hf.co/acme/eyes-GGUF", "--json", "--no-trial", env={"HF_ENDPOINT": hub.url})
+    assert done.returncode == 0, done.stderr
+    notes = json.loads(done.stdout)["explanation"]
+    assert any(n.startswith("Vision projector mmproj-eyes-F16.gguf:") and "in RAM" in n
+               for n in notes), notes  # fmt: skip
