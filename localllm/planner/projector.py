@@ -120,8 +120,8 @@ def plan_with_projector(
     compute = compute_bytes(shape, choice.settings.flash_attn)
     note = (
         f"Vision projector {name}: {format_bytes(memory.total)} more "
-        f"({format_bytes(shape.weights)} weights, {format_bytes(compute)} to encode a "
-        f"{shape.image_size}-pixel image) {'on GPU0' if memory.gpus else 'in RAM'}; "
+        f"({format_bytes(shape.weights)} weights, {format_bytes(compute)} to encode an "
+        f"image of {shape.image_size} px) {'on GPU0' if memory.gpus else 'in RAM'}; "
         "counted in the placement."
     )
     both = replace(choice, estimate=combined(choice.estimate, memory))
