@@ -19,8 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from localllm.engine.batch import Engine
@@ -50,37 +48,46 @@ for i, fields in enumerate(SHAPES):
 
 
 def write_files(folder: Path) -> None:
-    """The model and projectors, written by a child process: with CUDA, importing the
-    `gguf` package beside llama.cpp made the model's load crash on the GPU machine."""
+    """The model and projectors, written by a child process: the `gguf` package imports
+    numpy, which loaded before llama.cpp made its CUDA load crash on the GPU machine."""
     code = f"SHAPES = {SHAPES!r}\n{WRITE}"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=root)
 
 
-def answer(model: LlamaModel, projector_path: Path, image: Image) -> tuple[str, Done, float]:
+def answer(model: LlamaModel, projector_path: Path, image: Image) -> tuple[str, Done, str]:
     """The greedy answer about `image`, and libmtmd's compute buffer (MiB) at load."""
     start = len(model.log)
     engine = Engine(model, projector=Projector(str(projector_path), model))
-    lines = list(model.log)[start:]
-    sizes = re.findall(r"compute buffer size =\s*([\d.]+) MiB", "".join(lines))
+    text = "".join(list(model.log)[start:])
+    # On a GPU libmtmd reports the device's buffer and a small host one; the device's
+    # is the one that can run out. It reserves again after falling back to the CPU for
+    # flash attention (head sizes CUDA has no kernel for): the last report counts.
+    sizes = re.findall(r"CUDA0 compute buffer size =\s*([\d.]+) MiB", text) or re.findall(
+        r"CPU compute buffer size =\s*([\d.]+) MiB", text
+    )
+    if "falling back to CPU" in text:
+        sizes = [s + " (attention on the CPU)" for s in sizes]
     sampling = Sampling(temperature=0, num_predict=16, repeat_penalty=1.0)
     engine.submit(Generate(1, prompt=f"{MARKER} Say", sampling=sampling, images=(image,)))
-    text, done = "", None
+    answer_text, done = "", None
     while engine.busy:
         for event in engine.step():
             if isinstance(event, Piece):
-                text += event.text
+                answer_text += event.text
             elif isinstance(event, Done):
                 done = event
     engine.close()
     assert done is not None
-    return text, done, float(sizes[-1]) if sizes else float("nan")
+    return answer_text, done, sizes[-1] if sizes else "?"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    import numpy as np  # after llama_cpp: numpy's libraries loaded first crashed its CUDA load
+
     folder = Path(tempfile.mkdtemp())
     write_files(folder)
     model_path = folder / "tiny.gguf"
@@ -109,7 +116,7 @@ def main() -> int:
             predicted = compute_bytes(shape, flash) / MIB
             rows.append(f"| {shape.image_size} px / {shape.patch_size} px, {shape.n_embd} wide, "
                         f"{shape.n_layer} layers | {'on' if flash else 'off'} | {predicted:.2f} "
-                        f"| {gpu_reported:.2f} | {tokens} | "
+                        f"| {gpu_reported} | {tokens} | "
                         f"{'yes' if texts['gpu'] == texts['cpu'] else 'no'} |")  # fmt: skip
             print(rows[-1], flush=True)
     table = "\n".join(rows)
