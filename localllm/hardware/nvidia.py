@@ -65,8 +65,9 @@ def probe_nvidia(nvml: Any, env: Mapping[str, str | None]) -> tuple[list[GpuRepo
     notes += visibility_notes
     if len({d.name for d in visible}) > 1 and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
         notes.append(
-            "NVIDIA: these GPUs differ and CUDA numbers the fastest first; set "
-            "CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA's numbers match this report"
+            "NVIDIA: these GPUs differ and CUDA numbers the fastest first; localllm's "
+            "workers set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA's numbers match this report "
+            "(set it for other llama.cpp tools too)"
         )
     gpus = []
     for index, d in enumerate(visible):

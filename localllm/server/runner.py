@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -107,6 +107,7 @@ class Runner:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "localllm.engine.worker", str(child.fileno())],
+                env=worker_env(os.environ),
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -311,6 +312,15 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the server's, with CUDA numbering GPUs in PCI bus order
+    (`CUDA_DEVICE_ORDER=PCI_BUS_ID`) unless set otherwise. NVML, which the hardware
+    report and so the planner read, numbers them that way; CUDA's default puts the
+    fastest first, so on a machine with unlike GPUs a plan for "GPU1" would otherwise
+    land on another card."""
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", **environ}
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:
