@@ -30,11 +30,11 @@ from localllm.engine import image_slots, slots
 from localllm.engine.draft import Ask, DraftModel
 from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
-from localllm.engine.greedy import GreedyRows, plain_greedy
+from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
-from localllm.engine.prompt import prompt_text, prompt_tokens
+from localllm.engine.prompt import prompt_text
 from localllm.engine.protocol import (
     Embed,
     Event,
@@ -145,14 +145,10 @@ class Engine:
             start = time.perf_counter_ns()
             vision: Tokenized | None = None
             try:
-                if request.images:
-                    tokens, vision = image_slots.prompt(self.model, self.projector, request,
-                                                        self.n_ctx_slot)  # fmt: skip
-                else:
-                    tokens = prompt_tokens(self.model, request, self.n_ctx_slot)
+                m, n_ctx = self.model, self.n_ctx_slot
+                tokens, vision = image_slots.prompt(m, self.projector, request, n_ctx)
                 if not tokens:
                     raise LocalLLMError("the prompt is empty: there is nothing to continue")
-                m = self.model
                 eog = m.eog if request.sampling.ignore_eos else ()
                 build = functools.partial(
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
@@ -279,7 +275,7 @@ class Engine:
             profile.add("decode", decoded - built)
             profile.steps += 1
             sample_ns = 0
-        picked = self._greedy_tokens(outputs, drafts)
+        picked = self._greedy.tokens(self.model.ctx, greedy_rows(outputs, drafts))
         if profile is not None:
             sample_ns += time.perf_counter_ns() - decoded
         for slot in running:
@@ -338,19 +334,6 @@ class Engine:
             profile.add("sample", sample_ns)
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
         return events
-
-    def _greedy_tokens(
-        self, outputs: list[tuple[Slot, int]], drafts: dict[int, list[int]]
-    ) -> dict[int, int]:
-        """The tokens of the step's plain greedy streams, their guesses' rows included,
-        in one pass (`engine.greedy`)."""
-        rows: list[tuple[int, bool]] = []
-        for slot, index in outputs:
-            job = slot.job
-            if job is not None and job.sampler is None:
-                ban = job.request.sampling.ignore_eos
-                rows += [(index + j, ban) for j in range(1 + len(drafts.get(slot.seq, ())))]
-        return self._greedy.tokens(self.model.ctx, rows)
 
     @functools.cached_property
     def _greedy(self) -> GreedyRows:
@@ -464,13 +447,10 @@ class Engine:
         """The prompt text of a request, and its token count, without running it."""
         try:
             text = prompt_text(self.model, message.request)
-            if message.request.images:  # each image counts as its tokens
-                tokens, vision = image_slots.prompt(
-                    self.model, self.projector, message.request, 1 << 30
-                )
+            m, request = self.model, message.request  # each image counts as its tokens
+            tokens, vision = image_slots.prompt(m, self.projector, request, 1 << 30)
+            if vision is not None:
                 vision.close()
-            else:
-                tokens = prompt_tokens(self.model, message.request, 1 << 30)
         except (LocalLLMError, ValueError) as exc:
             return Failed(message.id, 400, str(exc))
         except Exception as exc:

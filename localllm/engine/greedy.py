@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
 from localllm.engine.protocol import Generate
+
+if TYPE_CHECKING:
+    from localllm.engine.slots import Slot
 
 ROWS_PER_THREAD = 8
 """The fewest rows worth a thread of their own."""
@@ -33,6 +36,20 @@ def plain_greedy(request: Generate) -> bool:
     s = request.sampling
     penalize = s.repeat_penalty != 1.0 or s.presence_penalty != 0.0 or s.frequency_penalty != 0.0
     return s.temperature <= 0 and request.grammar is None and (not penalize or s.repeat_last_n == 0)
+
+
+def greedy_rows(
+    outputs: Sequence[tuple[Slot, int]], drafts: Mapping[int, Sequence[int]]
+) -> list[tuple[int, bool]]:
+    """The logit rows of a step's streams that sample no chain (a stream's guesses'
+    rows too, from its `drafts`), each with whether its end tokens are banned."""
+    rows: list[tuple[int, bool]] = []
+    for slot, index in outputs:
+        job = slot.job
+        if job is not None and job.sampler is None:
+            ban = job.request.sampling.ignore_eos
+            rows += [(index + j, ban) for j in range(1 + len(drafts.get(slot.seq, ())))]
+    return rows
 
 
 class GreedyRows:

@@ -19,9 +19,11 @@ from localllm.errors import LocalLLMError
 
 def prompt(
     model: LlamaModel, projector: Projector | None, request: Generate, n_ctx: int
-) -> tuple[list[int], Tokenized]:
-    """The tokens of a request with images (placeholders for each image's tokens, all
-    counted against the slot's `n_ctx`) and its image chunks."""
+) -> tuple[list[int], Tokenized | None]:
+    """The tokens of a request (with placeholders for each image's tokens, all counted
+    against the slot's `n_ctx`) and its image chunks (None without images)."""
+    if not request.images:
+        return prompt_tokens(model, request, n_ctx), None
     if projector is None:
         raise LocalLLMError("this model does not take images: it has no vision projector")
     if request.suffix is not None:
