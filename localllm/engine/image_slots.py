@@ -20,7 +20,7 @@ from localllm.errors import LocalLLMError
 def prompt(
     model: LlamaModel, projector: Projector | None, request: Generate, n_ctx: int
 ) -> tuple[list[int], Tokenized | None]:
-    """The tokens of a request (with placeholders for each image's tokens, all counted
+    """The tokens of a request (each image's tokens as its negative id, all counted
     against the slot's `n_ctx`) and its image chunks (None without images)."""
     if not request.images:
         return prompt_tokens(model, request, n_ctx), None

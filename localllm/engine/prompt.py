@@ -28,14 +28,14 @@ class NoInsert(LocalLLMError):
 
 Tokenize = Callable[[str, bool], list[int]]
 """(text, add_special) -> tokens: the model's tokenizer, or one that also places images
-(`engine.vision.ImagePrompt`, whose placeholders are negative ids)."""
+(`engine.vision.ImagePrompt`, which gives each image's tokens a negative id)."""
 
 
 def prompt_tokens(
     model: LlamaModel, request: Generate, n_ctx: int, tokenize: Tokenize | None = None
 ) -> list[int]:
     """The prompt of `request` for a slot of `n_ctx` tokens; PromptTooLong unless it fits
-    or may be cut. Images (negative placeholders) are never cut through: their messages
+    or may be cut. Images (negative ids) are never cut through: their messages
     go whole, or the prompt is refused."""
     tokenize = tokenize or (lambda text, special: model.tokenize(text, add_special=special))
     limit = n_ctx - 1  # room for at least one new token

@@ -4,7 +4,7 @@ A slot is one llama.cpp sequence. It keeps its tokens after a request ends, so t
 next request whose prompt starts with them (a chat's next turn, the same system
 prompt) decodes only what is new. A cache that cannot be cut back (recurrent state,
 window-sized sliding-window layers) is kept only when the new prompt extends it.
-Images are runs of one placeholder id (`engine.vision`): kept whole or not at all.
+An image is a run of one negative id (`engine.vision`): kept whole or not at all.
 """
 
 from __future__ import annotations

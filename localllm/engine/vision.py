@@ -4,7 +4,7 @@ A model with a projector (`mmproj` GGUF) loads it here beside the model. A reque
 prompt text holds one `MARKER` per image; `mtmd_tokenize` splits it into text tokens
 and image chunks (with the model's own image wrappers, e.g. Gemma 3's
 `<start_of_image>`). In the slot's token list an image stands as a run of one
-placeholder id (negative, from the image's digest) as long as its tokens, so the
+negative id (from the image's digest) as long as its tokens, so the
 prefix cache compares images as it compares tokens: a follow-up question about the
 same image keeps its KV cells and does not encode it again.
 
@@ -52,7 +52,7 @@ class ImagePart:
     """Its encoding, once asked for (`Projector.encode`)."""
 
 
-def placeholder(image_id: str, ordinal: int) -> int:
+def image_token_id(image_id: str, ordinal: int) -> int:
     """The id that stands for each token of an image's `ordinal`-th chunk in a slot."""
     value = int(hashlib.sha256(f"{image_id}/{ordinal}".encode()).hexdigest()[:8], 16)
     return -1 - value % (2**31 - 2)
@@ -91,7 +91,7 @@ class Projector:
         self._no_callback = mtmd.mtmd_helper_post_decode_callback()  # NULL
 
     def tokenize(self, text: str, images: Sequence[Image], add_special: bool) -> Tokenized:
-        """`text` (one MARKER per image) as tokens with each image's run of placeholders,
+        """`text` (one MARKER per image) as tokens with each image's run of its id,
         and its image chunks by where they start; LocalLLMError for a bad count."""
         mtmd = self._mtmd
         bitmaps = []
@@ -156,7 +156,7 @@ class Projector:
 
 
 class Tokenized:
-    """A prompt's chunks as one token list: text tokens, and a run of placeholders for
+    """A prompt's chunks as one token list: text tokens, and a run of one negative id for
     each image chunk (`parts`, by the index where it starts)."""
 
     def __init__(self, projector: Projector, chunks: Any) -> None:
@@ -179,7 +179,7 @@ class Tokenized:
             n_tokens = int(mtmd.mtmd_input_chunk_get_n_tokens(chunk))
             n_pos = int(mtmd.mtmd_input_chunk_get_n_pos(chunk))
             self.parts[len(self.tokens)] = ImagePart(chunk, n_tokens, n_pos)
-            self.tokens += [placeholder(image_id, ordinal)] * n_tokens
+            self.tokens += [image_token_id(image_id, ordinal)] * n_tokens
 
     @property
     def image_tokens(self) -> int:
