@@ -65,6 +65,9 @@ class Stream:
     seconds: float = 0.0
     tokens: int = 0
     error: str | None = None
+    sent: float = 0.0
+    ended: float = 0.0
+    """When it was sent and when its last token came (`time.perf_counter()`)."""
 
 
 @dataclass
@@ -170,13 +173,15 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
     return out
 
 
-def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Stream:
+def completion(
+    url: str, prompt: str, tokens: int, extra: dict[str, Any], client: httpx.Client | None = None
+) -> Stream:
+    """One streamed completion. `client`: made beforehand, as an app keeps its own (its
+    TLS context costs tens of milliseconds), so the clock measures only the server."""
     body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
             "stream": True, **extra}  # fmt: skip
     out = Stream()
-    # The client (its TLS context, tens of milliseconds) is made before the clock starts,
-    # as an app keeps its own: time to first token is the server's.
-    client = httpx.Client(timeout=900)
+    client = client or httpx.Client(timeout=900)
     start = time.perf_counter()
     first = None
     finish = None
@@ -199,15 +204,22 @@ def completion(url: str, prompt: str, tokens: int, extra: dict[str, Any]) -> Str
     out.ttft = (first or end) - start
     out.seconds = end - (first or end)
     out.tokens = tokens
+    out.sent, out.ended = start, end
     return out
 
 
-def _threads(url: str, prompts: list[str], tokens: int, extra: dict[str, Any]) -> list[Stream]:
-    """These streams at once, one thread each (in this process)."""
+def _threads(
+    url: str, prompts: list[str], tokens: int, extra: dict[str, Any], at: float = 0.0
+) -> list[Stream]:
+    """These streams at once, one thread each (in this process), their clients made
+    first and all sent from `at` (a `time.perf_counter()` reading: CLOCK_MONOTONIC on
+    Linux, the same clock in every process of the machine)."""
     results: list[Stream] = [Stream()] * len(prompts)
+    clients = [httpx.Client(timeout=900) for _ in prompts]
+    time.sleep(max(0.0, at - time.perf_counter()))
 
     def one(i: int) -> None:
-        results[i] = completion(url, prompts[i], tokens, extra)
+        results[i] = completion(url, prompts[i], tokens, extra, clients[i])
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
     for t in threads:
@@ -222,17 +234,21 @@ def streams(
 ) -> tuple[float, list[Stream]]:
     """N requests at once, each a prompt no server has seen (nothing to reuse); returns
     (wall seconds from the first send to the last token, each stream). With `pool`
-    (client processes), the streams are spread over its processes."""
+    (client processes), the streams are spread over its processes. The clients are
+    made before the clock starts (an app keeps its own)."""
     prompts = [f"{run}.{n}.{i} Once upon a time" for i in range(n)]
-    start = time.perf_counter()
     if pool is None or n == 1:
         results = _threads(url, prompts, tokens, extra)
     else:
         k = pool._max_workers
         parts = [prompts[i::k] for i in range(k) if prompts[i::k]]
-        futures = [pool.submit(_threads, url, part, tokens, extra) for part in parts]
+        at = time.perf_counter() + 0.1 + 0.03 * len(parts[0])  # every process's clients made
+        futures = [pool.submit(_threads, url, part, tokens, extra, at) for part in parts]
         results = [s for f in futures for s in f.result()]
-    return time.perf_counter() - start, results
+    sent = [s.sent for s in results if s.error is None]
+    if not sent:
+        return 0.0, results
+    return max(s.ended for s in results if s.error is None) - min(sent), results
 
 
 def chat(url: str, turns: int) -> tuple[list[int], list[float], list[float]]:
@@ -259,9 +275,10 @@ def chat(url: str, turns: int) -> tuple[list[int], list[float], list[float]]:
 def chat_turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str, int]:
     body = {"model": "bench", "messages": messages, "max_tokens": 8, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    client = httpx.Client(timeout=900)  # before the clock, as in `completion`
     start = time.perf_counter()
     first, text, size = None, [], 0
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
+    with client, client.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
         if r.status_code != 200:
             raise SystemExit(f"chat turn failed: {r.status_code} {r.read().decode()[:300]}")
         for chunk in sse(r):
