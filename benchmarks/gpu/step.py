@@ -22,6 +22,7 @@ Prints a Markdown table (milliseconds per step, tokens/s) and writes it to FILE.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -150,8 +151,9 @@ def main() -> None:
             lambda m, n: bare(m, n, args.steps, "none", t))  # fmt: skip
     measure(f"bare, {args.slot_ctx} cells a sequence", slot_ctx,
             lambda m, n: bare(m, n, args.steps, "none", t))  # fmt: skip
-    measure("bare + host argmax of every row", slot_ctx,
-            lambda m, n: bare(m, n, args.steps, "host", t))  # fmt: skip
+    for threads in sorted({t, 2 * t}):
+        host = functools.partial(_bare_host, steps=args.steps, threads=threads)
+        measure(f"bare + host argmax of every row, {threads} threads", slot_ctx, host)
     measure("bare, sampling configured, chains detached, host argmax", engine_ctx,
             lambda m, n: detached(m, n, args.steps, t))  # fmt: skip
     measure("bare, a greedy chain per sequence in the graph", engine_ctx,
@@ -162,6 +164,10 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.write_text(table)
+
+
+def _bare_host(model: LlamaModel, streams: int, steps: int, threads: int) -> dict[str, float]:
+    return bare(model, streams, steps, "host", threads)
 
 
 def detached(model: LlamaModel, streams: int, steps: int, threads: int) -> dict[str, float]:

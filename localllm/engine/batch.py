@@ -287,6 +287,7 @@ class Engine:
                 del job.pending[:take]
             else:
                 slot.cached.append(job.pending[0])
+        take_picked = functools.partial(_picked, picked)
         for slot, index in outputs:
             job = slot.job
             assert job is not None
@@ -295,7 +296,7 @@ class Engine:
                 if job.rejection is not None:
                     draw: Any = functools.partial(_drawn, job.rejection)
                 elif job.sampler is None:
-                    draw = functools.partial(_picked, picked)
+                    draw = take_picked
                 elif job.request.grammar:
                     draw = self._guarded_draw()
                 else:

@@ -25,8 +25,9 @@ from localllm.engine.protocol import Generate
 if TYPE_CHECKING:
     from localllm.engine.slots import Slot
 
-ROWS_PER_THREAD = 8
-"""The fewest rows worth a thread of their own."""
+FLOATS_PER_THREAD = 1 << 20
+"""The fewest logits worth a thread of their own (8 rows of a 128k vocabulary):
+handing a slice to a thread costs tens of microseconds."""
 
 
 def plain_greedy(request: Generate) -> bool:
@@ -46,25 +47,26 @@ def greedy_rows(
     rows: list[tuple[int, bool]] = []
     for slot, index in outputs:
         job = slot.job
-        if job is not None and job.sampler is None:
+        if job is not None and job.sampler is None and job.rejection is None:
             ban = job.request.sampling.ignore_eos
-            rows += [(index + j, ban) for j in range(1 + len(drafts.get(slot.seq, ())))]
+            rows.append((index, ban))
+            if drafts and (guesses := drafts.get(slot.seq)):
+                rows += [(index + 1 + j, ban) for j in range(len(guesses))]
     return rows
 
 
 class GreedyRows:
     """Argmax of many logit rows at once (numpy releases the GIL while it scans)."""
 
-    def __init__(
-        self, n_vocab: int, eog: Sequence[int], threads: int, per_thread: int = ROWS_PER_THREAD
-    ) -> None:
+    def __init__(self, n_vocab: int, eog: Sequence[int], threads: int, per_thread: int = 0) -> None:
+        """`per_thread`: the fewest rows a thread scans (0: `FLOATS_PER_THREAD` worth)."""
         import numpy as np
 
         self._n_vocab = n_vocab
         self._eog = np.asarray(eog, dtype=np.intp)
         self._banned = frozenset(int(t) for t in eog)
         self._threads = max(1, threads)
-        self._per_thread = max(1, per_thread)
+        self._per_thread = per_thread or max(1, -(-FLOATS_PER_THREAD // max(n_vocab, 1)))
         self._pool: ThreadPoolExecutor | None = None
 
     def tokens(self, ctx: Any, rows: Sequence[tuple[int, bool]]) -> dict[int, int]:

@@ -94,6 +94,11 @@ class LlamaModel:
         self.chat_template = template.decode(errors="replace") if template else None
         self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
         self.has_swa = llama_cpp.llama_model_n_swa(self.model) > 0
+        vocab = self.vocab  # a scan of the vocabulary (tens of ms for 128k), done once
+        self.eog = tuple(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
+        """Every end-of-generation token."""
+        self._eog_set = frozenset(self.eog)
+        """The same, to look each sampled token up in (cheaper than a call into C)."""
 
     def _devices(self) -> list[int]:
         """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own
@@ -183,12 +188,7 @@ class LlamaModel:
         return self._control[texts]
 
     def is_eog(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
-
-    @functools.cached_property
-    def eog(self) -> tuple[int, ...]:
-        """Every end-of-generation token (a scan of the vocabulary, done once)."""
-        return tuple(t for t in range(self.n_vocab) if self.is_eog(t))
+        return token in self._eog_set
 
     def _configure_backend_sampling(self, cp: Any, n_seq: int) -> None:
         """llama.cpp samples in the graph only for a context created with a sampler per

@@ -39,6 +39,8 @@ class Slot:
 
     def offset(self, index: int) -> int:
         """Position minus index at token `index`."""
+        if not self.images:
+            return 0
         return sum(delta for end, delta in self.images if end <= index)
 
 

@@ -77,16 +77,20 @@ class Pace:
 
 
 class PromptLookup:
-    """One request's n-gram drafter: an index of the n-grams of its prompt and answer."""
+    """One request's n-gram drafter: an index of the n-grams of its prompt and answer.
+
+    The index catches up with the text only when a draft is asked for: a busy batch
+    does not guess (`Engine._drafts`), and its streams then pay one list append per
+    token instead of indexing every n-gram of every answer."""
 
     def __init__(self, prompt: Sequence[int], k_max: int = K_MAX) -> None:
-        self.tokens: list[int] = []
+        self.tokens: list[int] = list(prompt)
         self._index: dict[tuple[int, ...], int] = {}
         """n-gram -> where what followed its latest occurrence starts (the n-grams that
         end at the last token are not in yet: they are what is looked up)."""
+        self._indexed = 0
+        """Tokens whose following n-grams are in `_index`: those before it."""
         self.pace = Pace(k_max)
-        for token in prompt:
-            self.push(token)
 
     @property
     def k(self) -> int:
@@ -94,16 +98,21 @@ class PromptLookup:
 
     def push(self, token: int) -> None:
         """The next token of the text (a prompt token, or one the model chose)."""
-        p = len(self.tokens)
-        for n in range(1, min(N_MAX, p) + 1):
-            self._index[tuple(self.tokens[p - n : p])] = p
         self.tokens.append(token)
+
+    def _catch_up(self) -> None:
+        tokens, index = self.tokens, self._index
+        for p in range(max(self._indexed, 1), len(tokens)):
+            for n in range(1, min(N_MAX, p) + 1):
+                index[tuple(tokens[p - n : p])] = p
+        self._indexed = len(tokens)
 
     def draft(self, room: int) -> list[int]:
         """Up to `room` guessed tokens to follow the text (none if nothing matches)."""
         k = self.pace.length(room)
         if k == 0:
             return []
+        self._catch_up()
         p = len(self.tokens)
         for n in range(min(N_MAX, p), 0, -1):
             end = self._index.get(tuple(self.tokens[p - n :]))

@@ -37,6 +37,8 @@ class StopFilter:
         """The text that is safe to emit now; sets `stopped` at a stop sequence."""
         if self.stopped:
             return ""
+        if not self._stops:
+            return text
         self._pending += text
         found = [(i, s) for s in self._stops if (i := self._pending.find(s)) >= 0]
         if found:
