@@ -312,8 +312,9 @@ def start(engine: Engine) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
-    """Every server up at once (idle ones cost nothing), taking turns level by level,
-    so a slower or faster minute of this machine falls on all of them alike."""
+    """Every server up at once (idle ones cost nothing), taking turns run by run (level
+    by level with `--profile`), so a slower or faster minute of this machine falls on
+    all of them alike."""
     running: list[tuple[Engine, subprocess.Popen[bytes], str]] = []
     pool = None
     if args.clients > 1:
@@ -328,15 +329,19 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
         results = [Result(e.name) for e in engines]
         for n in args.levels:
             runs: list[list[tuple[float, list[Stream]]]] = [[] for _ in engines]
-            for i, (engine, proc, url) in enumerate(running):
-                before = _profile_point(engine, proc, pool) if args.profile else None
-                for r in range(args.repeat):
-                    runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
-                if before is not None:
+            if args.profile:  # an engine's runs in a row, between two readings of its totals
+                for i, (engine, proc, url) in enumerate(running):
+                    before = _profile_point(engine, proc, pool)
+                    for r in range(args.repeat):
+                        runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
                     after = _profile_point(engine, proc, pool)
                     wall = sum(w for w, _ in runs[i])
                     tokens = n * args.tokens * args.repeat
                     results[i].profile[n] = _profile(before, after, wall, tokens)
+            else:  # run by run in turn, so a slow spell of the machine hits every engine
+                for r in range(args.repeat):
+                    for i, (engine, _, url) in enumerate(running):
+                        runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
             for (engine, _, _), result, mine in zip(running, results, runs, strict=True):
                 record(result, n, mine)
                 print(f"  {engine.name}: {n} streams, {result.aggregate[n]:.1f} tok/s",
