@@ -58,6 +58,13 @@ SPECULATE_UP_TO = 2
 beyond, the batch is busy enough that guesses no longer come for free."""
 DRAFT_UP_TO = 4
 """The same with a draft model, whose guesses agree more often."""
+GUESSES_PER_STEP = K_MAX
+"""Guesses verified in one step, shared out among the streams that guess: verifying
+them costs compute, which several streams already use."""
+DRAFT_GUESSES_PER_STEP = 2 * K_MAX
+"""The same with a draft model: its guesses agree more often, so longer ones pay (on
+a 2-core CPU, 4 streams guessing 8 each beat 4 each: 20 rows cost it more per row
+than 48, where llama.cpp's tiled matrix products take over)."""
 GRAPH_GREEDY_UP_TO = 4
 """Streams up to which a greedy request is sampled in llama.cpp's graph (when it
 samples there): beyond, each stream's own argmax subgraph costs the decode more
@@ -348,9 +355,8 @@ class Engine:
         up_to = SPECULATE_UP_TO if self.draft is None else DRAFT_UP_TO
         if not generating or len(generating) > up_to:
             return {}
-        # At most K_MAX guesses a step, shared out: verifying them costs compute, which
-        # several streams already use (llama-server drafts 3 per stream).
-        share = min(self._capacity - len(generating), K_MAX) // len(generating)
+        per_step = GUESSES_PER_STEP if self.draft is None else DRAFT_GUESSES_PER_STEP
+        share = min(self._capacity - len(generating), per_step) // len(generating)
         drafts: dict[int, list[int]] = {}
         asks: list[Ask] = []
         for slot in generating:

@@ -134,11 +134,15 @@ class Payoff:
     while that measures faster. Now and then it tries the other way, so a change
     (longer contexts, a busier machine, a request whose guesses start to agree) is
     seen: after `explore_every` steps at first, twice as long after each look that
-    changed nothing (up to `EXPLORE_MAX`), since a look at the losing way costs.
+    changed nothing (up to `EXPLORE_MAX`), since a look at the losing way costs; at
+    once `EXPLORE_MAX` after a look that found it far behind (below `FAR_BEHIND` of
+    the other way's rate): such a look costs the most (a draft model as slow as the
+    model itself first reads the whole text so far) and is the least likely to turn.
     What a request produces never depends on it: only how many passes it takes.
     """
 
     EXPLORE_MAX = 1024
+    FAR_BEHIND = 0.8
 
     def __init__(self, explore_every: int = 16, weight: float = 0.3) -> None:
         self.explore_every = explore_every
@@ -153,6 +157,10 @@ class Payoff:
     def _better(self, streams: int) -> bool | None:
         on, off = self._rate.get((streams, True)), self._rate.get((streams, False))
         return None if on is None or off is None else on >= off
+
+    def _far_behind(self, streams: int) -> bool:
+        on, off = self._rate[(streams, True)], self._rate[(streams, False)]
+        return min(on, off) < self.FAR_BEHIND * max(on, off)
 
     def guess(self, streams: int) -> bool:
         """Whether a step of `streams` generating requests guesses."""
@@ -177,6 +185,8 @@ class Payoff:
             same = self._better(streams) == was
             interval = self._interval.get(streams, self.explore_every)
             interval = min(interval * 2, self.EXPLORE_MAX) if same else self.explore_every
+            if same and self._far_behind(streams):
+                interval = self.EXPLORE_MAX
             self._interval[streams] = interval
             self._next[streams] = self._steps + interval
 

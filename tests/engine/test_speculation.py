@@ -145,15 +145,28 @@ def test_the_batch_guesses_only_while_it_measures_faster() -> None:
             choices.append(guessed)
         return choices
 
-    assert run(2, 250) == [False, True]  # nothing measured: each way once
+    assert run(2, 110) == [False, True]  # nothing measured: each way once
     # guessing wins; a look back at plain steps after 4 steps, then 8, 16...
-    seen = run(40, 250)
+    seen = run(40, 110)
     looks = [i for i, guessed in enumerate(seen) if not guessed]
     assert [b - a for a, b in itertools.pairwise(looks)] == [8, 16]
     # the guesses stop paying: within a few looks the batch stops guessing
     later = run(200, 20)
     assert not any(later[-50:])
     assert not payoff.guess(4)  # another number of streams is measured on its own
+
+
+def test_a_way_found_far_behind_is_looked_at_rarely() -> None:
+    payoff = Payoff(explore_every=4)
+    choices = []
+    for _ in range(3000):
+        guessed = payoff.guess(1)
+        payoff.record(1, guessed, 1, 1 / (50.0 if guessed else 100.0))
+        choices.append(guessed)
+    looks = [i for i, guessed in enumerate(choices) if guessed]
+    # each way once, the first look after 4 steps; then the longest interval at once
+    assert looks[:2] == [1, 6]
+    assert {b - a for a, b in itertools.pairwise(looks[1:])} == {Payoff.EXPLORE_MAX}
 
 
 @pytest.mark.parametrize("full", [False, True])
