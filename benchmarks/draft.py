@@ -104,7 +104,8 @@ def localllm_home(target: Path, draft: Path, args: argparse.Namespace) -> Path:
     home = Path(tempfile.mkdtemp(prefix="localllm-draft-home-"))
     common = [f"PARAMETER num_ctx {SLOT_CTX}", f"PARAMETER num_thread {args.threads}",
               f"PARAMETER num_gpu {args.ngl}"]  # fmt: skip
-    models = {"fast": [f"FROM {target}", f"DRAFT {draft}", *common],
+    fast = [f"PARAMETER draft_max {args.draft_max}"] if args.draft_max is not None else []
+    models = {"fast": [f"FROM {target}", f"DRAFT {draft}", *fast, *common],
               "plain": [f"FROM {target}", "PARAMETER draft_max 0", *common]}  # fmt: skip
     env = {**os.environ, "LOCALLLM_HOME": str(home)}
     for name, lines in models.items():
@@ -255,6 +256,8 @@ def main() -> None:
     parser.add_argument("--residual", type=float, default=0.1,
                         help="the layers' weight beside the shared embeddings (less: the "
                         "sibling agrees more)")  # fmt: skip
+    parser.add_argument("--draft-max", type=int,
+                        help="localllm's most guesses per pass (default: its own, 16)")  # fmt: skip
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
     parser.add_argument("--workdir", type=Path,
