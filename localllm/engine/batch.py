@@ -46,25 +46,23 @@ from localllm.engine.protocol import (
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
-from localllm.engine.speculation import K_MAX, Pace, Payoff, PromptLookup, speculates
+from localllm.engine.speculation import (
+    DRAFT_GUESSES_PER_STEP,
+    DRAFT_UP_TO,
+    GUESSES_PER_STEP,
+    K_MAX,
+    SPECULATE_UP_TO,
+    Pace,
+    Payoff,
+    PromptLookup,
+    speculates,
+)
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError
 
 if TYPE_CHECKING:
     from localllm.engine.vision import Projector, Tokenized
 
-SPECULATE_UP_TO = 2
-"""Streams generating at once up to which they guess ahead (`engine.speculation`):
-beyond, the batch is busy enough that guesses no longer come for free."""
-DRAFT_UP_TO = 4
-"""The same with a draft model, whose guesses agree more often."""
-GUESSES_PER_STEP = K_MAX
-"""Guesses verified in one step, shared out among the streams that guess: verifying
-them costs compute, which several streams already use."""
-DRAFT_GUESSES_PER_STEP = 2 * K_MAX
-"""The same with a draft model: its guesses agree more often, so longer ones pay (on
-a 2-core CPU, 4 streams guessing 8 each beat 4 each: 20 rows cost it more per row
-than 48, where llama.cpp's tiled matrix products take over)."""
 GRAPH_GREEDY_UP_TO = 4
 """Streams up to which a greedy request is sampled in llama.cpp's graph (when it
 samples there): beyond, each stream's own argmax subgraph costs the decode more

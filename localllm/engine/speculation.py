@@ -31,6 +31,19 @@ each pause in a row, since a step that guesses costs more than its tokens where 
 graph changes shape with it (a GPU re-captures its CUDA graph)."""
 MIN_RATE = 0.25
 
+SPECULATE_UP_TO = 2
+"""Streams generating at once up to which they guess ahead (the engine's batch):
+beyond, the batch is busy enough that guesses no longer come for free."""
+DRAFT_UP_TO = 4
+"""The same with a draft model, whose guesses agree more often."""
+GUESSES_PER_STEP = K_MAX
+"""Guesses verified in one step, shared out among the streams that guess: verifying
+them costs compute, which several streams already use."""
+DRAFT_GUESSES_PER_STEP = 2 * K_MAX
+"""The same with a draft model: its guesses agree more often, so longer ones pay (on
+a 2-core CPU, 4 streams guessing 8 each beat 4 each: 20 rows cost it more per row
+than 48, where llama.cpp's tiled matrix products take over)."""
+
 
 def speculates(request: Generate) -> bool:
     """Whether a request's tokens can be verified ahead without changing what it draws:
