@@ -13,11 +13,22 @@ import sys
 from collections.abc import Sequence
 
 from localllm import __version__
-from localllm.cli import bench, hw, importing, models, plan, pull, run, server, worker
+from localllm.cli import (
+    bench,
+    hw,
+    importing,
+    integrity,
+    models,
+    plan,
+    pull,
+    run,
+    server,
+    worker,
+)
 from localllm.errors import LocalLLMError
 
 # Each command module contributes `register(subparsers)`; order is the help order.
-_COMMANDS = (run, hw, plan, pull, models, importing, server, bench, worker)
+_COMMANDS = (run, hw, plan, pull, models, integrity, importing, server, bench, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

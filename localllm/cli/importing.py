@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-HELP = "bring in the models of another tool's store (Ollama), linked rather than copied"
+HELP = "bring in the models of another tool's store (Ollama), each layer verified"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help=HELP,
         description=(
             "Create every model of Ollama's store in localllm's, with its template, system "
-            "prompt, parameters, messages, adapters, projector and license. Each blob is "
-            "verified and linked (a reflink, else a hard link; a copy only across file "
-            "systems), so no space is used twice. Ollama's folder is only read. DIR: "
+            "prompt, parameters, messages, adapters, projector and license. Every layer is "
+            "hashed and compared with its digest; the weights are cloned where the file "
+            "system can (reflink: no space used twice), else copied, so a later change "
+            "to Ollama's files never reaches these. Ollama's folder is only read. DIR: "
             "Ollama's models folder (default: OLLAMA_MODELS, else ~/.ollama/models)."
         ),
     )

@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=Path("Modelfile"),
         help="the Modelfile (default ./Modelfile)",
     )
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help=(
+            "use a local GGUF that FROM names where it lies instead of copying it into the "
+            "store; each load checks that it has not changed since"
+        ),
+    )
     p.set_defaults(handler=run_create)
 
 
@@ -152,11 +160,21 @@ def run_create(args: argparse.Namespace) -> int:
         from localllm.store.modelfile import ModelfileError
 
         raise ModelfileError(str(args.file), 0, "", f"cannot be read ({exc.strerror})") from None
+    from rich.console import Console
+
+    from localllm.cli.pull import progress_bars, show_events
+
     modelfile = parse_modelfile(text, source=str(args.file))
-    manifest = create(
-        _name(args.model), modelfile, _store(), base_dir=args.file.resolve().parent,
-        choose=planner_for_this_machine(),
-    )  # fmt: skip
+    console = Console(stderr=True)
+    bars = progress_bars(console)
+    try:
+        manifest = create(
+            _name(args.model), modelfile, _store(), base_dir=args.file.resolve().parent,
+            choose=planner_for_this_machine(), in_place=args.in_place,
+            on_event=show_events(console, bars, modelfile.from_),
+        )  # fmt: skip
+    finally:
+        bars.stop()
     print(f"created '{_short(manifest)}'")
     return 0
 

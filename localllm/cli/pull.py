@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
     from rich.progress import Progress
 
+    from localllm.store.pull import PullEvent
     from localllm.store.store import Store
 
 HELP = "download a model (the quantization that fits this machine), resumable and verified"
@@ -56,34 +59,44 @@ def progress_bars(console: Console) -> Progress:
     )  # fmt: skip
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+def show_events(console: Console, bars: Progress, model: str) -> Callable[[PullEvent], None]:
+    """What `pull` and `create` print of a pull's or an import's events: the plan, and a
+    bar per file downloaded or read into the store."""
     from localllm.planner.explain import explain
-    from localllm.planner.machine import planner_for_this_machine
-    from localllm.store.pull import PullEvent, pull
 
-    console = Console(stderr=True)
-    bars = progress_bars(console)
     tasks: dict[str, Any] = {}
 
     def on_event(event: PullEvent) -> None:
         if event.status == "reading headers":
-            console.print(f"Reading the headers of {args.model}...")
+            console.print(f"Reading the headers of {model}...")
         elif event.status == "planned" and event.plan is not None:
             for line in explain(event.plan)[:3]:
                 console.print(f"  {line}", highlight=False)
-        elif event.status == "downloading" and event.progress is not None and event.file:
+        elif event.status in ("downloading", "importing") and event.file:
             if event.file not in tasks:
+                if event.status == "importing":
+                    console.print(f"Importing {event.file} (the file itself is left as it is)")
                 bars.start()
-                name = Path(event.file).name
-                tasks[event.file] = bars.add_task(name, total=event.progress.total)
-            bars.update(tasks[event.file], completed=event.progress.done)
-        elif event.status == "importing" and event.file:
-            console.print(f"Importing {event.file} (the file itself is left as it is)")
+                tasks[event.file] = bars.add_task(Path(event.file).name, total=None)
+            if event.progress is not None and event.progress.total:
+                bars.update(
+                    tasks[event.file], completed=event.progress.done, total=event.progress.total
+                )
         elif "draft model" in event.status:  # a catalogue entry's DRAFT, pulled with it
             console.print(event.status[:1].upper() + event.status[1:], highlight=False)
 
+    return on_event
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from localllm.planner.machine import planner_for_this_machine
+    from localllm.store.pull import pull
+
+    console = Console(stderr=True)
+    bars = progress_bars(console)
+    on_event = show_events(console, bars, args.model)
     try:
         manifest = pull(args.model, open_store(), planner_for_this_machine(args.ctx), on_event)
     finally:

@@ -30,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                         "be split onto (default: LOCALLLM_WORKERS)")  # fmt: skip
     p.add_argument("--insecure", action="store_true",
                    help="allow listening beyond loopback without an API key")  # fmt: skip
+    p.add_argument("--allow-files", action="append", default=[], metavar="DIR",
+                   help="let /api/create and /api/pull name files under DIR on this machine "
+                        "(repeatable; by default the API reads no server-local path: clients "
+                        "upload blobs)")  # fmt: skip
     p.add_argument("--stop", action="store_true",
                    help="stop the running server of this LOCALLLM_HOME (the one `run` and "
                         "`ps` start in the background): streams end with an error, "
@@ -49,7 +53,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from localllm.server.settings import settings_from_env
 
     paths = resolve_paths()
-    settings = settings_from_env(insecure=args.insecure, workers=args.workers)
+    settings = settings_from_env(
+        insecure=args.insecure, workers=args.workers, allow_files=tuple(args.allow_files)
+    )
     if args.stop:
         return stop_server(settings, paths)
     from localllm.server.serve import serve

@@ -153,7 +153,7 @@ def read_header(source: ByteSource) -> GGUFHeader:
     except ModelFileError:
         raise cur.error("empty or too short to be a GGUF file") from None
     if magic != MAGIC:
-        raise cur.error(f"not a GGUF file (starts with {magic!r}, expected {MAGIC!r})")
+        raise cur.error(f"not a GGUF file (its first bytes are not {MAGIC!r})")
     version = cur.unpack(_U32)
     if version == 1:
         raise cur.error("GGUF version 1 is not supported: convert the model again")

@@ -19,6 +19,7 @@ from localllm.server import anthropic, blobs, extras, ollama, openai, responses
 from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
+from localllm.server.limits import LimitsMiddleware
 from localllm.server.scheduler import Scheduler
 from localllm.server.security import SecurityMiddleware, origin_regex
 from localllm.server.settings import ServerSettings
@@ -59,7 +60,7 @@ def create_app(
         store=store,
         scheduler=scheduler,
         inference=Inference(scheduler, store, settings),
-        catalog=Catalog(store, scheduler, hub_endpoint),
+        catalog=Catalog(store, scheduler, hub_endpoint, settings.allow_files),
         hardware=hardware or _detect,
     )
 
@@ -80,6 +81,7 @@ def create_app(
         ],
         middleware=[
             Middleware(SecurityMiddleware, settings=settings),
+            Middleware(LimitsMiddleware, settings=settings),
             Middleware(
                 CORSMiddleware,
                 allow_origin_regex=origin_regex(settings.origins),

@@ -24,7 +24,9 @@ from localllm.server.loading import DoesNotFit, plan_load, read_model
 from localllm.server.progress import Emit, run_job
 from localllm.server.scheduler import Scheduler
 from localllm.server.schemas import CreateBody
+from localllm.store.access import FileAccess
 from localllm.store.blobs import BlobStore
+from localllm.store.egress import Egress
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
@@ -34,10 +36,19 @@ def iso(timestamp: float) -> str:
 
 
 class Catalog:
-    def __init__(self, store: Store, scheduler: Scheduler, hub_endpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        hub_endpoint: str | None = None,
+        allow_files: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.hub_endpoint = hub_endpoint
+        self.files = FileAccess((store.blobs.root, *(Path(f) for f in allow_files)))
+        """What a request may name on this machine: uploaded blobs, allowed folders."""
+        self.egress = Egress.for_endpoint(hub_endpoint)
         self._details: dict[str, dict[str, Any]] = {}
         self._fits: dict[str, dict[str, Any]] = {}
 
@@ -214,7 +225,8 @@ class Catalog:
                     emit({"status": event.status})
 
             emit({"status": "pulling manifest"})
-            pull(text, self.store, planner_for_this_machine(), on_event, endpoint=self.hub_endpoint)
+            pull(text, self.store, planner_for_this_machine(), on_event, endpoint=self.hub_endpoint,
+                 files=self.files, egress=self.egress)  # fmt: skip
             emit({"status": "writing manifest"})
 
         return await run_job(job, stream)
@@ -296,7 +308,8 @@ class Catalog:
             from localllm.store.create import create
 
             emit({"status": "reading model metadata"})
-            create(name, modelfile, self.store, Path.cwd(), planner_for_this_machine())
+            create(name, modelfile, self.store, Path.cwd(), planner_for_this_machine(),
+                   files=self.files)  # fmt: skip
             emit({"status": "writing manifest"})
 
         return await run_job(job, body.stream)

@@ -33,6 +33,11 @@ class APIError(LocalLLMError):
 
 
 def status_of(exc: BaseException) -> int:
+    """An error's own `status` where it has one (every error a person can cause that is
+    not a plain 400 says which it is), else by its kind."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status <= 599:
+        return status
     if isinstance(exc, APIError | RequestFailed | RemoteError):
         return exc.status
     if isinstance(exc, ModelNotFoundError):

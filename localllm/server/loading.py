@@ -76,6 +76,8 @@ def plan_load(
     from localllm.planner.settings import LoadSettings
     from localllm.planner.slots import with_slots
 
+    if trial:  # a real load: the blobs are what the manifest says (sizes, files in place)
+        store.check(manifest)
     paths = model_paths(manifest, store)
     info, _ = read_model(manifest, store)
     label = manifest.model.quantization or info.quantization

@@ -3,7 +3,9 @@
 - DNS rebinding: a web page can make a browser send requests to 127.0.0.1
   under its own host name; the `Host` header must name this machine
   (loopback names, the listening address, `LOCALLLM_ALLOWED_HOSTS`). A server
-  listening on every address (0.0.0.0) relies on its API key instead.
+  listening on every address (0.0.0.0) also takes an IP address (rebinding needs
+  a name), this machine's host name and `*.local`/`*.internal` names, as Ollama
+  does; with an API key it relies on the key instead (a page cannot send it).
 - Cross-origin pages: a request carrying an `Origin` that is not allowed is
   refused outright (403), not merely answered without CORS headers: a
   "simple" POST would otherwise still run a generation. Allowed origins get
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
+import ipaddress
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -47,8 +51,11 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app = app
         self.settings = settings
-        self.any_host = settings.host in ("0.0.0.0", "::")
-        self.hosts = (*LOOPBACK_NAMES, settings.host, *settings.allowed_hosts)
+        every_address = settings.host in ("0.0.0.0", "::")
+        self.any_host = every_address and settings.api_key is not None
+        self.ip_hosts = every_address
+        extra = _this_machine() if every_address else ()
+        self.hosts = (*LOOPBACK_NAMES, settings.host, *extra, *settings.allowed_hosts)
         self.origins = re.compile(origin_regex(settings.origins), re.IGNORECASE)
         self.key = settings.api_key.encode() if settings.api_key else None
 
@@ -66,7 +73,7 @@ class SecurityMiddleware:
 
     def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = host_name(headers.get("host", "")).lower()
-        if not self.any_host and not any(fnmatch.fnmatch(host, h.lower()) for h in self.hosts):
+        if not self.any_host and not self._host_allowed(host):
             return 403, (
                 f"host {host!r} is not allowed (DNS rebinding protection); "
                 "add it to LOCALLLM_ALLOWED_HOSTS"
@@ -85,6 +92,25 @@ class SecurityMiddleware:
                     "(or x-api-key: <key>)"
                 )
         return None
+
+    def _host_allowed(self, host: str) -> bool:
+        if self.ip_hosts and _is_ip(host):
+            return True
+        return any(fnmatch.fnmatch(host, h.lower()) for h in self.hosts)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _this_machine() -> tuple[str, ...]:
+    """The names a LAN client may use for this machine."""
+    name = socket.gethostname().lower()
+    return (name, f"{name.split('.')[0]}.local", "*.local", "*.internal")
 
 
 async def _reject(send: Send, status: int, error: dict[str, object]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from localllm.server.app import create_app
+from localllm.server.connections import http_config
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
 
@@ -40,21 +41,21 @@ def serve(
     on_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve until a signal; `on_stop` runs as the server begins to shut down."""
+    from localllm.store.egress import Egress
+
     settings.check()
-    app = create_app(settings, store, log_dir, hub_endpoint=os.environ.get("HF_ENDPOINT"))
+    endpoint = os.environ.get("HF_ENDPOINT")
+    Egress.for_endpoint(endpoint).install()  # every request this process sends, checked
+    app = create_app(settings, store, log_dir, hub_endpoint=endpoint)
     scheduler = app.state.localllm.scheduler
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=False,
-        timeout_graceful_shutdown=5,
+    _prune(store)
+    config = http_config(
+        app, settings, log_level="info", access_log=False, timeout_graceful_shutdown=5,
         lifespan="on",
-    )
+    )  # fmt: skip
 
     def stopping() -> None:
         on_stop()
@@ -63,3 +64,19 @@ def serve(
     server = _Server(config, stopping)
     print(f"localllm: listening on {settings.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
     server.run()
+
+
+def _prune(store: Store) -> None:
+    """What crashes and removals left in the store, cleared at start (as Ollama does),
+    unless LOCALLLM_NOPRUNE=1."""
+    if os.environ.get("LOCALLLM_NOPRUNE", "").strip() in ("1", "true", "on"):
+        return
+    from localllm.store.integrity import prune
+    from localllm.units import format_bytes
+
+    pruned = prune(store)
+    if pruned.temporary or pruned.unused:
+        logging.getLogger("localllm.server").info(
+            "pruned %d temporary files of stopped processes and %d unused blobs (%s)",
+            len(pruned.temporary), len(pruned.unused), format_bytes(pruned.bytes),
+        )  # fmt: skip

@@ -21,6 +21,16 @@
 - `LOCALLLM_IMAGE_URLS`: `1` to fetch the `http(s)` image URLs requests name (off by
   default: a request could make the server reach hosts of its network); `data:` URLs
   always work.
+- `LOCALLLM_ALLOW_FILES`: folders (separated by the OS's path separator) whose files
+  `/api/create` and `/api/pull` may name (also `serve --allow-files DIR`); without
+  one, no server-local path is read through the API.
+- `LOCALLLM_MAX_BODY_MB`: the largest request body read (default 64; blob uploads are
+  streamed to disk and exempt): a larger one gets 413 before it is read.
+- `LOCALLLM_MAX_CONNECTIONS`: open connections at most (default 1000); beyond it new
+  ones get 503.
+- `LOCALLLM_REQUEST_TIMEOUT`: seconds a connection has to send a whole request's headers,
+  and the longest pause within its body (default 30); after it the connection closes.
+- `LOCALLLM_IDLE_TIMEOUT`: seconds an idle keep-alive connection stays open (default 30).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from localllm.errors import ConfigError
@@ -85,6 +96,12 @@ class ServerSettings:
     """Copies of a model that fits on one GPU, one per GPU (`LOCALLLM_REPLICAS`)."""
     image_urls: bool = False
     """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `server.images`)."""
+    allow_files: tuple[str, ...] = ()
+    """Folders whose files the API may name (`serve --allow-files`)."""
+    max_body_bytes: int = 64 << 20
+    max_connections: int = 1000
+    request_timeout_s: float = 30.0
+    idle_timeout_s: float = 30.0
 
     @property
     def url(self) -> str:
@@ -179,9 +196,13 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def settings_from_env(
-    env: Mapping[str, str] | None = None, insecure: bool = False, workers: str = ""
+    env: Mapping[str, str] | None = None,
+    insecure: bool = False,
+    workers: str = "",
+    allow_files: tuple[str, ...] = (),
 ) -> ServerSettings:
-    """`workers`: `serve --workers`, which takes the place of LOCALLLM_WORKERS."""
+    """`workers`: `serve --workers`, which takes the place of LOCALLLM_WORKERS;
+    `allow_files`: `serve --allow-files`, added to LOCALLLM_ALLOW_FILES."""
     from localllm.remote.workers import BadEndpoint, parse_endpoints
 
     env = os.environ if env is None else env
@@ -205,4 +226,24 @@ def settings_from_env(
         workers=endpoints,
         replicas=max(1, _int(env, "LOCALLLM_REPLICAS", 1)),
         image_urls=env.get("LOCALLLM_IMAGE_URLS", "").strip().lower() in ("1", "true", "on"),
+        allow_files=_folders(
+            (*env.get("LOCALLLM_ALLOW_FILES", "").split(os.pathsep), *allow_files)
+        ),
+        max_body_bytes=_int(env, "LOCALLLM_MAX_BODY_MB", 64) << 20,
+        max_connections=max(1, _int(env, "LOCALLLM_MAX_CONNECTIONS", 1000)),
+        request_timeout_s=max(1, _int(env, "LOCALLLM_REQUEST_TIMEOUT", 30)),
+        idle_timeout_s=max(1, _int(env, "LOCALLLM_IDLE_TIMEOUT", 30)),
     )
+
+
+def _folders(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The allowed folders, absolute; each must exist (a typo would allow nothing)."""
+    out = []
+    for value in (v.strip() for v in values):
+        if not value:
+            continue
+        path = Path(value).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"--allow-files {value}: not a folder")
+        out.append(str(path))
+    return tuple(out)

@@ -22,6 +22,12 @@ class StoreError(LocalLLMError):
     """The model store could not be read or written."""
 
 
+class DiskFull(StoreError):
+    """No space left where the store writes: the API's 507 Insufficient Storage."""
+
+    status = 507
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new file in `path` durable (not possible, nor needed, on Windows)."""
     with contextlib.suppress(OSError):
@@ -62,8 +68,10 @@ def atomic_write(target: Path, data: bytes) -> None:
 
 
 def storage_error(exc: OSError, path: Path) -> StoreError:
-    if exc.errno == errno.ENOSPC:
-        return StoreError(f"disk full while writing {path}: free some space and try again")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(
+            f"disk full while writing {path} (in {path.parent}): free some space and try again"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreError(f"no permission to write {path} ({exc.strerror})")
     return StoreError(f"cannot write {path} ({exc.strerror or exc})")

@@ -12,7 +12,7 @@ or a Jinja chat template, checked and kept as written (`templates.py`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,11 @@ from typing import Any
 from localllm.errors import LocalLLMError
 from localllm.gguf.reader import read_header
 from localllm.gguf.source import FileSource
+from localllm.store.access import ANY_FILE, FileAccess
 from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
 from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, ModelNameError, parse_name
-from localllm.store.pull import Choose, import_local_layers, pull
+from localllm.store.pull import Choose, PullEvent, import_local_layers, pull
 from localllm.store.store import Store
 from localllm.store.templates import check_template
 
@@ -33,21 +34,33 @@ class CreateError(LocalLLMError):
 
 
 def create(
-    name: ModelName, modelfile: Modelfile, store: Store, base_dir: Path, choose: Choose
+    name: ModelName,
+    modelfile: Modelfile,
+    store: Store,
+    base_dir: Path,
+    choose: Choose,
+    files: FileAccess = ANY_FILE,
+    in_place: bool = False,
+    on_event: Callable[[PullEvent], None] | None = None,
 ) -> Manifest:
-    base = find_model("FROM", modelfile.from_, store, base_dir, choose)
+    """`files`: which local files the Modelfile may name (the server's API: only
+    uploaded blobs and allowed folders). `in_place`: a local GGUF named by FROM is used
+    where it lies, not copied (`InPlace`)."""
+    options: dict[str, Any] = {"files": files}
+    base = find_model("FROM", modelfile.from_, store, base_dir, choose, options, in_place,
+                      on_event)  # fmt: skip
     template = modelfile.template
     if template is not None:
         template = check_template(template)
-    adapters = tuple(_adapter(Path(a), store, base_dir) for a in modelfile.adapters)
+    adapters = tuple(_adapter(a, store, base_dir, files) for a in modelfile.adapters)
     projector = base.projector
     if modelfile.projector is not None:
-        projector = _projector(modelfile.projector, base, store, base_dir)
+        projector = _projector(modelfile.projector, base, store, base_dir, files)
     draft = base.draft
     if modelfile.draft is not None:
         from localllm.store.drafts import draft_layer
 
-        draft = draft_layer(modelfile.draft, base, store, base_dir, choose)
+        draft = draft_layer(modelfile.draft, base, store, base_dir, choose, options)
     manifest = replace(
         base,
         name=str(name),
@@ -72,14 +85,18 @@ def find_model(
     base_dir: Path,
     choose: Choose,
     pull_options: Mapping[str, Any] | None = None,
+    in_place: bool = False,
+    on_event: Callable[[PullEvent], None] | None = None,
 ) -> Manifest:
     """The model a Modelfile line (`keyword`: FROM, DRAFT) names: a local GGUF (imported),
-    a model in the store, else whatever `pull` makes of it (with `pull_options`)."""
-    path = (base_dir / source).expanduser() if not Path(source).is_absolute() else Path(source)
-    if source.lower().endswith(".gguf") or _is_file(path):
+    a model in the store, else whatever `pull` makes of it (with `pull_options`, whose
+    `files` says which local files may be read)."""
+    files: FileAccess = (pull_options or {}).get("files", ANY_FILE)
+    path = local_path(source, base_dir, files, keyword)
+    if path is not None:
         if not _is_file(path):
             raise CreateError(f"{keyword} {source}: no such file ({path})")
-        layers = import_local_layers(path, store)
+        layers = import_local_layers(path, store, on_event, in_place)
         return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
     try:
         return store.get(parse_name(source))
@@ -88,26 +105,43 @@ def find_model(
     return pull(source, store, choose, **(pull_options or {}))
 
 
-def _adapter(path: Path, store: Store, base_dir: Path) -> Layer:
-    full = path if path.is_absolute() else base_dir / path
+def local_path(source: str, base_dir: Path, files: FileAccess, where: str) -> Path | None:
+    """The local file a Modelfile line names, if it names one; checked against `files`
+    before the disk is looked at (a server tells no existing path from a missing one)."""
+    path = Path(source).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if files.folders is not None:
+        looks_local = source.lower().endswith(".gguf") or source.startswith(("/", "~", "."))
+        return files.check(path, f"{where} {source}") if looks_local else None
+    return path if source.lower().endswith(".gguf") or _is_file(path) else None
+
+
+def _named_file(source: str, base_dir: Path, files: FileAccess, where: str) -> Path:
+    path = Path(source).expanduser()
+    return files.check(path if path.is_absolute() else base_dir / path, f"{where} {source}")
+
+
+def _adapter(source: str, store: Store, base_dir: Path, files: FileAccess) -> Layer:
+    full = _named_file(source, base_dir, files, "ADAPTER")
     with FileSource(full) as f:
         header = read_header(f)
     if header.metadata.get("general.type") != "adapter":
         raise CreateError(
-            f"ADAPTER {path}: not a LoRA adapter GGUF (general.type is not 'adapter')"
+            f"ADAPTER {source}: not a LoRA adapter GGUF (general.type is not 'adapter')"
         )
     blob = store.blobs.import_file(full)
     return Layer(blob.digest, blob.size, "adapter", str(full.resolve()))
 
 
-def _projector(source: str, base: Manifest, store: Store, base_dir: Path) -> Layer:
+def _projector(
+    source: str, base: Manifest, store: Store, base_dir: Path, files: FileAccess
+) -> Layer:
     """A second FROM: the model's vision projector GGUF, checked against the model (its
     type one llama.cpp reads images with, its embeddings as wide as the model's)."""
     from localllm.gguf.info import describe
     from localllm.store.projectors import check_projector, precision
 
-    path = Path(source).expanduser()
-    full = path if path.is_absolute() else base_dir / path
+    full = _named_file(source, base_dir, files, "FROM")
     if not _is_file(full):
         raise CreateError(
             f"FROM {source}: a second FROM names the model's vision projector "

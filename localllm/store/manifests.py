@@ -17,6 +17,7 @@ from typing import Any
 
 from localllm.errors import LocalLLMError
 from localllm.store.atomic import StoreError, atomic_write
+from localllm.store.blobs import InPlace
 from localllm.store.modelfile import Message, Modelfile
 from localllm.store.names import ModelName, parse_name
 
@@ -35,6 +36,13 @@ class Layer:
     quantization: str | None = None
     source: str | None = None
     """Where the bytes came from: a local path, a URL, `hf.co/OWNER/REPO/FILE`."""
+    in_place: InPlace | None = None
+    """Set when the blob is the user's own file, used where it lies (`create --in-place`)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Layer:
+        place = data.get("in_place")
+        return cls(**{**data, "in_place": InPlace(**place) if place else None})
 
 
 @dataclass(frozen=True)
@@ -60,18 +68,18 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
 
     @property
+    def layers(self) -> tuple[Layer, ...]:
+        """Every blob the model uses: weights, shards, adapters, projector, draft."""
+        extra = tuple(x for x in (self.projector, self.draft) if x is not None)
+        return (self.model, *self.parts, *self.adapters, *extra)
+
+    @property
     def digests(self) -> set[str]:
-        extra = {x.digest for x in (self.projector, self.draft) if x is not None}
-        return (
-            {self.model.digest} | {p.digest for p in self.parts} | {a.digest for a in self.adapters}
-        ) | extra
+        return {layer.digest for layer in self.layers}
 
     @property
     def size(self) -> int:
-        extra = sum(x.size for x in (self.projector, self.draft) if x is not None)
-        return (
-            self.model.size + sum(p.size for p in self.parts) + sum(a.size for a in self.adapters)
-        ) + extra
+        return sum(layer.size for layer in self.layers)
 
     def renamed(self, name: ModelName) -> Manifest:
         return replace(self, name=str(name), created=time.time())
@@ -99,11 +107,11 @@ class Manifest:
         data = {k: v for k, v in data.items() if k != "schema_version"}
         return cls(
             name=data["name"],
-            model=Layer(**data["model"]),
-            parts=tuple(Layer(**p) for p in data.get("parts", ())),
-            adapters=tuple(Layer(**a) for a in data.get("adapters", ())),
-            projector=Layer(**data["projector"]) if data.get("projector") else None,
-            draft=Layer(**data["draft"]) if data.get("draft") else None,
+            model=Layer.from_dict(data["model"]),
+            parts=tuple(Layer.from_dict(p) for p in data.get("parts", ())),
+            adapters=tuple(Layer.from_dict(a) for a in data.get("adapters", ())),
+            projector=Layer.from_dict(data["projector"]) if data.get("projector") else None,
+            draft=Layer.from_dict(data["draft"]) if data.get("draft") else None,
             parameters=dict(data.get("parameters", {})),
             template=data.get("template"),
             system=data.get("system"),

@@ -1,6 +1,9 @@
 """Moving in from Ollama: its models, created again in this store without copying a
-byte where the file system allows (a reflink, else a hard link, else a copy: the
-store's own `BlobStore.import_file`), each blob verified against its digest.
+byte where the file system allows (a reflink, else a copy: the store's own
+`BlobStore.import_file`). Nothing read is trusted: a layer's digest must have the
+shape of one before it names a file, the file must lie inside Ollama's `blobs/`, and
+every layer (text layers too) is hashed and compared with its digest before use; a
+model with a bad layer is refused with its name and the layer, the others imported.
 
 Ollama's layout (its `server/manifest.go` and `types/model/name.go`):
 `<models>/manifests/<registry>/<namespace>/<model>/<tag>` are JSON manifests whose
@@ -13,8 +16,10 @@ folder is only read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +42,7 @@ class Imported:
     name: str
     size: int
     how: str
-    """How the weights arrived: reflink, hardlink, copy, or present (already stored)."""
+    """How the weights arrived: reflink, copy, or present (already stored)."""
     notes: tuple[str, ...] = ()
 
 
@@ -108,9 +113,9 @@ def _import_one(name: str, path: Path, blobs: Path, store: Store) -> Imported:
     projector: Layer | None = None
     how = "present"
     for layer, kind in zip(layers, kinds, strict=True):
-        blob = blobs / str(layer["digest"]).replace(":", "-", 1)
+        blob = _blob(blobs, layer.get("digest"), kind)
         if kind in ("model", "adapter", "projector"):
-            stored = _import_blob(blob, str(layer["digest"]), store, needs_gguf=kind == "model")
+            stored = _import_blob(blob, kind, store, needs_gguf=kind == "model")
             imported = Layer(stored.digest, stored.size, None, f"ollama:{blob}")
             if kind == "model":
                 weights, how = imported, stored.how
@@ -119,17 +124,16 @@ def _import_one(name: str, path: Path, blobs: Path, store: Store) -> Imported:
             else:
                 projector = imported
         elif kind in ("template", "system", "license"):
-            text = blob.read_text()
+            text = _read_text(blob, kind)
             if kind == "license":
                 values["licenses"].append(text)
             else:
                 values[kind] = text
         elif kind == "params":
-            values["parameters"] = _parameters(json.loads(blob.read_text()), notes)
+            values["parameters"] = _parameters(_read_json(blob, kind), notes)
         elif kind == "messages":
             values["messages"] = tuple(
-                Message(str(m["role"]), str(m.get("content", "")))
-                for m in json.loads(blob.read_text())
+                Message(str(m["role"]), str(m.get("content", ""))) for m in _read_json(blob, kind)
             )
         else:
             notes.append(f"a layer of type {kind!r} was left out (localllm does not use it)")
@@ -150,14 +154,59 @@ def _import_one(name: str, path: Path, blobs: Path, store: Store) -> Imported:
     return Imported(model_name.short, manifest.size, how, tuple(notes))
 
 
-def _import_blob(blob: Path, digest: str, store: Store, needs_gguf: bool) -> Any:
-    if not blob.is_file():
-        raise LocalLLMError(f"its blob {blob.name} is missing")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+TEXT_LIMIT = 16 << 20
+"""The most a template, system, license, params or messages layer may hold."""
+
+
+def _blob(blobs: Path, digest: object, kind: str) -> Path:
+    """The blob file a layer's digest names, trusted only once the digest has the shape
+    of one and the file lies inside Ollama's `blobs/` (no symbolic link out of it)."""
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise LocalLLMError(f"its {kind} layer's digest is not sha256:<64 hex digits>")
+    path = blobs / digest.replace(":", "-", 1)
+    real = Path(os.path.realpath(path))
+    if real.parent != Path(os.path.realpath(blobs)):
+        raise LocalLLMError(f"its {kind} layer's blob {path.name} lies outside {blobs}")
+    if not real.is_file():
+        raise LocalLLMError(f"its {kind} layer's blob {path.name} is missing")
+    return real
+
+
+def _import_blob(blob: Path, kind: str, store: Store, needs_gguf: bool) -> Any:
     if needs_gguf:
         from localllm.gguf.local import read_local
 
         read_local(blob)  # a clear error for anything that is not a GGUF
-    return store.blobs.import_file(blob, expected=digest.replace(":", "-", 1))
+    from localllm.store.blobs import DigestMismatch
+
+    try:
+        return store.blobs.import_file(blob, expected=blob.name)
+    except DigestMismatch:
+        raise LocalLLMError(
+            f"its {kind} layer's blob {blob.name} does not match its digest"
+        ) from None
+
+
+def _read_text(blob: Path, kind: str) -> str:
+    """A text layer's content, hashed and compared with its name before it is used."""
+    with blob.open("rb") as f:
+        data = f.read(TEXT_LIMIT + 1)
+    if len(data) > TEXT_LIMIT:
+        raise LocalLLMError(f"its {kind} layer is over {TEXT_LIMIT >> 20} MiB")
+    if "sha256-" + hashlib.sha256(data).hexdigest() != blob.name:
+        raise LocalLLMError(f"its {kind} layer's blob {blob.name} does not match its digest")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise LocalLLMError(f"its {kind} layer is not UTF-8 text") from None
+
+
+def _read_json(blob: Path, kind: str) -> Any:
+    try:
+        return json.loads(_read_text(blob, kind))
+    except json.JSONDecodeError:
+        raise LocalLLMError(f"its {kind} layer is not JSON") from None
 
 
 def _parameters(params: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:

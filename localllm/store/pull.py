@@ -4,7 +4,8 @@ resolve (catalogue, hf.co, URL, local path) -> list the repository's GGUF files
 -> read their headers -> let the planner pick the quantization (unless the
 reference names one) -> download every file of it (resumable, verified) ->
 write the manifest with the Modelfile's defaults. A local GGUF is imported
-instead (reflink or hardlink; the file itself is never moved or changed).
+instead (a reflink or a copy, or used in place when asked; the file itself is never
+moved or changed).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from localllm.gguf.info import display_name
 from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import RepoFile, group_quantizations, list_repo_gguf
 from localllm.planner.plan import Plan
+from localllm.store.access import ANY_FILE, FileAccess
 from localllm.store.candidates import Source, candidates_for
 from localllm.store.catalogue import Catalogue
 from localllm.store.download import Progress, fetch
+from localllm.store.egress import Egress
 from localllm.store.manifests import Layer, Manifest
 from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, ModelNameError, parse_name
@@ -83,11 +86,17 @@ def pull(
     endpoint: str | None = None,
     token: str | None = None,
     catalogue: Catalogue | None = None,
+    files: FileAccess = ANY_FILE,
+    egress: Egress | None = None,
 ) -> Manifest:
-    """Pull `text` into `store`; `choose` turns candidates into a plan (the planner)."""
+    """Pull `text` into `store`; `choose` turns candidates into a plan (the planner).
+    The server passes `files` (which local files a reference may name) and `egress`
+    (which URLs it may name)."""
     catalogue = catalogue or Catalogue()
     on_event = on_event or _ignore
-    ref = parse_ref(text, catalogue)
+    ref = parse_ref(text, catalogue, files)
+    if isinstance(ref, UrlRef) and egress is not None:
+        egress.check_reference(ref.url)
     defaults = _defaults(text, catalogue)
     if isinstance(ref, PathRef):
         return _import_local(text, ref, store, defaults, on_event)
@@ -102,7 +111,7 @@ def pull(
         manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
         store.put(manifest)
         manifest = _with_draft(
-            manifest, defaults, store, choose, on_event, endpoint, token, catalogue
+            manifest, defaults, store, choose, on_event, endpoint, token, catalogue, files, egress
         )
         on_event(PullEvent("success"))
         return manifest
@@ -133,7 +142,8 @@ def pull(
     manifest = _manifest(store_name(text, ref, candidate.label), layers, defaults, str(ref))
     manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
     store.put(manifest)
-    manifest = _with_draft(manifest, defaults, store, choose, on_event, endpoint, token, catalogue)
+    manifest = _with_draft(manifest, defaults, store, choose, on_event, endpoint, token, catalogue,
+                           files, egress)  # fmt: skip
     on_event(PullEvent("success"))
     return manifest
 
@@ -182,6 +192,8 @@ def _with_draft(
     endpoint: str | None,
     token: str | None,
     catalogue: Catalogue,
+    files: FileAccess,
+    egress: Egress | None,
 ) -> Manifest:
     """A catalogue entry's draft model (`DRAFT`), pulled too and recorded in the
     manifest. The model works without it: a draft that cannot be pulled or does not
@@ -192,7 +204,8 @@ def _with_draft(
 
     on_event(PullEvent(f"pulling the draft model {defaults.draft}"))
     try:
-        options = {"endpoint": endpoint, "token": token, "catalogue": catalogue}
+        options = {"endpoint": endpoint, "token": token, "catalogue": catalogue,
+                   "files": files, "egress": egress}  # fmt: skip
         layer = draft_layer(defaults.draft, manifest, store, Path.cwd(), choose, options)
     except LocalLLMError as exc:
         on_event(PullEvent(f"without a draft model: {exc}"))
@@ -238,16 +251,32 @@ def _source(ref: HubRef | UrlRef, name: str) -> str:
 
 
 def import_local_layers(
-    path: Path, store: Store, on_event: Callable[[PullEvent], None] | None = None
+    path: Path,
+    store: Store,
+    on_event: Callable[[PullEvent], None] | None = None,
+    in_place: bool = False,
 ) -> list[Layer]:
-    """Bring a local GGUF (every shard of a split one) into the store as layers."""
+    """Bring a local GGUF (every shard of a split one) into the store as layers: copied
+    (or cloned), or with `in_place` used where it lies."""
+    from localllm.store.blobs import InPlace
+
     info = read_local(path)  # a clear error for anything that is not a GGUF
     layers = []
     for shard in shard_paths(path):
-        if on_event is not None:
-            on_event(PullEvent("importing", file=str(shard)))
-        blob = store.blobs.import_file(shard)
-        layers.append(Layer(blob.digest, blob.size, info.quantization, str(shard.resolve())))
+        name = str(shard)
+
+        def report(done: int, total: int, name: str = name) -> None:
+            if on_event is not None:
+                on_event(PullEvent("importing", name, Progress(total, done, fetched=done)))
+
+        report(0, 0)
+        placed: InPlace | None = None
+        if in_place:
+            blob, placed = store.blobs.link_in_place(shard, report)
+        else:
+            blob = store.blobs.import_file(shard, on_progress=report)
+        source = str(shard.resolve())
+        layers.append(Layer(blob.digest, blob.size, info.quantization, source, placed))
     return layers
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localllm.errors import LocalLLMError
+from localllm.store.access import ANY_FILE, FileAccess
 from localllm.store.catalogue import Catalogue
 from localllm.store.names import parse_name
 
@@ -54,8 +55,12 @@ class PathRef:
 ModelRef = HubRef | UrlRef | PathRef
 
 
-def parse_ref(text: str, catalogue: Catalogue | None = None) -> ModelRef:
-    """Parse a reference; bare names are looked up in `catalogue` (default: the shipped one)."""
+def parse_ref(
+    text: str, catalogue: Catalogue | None = None, files: FileAccess = ANY_FILE
+) -> ModelRef:
+    """Parse a reference; bare names are looked up in `catalogue` (default: the shipped one).
+    `files`: which local files the reference may name (the server's API: few); the disk is
+    looked at only where they may lie."""
     text = text.strip()
     if not text:
         raise RefError("empty model reference")
@@ -69,7 +74,10 @@ def parse_ref(text: str, catalogue: Catalogue | None = None) -> ModelRef:
                 raise RefError(f"{text!r}: expected hf.co/OWNER/REPO or hf.co/OWNER/REPO:QUANT")
             return HubRef(match.group("repo"), match.group("quant"))
     path = Path(text).expanduser()
-    if _is_there(path) or text.lower().endswith(".gguf"):
+    if files.folders is not None:
+        if text.lower().endswith(".gguf") or text.startswith(("/", "~", ".")):
+            return PathRef(files.check(path, "model"))
+    elif _is_there(path) or text.lower().endswith(".gguf"):
         return PathRef(path)
     catalogue = catalogue if catalogue is not None else Catalogue()
     try:

@@ -17,9 +17,16 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from localllm.store.atomic import StoreError
 from localllm.store.blobs import BlobStore
 from localllm.store.manifests import Manifest, ManifestStore, ModelNotFoundError
 from localllm.store.names import ModelName
+
+
+class BlobChanged(StoreError):
+    """A blob is not what its manifest says: refused before llama.cpp reads it."""
+
+    status = 409
 
 
 class Store:
@@ -69,6 +76,33 @@ class Store:
             for digest in freed:
                 self.blobs.remove(digest)
         return freed
+
+    def check(self, manifest: Manifest) -> None:
+        """The cheap check before every load: each blob has its manifest's size, and a
+        file used in place is as it was hashed. (`verify` re-hashes them.)"""
+        short = manifest.name.removesuffix(":latest")
+        for layer in manifest.layers:
+            if layer.in_place is not None:
+                changed = layer.in_place.changed()
+                if changed is not None:
+                    raise BlobChanged(
+                        f"{short} uses {layer.in_place.path} in place, and {changed} since "
+                        f"it was created: run `localllm create {short} --in-place` again "
+                        "to take its new bytes (or `localllm rm` the model)"
+                    )
+            path = self.blobs.path(layer.digest)
+            try:
+                size = path.stat().st_size
+            except OSError:
+                raise BlobChanged(
+                    f"{short}: its blob {layer.digest} is missing; run "
+                    f"`localllm verify {short} --repair`"
+                ) from None
+            if size != layer.size:
+                raise BlobChanged(
+                    f"{short}: its blob {layer.digest} is {size:,} bytes, its manifest says "
+                    f"{layer.size:,}; run `localllm verify {short} --repair`"
+                )
 
     def list(self) -> list[Manifest]:
         return [self.manifests.read(n) for n in self.manifests.names()]

@@ -20,6 +20,7 @@ import uvicorn
 
 from localllm.planner.budget import Budget
 from localllm.server.app import create_app
+from localllm.server.connections import http_config
 from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.create import create
@@ -79,9 +80,7 @@ def start_server(
     settings = settings or ServerSettings(port=0)
     scheduler = Scheduler(settings, store, log_dir, budget=lambda: budget)
     app = create_app(settings, store, log_dir, scheduler=scheduler, **app_options)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
-    )
+    config = http_config(app, settings, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,10 +1,9 @@
 """`localllm import ollama`: a synthetic Ollama folder's models in the store, with their
-template, system, parameters, messages, adapter, projector and license, linked not
-copied; damaged manifests reported and the rest imported."""
+template, system, parameters, messages, adapter, projector and license, in bytes of the
+store's own; damaged or crafted manifests reported and the rest imported."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -62,23 +61,55 @@ def test_every_model_comes_over_and_damaged_ones_are_reported(
     assert any("bogus" in note for note in imported.notes)
 
 
-def test_no_byte_is_copied_where_links_work(folder: OllamaFolder, tmp_path: Path) -> None:
+def test_the_store_gets_bytes_of_its_own(folder: OllamaFolder, tmp_path: Path) -> None:
+    """Cloned or copied, never hard-linked: Ollama rewriting its blob in place later does
+    not change the store's blob under its digest."""
     store = Store(tmp_path / "store")
     report = import_ollama(folder.root, store)
-    probe = tmp_path / "store" / "probe"
-    try:
-        os.link(next((folder.root / "blobs").iterdir()), probe)
-    except OSError:
-        pytest.skip("this file system has no hard links")
-    assert {m.how for m in report.imported} <= {"reflink", "hardlink", "present"}
+    assert {m.how for m in report.imported} <= {"reflink", "copy", "present"}
     tiny = store.get(parse_name("tiny"))
     theirs = folder.root / "blobs" / tiny.model.digest
     ours = store.blobs.path(tiny.model.digest)
-    assert ours.read_bytes() == theirs.read_bytes()
-    if report.imported[0].how == "hardlink":
-        assert ours.stat().st_ino == theirs.stat().st_ino
-    again = import_ollama(folder.root, store)  # a second import finds everything present
-    assert {m.how for m in again.imported} == {"present"}
+    before = ours.read_bytes()
+    assert before == theirs.read_bytes() and ours.stat().st_ino != theirs.stat().st_ino
+    with theirs.open("r+b") as f:  # in place (same inode): weights, near the end
+        f.seek(-64, 2)
+        f.write(b"\xff" * 32)
+    assert ours.read_bytes() == before
+    again = import_ollama(folder.root, store)
+    assert "tiny" not in {m.name for m in again.imported}  # its blob no longer matches
+    assert any(p.startswith("tiny:latest") and "does not match its digest" in p
+               for p in again.problems)  # fmt: skip
+
+
+def test_a_crafted_manifest_reads_nothing_outside_ollamas_blobs(
+    folder: OllamaFolder, tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    """Digests are names only once they have the shape of one, inside blobs/, with the
+    bytes they name: no system file is copied into a model's license or template."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret:19000:0:99999:7:::\n")
+    model = ("model", *folder.file_blob(tiny_files["tiny"]))
+    escape = "sha256:../../../../" + str(secret).lstrip("/")
+    folder.manifest("library/escape:latest", [model, ("license", escape, 10)])
+    link = "sha256:" + "a" * 64
+    (folder.root / "blobs" / link.replace(":", "-")).symlink_to(secret)
+    folder.manifest("library/linked:latest", [model, ("template", link, 10)])
+    forged = folder.text("system", "Be kind.")
+    (folder.root / "blobs" / forged[1].replace(":", "-")).write_text("Be evil.")
+    folder.manifest("library/forged:latest", [model, forged])
+    store = Store(tmp_path / "store")
+    report = import_ollama(folder.root, store)
+    imported = {m.name for m in report.imported}
+    assert {"tiny", "someone/tiny:v2"} <= imported
+    assert not imported & {"escape", "linked", "forged"}
+    problems = "\n".join(report.problems)
+    assert "escape:latest" in problems and "digest is not sha256:<64 hex digits>" in problems
+    assert "linked:latest" in problems and "lies outside" in problems
+    assert "forged:latest" in problems and "system layer's blob" in problems
+    assert "secret" not in problems and "evil" not in problems
+    for manifest in store.list():
+        assert "secret" not in "".join(manifest.licenses) + (manifest.template or "")
 
 
 def test_ollamas_folder_is_found_as_ollama_finds_it(tmp_path: Path) -> None:
