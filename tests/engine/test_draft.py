@@ -1,5 +1,6 @@
 """A draft model (localllm/engine/draft.py) guesses for its target in the same worker:
-greedy answers stay token for token what the target alone gives, sampled ones are
+greedy answers stay what the target alone gives (but where two tokens tie: see
+tests/engine/agreement.py), sampled ones are
 reproducible with a seed, and a draft that cannot guess for the target is refused."""
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import pytest
 from localllm.engine.batch import Engine
 from localllm.engine.draft import DraftModel, IncompatibleDraft
 from localllm.engine.model import LlamaModel
-from localllm.engine.protocol import Generate, Sampling
+from localllm.engine.protocol import Generate, Sampling, TokenLogprob
 from localllm.engine.speculation import AlwaysGuess, Payoff
 from localllm.planner.settings import LoadSettings
-from tests.engine.test_speculation import run
+from tests.engine.agreement import agreed
+from tests.engine.test_speculation import run, run_logprobs
 from tests.factory import TINY_MAMBA, ModelSpec, write_model
 
 GREEDY = Sampling(temperature=0, num_predict=80, repeat_penalty=1.0, ignore_eos=True)
@@ -63,42 +65,43 @@ def clear(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="module")
-def alone(target: LlamaModel) -> dict[str, str]:
-    """Each prompt's greedy answer from the target alone, without any guessing."""
+def alone(target: LlamaModel) -> dict[str, list[TokenLogprob]]:
+    """Each prompt's greedy answer from the target alone, without any guessing, with the
+    margins by which its tokens were chosen (`tests.engine.agreement`)."""
     engine = Engine(target)
-    off = replace(GREEDY, prompt_lookup=False)
-    answers = {p: run(engine, Generate(1, prompt=p, sampling=off))[1][0] for p in PROMPTS}
+    off = replace(GREEDY, prompt_lookup=False, logprobs=2)
+    answers = {p: run_logprobs(engine, Generate(1, prompt=p, sampling=off)) for p in PROMPTS}
     engine.draft = None
     return answers
 
 
 def test_greedy_answers_are_the_targets_own(
-    target: LlamaModel, pair: dict[str, Path], alone: dict[str, str]
+    target: LlamaModel, pair: dict[str, Path], alone: dict[str, list[TokenLogprob]]
 ) -> None:
     engine = engine_with(target, pair["draft"])
     drafted = accepted = 0
     for prompt in PROMPTS:
         clear(engine)
         text, done = run(engine, Generate(1, prompt=prompt, sampling=GREEDY))[1]
-        assert text == alone[prompt], prompt
+        agreed(alone[prompt], text)
         assert done.eval_tokens == 80
         drafted, accepted = drafted + done.drafted, accepted + done.accepted
     assert 0 < accepted < drafted  # guesses were taken and rejected: both caches rolled back
     together = run(engine, *(Generate(10 + i, prompt=p, sampling=GREEDY)
                              for i, p in enumerate(PROMPTS)))  # fmt: skip
     for i, prompt in enumerate(PROMPTS):
-        assert together[10 + i][0] == alone[prompt]
+        agreed(alone[prompt], together[10 + i][0])
     engine.draft.close()  # type: ignore[union-attr]
 
 
 def test_the_target_as_its_own_draft_agrees_on_everything(
-    target: LlamaModel, pair: dict[str, Path], alone: dict[str, str]
+    target: LlamaModel, pair: dict[str, Path], alone: dict[str, list[TokenLogprob]]
 ) -> None:
     """The overhead case: every guess is taken, so every pass yields several tokens."""
     engine = engine_with(target, pair["target"])
     clear(engine)
     text, done = run(engine, Generate(1, prompt=PROMPTS[0], sampling=GREEDY))[1]
-    assert text == alone[PROMPTS[0]]
+    agreed(alone[PROMPTS[0]], text)
     assert done.accepted == done.drafted > 0
     assert done.passes < done.eval_tokens / 2
     engine.draft.close()  # type: ignore[union-attr]
