@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from localllm.errors import LocalLLMError
 from localllm.hardware.report import HardwareReport
 from localllm.server import anthropic, blobs, extras, ollama, openai, responses
+from localllm.server.access_log import AccessLogMiddleware
 from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
@@ -80,6 +81,7 @@ def create_app(
             *extras.ROUTES,
         ],
         middleware=[
+            Middleware(AccessLogMiddleware),
             Middleware(SecurityMiddleware, settings=settings),
             Middleware(LimitsMiddleware, settings=settings),
             Middleware(

@@ -15,7 +15,9 @@ from typing import Any
 
 from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
 from localllm.formats import Parser
+from localllm.server import access_log
 from localllm.server.errors import APIError
+from localllm.server.prompt_size import bound_inputs, bound_prompt
 from localllm.server.runner import Runner
 from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings, parse_keep_alive
@@ -53,7 +55,9 @@ class Inference:
 
         if not name:
             raise APIError(400, "model is required")
-        return self.store.get(stored_name_for(name, self.store) or parse_name(name))
+        manifest = self.store.get(stored_name_for(name, self.store) or parse_name(name))
+        access_log.current().model = manifest.name.removesuffix(":latest")
+        return manifest
 
     def chat_template(self, manifest: Manifest) -> str | None:
         """The template a chat with `manifest` renders with: the Modelfile's, else the
@@ -154,6 +158,8 @@ class Inference:
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
         try:
+            if runner.loaded is not None:
+                request = bound_prompt(request, runner.loaded.settings.n_ctx_seq)
             request, parser = _prepared(request, runner, mode)
         except BaseException:
             self.scheduler.release(runner, keep_alive)
@@ -175,6 +181,12 @@ class Inference:
     ) -> AsyncGenerator[Piece | Done]:
         try:
             async for event in runner.generate(request):
+                if isinstance(event, Done):
+                    record = access_log.current()
+                    record.prompt_tokens, record.eval_tokens = (
+                        event.prompt_tokens,
+                        event.eval_tokens,
+                    )
                 yield event
         finally:
             self.scheduler.release(runner, keep_alive)
@@ -200,6 +212,8 @@ class Inference:
         model's worker, with the code a generation renders with."""
         runner = await self.scheduler.acquire(manifest, options)
         try:
+            if runner.loaded is not None:
+                request = bound_prompt(request, runner.loaded.settings.n_ctx_seq)
             rendered = await runner.render(request)
         finally:
             self.scheduler.release(runner, self.keep_alive(None))
@@ -218,9 +232,13 @@ class Inference:
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
         try:
+            if runner.loaded is not None:
+                inputs = bound_inputs(inputs, runner.loaded.settings.n_ctx_seq, truncate)
             result = await runner.embed(inputs, truncate)
         finally:
             self.scheduler.release(runner, keep_alive)
+        record = access_log.current()
+        record.prompt_tokens, record.eval_tokens = result.prompt_tokens, 0
         return result.vectors, result.prompt_tokens, load_ns
 
 

@@ -42,6 +42,7 @@ from localllm.engine.protocol import (
     Rendered,
 )
 from localllm.errors import LocalLLMError
+from localllm.server.worker_log import WorkerLog
 
 
 class RunnerError(LocalLLMError):
@@ -95,6 +96,7 @@ class Runner:
         self._conn: Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first: asyncio.Future[Loaded | LoadFailed] | None = None
+        self.log: WorkerLog | None = None
 
     # --- life -------------------------------------------------------------------------
 
@@ -103,16 +105,18 @@ class Runner:
         self._loop = asyncio.get_running_loop()
         self._first = self._loop.create_future()
         parent, child = socket.socketpair()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        self.log = WorkerLog(self.log_path)
+        try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "localllm.engine.worker", str(child.fileno())],
                 env=worker_env(os.environ),
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=self.log.fd,
+                stderr=self.log.fd,
             )
+        finally:
+            self.log.spawned()
         child.close()
         self._conn = Connection(parent.detach())
         self._conn.send(self.load_request)
@@ -285,14 +289,11 @@ class Runner:
         return self.log_tail()
 
     def log_tail(self) -> str:
-        """The line of the worker's log that best says why it died."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-                text = f.read().decode(errors="replace")
-        except OSError:
+        """The line of this worker's own log that best says why it died."""
+        if self.log is None:
             return "no log"
-        return crash_reason(text)
+        self.log.wait()  # it has exited: what it wrote last is still in the pipe
+        return crash_reason(self.log.tail())
 
 
 class RequestFailed(LocalLLMError):

@@ -46,6 +46,10 @@ LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
 Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int, bool], Planned]
 
 
+RELOAD_WAIT_S = 60.0
+"""How long a request waits for a model loaded with other settings to go idle."""
+
+
 class Busy(LocalLLMError):
     """Too many requests are waiting for this model."""
 
@@ -92,6 +96,9 @@ class Scheduler:
         """What each RPC worker answered when last asked (at a load): `ps` shows it."""
         self._tipped: set[str] = set()
         """Models whose queue already had the replicas suggestion logged."""
+        self.reloading: dict[str, int] = {}
+        """Requests waiting for a model to reload with their settings (`ps` shows it)."""
+        self.reload_wait_s = RELOAD_WAIT_S
 
     # --- admission ----------------------------------------------------------------------
 
@@ -99,16 +106,7 @@ class Scheduler:
         """The runner for `manifest`, with one more request admitted; loads it if needed.
         Pair every call with `release`."""
         key = _key(manifest, options)
-        slot = self.slots.get(manifest.name)
-        if slot is None or slot.key != key or slot.runner.dead:
-            async with self._load_lock:
-                slot = self.slots.get(manifest.name)
-                if slot is not None and (slot.key != key or slot.runner.dead):
-                    await self._wait_idle(slot)
-                    self.unload(manifest.name)
-                    slot = None
-                if slot is None:
-                    slot = await self._load(manifest, key, options)
+        slot = await self._loaded(manifest, key, options)
         runner = least_loaded(
             [slot.runner, *(c.runner for c in self.copies.get(manifest.name, ()))]
         )
@@ -377,10 +375,51 @@ class Scheduler:
             })  # fmt: skip
         return out
 
-    async def _wait_idle(self, slot: Slot) -> None:
-        while self.in_flight(slot.manifest.name) > 0 and not slot.runner.dead:
-            self._changed.clear()
-            await self._changed.wait()
+    async def _loaded(self, manifest: Manifest, key: LoadKey, options: dict[str, Any]) -> Slot:
+        """`manifest` loaded with `key`'s settings. A model loaded with other settings is
+        reloaded once its requests have ended; that wait holds no lock (other models
+        load meanwhile) and lasts at most `reload_wait_s`, then Busy (503)."""
+        name = manifest.name
+        deadline = time.monotonic() + self.reload_wait_s
+        while True:
+            slot = self.slots.get(name)
+            if slot is not None and slot.key == key and not slot.runner.dead:
+                return slot
+            if slot is not None and not slot.runner.dead and self.in_flight(name) > 0:
+                await self._wait_idle(slot, deadline)
+                continue
+            async with self._load_lock:
+                slot = self.slots.get(name)
+                if slot is not None and (slot.key != key or slot.runner.dead):
+                    if not slot.runner.dead and self.in_flight(name) > 0:
+                        continue  # requests came in meanwhile: wait again, without the lock
+                    self.unload(name)
+                    slot = None
+                if slot is None:
+                    slot = await self._load(manifest, key, options)
+                return slot
+
+    async def _wait_idle(self, slot: Slot, deadline: float) -> None:
+        """Until `slot`'s model has no request in flight; Busy past `deadline`."""
+        name = slot.manifest.name
+        self.reloading[name] = self.reloading.get(name, 0) + 1
+        try:
+            while self.in_flight(name) > 0 and not slot.runner.dead:
+                self._changed.clear()
+                left = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), max(left, 0))
+                except TimeoutError:
+                    raise Busy(
+                        f"model {name!r} is loaded with other settings (num_ctx, num_batch, "
+                        f"num_thread or num_gpu) and still busy with {self.in_flight(name)} "
+                        f"requests after {self.reload_wait_s:g} s; it reloads once they end: "
+                        "try again shortly"
+                    ) from None
+        finally:
+            self.reloading[name] -= 1
+            if not self.reloading[name]:
+                del self.reloading[name]
 
     def unload_when_idle(self, name: str) -> bool:
         """Unload `name` once its requests have ended (at once if it has none), as

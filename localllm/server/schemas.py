@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AllowInfNan,
     BaseModel,
     ConfigDict,
@@ -26,6 +27,17 @@ Number = StrictInt | Annotated[float, _Strict(), AllowInfNan(False)]
 Count = Annotated[StrictInt, Field(le=INT32)]
 Stop = Annotated[StrictStr, Field(max_length=1024)]
 Stops = Annotated[list[Stop], Field(max_length=64)] | Stop
+
+
+def _not_empty(text: str) -> str:
+    if not text:
+        raise ValueError("an empty string has no embedding")
+    return text
+
+
+EmbedText = Annotated[StrictStr, AfterValidator(_not_empty)]
+EmbedInput = EmbedText | Annotated[list[EmbedText], Field(min_length=1)]
+"""What to embed: a string or a list of them, none empty (400 naming the index)."""
 
 
 class Loose(BaseModel):
@@ -140,7 +152,7 @@ class ChatBody(OllamaGeneration):
 
 class EmbedBody(Loose):
     model: StrictStr
-    input: StrictStr | list[StrictStr]
+    input: EmbedInput
     truncate: StrictBool = True
     options: Options = Options()
     keep_alive: KeepAlive = None
@@ -291,6 +303,6 @@ class CompletionBody(OpenAISampling):
 
 class EmbeddingsBody(Loose):
     model: StrictStr
-    input: StrictStr | list[StrictStr]
+    input: EmbedInput
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)

@@ -39,7 +39,7 @@ def test_worker_addresses_are_checked() -> None:
     assert parse_endpoint(" box:6000 ") == "box:6000"
     assert parse_endpoint("[::1]:7000") == "[::1]:7000"
     assert parse_endpoints("a:1, b:2,a:1,") == ("a:1", "b:2")
-    for bad in ("host:port", "host:70000", ":5000"):
+    for bad in ("host:port", "host:70000", ":5000", "localhost:", "[::1]:"):
         with pytest.raises(BadEndpoint, match="worker address"):
             parse_endpoint(bad)
 

@@ -1,0 +1,81 @@
+"""One line per request in the server's log, as Ollama's server prints them: when,
+who, what, the answer's status, how long it took, and for a generation the model and
+its prompt and generated tokens.
+
+    127.0.0.1:53122 "POST /api/chat" 200 1.204s model=llama3.2:3b prompt=31 eval=120
+
+The route fills in what only it knows (the model, the token counts) through
+`current()`, a record the middleware puts in the request's context. A client that
+goes away mid-answer is said on its line ("client gone"), not as a traceback.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from localllm.server.security import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("localllm.access")
+
+
+@dataclass
+class AccessRecord:
+    model: str | None = None
+    prompt_tokens: int | None = None
+    eval_tokens: int | None = None
+
+
+_RECORD: contextvars.ContextVar[AccessRecord | None] = contextvars.ContextVar(
+    "localllm_access", default=None
+)
+
+
+def current() -> AccessRecord:
+    """This request's record (a throwaway one outside a request)."""
+    return _RECORD.get() or AccessRecord()
+
+
+def line(scope: Scope, status: int, seconds: float, record: AccessRecord, note: str = "") -> str:
+    client = scope.get("client")
+    who = f"{client[0]}:{client[1]}" if client else "-"
+    text = f'{who} "{scope["method"]} {scope["path"]}" {status} {seconds:.3f}s'
+    if record.model:
+        text += f" model={record.model}"
+    if record.prompt_tokens is not None:
+        text += f" prompt={record.prompt_tokens} eval={record.eval_tokens}"
+    return text + (f" ({note})" if note else "")
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = AccessRecord()
+        token = _RECORD.set(record)
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        note = ""
+        try:
+            await self.app(scope, receive, sending)
+        except OSError as exc:  # the client's socket went away while it was answered
+            if not status:
+                raise
+            note = f"client gone: {type(exc).__name__}"
+        finally:
+            _RECORD.reset(token)
+            log.info(line(scope, status or 500, time.perf_counter() - started, record, note))
