@@ -60,6 +60,9 @@ class FakeHub:
     """Pause after every 64 KiB sent: a slow network, so a pull can be caught mid-way."""
     digests: dict[Path, str] = field(default_factory=dict)
     """Given sha256 of files too big to hash in a test (sparse header-only models)."""
+    redirects: dict[str, str] = field(default_factory=dict)
+    """A file's path in its repo -> the URL its download redirects to (as the real Hub
+    sends downloads to its storage)."""
 
     def add(self, repo: str, path_in_repo: str, file: Path, sha256: str | None = None) -> None:
         self.repos.setdefault(repo, {})[path_in_repo] = file
@@ -106,6 +109,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             repo, _rev, file_path = match.groups()
             if not self._allowed(repo):
+                return
+            if file_path in hub.redirects and body:
+                self._send(302, {"Location": hub.redirects[file_path]}, b"")
                 return
             file = hub.repos.get(repo, {}).get(file_path)
             if file is None:

@@ -95,12 +95,19 @@ class Egress:
         """An httpx request event hook (called for every request, redirects too)."""
         self.check_request(str(request.url))
 
-    def install(self) -> None:
+    def install(self) -> Callable[[], None]:
         """Make huggingface_hub's shared session (every pull of this process: listings,
-        header reads, downloads) check each request it sends."""
+        header reads, downloads) check each request it sends; returns what undoes it."""
         from huggingface_hub import get_session
 
         session = get_session()
         hooks = session.event_hooks
         hooks["request"] = [*hooks.get("request", []), self.hook]
         session.event_hooks = hooks
+
+        def uninstall() -> None:
+            now = session.event_hooks
+            now["request"] = [h for h in now.get("request", []) if h != self.hook]
+            session.event_hooks = now
+
+        return uninstall
