@@ -154,3 +154,37 @@ def test_pull_a_bare_url(tmp_path: Path, hub: FakeHub) -> None:
     done = _run(home, hub, "pull", url)
     assert done.returncode == 0, done.stderr
     assert [m["name"] for m in json.loads(_run(home, hub, "list", "--json").stdout)] == ["tiny-f16"]
+
+
+def test_in_place_verify_repair_and_prune(tmp_path: Path, hub: FakeHub) -> None:
+    home = tmp_path / "home"
+    local = write_model(TINY, tmp_path / "big.gguf", seed=9)
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text("FROM ./big.gguf\n")
+    done = _run(home, hub, "create", "big", "-f", str(modelfile), "--in-place")
+    assert done.returncode == 0, done.stderr
+    assert "Importing" in done.stderr
+    assert _run(home, hub, "pull", "hf.co/acme/tiny-GGUF:Q8_0").returncode == 0
+    ok = _run(home, hub, "verify")
+    assert ok.returncode == 0 and "2 blobs of 2 models match their digests" in ok.stdout
+    with local.open("r+b") as f:  # the file used in place changes
+        f.seek(-64, os.SEEK_END)
+        f.write(b"\x00" * 8)
+    bad = _run(home, hub, "verify", "big")
+    assert bad.returncode == 1 and "used by big" in bad.stdout and "--repair" in bad.stdout
+    blobs = home / "data" / "models" / "blobs"
+    pulled = [p for p in blobs.glob("sha256-*") if len(p.name) == 71 and not p.is_symlink()]
+    with pulled[0].open("r+b") as f:  # a pulled blob rots on disk
+        f.seek(-64, os.SEEK_END)
+        f.write(b"\x00" * 8)
+    repaired = _run(home, hub, "verify", "--repair")
+    assert repaired.returncode == 1, repaired.stdout  # big cannot come back
+    assert "restored from hf.co/acme/tiny-GGUF/tiny-Q8_0.gguf" in repaired.stdout
+    assert "big removed; it cannot be restored" in repaired.stdout
+    assert _run(home, hub, "verify").returncode == 0
+    assert local.is_file()
+    (blobs / f".sha256-{'a' * 64}.tmp-999999-0123abcd").write_bytes(b"x" * 10)
+    pruned = _run(home, hub, "prune")
+    assert (
+        pruned.returncode == 0 and "removed 1 temporary files and 0 unused blobs" in pruned.stdout
+    )

@@ -7,6 +7,7 @@ the context refused before the worker tokenizes them."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import threading
 import time
@@ -59,7 +60,7 @@ def test_no_server_local_file_is_read_through_the_api(
     server = make_server(store)
     secret = tmp_path / "shadow"
     secret.write_text("root:$6$hash:19000::::::\n")
-    tries = [
+    tries: list[tuple[str, dict[str, object]]] = [
         ("/api/create", {"model": "x", "from": str(secret)}),
         ("/api/create", {"model": "x", "from": str(tmp_path / "missing")}),
         ("/api/create", {"model": "x", "from": str(tiny_files["tiny"])}),
@@ -229,3 +230,17 @@ def test_empty_strings_have_no_embedding(server: Running) -> None:
         answer = httpx.post(server.url + path, json=body, timeout=30)
         assert answer.status_code == 400
         assert "input.1: an empty string has no embedding" in answer.text
+
+
+def test_every_request_is_one_access_log_line(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="localllm.access")
+    body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_predict": 3}}
+    assert httpx.post(f"{server.url}/api/generate", json=body, timeout=60).status_code == 200
+    assert httpx.get(f"{server.url}/api/nothing").status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "localllm.access"]
+    generated = next(line for line in lines if '"POST /api/generate" 200' in line)
+    assert generated.startswith("127.0.0.1:") and "model=tiny prompt=" in generated
+    assert "eval=3" in generated
+    assert any('"GET /api/nothing" 404' in line for line in lines)
