@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from localllm.cli.server import client
     from localllm.errors import LocalLLMError
 
+    args.model = import_local(args.model)
     prompt = " ".join(args.prompt)
     piped = not sys.stdin.isatty()
     if not prompt and not piped and sys.stdout.isatty():
@@ -87,6 +88,22 @@ def run_home(args: argparse.Namespace, model: str | None = None) -> int:
     ensure_running(settings, paths)
     run_app(settings.url, settings.api_key, paths.history_file, model)
     return 0
+
+
+def import_local(model: str) -> str:
+    """A GGUF file of this machine named as the model: imported into the store by this
+    process (the server reads no local path through its API), and its stored name."""
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    if not (model.lower().endswith(".gguf") and path.is_file()):
+        return model
+    from localllm.cli.pull import open_store
+    from localllm.planner.machine import planner_for_this_machine
+    from localllm.store.pull import pull
+
+    print(f"importing {path}...", file=sys.stderr)
+    return pull(str(path), open_store(), planner_for_this_machine()).name.removesuffix(":latest")
 
 
 def ensure_pulled(c: Client, model: str) -> dict[str, Any]:

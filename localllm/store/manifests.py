@@ -97,7 +97,7 @@ class Manifest:
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, **asdict(self)}
+        return {"schema_version": self.schema_version, **_without_unset(asdict(self))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -120,6 +120,17 @@ class Manifest:
             source=data.get("source"),
             created=float(data.get("created", 0.0)),
         )
+
+
+def _without_unset(value: Any) -> Any:
+    """A layer's `in_place` only where set: other manifests read as before (and by
+    earlier versions of localllm)."""
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items()
+                if not (k == "in_place" and v is None)}  # fmt: skip
+    if isinstance(value, list):
+        return [_without_unset(v) for v in value]
+    return value
 
 
 class ManifestStore:

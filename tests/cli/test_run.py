@@ -78,6 +78,16 @@ def test_a_missing_model_is_pulled_first(env: dict[str, str]) -> None:
     assert "test/pico-gguf:q8_0" in listed.stdout
 
 
+def test_a_local_gguf_is_imported_by_the_cli_not_read_by_the_server(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = write_model(ModelSpec(name="mine"), tmp_path / "mine.gguf", seed=4)
+    out = localllm(env, "run", str(path), "Hi", stdin="")
+    assert out.returncode == 0, out.stderr
+    assert f"importing {path}" in out.stderr and out.stdout.strip()
+    assert "mine" in localllm(env, "list").stdout
+
+
 def test_bad_input_is_a_message_not_a_traceback(env: dict[str, str]) -> None:
     out = localllm(env, "run", "no-such-model", "Hi", stdin="")
     assert out.returncode == 1 and "no-such-model" in out.stderr
