@@ -62,16 +62,21 @@ class AccessLogMiddleware:
         token = _RECORD.set(record)
         started = time.perf_counter()
         status = 0
+        finished = False
 
         async def sending(message: Any) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                finished = not message.get("more_body", False)
             await send(message)
 
         note = ""
         try:
             await self.app(scope, receive, sending)
+            if status and not finished:
+                note = "client gone before the end"
         except OSError as exc:  # the client's socket went away while it was answered
             if not status:
                 raise

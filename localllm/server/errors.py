@@ -8,6 +8,7 @@ is a 500, and even then the body is JSON, not a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TypeVar
 
@@ -23,6 +24,9 @@ from localllm.store.manifests import ModelNotFoundError
 from localllm.store.names import ModelNameError
 
 log = logging.getLogger("localllm.server")
+PARSE_INLINE_BYTES = 1 << 20
+"""Bodies up to this size are parsed on the event loop; larger ones in a thread, so the
+streams the loop is sending do not pause for them."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -102,6 +106,8 @@ async def parse(request: Request, model: type[M]) -> M:
     if not body.strip():
         raise APIError(400, "the request body is empty; send a JSON object")
     try:
+        if len(body) > PARSE_INLINE_BYTES:  # a big body is parsed off the event loop
+            return await asyncio.to_thread(model.model_validate_json, body)
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise APIError(400, describe_validation(exc)) from None

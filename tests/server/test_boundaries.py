@@ -25,6 +25,7 @@ from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub, serve
 from tests.server.conftest import Running, start_server
+from tests.server.test_robustness import wait_for
 
 pytestmark = pytest.mark.slow
 REFUSED = "the server does not read files from its own disk through the API"
@@ -239,8 +240,15 @@ def test_every_request_is_one_access_log_line(
     body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_predict": 3}}
     assert httpx.post(f"{server.url}/api/generate", json=body, timeout=60).status_code == 200
     assert httpx.get(f"{server.url}/api/nothing").status_code == 404
+    long = {"model": "tiny", "prompt": "hi", "options": {"num_predict": 500}}
+    with httpx.stream("POST", f"{server.url}/api/generate", json=long, timeout=60) as r:
+        next(r.iter_lines())  # then leave
+    assert wait_for(lambda: any("gone" in r.getMessage() for r in caplog.records), timeout=30)
     lines = [r.getMessage() for r in caplog.records if r.name == "localllm.access"]
     generated = next(line for line in lines if '"POST /api/generate" 200' in line)
     assert generated.startswith("127.0.0.1:") and "model=tiny prompt=" in generated
     assert "eval=3" in generated
     assert any('"GET /api/nothing" 404' in line for line in lines)
+    (gone,) = [line for line in lines if "gone" in line]
+    assert '"POST /api/generate" 200' in gone and gone.endswith("(client gone before the end)")
+    assert not [r for r in caplog.records if r.exc_info]  # a line, not a traceback
