@@ -87,8 +87,8 @@ class Store:
                 if changed is not None:
                     raise BlobChanged(
                         f"{short} uses {layer.in_place.path} in place, and {changed} since "
-                        f"it was created: run `localllm create {short} --in-place` again "
-                        "to take its new bytes (or `localllm rm` the model)"
+                        f"it was created: run `localllm create {short} -f MODELFILE --in-place` "
+                        "again to take its new bytes (or `localllm rm` the model)"
                     )
             path = self.blobs.path(layer.digest)
             try:

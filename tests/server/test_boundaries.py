@@ -252,3 +252,14 @@ def test_every_request_is_one_access_log_line(
     (gone,) = [line for line in lines if "gone" in line]
     assert '"POST /api/generate" 200' in gone and gone.endswith("(client gone before the end)")
     assert not [r for r in caplog.records if r.exc_info]  # a line, not a traceback
+
+
+def test_a_blob_that_changed_size_is_not_loaded(server: Running, store: Store) -> None:
+    blob = store.blobs.path(store.get(parse_name("other")).model.digest)
+    with blob.open("ab") as f:
+        f.write(b"appended")
+    body = {"model": "other", "prompt": "hi", "stream": False, "options": {"num_predict": 2}}
+    answer = httpx.post(f"{server.url}/api/generate", json=body, timeout=60)
+    assert answer.status_code == 409
+    assert "its manifest says" in answer.json()["error"] and "verify other --repair" in answer.text
+    assert "other:latest" not in server.scheduler.slots

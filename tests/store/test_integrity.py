@@ -69,7 +69,7 @@ def test_a_file_used_in_place_is_refused_once_it_changes(tmp_path: Path, user_fi
     _scribble(user_file)
     with pytest.raises(BlobChanged, match=r"big uses .*tiny\.gguf in place, and it was modified"):
         store.check(manifest)
-    with pytest.raises(BlobChanged, match="localllm create big --in-place"):
+    with pytest.raises(BlobChanged, match="localllm create big -f MODELFILE --in-place"):
         store.check(manifest)
     assert store.remove(parse_name("big")) == [layer.digest]
     assert user_file.is_file()  # removing the model never removes the user's file
