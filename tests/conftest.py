@@ -52,3 +52,14 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "slow": write_model(SLOW, folder / "slow.gguf", dtype=np.float16),
         "broken": write_model(ModelSpec(name="broken", repeat_token=True), folder / "broken.gguf"),
     }
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has ended (as a `kill -9` leaves its temporary files)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)

@@ -156,7 +156,7 @@ def test_pull_a_bare_url(tmp_path: Path, hub: FakeHub) -> None:
     assert [m["name"] for m in json.loads(_run(home, hub, "list", "--json").stdout)] == ["tiny-f16"]
 
 
-def test_in_place_verify_repair_and_prune(tmp_path: Path, hub: FakeHub) -> None:
+def test_in_place_verify_repair_and_prune(tmp_path: Path, hub: FakeHub, dead_pid: int) -> None:
     home = tmp_path / "home"
     local = write_model(TINY, tmp_path / "big.gguf", seed=9)
     modelfile = tmp_path / "Modelfile"
@@ -183,7 +183,7 @@ def test_in_place_verify_repair_and_prune(tmp_path: Path, hub: FakeHub) -> None:
     assert "big removed; it cannot be restored" in repaired.stdout
     assert _run(home, hub, "verify").returncode == 0
     assert local.is_file()
-    (blobs / f".sha256-{'a' * 64}.tmp-999999-0123abcd").write_bytes(b"x" * 10)
+    (blobs / f".sha256-{'a' * 64}.tmp-{dead_pid}-0123abcd").write_bytes(b"x" * 10)
     pruned = _run(home, hub, "prune")
     assert (
         pruned.returncode == 0 and "removed 1 temporary files and 0 unused blobs" in pruned.stdout

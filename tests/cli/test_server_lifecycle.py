@@ -26,13 +26,16 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 
 
 def test_serve_stop_ends_streams_and_workers_then_says_none_runs(
-    localllm_home: Path, tiny_files: dict[str, Path]
+    localllm_home: Path, tiny_files: dict[str, Path], dead_pid: int
 ) -> None:
     store = Store(localllm_home / "data" / "models")
     add_model(store, "slow", tiny_files["slow"], "PARAMETER num_ctx 8192\n")
+    left = store.blobs.root / f".sha256-{'b' * 64}.tmp-{dead_pid}-0123abcd"  # a kill -9's leftover
+    left.write_bytes(b"x" * 1000)
     port = free_port()
     env = {**os.environ, "LOCALLLM_HOST": f"127.0.0.1:{port}"}
     assert cli(env, "ps").returncode == 0
+    assert not left.exists()  # pruned as the server started
     [server] = servers_on(port)
     record = json.loads((localllm_home / "data" / "server.json").read_text())
     assert record["pid"] == server and record["url"] == f"http://127.0.0.1:{port}"

@@ -5,8 +5,6 @@ under a digest), files used in place checked at load, `verify` and `--repair`, a
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,14 +113,12 @@ def test_verify_names_a_changed_blob_and_repair_restores_or_removes(
 
 
 def test_prune_removes_what_dead_processes_and_removals_left(
-    tmp_path: Path, user_file: Path
+    tmp_path: Path, user_file: Path, dead_pid: int
 ) -> None:
     store = Store(tmp_path / "models")
     _create(store, "tiny", user_file)
     blobs = store.blobs.root
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    left = blobs / f".sha256-{'b' * 64}.tmp-{dead.stdout.strip()}-0123abcd"
+    left = blobs / f".sha256-{'b' * 64}.tmp-{dead_pid}-0123abcd"
     left.write_bytes(b"x" * 1000)
     mine = blobs / f".sha256-{'c' * 64}.tmp-{os.getpid()}-0123abcd"
     mine.write_bytes(b"y")
@@ -130,10 +126,7 @@ def test_prune_removes_what_dead_processes_and_removals_left(
     partial.write_bytes(b"resumable")
     (blobs / f"sha256-{'d' * 64}.partial.json").write_text("{}")
     manifest_tmp = (
-        store.manifests.root
-        / "library"
-        / "tiny"
-        / f".latest.json.tmp-{dead.stdout.strip()}-00ff00ff"
+        store.manifests.root / "library" / "tiny" / f".latest.json.tmp-{dead_pid}-00ff00ff"
     )
     manifest_tmp.write_text("{")
     old_unused = blobs / f"sha256-{'e' * 64}"
