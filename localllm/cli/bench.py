@@ -130,9 +130,9 @@ def _ceiling(model: str, loaded: dict[str, Any], kv_tokens: int) -> dict[str, fl
     from localllm.planner.memory import kv_bytes
     from localllm.planner.plan import bytes_per_token
     from localllm.planner.settings import LoadSettings
-    from localllm.server.loading import read_model
     from localllm.store.names import parse_name
     from localllm.store.store import Store
+    from localllm.workers.loading import read_model
 
     if not loaded:
         return None

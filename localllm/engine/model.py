@@ -103,14 +103,14 @@ class LlamaModel:
     def _devices(self) -> list[int]:
         """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own
         order), or only the GPUs of `settings.devices`; else none, and llama.cpp picks.
-        Aborts if a worker does not answer: the server then names it (`server.runner`)."""
+        Aborts if a worker does not answer: the server then names it (`workers.runner`)."""
         if not self.settings.workers and not self.settings.devices:
             return []
         from localllm.remote import rpc
 
         remote = [d for e in self.settings.workers for d in rpc.connect(e)]
         gpus = [d for d in rpc.local_devices() if d.kind in ("gpu", "igpu")]
-        if self.settings.devices:  # pinned (a model's copy on one GPU: `server.replicas`)
+        if self.settings.devices:  # pinned (a model's copy on one GPU: `workers.replicas`)
             gpus = [g for i, g in enumerate(gpus) if i in self.settings.devices]
         if not remote and not gpus:
             return []  # no GPU here after all: llama.cpp's choice (the CPU)

@@ -21,11 +21,11 @@ from localllm.server.catalog import Catalog
 from localllm.server.errors import error_body, handle
 from localllm.server.inference import Inference
 from localllm.server.limits import LimitsMiddleware
-from localllm.server.scheduler import Scheduler
 from localllm.server.security import SecurityMiddleware, origin_regex
 from localllm.server.settings import ServerSettings
 from localllm.server.state import AppState
 from localllm.store.store import Store
+from localllm.workers.scheduler import Scheduler
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

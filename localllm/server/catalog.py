@@ -20,15 +20,15 @@ from localllm.planner.budget import Budget
 from localllm.planner.placement import HERE, HOST_DEVICE
 from localllm.planner.plan import Fit
 from localllm.server.errors import APIError
-from localllm.server.loading import DoesNotFit, plan_load, read_model
 from localllm.server.progress import Emit, run_job
-from localllm.server.scheduler import Scheduler
 from localllm.server.schemas import CreateBody
 from localllm.store.access import FileAccess
 from localllm.store.blobs import BlobStore
 from localllm.store.egress import Egress
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
+from localllm.workers.loading import DoesNotFit, plan_load, read_model
+from localllm.workers.scheduler import Scheduler
 
 
 def iso(timestamp: float) -> str:

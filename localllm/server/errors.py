@@ -16,12 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from localllm.errors import LocalLLMError, RemoteError
-from localllm.server.runner import RequestFailed, RunnerError
-from localllm.server.scheduler import Busy, DoesNotFit
-from localllm.store.atomic import StoreError
-from localllm.store.manifests import ModelNotFoundError
-from localllm.store.names import ModelNameError
+from localllm.errors import LocalLLMError
 
 log = logging.getLogger("localllm.server")
 PARSE_INLINE_BYTES = 1 << 20
@@ -37,22 +32,13 @@ class APIError(LocalLLMError):
 
 
 def status_of(exc: BaseException) -> int:
-    """An error's own `status` where it has one (every error a person can cause that is
-    not a plain 400 says which it is), else by its kind."""
+    """An error's own `status` (each kind that is not a plain 400 says which it is: an
+    unknown model 404, a busy one 503, a store that cannot be written 500...); else 400
+    for an error a person caused, 500 for a bug."""
     status = getattr(exc, "status", None)
     if isinstance(status, int) and 400 <= status <= 599:
         return status
-    if isinstance(exc, APIError | RequestFailed | RemoteError):
-        return exc.status
-    if isinstance(exc, ModelNotFoundError):
-        return 404
-    if isinstance(exc, Busy):
-        return 503
-    if isinstance(exc, RunnerError | DoesNotFit | StoreError):
-        return 500
-    if isinstance(exc, ModelNameError | LocalLLMError):
-        return 400
-    return 500
+    return 400 if isinstance(exc, LocalLLMError) else 500
 
 
 def message_of(exc: BaseException) -> str:
@@ -91,7 +77,8 @@ def error_response(exc: BaseException, path: str = "") -> JSONResponse:
     status = status_of(exc)
     if not isinstance(exc, LocalLLMError):
         log.exception("unexpected error", exc_info=exc)
-    headers = {"Retry-After": str(Busy.retry_after_s)} if isinstance(exc, Busy) else None
+    retry = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
     body = error_body(path, status, message_of(exc))
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -18,12 +18,12 @@ from localllm.formats import Parser
 from localllm.server import access_log
 from localllm.server.errors import APIError
 from localllm.server.prompt_size import bound_inputs, bound_prompt
-from localllm.server.runner import Runner
-from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings, parse_keep_alive
 from localllm.server.thinking import Thinking
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
+from localllm.workers.runner import Runner
+from localllm.workers.scheduler import Scheduler
 
 _SAMPLING = {f.name for f in fields(Sampling)}
 NO_REPEAT_PENALTY = {"repeat_penalty": 1.0}
@@ -66,7 +66,7 @@ class Inference:
             return manifest.template
         digest = manifest.model.digest
         if digest not in self._templates:
-            from localllm.server.loading import read_model
+            from localllm.workers.loading import read_model
 
             info, _ = read_model(manifest, self.store)
             self._templates[digest] = info.chat_template

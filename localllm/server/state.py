@@ -10,9 +10,9 @@ from starlette.requests import Request
 from localllm.hardware.report import HardwareReport
 from localllm.server.catalog import Catalog
 from localllm.server.inference import Inference
-from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
+from localllm.workers.scheduler import Scheduler
 
 
 @dataclass

@@ -21,6 +21,8 @@ from localllm.errors import LocalLLMError
 class StoreError(LocalLLMError):
     """The model store could not be read or written."""
 
+    status = 500
+
 
 class DiskFull(StoreError):
     """No space left where the store writes: the API's 507 Insufficient Storage."""

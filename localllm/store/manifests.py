@@ -28,6 +28,8 @@ DEFAULT_NAMESPACE = "library"
 class ModelNotFoundError(LocalLLMError):
     """No model of that name is in the store."""
 
+    status = 404
+
 
 @dataclass(frozen=True)
 class Layer:

@@ -12,9 +12,9 @@ import pytest
 from localllm.gguf.reader import read_header
 from localllm.gguf.source import FileSource
 from localllm.planner.projector import ProjectorShape, compute_bytes
-from localllm.server.loading import plan_load
 from localllm.store.names import parse_name
 from localllm.store.store import Store
+from localllm.workers.loading import plan_load
 from tests.factory import TINY, TINY_PROJECTOR, ProjectorSpec, write_model, write_projector
 from tests.server.conftest import BUDGET, add_model
 

@@ -21,12 +21,12 @@ import uvicorn
 from localllm.planner.budget import Budget
 from localllm.server.app import create_app
 from localllm.server.connections import http_config
-from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.create import create
 from localllm.store.modelfile import parse_modelfile
 from localllm.store.names import parse_name
 from localllm.store.store import Store
+from localllm.workers.scheduler import Scheduler
 
 GIB = 1 << 30
 BUDGET = Budget(

@@ -17,10 +17,10 @@ import httpx
 import ollama
 import pytest
 
-from localllm.server.loading import plan_load
 from localllm.server.settings import ServerSettings
 from localllm.store.names import parse_name
 from localllm.store.store import Store
+from localllm.workers.loading import plan_load
 from tests.server.conftest import BUDGET, Running, add_model
 
 pytestmark = pytest.mark.slow

@@ -76,8 +76,8 @@ def test_a_draft_of_other_tokens_is_refused_with_the_reason(
 def test_a_model_that_no_longer_fits_beside_its_draft_gets_a_shorter_context(
     store: Store,
 ) -> None:
-    from localllm.server.loading import plan_load
     from localllm.store.names import parse_name
+    from localllm.workers.loading import plan_load
     from tests.server.conftest import BUDGET
 
     fast = store.get(parse_name("fast"))

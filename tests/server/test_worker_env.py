@@ -1,9 +1,9 @@
-"""A worker's environment (`server.runner.worker_env`): CUDA numbers GPUs as NVML, and
+"""A worker's environment (`workers.runner.worker_env`): CUDA numbers GPUs as NVML, and
 so the hardware report and the planner, do."""
 
 from __future__ import annotations
 
-from localllm.server.runner import worker_env
+from localllm.workers.runner import worker_env
 
 
 def test_cuda_numbers_gpus_in_pci_bus_order_unless_told_otherwise() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from localllm.server.worker_log import WorkerLog
+from localllm.workers.worker_log import WorkerLog
 
 
 def test_the_log_rotates_and_keeps_its_own_tail(tmp_path: Path) -> None:

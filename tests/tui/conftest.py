@@ -19,12 +19,12 @@ import uvicorn
 from textual.pilot import Pilot
 
 from localllm.server.app import create_app
-from localllm.server.scheduler import Scheduler
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
 from localllm.tui.app import LocalLLMApp
 from localllm.tui.chat import ChatScreen
 from localllm.tui.messages import AnswerView
+from localllm.workers.scheduler import Scheduler
 from tests.factory import ModelSpec, write_model
 from tests.fakehub import FakeHub, serve
 from tests.hardware.profiles import nvidia_laptop

@@ -24,34 +24,39 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from localllm.engine.protocol import Load
 from localllm.errors import LocalLLMError
 from localllm.planner.budget import Budget, less, with_workers
 from localllm.planner.memory import MemoryEstimate
 from localllm.planner.placement import Placed, placement, workers_pay
 from localllm.remote.workers import WorkerState
-from localllm.server.loading import DoesNotFit, Planned, plan_load
-from localllm.server.replicas import (
+from localllm.server.settings import ServerSettings
+from localllm.store.manifests import Manifest
+from localllm.store.store import Store
+from localllm.workers.loading import DoesNotFit, Planned, machine_budget, on_workers, plan_load
+from localllm.workers.replicas import (
     gpu_of,
     least_loaded,
     pinned,
     replica_tip,
     single_gpu_budgets,
 )
-from localllm.server.runner import Runner, RunnerError
-from localllm.server.settings import ServerSettings
-from localllm.store.manifests import Manifest
-from localllm.store.store import Store
+from localllm.workers.runner import Runner, RunnerError
 
 LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
 Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int, bool], Planned]
 
 
+RunnerFactory = Callable[[str, Load, Path, Callable[[Runner], None]], Runner]
+"""(model name, what to load, its log, called when it dies) -> a runner not yet started."""
 RELOAD_WAIT_S = 60.0
 """How long a request waits for a model loaded with other settings to go idle."""
 
 
 class Busy(LocalLLMError):
     """Too many requests are waiting for this model."""
+
+    status = 503
 
     retry_after_s = 5
 
@@ -80,18 +85,23 @@ class Scheduler:
         log_dir: Path,
         budget: Callable[[], Budget] | None = None,
         planner: Planner = plan_load,
+        runner_factory: RunnerFactory = Runner,
     ) -> None:
+        """`budget`, `planner` and `runner_factory` are given by tests (a recorded
+        machine, plans without files, runners without llama.cpp), as Ollama's
+        `sched_test.go` gives its scheduler `newServerFn`."""
         self.settings = settings
         self.store = store
         self.log_dir = log_dir
         self._budget_fn = budget
         self._budget: Budget | None = None
         self._planner = planner
+        self._runner_factory = runner_factory
         self.slots: dict[str, Slot] = {}
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self.copies: dict[str, list[Slot]] = {}
-        """A model's copies beyond the first, one per GPU (`server.replicas`)."""
+        """A model's copies beyond the first, one per GPU (`workers.replicas`)."""
         self.workers: dict[str, WorkerState] = {}
         """What each RPC worker answered when last asked (at a load): `ps` shows it."""
         self._tipped: set[str] = set()
@@ -182,7 +192,7 @@ class Scheduler:
     async def budget(self) -> Budget:
         """The whole machine's budget, measured once (the first load or the first ask)."""
         if self._budget is None:
-            self._budget = await asyncio.to_thread(self._budget_fn or _machine_budget)
+            self._budget = await asyncio.to_thread(self._budget_fn or machine_budget)
         return self._budget
 
     async def _load(self, manifest: Manifest, key: LoadKey, options: dict[str, Any]) -> Slot:
@@ -219,7 +229,7 @@ class Scheduler:
                 self._changed.clear()
                 await self._changed.wait()  # a busy model will go idle
         log = self.log_dir / "runners" / f"{_safe(manifest.name)}.log"
-        runner = Runner(manifest.name, planned.load, log, self._on_death)
+        runner = self._runner_factory(manifest.name, planned.load, log, self._on_death)
         await runner.start()
         placed = tuple(placement(planned.option.estimate, left))
         slot = Slot(runner, key, planned.option.estimate, manifest, placed)
@@ -272,7 +282,7 @@ class Scheduler:
         if here is not None and (why is None or spread.load.settings.n_gpu_layers <= 0):
             return here, left
         print(f"localllm: {manifest.name} goes across the workers: {why}", file=sys.stderr)
-        return _on_workers(spread, spread_budget), spread_budget
+        return on_workers(spread, spread_budget), spread_budget
 
     def _sampling(self, planned: Planned) -> Planned:
         """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto."""
@@ -328,7 +338,7 @@ class Scheduler:
                       f"{len(copies) + 1} loaded", file=sys.stderr, flush=True)  # fmt: skip
                 return
             log = self.log_dir / "runners" / f"{_safe(name)}.{len(copies) + 1}.log"
-            runner = Runner(name, placed.load, log, self._on_death)
+            runner = self._runner_factory(name, placed.load, log, self._on_death)
             try:
                 await runner.start()
             except RunnerError as exc:
@@ -461,28 +471,9 @@ class Scheduler:
             self.unload(name)
 
 
-def _on_workers(planned: Planned, budget: Budget) -> Planned:
-    """The planned load with the workers whose devices took layers, and the split the
-    plan assumed (each device's usable memory, in `budget`'s order)."""
-    settings = planned.load.settings
-    if settings.n_gpu_layers <= 0:
-        return planned  # nothing offloaded: the workers stay free
-    devices = [g for g in budget.gpus if g.usable > 0]
-    workers = tuple(dict.fromkeys(g.endpoint for g in devices if g.endpoint))
-    split = tuple(float(g.usable) for g in devices)
-    settings = replace(settings, workers=workers, tensor_split=split)
-    return replace(planned, load=replace(planned.load, settings=settings))
-
-
 def gpu_of_slot(slot: Slot) -> int | None:
     devices = slot.runner.load_request.settings.devices
     return devices[0] if len(devices) == 1 else None
-
-
-def _machine_budget() -> Budget:
-    from localllm.planner.machine import this_machine
-
-    return this_machine(quick=True).budget
 
 
 def _key(manifest: Manifest, options: dict[str, Any]) -> LoadKey:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 class DoesNotFit(LocalLLMError):
     """The model does not fit in what the loaded models leave free."""
 
+    status = 500
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -194,3 +196,23 @@ def _with_draft(
         memory = draft_estimate(info, settings, budget)
     option = replace(choice, estimate=combined(choice.estimate, memory))
     return option, Draft(str(path), settings)
+
+
+def on_workers(planned: Planned, budget: Budget) -> Planned:
+    """The planned load with the workers whose devices took layers, and the split the
+    plan assumed (each device's usable memory, in `budget`'s order)."""
+    settings = planned.load.settings
+    if settings.n_gpu_layers <= 0:
+        return planned  # nothing offloaded: the workers stay free
+    devices = [g for g in budget.gpus if g.usable > 0]
+    workers = tuple(dict.fromkeys(g.endpoint for g in devices if g.endpoint))
+    split = tuple(float(g.usable) for g in devices)
+    settings = replace(settings, workers=workers, tensor_split=split)
+    return replace(planned, load=replace(planned.load, settings=settings))
+
+
+def machine_budget() -> Budget:
+    """This machine's budget, detected (quickly: no bandwidth measurement)."""
+    from localllm.planner.machine import this_machine
+
+    return this_machine(quick=True).budget

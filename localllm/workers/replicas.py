@@ -15,8 +15,8 @@ from dataclasses import replace
 from localllm.planner.budget import Budget
 from localllm.planner.memory import MemoryEstimate
 from localllm.planner.plan import Fit
-from localllm.server.loading import Planned
-from localllm.server.runner import Runner
+from localllm.workers.loading import Planned
+from localllm.workers.runner import Runner
 
 
 def single_gpu_budgets(budget: Budget, taken: Sequence[int] = ()) -> list[Budget]:

@@ -42,11 +42,13 @@ from localllm.engine.protocol import (
     Rendered,
 )
 from localllm.errors import LocalLLMError
-from localllm.server.worker_log import WorkerLog
+from localllm.workers.worker_log import WorkerLog
 
 
 class RunnerError(LocalLLMError):
     """The model could not be loaded, or its worker process died."""
+
+    status = 500
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""The scheduler without llama.cpp: runners from an injected factory that start no
+process (as Ollama's `sched_test.go` injects `newServerFn`), plans from the headers
+alone. What is tested is the scheduler's own logic: who waits for what."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localllm.engine.protocol import Loaded
+from localllm.planner.budget import Budget
+from localllm.server.settings import ServerSettings
+from localllm.store.manifests import Manifest
+from localllm.store.names import parse_name
+from localllm.store.store import Store
+from localllm.workers.loading import Planned, plan_load
+from localllm.workers.runner import Runner
+from localllm.workers.scheduler import Busy, Scheduler
+from tests.server.conftest import BUDGET, add_model
+
+
+class QuietRunner(Runner):
+    """A runner whose worker is never started: loaded at once, with what was asked."""
+
+    async def start(self) -> Loaded:
+        self.loaded = Loaded(self.load_request.settings, 4096, None, 0.0)
+        return self.loaded
+
+
+def headers_only(manifest: Manifest, store: Store, budget: Budget, n_ctx: Any,
+                 overrides: dict[str, Any], parallel: int, trial: bool) -> Planned:  # fmt: skip
+    return plan_load(manifest, store, budget, n_ctx, overrides, parallel, trial=False)
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path, tiny_files: dict[str, Path]) -> Scheduler:
+    store = Store(tmp_path / "models")
+    add_model(store, "a", tiny_files["tiny"])
+    add_model(store, "b", tiny_files["other"])
+    return Scheduler(ServerSettings(), store, tmp_path / "logs", budget=lambda: BUDGET,
+                     planner=headers_only, runner_factory=QuietRunner)  # fmt: skip
+
+
+def model(scheduler: Scheduler, name: str) -> Manifest:
+    return scheduler.store.get(parse_name(name))
+
+
+async def until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+def test_a_reload_waits_for_its_model_without_blocking_another(scheduler: Scheduler) -> None:
+    async def scenario() -> None:
+        a, b = model(scheduler, "a"), model(scheduler, "b")
+        busy = await scheduler.acquire(a, {})
+        reload = asyncio.create_task(scheduler.acquire(a, {"num_ctx": 512}))
+        await until(lambda: scheduler.reloading.get("a:latest") == 1)
+        other = await asyncio.wait_for(scheduler.acquire(b, {}), 30)  # not behind the reload
+        assert other.name == "b:latest" and not reload.done()
+        scheduler.release(busy, None)
+        reloaded = await asyncio.wait_for(reload, 30)
+        assert reloaded is not busy and busy.dead
+        assert reloaded.load_request.settings.n_ctx_seq == 512
+        assert scheduler.reloading == {}
+        scheduler.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_a_reload_that_waits_too_long_is_busy(scheduler: Scheduler) -> None:
+    async def scenario() -> None:
+        a = model(scheduler, "a")
+        busy = await scheduler.acquire(a, {})
+        scheduler.reload_wait_s = 0.01
+        with pytest.raises(Busy, match="loaded with other settings") as refused:
+            await scheduler.acquire(a, {"num_ctx": 512})
+        assert refused.value.status == 503 and refused.value.retry_after_s == 5
+        assert scheduler.slots["a:latest"].runner is busy and not busy.dead
+        scheduler.release(busy, None)
+        scheduler.shutdown()
+
+    asyncio.run(scenario())
