@@ -33,3 +33,11 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     done = _tool("mypy")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_layers_import_only_downward() -> None:
+    """The import contract of pyproject.toml (`[tool.importlinter]`)."""
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
