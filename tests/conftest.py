@@ -56,7 +56,11 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def dead_pid() -> int:
-    """The id of a process that has ended (as a `kill -9` leaves its temporary files)."""
+    """The id of no running process (as a `kill -9` leaves its temporary files behind):
+    past the kernel's largest process id where it says which, else one that has ended."""
+    pid_max = Path("/proc/sys/kernel/pid_max")
+    if pid_max.is_file():
+        return int(pid_max.read_text()) + 1
     import subprocess
     import sys
 

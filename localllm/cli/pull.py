@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from localllm.planner.machine import planner_for_this_machine
-    from localllm.store.pull import pull
+    from localllm.store.resolve import pull
 
     console = Console(stderr=True)
     bars = progress_bars(console)

@@ -100,7 +100,7 @@ def import_local(model: str) -> str:
         return model
     from localllm.cli.pull import open_store
     from localllm.planner.machine import planner_for_this_machine
-    from localllm.store.pull import pull
+    from localllm.store.resolve import pull
 
     print(f"importing {path}...", file=sys.stderr)
     return pull(str(path), open_store(), planner_for_this_machine()).name.removesuffix(":latest")

@@ -10,7 +10,6 @@ is not what its digest says (a 400), leaves nothing behind. Never held in memory
 from __future__ import annotations
 
 import asyncio
-import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,27 +17,17 @@ from starlette.routing import Route
 
 from localllm.server.errors import APIError
 from localllm.server.state import state
-from localllm.store.blobs import DigestMismatch
-
-_DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
-
-
-def blob_digest(text: str, where: str = "digest") -> str:
-    """The store's name (`sha256-<hex>`) for an API digest (`sha256:<hex>`)."""
-    match = _DIGEST.match(text)
-    if not match:
-        raise APIError(400, f"{where}: {text!r} is not a sha256 digest (sha256:<64 hex digits>)")
-    return f"sha256-{match.group(1)}"
+from localllm.store.blobs import DigestMismatch, digest_name
 
 
 async def head(request: Request) -> Response:
-    digest = blob_digest(request.path_params["digest"])
+    digest = digest_name(request.path_params["digest"])
     return Response(status_code=200 if state(request).store.blobs.has(digest) else 404)
 
 
 async def upload(request: Request) -> Response:
     blobs = state(request).store.blobs
-    digest = blob_digest(request.path_params["digest"])
+    digest = digest_name(request.path_params["digest"])
     if blobs.has(digest):
         return Response(status_code=200)
     writer = await asyncio.to_thread(blobs.receive, digest)

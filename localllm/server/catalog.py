@@ -23,7 +23,7 @@ from localllm.server.errors import APIError
 from localllm.server.progress import Emit, run_job
 from localllm.server.schemas import CreateBody
 from localllm.store.access import FileAccess
-from localllm.store.blobs import BlobStore
+from localllm.store.blobs import BlobStore, digest_name
 from localllm.store.egress import Egress
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
@@ -206,7 +206,8 @@ class Catalog:
     async def pull(self, text: str, stream: bool) -> Response:
         def job(emit: Emit) -> None:
             from localllm.planner.machine import planner_for_this_machine
-            from localllm.store.pull import PullEvent, pull
+            from localllm.store.pull import PullEvent
+            from localllm.store.resolve import pull
 
             def on_event(event: PullEvent) -> None:
                 if event.status == "downloading" and event.progress is not None and event.file:
@@ -318,9 +319,7 @@ class Catalog:
 
 
 def _blob_path(blobs: BlobStore, digest: str, where: str) -> str:
-    from localllm.server.blobs import blob_digest
-
-    name = blob_digest(digest, where)
+    name = digest_name(digest, where)
     if not blobs.has(name):
         raise APIError(
             400, f"{where}: blob {digest} has not been uploaded (POST /api/blobs/{digest} first)"

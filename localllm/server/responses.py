@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StrictBool, StrictStr, Tag
@@ -22,10 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from localllm.engine.protocol import Done, Generate, ToolCall
+from localllm.engine.protocol import Generate
 from localllm.server.errors import APIError, parse
 from localllm.server.images import Collected
 from localllm.server.inference import NO_REPEAT_PENALTY, Inference, chain
+from localllm.server.responses_stream import call_item, finished, message_item, new_id, stream
 from localllm.server.schemas import Count, Loose, Number
 from localllm.server.state import state
 from localllm.server.thinking import Think, thinking_for
@@ -277,30 +277,6 @@ async def _request(
     return gen, mode, options
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
-
-
-def call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
-    arguments = json.dumps(call.arguments)
-    return {"type": "function_call", "id": new_id("fc"), "call_id": new_id("call"),
-            "name": call.name, "arguments": arguments, "status": status}  # fmt: skip
-
-
-def _usage(done: Done) -> dict[str, Any]:
-    return {"input_tokens": done.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": done.cached_tokens},
-            "output_tokens": done.eval_tokens,
-            "total_tokens": done.prompt_tokens + done.eval_tokens}  # fmt: skip
-
-
-def finished(base: dict[str, Any], output: list[dict[str, Any]], done: Done) -> dict[str, Any]:
-    incomplete = done.reason == "length"
-    return {**base, "status": "incomplete" if incomplete else "completed", "output": output,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-            "usage": _usage(done)}  # fmt: skip
-
-
 async def responses(request: Request) -> Response:
     body = await parse(request, ResponsesBody)
     inference = state(request).inference
@@ -322,8 +298,6 @@ async def responses(request: Request) -> Response:
         "store": False, "metadata": body.metadata or {}, "usage": None,
     }  # fmt: skip
     if body.stream:
-        from localllm.server.responses_stream import stream
-
         return stream(base, chain(started))
     _, done = await inference.complete(started)
     output: list[dict[str, Any]] = []
@@ -334,12 +308,6 @@ async def responses(request: Request) -> Response:
         output.append(message_item(done.content, "completed"))
     output += [call_item(c) for c in done.tool_calls]
     return JSONResponse(finished(base, output, done))
-
-
-def message_item(text: str, status: str, item_id: str | None = None) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
-    return {"type": "message", "id": item_id or new_id("msg"), "status": status,
-            "role": "assistant", "content": content}  # fmt: skip
 
 
 ROUTES = [Route("/v1/responses", responses, methods=["POST"])]

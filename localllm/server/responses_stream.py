@@ -1,11 +1,13 @@
-"""The Responses API's streamed events (`localllm.server.responses`): the response
-created, then each output item added, its content part, its deltas and their done
-events, the item done, and at the end the whole response, completed or incomplete.
-Every event carries `type` and a `sequence_number`."""
+"""The Responses API's output (`localllm.server.responses`): its items (messages,
+function calls) and the finished response, whole or streamed. A stream is the
+response created, then each output item added, its content part, its deltas and their
+done events, the item done, and at the end the whole response, completed or
+incomplete; every event carries `type` and a `sequence_number`."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +15,38 @@ from starlette.responses import StreamingResponse
 
 from localllm.engine.protocol import Done, Piece, ToolCall
 from localllm.server.errors import message_of
-from localllm.server.responses import call_item, finished, message_item, new_id
 
 _PARTS = {"reasoning": "reasoning_text", "message": "output_text"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    arguments = json.dumps(call.arguments)
+    return {"type": "function_call", "id": new_id("fc"), "call_id": new_id("call"),
+            "name": call.name, "arguments": arguments, "status": status}  # fmt: skip
+
+
+def _usage(done: Done) -> dict[str, Any]:
+    return {"input_tokens": done.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": done.cached_tokens},
+            "output_tokens": done.eval_tokens,
+            "total_tokens": done.prompt_tokens + done.eval_tokens}  # fmt: skip
+
+
+def finished(base: dict[str, Any], output: list[dict[str, Any]], done: Done) -> dict[str, Any]:
+    incomplete = done.reason == "length"
+    return {**base, "status": "incomplete" if incomplete else "completed", "output": output,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "usage": _usage(done)}  # fmt: skip
+
+
+def message_item(text: str, status: str, item_id: str | None = None) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {"type": "message", "id": item_id or new_id("msg"), "status": status,
+            "role": "assistant", "content": content}  # fmt: skip
 
 
 class _Events:

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from localllm.errors import LocalLLMError
 from localllm.store.atomic import StoreError, fsync_dir, storage_error, temp_path
 
 _DIGEST = re.compile(r"^sha256-([0-9a-f]{64})$")
+_NAMED = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 _FICLONE = 0x40049409  # Linux ioctl: clone a file's extents
 CHUNK = 1 << 20
 
@@ -80,6 +82,19 @@ def sha256_file(path: Path, on_progress: Progress | None = None) -> str:
                 done += len(block)
                 on_progress(done, total)
     return f"sha256-{digest.hexdigest()}"
+
+
+class BadDigest(LocalLLMError):
+    """Text that should name a blob (an API's `sha256:<hex>`, a manifest's layer) does not."""
+
+
+def digest_name(text: object, where: str = "digest") -> str:
+    """The store's name (`sha256-<hex>`) for a digest as APIs and Ollama's manifests write
+    it (`sha256:<hex>`); BadDigest naming `where` for anything else, before it is a path."""
+    match = _NAMED.match(text) if isinstance(text, str) else None
+    if not match:
+        raise BadDigest(f"{where}: {text!r} is not a sha256 digest (sha256:<64 hex digits>)")
+    return f"sha256-{match.group(1)}"
 
 
 def check_digest(digest: str) -> str:

@@ -12,25 +12,21 @@ or a Jinja chat template, checked and kept as written (`templates.py`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from localllm.errors import LocalLLMError
 from localllm.gguf.reader import read_header
 from localllm.gguf.source import FileSource
 from localllm.store.access import ANY_FILE, FileAccess
-from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
+from localllm.store.manifests import Layer, Manifest
 from localllm.store.modelfile import Modelfile
-from localllm.store.names import ModelName, ModelNameError, parse_name
-from localllm.store.pull import Choose, PullEvent, import_local_layers, pull
+from localllm.store.names import ModelName
+from localllm.store.pull import Choose, PullEvent
+from localllm.store.resolve import CreateError, draft_layer, find_model, is_file
 from localllm.store.store import Store
 from localllm.store.templates import check_template
-
-
-class CreateError(LocalLLMError):
-    """A Modelfile that names something that cannot be used."""
 
 
 def create(
@@ -58,8 +54,6 @@ def create(
         projector = _projector(modelfile.projector, base, store, base_dir, files)
     draft = base.draft
     if modelfile.draft is not None:
-        from localllm.store.drafts import draft_layer
-
         draft = draft_layer(modelfile.draft, base, store, base_dir, choose, options)
     manifest = replace(
         base,
@@ -76,44 +70,6 @@ def create(
     )
     store.put(manifest)
     return manifest
-
-
-def find_model(
-    keyword: str,
-    source: str,
-    store: Store,
-    base_dir: Path,
-    choose: Choose,
-    pull_options: Mapping[str, Any] | None = None,
-    in_place: bool = False,
-    on_event: Callable[[PullEvent], None] | None = None,
-) -> Manifest:
-    """The model a Modelfile line (`keyword`: FROM, DRAFT) names: a local GGUF (imported),
-    a model in the store, else whatever `pull` makes of it (with `pull_options`, whose
-    `files` says which local files may be read)."""
-    files: FileAccess = (pull_options or {}).get("files", ANY_FILE)
-    path = local_path(source, base_dir, files, keyword)
-    if path is not None:
-        if not _is_file(path):
-            raise CreateError(f"{keyword} {source}: no such file ({path})")
-        layers = import_local_layers(path, store, on_event, in_place)
-        return Manifest(name="", model=layers[0], parts=tuple(layers[1:]), source=str(path))
-    try:
-        return store.get(parse_name(source))
-    except (ModelNotFoundError, ModelNameError):
-        pass  # not stored (a damaged manifest is an error of its own): pull it
-    return pull(source, store, choose, **(pull_options or {}))
-
-
-def local_path(source: str, base_dir: Path, files: FileAccess, where: str) -> Path | None:
-    """The local file a Modelfile line names, if it names one; checked against `files`
-    before the disk is looked at (a server tells no existing path from a missing one)."""
-    path = Path(source).expanduser()
-    path = path if path.is_absolute() else base_dir / path
-    if files.folders is not None:
-        looks_local = source.lower().endswith(".gguf") or source.startswith(("/", "~", "."))
-        return files.check(path, f"{where} {source}") if looks_local else None
-    return path if source.lower().endswith(".gguf") or _is_file(path) else None
 
 
 def _named_file(source: str, base_dir: Path, files: FileAccess, where: str) -> Path:
@@ -142,7 +98,7 @@ def _projector(
     from localllm.store.projectors import check_projector, precision
 
     full = _named_file(source, base_dir, files, "FROM")
-    if not _is_file(full):
+    if not is_file(full):
         raise CreateError(
             f"FROM {source}: a second FROM names the model's vision projector "
             f"(an mmproj GGUF file); no such file ({full})"
@@ -158,10 +114,3 @@ def _projector(
         raise CreateError(str(exc)) from None
     blob = store.blobs.import_file(full)
     return Layer(blob.digest, blob.size, precision(full.name), str(full.resolve()))
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # not a possible path: too long, a NUL byte
-        return False

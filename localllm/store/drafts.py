@@ -10,15 +10,10 @@ the worker compares every token's text when it loads the two (`engine.draft`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
 from localllm.errors import LocalLLMError
 from localllm.gguf.reader import GGUFHeader, read_header
 from localllm.gguf.source import FileSource
 from localllm.store.manifests import Layer, Manifest
-from localllm.store.pull import Choose
 from localllm.store.store import Store
 
 VOCAB_SIZE_SLACK = 128
@@ -29,25 +24,14 @@ class DraftError(LocalLLMError):
     """A draft model that cannot draft for its model."""
 
 
-def draft_layer(
-    source: str,
-    target: Manifest,
-    store: Store,
-    base_dir: Path,
-    choose: Choose,
-    pull_options: Mapping[str, Any] | None = None,
-) -> Layer:
-    """The draft named by `source`, in the store (pulled with `pull_options` when it is
-    not there yet), checked against `target`'s weights."""
-    from localllm.store.create import find_model
-
-    manifest = find_model("DRAFT", source, store, base_dir, choose, pull_options)
-    if manifest.parts:
+def checked(source: str, target: Manifest, draft: Manifest, store: Store) -> Layer:
+    """`draft`'s weights, once its header agrees with `target`'s (DraftError if not)."""
+    if draft.parts:
         raise DraftError(f"DRAFT {source}: a split model cannot be a draft; use one file")
-    problem = mismatch(_header(store, target.model), _header(store, manifest.model))
+    problem = mismatch(_header(store, target.model), _header(store, draft.model))
     if problem:
         raise DraftError(f"DRAFT {source}: it cannot draft for this model: {problem}")
-    return manifest.model
+    return draft.model
 
 
 def mismatch(target_header: GGUFHeader, draft_header: GGUFHeader) -> str | None:

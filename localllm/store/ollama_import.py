@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from localllm.errors import LocalLLMError
+from localllm.store.blobs import digest_name
 from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
 from localllm.store.modelfile import Message, parameter_value
 from localllm.store.names import parse_name
@@ -154,7 +154,6 @@ def _import_one(name: str, path: Path, blobs: Path, store: Store) -> Imported:
     return Imported(model_name.short, manifest.size, how, tuple(notes))
 
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TEXT_LIMIT = 16 << 20
 """The most a template, system, license, params or messages layer may hold."""
 
@@ -162,9 +161,7 @@ TEXT_LIMIT = 16 << 20
 def _blob(blobs: Path, digest: object, kind: str) -> Path:
     """The blob file a layer's digest names, trusted only once the digest has the shape
     of one and the file lies inside Ollama's `blobs/` (no symbolic link out of it)."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise LocalLLMError(f"its {kind} layer's digest is not sha256:<64 hex digits>")
-    path = blobs / digest.replace(":", "-", 1)
+    path = blobs / digest_name(digest, f"its {kind} layer's digest")
     real = Path(os.path.realpath(path))
     if real.parent != Path(os.path.realpath(blobs)):
         raise LocalLLMError(f"its {kind} layer's blob {path.name} lies outside {blobs}")

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from localllm.errors import LocalLLMError
 from localllm.gguf.info import display_name
 from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import RepoFile, group_quantizations, list_repo_gguf
@@ -78,7 +77,7 @@ def stored_name_for(text: str, store: Store) -> ModelName | None:
     return matches[0] if matches else store_name(text, ref, None)
 
 
-def pull(
+def pull_weights(
     text: str,
     store: Store,
     choose: Choose,
@@ -89,15 +88,16 @@ def pull(
     files: FileAccess = ANY_FILE,
     egress: Egress | None = None,
 ) -> Manifest:
-    """Pull `text` into `store`; `choose` turns candidates into a plan (the planner).
-    The server passes `files` (which local files a reference may name) and `egress`
-    (which URLs it may name)."""
+    """Pull `text`'s weights (and its repository's vision projector) into `store`, the
+    manifest written; `choose` turns candidates into a plan (the planner). The server
+    passes `files` (which local files a reference may name) and `egress` (which URLs it
+    may name). `store.resolve.pull` adds the catalogue's draft model and says success."""
     catalogue = catalogue or Catalogue()
     on_event = on_event or _ignore
     ref = parse_ref(text, catalogue, files)
     if isinstance(ref, UrlRef) and egress is not None:
         egress.check_reference(ref.url)
-    defaults = _defaults(text, catalogue)
+    defaults = defaults_for(text, catalogue)
     if isinstance(ref, PathRef):
         return _import_local(text, ref, store, defaults, on_event)
     listing = None
@@ -110,10 +110,6 @@ def pull(
         )
         manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
         store.put(manifest)
-        manifest = _with_draft(
-            manifest, defaults, store, choose, on_event, endpoint, token, catalogue, files, egress
-        )
-        on_event(PullEvent("success"))
         return manifest
     on_event(PullEvent("reading headers"))
     with tempfile.TemporaryDirectory(prefix="localllm-pull-") as tmp:
@@ -142,9 +138,6 @@ def pull(
     manifest = _manifest(store_name(text, ref, candidate.label), layers, defaults, str(ref))
     manifest = _with_projector(manifest, ref, listing, store, on_event, endpoint, token)
     store.put(manifest)
-    manifest = _with_draft(manifest, defaults, store, choose, on_event, endpoint, token, catalogue,
-                           files, egress)  # fmt: skip
-    on_event(PullEvent("success"))
     return manifest
 
 
@@ -183,38 +176,6 @@ def _with_projector(
     return replace(manifest, projector=layer)
 
 
-def _with_draft(
-    manifest: Manifest,
-    defaults: Modelfile | None,
-    store: Store,
-    choose: Choose,
-    on_event: Callable[[PullEvent], None],
-    endpoint: str | None,
-    token: str | None,
-    catalogue: Catalogue,
-    files: FileAccess,
-    egress: Egress | None,
-) -> Manifest:
-    """A catalogue entry's draft model (`DRAFT`), pulled too and recorded in the
-    manifest. The model works without it: a draft that cannot be pulled or does not
-    match is said in an event, and the model is kept as it is."""
-    if defaults is None or defaults.draft is None or manifest.draft is not None:
-        return manifest
-    from localllm.store.drafts import draft_layer
-
-    on_event(PullEvent(f"pulling the draft model {defaults.draft}"))
-    try:
-        options = {"endpoint": endpoint, "token": token, "catalogue": catalogue,
-                   "files": files, "egress": egress}  # fmt: skip
-        layer = draft_layer(defaults.draft, manifest, store, Path.cwd(), choose, options)
-    except LocalLLMError as exc:
-        on_event(PullEvent(f"without a draft model: {exc}"))
-        return manifest
-    manifest = replace(manifest, draft=layer)
-    store.put(manifest)
-    return manifest
-
-
 def _already_stored(
     ref: HubRef | UrlRef, store: Store, listing: Sequence[RepoFile] | None
 ) -> list[Layer] | None:
@@ -238,7 +199,9 @@ def _ignore(event: PullEvent) -> None:
     pass
 
 
-def _defaults(text: str, catalogue: Catalogue) -> Modelfile | None:
+def defaults_for(text: str, catalogue: Catalogue) -> Modelfile | None:
+    """The catalogue entry's Modelfile for a name typed as `text` (None for paths, URLs,
+    hf.co references and names it lacks)."""
     try:
         resolved = catalogue.resolve(parse_name(text))
     except ModelNameError:  # not a name at all: a path, a URL, an hf.co reference
@@ -287,7 +250,6 @@ def _import_local(text: str, ref: PathRef, store: Store, defaults: Modelfile | N
         store_name(text, ref, layers[0].quantization), layers, defaults, str(ref.path)
     )
     store.put(manifest)
-    on_event(PullEvent("success"))
     return manifest
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from localllm.planner.plan import Plan
 from localllm.store.candidates import Source
-from localllm.store.create import CreateError, create
+from localllm.store.create import create
 from localllm.store.drafts import DraftError
 from localllm.store.modelfile import parse_modelfile
 from localllm.store.names import parse_name
-from localllm.store.pull import pull
+from localllm.store.resolve import CreateError, pull
 from localllm.store.store import Store
 from tests.factory import TINY, write_lora, write_model
 

@@ -9,10 +9,11 @@ import pytest
 
 from localllm.planner.plan import Plan
 from localllm.store.candidates import Source
-from localllm.store.create import CreateError, create
+from localllm.store.create import create
 from localllm.store.modelfile import parse_modelfile
 from localllm.store.names import parse_name
 from localllm.store.projectors import check_projector
+from localllm.store.resolve import CreateError
 from localllm.store.store import Store
 from tests.factory import TINY, TINY_PROJECTOR, ModelSpec, write_model, write_projector
 

@@ -104,7 +104,7 @@ def test_a_crafted_manifest_reads_nothing_outside_ollamas_blobs(
     assert {"tiny", "someone/tiny:v2"} <= imported
     assert not imported & {"escape", "linked", "forged"}
     problems = "\n".join(report.problems)
-    assert "escape:latest" in problems and "digest is not sha256:<64 hex digits>" in problems
+    assert "escape:latest" in problems and "is not a sha256 digest" in problems
     assert "linked:latest" in problems and "lies outside" in problems
     assert "forged:latest" in problems and "system layer's blob" in problems
     assert "secret" not in problems and "evil" not in problems

@@ -13,7 +13,8 @@ from localllm.planner.plan import Plan, plan
 from localllm.store.candidates import Source
 from localllm.store.catalogue import Catalogue
 from localllm.store.names import parse_name
-from localllm.store.pull import PullEvent, pull
+from localllm.store.pull import PullEvent
+from localllm.store.resolve import pull
 from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub, serve

@@ -8,7 +8,7 @@ from pathlib import Path
 from localllm.gguf.remote import RepoFile
 from localllm.store.blobs import sha256_file
 from localllm.store.projectors import pick_projector
-from localllm.store.pull import pull
+from localllm.store.resolve import pull
 from localllm.store.store import Store
 from tests.factory import TINY, TINY_PROJECTOR, write_model, write_projector
 from tests.fakehub import FakeHub, serve
