@@ -25,7 +25,7 @@ from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub, serve
 from tests.server.conftest import Running, start_server
-from tests.server.test_robustness import wait_for
+from tests.server.test_robustness import LONG, _slow_store, wait_for
 
 pytestmark = pytest.mark.slow
 REFUSED = "the server does not read files from its own disk through the API"
@@ -234,14 +234,14 @@ def test_empty_strings_have_no_embedding(server: Running) -> None:
 
 
 def test_every_request_is_one_access_log_line(
-    server: Running, caplog: pytest.LogCaptureFixture
+    server: Running, store: Store, tiny_files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="localllm.access")
     body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_predict": 3}}
     assert httpx.post(f"{server.url}/api/generate", json=body, timeout=60).status_code == 200
     assert httpx.get(f"{server.url}/api/nothing").status_code == 404
-    long = {"model": "tiny", "prompt": "hi", "options": {"num_predict": 500}}
-    with httpx.stream("POST", f"{server.url}/api/generate", json=long, timeout=60) as r:
+    _slow_store(store, tiny_files)  # 8,000 tokens take far longer than leaving does
+    with httpx.stream("POST", f"{server.url}/api/generate", json=LONG, timeout=60) as r:
         next(r.iter_lines())  # then leave
     assert wait_for(lambda: any("gone" in r.getMessage() for r in caplog.records), timeout=30)
     lines = [r.getMessage() for r in caplog.records if r.name == "localllm.access"]
