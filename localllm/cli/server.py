@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
             "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
             "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL, "
-            "LOCALLLM_REPLICAS, LOCALLLM_WORKERS."
+            "LOCALLLM_REPLICAS, LOCALLLM_WORKERS; limits: LOCALLLM_MAX_BODY_MB, "
+            "LOCALLLM_MAX_CONNECTIONS, LOCALLLM_REQUEST_TIMEOUT, LOCALLLM_IDLE_TIMEOUT "
+            "(docs/server.md); LOCALLLM_NOPRUNE=1 keeps what crashes left in the store."
         ),
     )
     p.add_argument("--workers", default="", metavar="HOST:PORT,...",
