@@ -84,7 +84,7 @@ def test_a_local_gguf_is_imported_by_the_cli_not_read_by_the_server(
     path = write_model(ModelSpec(name="mine"), tmp_path / "mine.gguf", seed=4)
     out = localllm(env, "run", str(path), "Hi", stdin="")
     assert out.returncode == 0, out.stderr
-    assert f"importing {path}" in out.stderr and out.stdout.strip()
+    assert f"importing {path}" in out.stderr  # then answered (sampled: maybe in no words)
     assert "mine" in localllm(env, "list").stdout
 
 

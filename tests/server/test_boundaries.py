@@ -237,8 +237,9 @@ def test_every_request_is_one_access_log_line(
     server: Running, store: Store, tiny_files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="localllm.access")
-    body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_predict": 3}}
-    assert httpx.post(f"{server.url}/api/generate", json=body, timeout=60).status_code == 200
+    body = {"model": "tiny", "prompt": "hi", "stream": False,
+            "options": {"num_predict": 3, "seed": 7}}  # fmt: skip
+    answer = httpx.post(f"{server.url}/api/generate", json=body, timeout=60).json()
     assert httpx.get(f"{server.url}/api/nothing").status_code == 404
     _slow_store(store, tiny_files)  # 8,000 tokens take far longer than leaving does
     with httpx.stream("POST", f"{server.url}/api/generate", json=LONG, timeout=60) as r:
@@ -247,7 +248,7 @@ def test_every_request_is_one_access_log_line(
     lines = [r.getMessage() for r in caplog.records if r.name == "localllm.access"]
     generated = next(line for line in lines if '"POST /api/generate" 200' in line)
     assert generated.startswith("127.0.0.1:") and "model=tiny prompt=" in generated
-    assert "eval=3" in generated
+    assert generated.endswith(f"prompt={answer['prompt_eval_count']} eval={answer['eval_count']}")
     assert any('"GET /api/nothing" 404' in line for line in lines)
     (gone,) = [line for line in lines if "gone" in line]
     assert '"POST /api/generate" 200' in gone and gone.endswith("(client gone before the end)")
