@@ -173,8 +173,9 @@ def _slow_store(store: Store, tiny_files: dict[str, Path]) -> None:
 LONG: dict[str, object] = {
     "model": "slow",
     "prompt": "go",
-    "options": {"num_predict": 8000, "temperature": 1},
+    "options": {"num_predict": 8000, "temperature": 1, "seed": 1, "ignore_eos": True},
 }
+"""An answer that runs for seconds whatever the model draws (no end token stops it)."""
 
 
 def test_a_client_that_disconnects_stops_its_generation(
