@@ -49,6 +49,9 @@ def message_of(exc: BaseException) -> str:
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
+    408: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
@@ -78,7 +81,9 @@ def error_response(exc: BaseException, path: str = "") -> JSONResponse:
     if not isinstance(exc, LocalLLMError):
         log.exception("unexpected error", exc_info=exc)
     retry = getattr(exc, "retry_after_s", None)
-    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else {}
+    if status in (408, 413):  # the rest of the body is not read: the connection ends
+        headers["Connection"] = "close"
     body = error_body(path, status, message_of(exc))
     return JSONResponse(body, status_code=status, headers=headers)
 
