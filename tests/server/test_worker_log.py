@@ -20,7 +20,9 @@ def test_the_log_rotates_and_keeps_its_own_tail(tmp_path: Path) -> None:
     for block in range(4):  # 6,000 bytes each: 24,038 in all pass 10,000 twice, not thrice
         end = f"end of block {block}\n" if block < 3 else "GGML_ASSERT(x) failed\n"
         os.write(writer, b"x" * (6_000 - len(end)) + end.encode())
-        while not log.tail().endswith(end):  # read by the log's thread before the next
+        deadline = time.monotonic() + 60  # read by the log's thread before the next
+        while not log.tail().endswith(end):
+            assert time.monotonic() < deadline, "the log's thread stopped reading"
             time.sleep(0.001)
     os.close(writer)  # the worker exits
     log.wait()

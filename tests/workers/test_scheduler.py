@@ -49,8 +49,13 @@ def model(scheduler: Scheduler, name: str) -> Manifest:
 
 
 async def until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.001)
+    """Until `condition()` holds (a minute at most: a hang is a failure, not a stall)."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), 60)
 
 
 def test_a_reload_waits_for_its_model_without_blocking_another(scheduler: Scheduler) -> None:
