@@ -150,7 +150,7 @@ def _send_until_answered(server: Running, path: str, headers: str, parts: Iterat
                 early = sock.recv(65536)
             except BlockingIOError:
                 early = b""
-            sock.setblocking(True)
+            sock.settimeout(60)
             if early:
                 return _rest(sock, early)
         return _rest(sock)
