@@ -139,7 +139,7 @@ def _big_body(port: int, mib: int, statuses: list[str]) -> None:
                     early = s.recv(64)
                 except BlockingIOError:
                     early = b""
-                s.setblocking(True)
+                s.settimeout(120)
                 if early:
                     statuses.append(early.split(b" ")[1].decode() + " early")
                     return
