@@ -12,6 +12,7 @@ goes away mid-answer is said on its line ("client gone"), not as a traceback.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ def current() -> AccessRecord:
 def line(scope: Scope, status: int, seconds: float, record: AccessRecord, note: str = "") -> str:
     client = scope.get("client")
     who = f"{client[0]}:{client[1]}" if client else "-"
-    text = f'{who} "{scope["method"]} {scope["path"]}" {status} {seconds:.3f}s'
+    path = json.dumps(scope["path"])[1:-1]  # a newline in a path cannot forge a line
+    text = f'{who} "{scope["method"]} {path}" {status} {seconds:.3f}s'
     if record.model:
         text += f" model={record.model}"
     if record.prompt_tokens is not None:

@@ -283,6 +283,8 @@ def test_every_request_is_one_access_log_line(
             "options": {"num_predict": 3, "seed": 7}}  # fmt: skip
     answer = httpx.post(f"{server.url}/api/generate", json=body, timeout=60).json()
     assert httpx.get(f"{server.url}/api/nothing").status_code == 404
+    forged = httpx.get(f"{server.url}/api/x%0A127.0.0.1:1%20%22GET%20/api/ps%22%20200")
+    assert forged.status_code == 404
     _slow_store(store, tiny_files)  # 8,000 tokens take far longer than leaving does
     with httpx.stream("POST", f"{server.url}/api/generate", json=LONG, timeout=60) as r:
         next(r.iter_lines())  # then leave
@@ -292,6 +294,8 @@ def test_every_request_is_one_access_log_line(
     assert generated.startswith("127.0.0.1:") and "model=tiny prompt=" in generated
     assert generated.endswith(f"prompt={answer['prompt_eval_count']} eval={answer['eval_count']}")
     assert any('"GET /api/nothing" 404' in line for line in lines)
+    assert all("\n" not in line for line in lines)  # a path cannot forge a second line
+    assert any('/api/x\\n127.0.0.1:1 \\"GET /api/ps\\"' in line for line in lines)
     (gone,) = [line for line in lines if "gone" in line]
     assert '"POST /api/generate" 200' in gone and gone.endswith("(client gone before the end)")
     assert not [r for r in caplog.records if r.exc_info]  # a line, not a traceback
