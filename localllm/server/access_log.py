@@ -4,8 +4,8 @@ its prompt and generated tokens.
 
     127.0.0.1:53122 "POST /api/chat" 200 1.204s model=llama3.2:3b prompt=31 eval=120
 
-The route fills in what only it knows (the model, the token counts) through
-`current()`, a record the middleware puts in the request's context. A client that
+The route fills in what only it knows through `model()` and `tokens()`, into a record
+the middleware puts in the request's context. A client that
 goes away mid-answer is said on its line ("client gone"), not as a traceback.
 """
 
@@ -35,9 +35,18 @@ _RECORD: contextvars.ContextVar[AccessRecord | None] = contextvars.ContextVar(
 )
 
 
-def current() -> AccessRecord:
-    """This request's record (a throwaway one outside a request)."""
-    return _RECORD.get() or AccessRecord()
+def model(name: str) -> None:
+    """The model this request asked for, on its line."""
+    record = _RECORD.get()
+    if record is not None:
+        record.model = name.removesuffix(":latest")
+
+
+def tokens(prompt: int, generated: int) -> None:
+    """The prompt and generated tokens of this request's answer, on its line."""
+    record = _RECORD.get()
+    if record is not None:
+        record.prompt_tokens, record.eval_tokens = prompt, generated
 
 
 def line(scope: Scope, status: int, seconds: float, record: AccessRecord, note: str = "") -> str:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import resource
 import time
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -110,7 +111,7 @@ def http_config(app: Any, settings: ServerSettings, **options: Any) -> uvicorn.C
     guarded = type(
         "Guarded",
         (GuardedH11Protocol,),
-        {"settings": _with_connections(settings, min(settings.max_connections, room))},
+        {"settings": replace(settings, max_connections=min(settings.max_connections, room))},
     )
     return uvicorn.Config(
         app,
@@ -120,9 +121,3 @@ def http_config(app: Any, settings: ServerSettings, **options: Any) -> uvicorn.C
         timeout_keep_alive=int(settings.idle_timeout_s),
         **options,
     )
-
-
-def _with_connections(settings: ServerSettings, n: int) -> ServerSettings:
-    from dataclasses import replace
-
-    return replace(settings, max_connections=n)

@@ -56,7 +56,7 @@ class Inference:
         if not name:
             raise APIError(400, "model is required")
         manifest = self.store.get(stored_name_for(name, self.store) or parse_name(name))
-        access_log.current().model = manifest.name.removesuffix(":latest")
+        access_log.model(manifest.name)
         return manifest
 
     def chat_template(self, manifest: Manifest) -> str | None:
@@ -158,8 +158,7 @@ class Inference:
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
         try:
-            if runner.loaded is not None:
-                request = bound_prompt(request, runner.loaded.settings.n_ctx_seq)
+            request = bound_prompt(request, runner.context)
             request, parser = _prepared(request, runner, mode)
         except BaseException:
             self.scheduler.release(runner, keep_alive)
@@ -182,11 +181,7 @@ class Inference:
         try:
             async for event in runner.generate(request):
                 if isinstance(event, Done):
-                    record = access_log.current()
-                    record.prompt_tokens, record.eval_tokens = (
-                        event.prompt_tokens,
-                        event.eval_tokens,
-                    )
+                    access_log.tokens(event.prompt_tokens, event.eval_tokens)
                 yield event
         finally:
             self.scheduler.release(runner, keep_alive)
@@ -212,8 +207,7 @@ class Inference:
         model's worker, with the code a generation renders with."""
         runner = await self.scheduler.acquire(manifest, options)
         try:
-            if runner.loaded is not None:
-                request = bound_prompt(request, runner.loaded.settings.n_ctx_seq)
+            request = bound_prompt(request, runner.context)
             rendered = await runner.render(request)
         finally:
             self.scheduler.release(runner, self.keep_alive(None))
@@ -232,13 +226,11 @@ class Inference:
         runner = await self.scheduler.acquire(manifest, options)
         load_ns = time.perf_counter_ns() - started
         try:
-            if runner.loaded is not None:
-                inputs = bound_inputs(inputs, runner.loaded.settings.n_ctx_seq, truncate)
+            inputs = bound_inputs(inputs, runner.context, truncate)
             result = await runner.embed(inputs, truncate)
         finally:
             self.scheduler.release(runner, keep_alive)
-        record = access_log.current()
-        record.prompt_tokens, record.eval_tokens = result.prompt_tokens, 0
+        access_log.tokens(result.prompt_tokens, 0)
         return result.vectors, result.prompt_tokens, load_ns
 
 

@@ -238,18 +238,19 @@ class BlobWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _clone(source: Path, tmp: Path) -> str | None:
+def _clone(source: Path, tmp: Path) -> bool:
+    """A copy-on-write clone of `source` at `tmp`, where the file system makes one."""
     try:
         import fcntl
     except ImportError:
-        return None
+        return False
     try:
         with source.open("rb") as src, tmp.open("xb") as dst:
             fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
     except OSError:
         tmp.unlink(missing_ok=True)
-        return None
-    return "reflink"
+        return False
+    return True
 
 
 def _copy(source: Path, tmp: Path, on_progress: Progress | None = None) -> str:

@@ -157,6 +157,12 @@ class Runner:
         return max(1, settings.n_seq_max)
 
     @property
+    def context(self) -> int:
+        """Tokens of context each request has (its slot's)."""
+        settings = self.loaded.settings if self.loaded else self.load_request.settings
+        return settings.n_ctx_seq
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
