@@ -22,7 +22,7 @@ _PATH = re.compile(
     re.IGNORECASE,
 )
 MAX_BYTES = 32 << 20
-"""What the server takes (`server.images.MAX_BYTES`); a larger file is left alone."""
+"""What the server takes (`inference.images.MAX_BYTES`); a larger file is left alone."""
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,30 @@ class RemoteError(LocalLLMError):
     def __init__(self, message: str, status: int = 502) -> None:
         super().__init__(message)
         self.status = status
+
+
+class APIError(LocalLLMError):
+    """An error of one request, with the HTTP status its answer carries (each dialect
+    writes it in its own shape: `localllm.dialects`)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def status_of(exc: BaseException) -> int:
+    """An error's own `status` (each kind that is not a plain 400 says which it is: an
+    unknown model 404, a busy one 503, a store that cannot be written 500...); else 400
+    for an error a person caused, 500 for a bug."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status <= 599:
+        return status
+    return 400 if isinstance(exc, LocalLLMError) else 500
+
+
+def message_of(exc: BaseException) -> str:
+    """What the person is told: the message of an error they caused; for a bug, only
+    that there was one (the traceback goes to the server log, never to the client)."""
+    if isinstance(exc, LocalLLMError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}); see the server log"

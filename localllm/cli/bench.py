@@ -132,12 +132,11 @@ def _ceiling(model: str, loaded: dict[str, Any], kv_tokens: int) -> dict[str, fl
     from localllm.planner.settings import LoadSettings
     from localllm.store.names import parse_name
     from localllm.store.store import Store
-    from localllm.workers.loading import read_model
 
     if not loaded:
         return None
     store = Store(resolve_paths().models_dir)
-    info, _ = read_model(store.get(parse_name(model)), store)
+    info, _ = store.read_model(store.get(parse_name(model)))
     layers = int(loaded.get("gpu_layers", 0))
     threads = int(loaded.get("threads", 0)) or 1
     settings = LoadSettings(n_gpu_layers=layers, n_ctx=kv_tokens)

@@ -66,7 +66,7 @@ def _store() -> Store:
 def _name(text: str) -> Any:
     """A stored model's name, also from the hf.co reference it was pulled with."""
     from localllm.store.names import parse_name
-    from localllm.store.pull import stored_name_for
+    from localllm.store.resolve import stored_name_for
 
     return stored_name_for(text, _store()) or parse_name(text)
 

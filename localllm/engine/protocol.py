@@ -93,7 +93,7 @@ writes into messages (one per image, in the order of `Generate.images`)."""
 
 @dataclass(frozen=True)
 class Image:
-    """An image the server decoded and checked (`server.images`): its RGB pixels."""
+    """An image the server decoded and checked (`inference.images`): its RGB pixels."""
 
     width: int
     height: int
@@ -176,13 +176,15 @@ class TokenLogprob:
 class ToolCall:
     name: str
     arguments: dict[str, Any]
+    id: str = ""
+    """Given by the server when it parses the reply (`localllm.inference.replies`)."""
 
 
 @dataclass(frozen=True)
 class Piece:
     id: int
     text: str
-    """The model's text; once the server parsed the reply (`localllm.server.replies`),
+    """The model's text; once the server parsed the reply (`localllm.inference.replies`),
     the answer's text only."""
     logprobs: tuple[TokenLogprob, ...] = ()
     """The tokens this text came from, when the request asked for logprobs."""

@@ -6,7 +6,7 @@ its name): harmony for gpt-oss, DeepSeek's markers, else `<think>` tags and the
 JSON call forms (Hermes/Qwen, Mistral, Llama). Each format is one module with its
 own golden tests; `format_for` is the one place that chooses. Qwen3-Coder's XML
 calls are told by their `<function=` tags. The server parses
-(`localllm.server.replies`); the worker only has to render the format's
+(`localllm.inference.replies`); the worker only has to render the format's
 `preserved` tokens as text, which llama.cpp otherwise drops as control tokens.
 """
 

@@ -4,49 +4,22 @@ its prompt and generated tokens.
 
     127.0.0.1:53122 "POST /api/chat" 200 1.204s model=llama3.2:3b prompt=31 eval=120
 
-The route fills in what only it knows through `model()` and `tokens()`, into a record
-the middleware puts in the request's context. A client that
+The inference service fills in what only it knows (`localllm.inference.record`), into
+a record the middleware puts in the request's context. A client that
 goes away mid-answer is said on its line ("client gone"), not as a traceback.
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from localllm.inference.record import AccessRecord, recording
 from localllm.server.security import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("localllm.access")
-
-
-@dataclass
-class AccessRecord:
-    model: str | None = None
-    prompt_tokens: int | None = None
-    eval_tokens: int | None = None
-
-
-_RECORD: contextvars.ContextVar[AccessRecord | None] = contextvars.ContextVar(
-    "localllm_access", default=None
-)
-
-
-def model(name: str) -> None:
-    """The model this request asked for, on its line."""
-    record = _RECORD.get()
-    if record is not None:
-        record.model = name.removesuffix(":latest")
-
-
-def tokens(prompt: int, generated: int) -> None:
-    """The prompt and generated tokens of this request's answer, on its line."""
-    record = _RECORD.get()
-    if record is not None:
-        record.prompt_tokens, record.eval_tokens = prompt, generated
 
 
 def line(scope: Scope, status: int, seconds: float, record: AccessRecord, note: str = "") -> str:
@@ -70,7 +43,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         record = AccessRecord()
-        token = _RECORD.set(record)
+        token = recording(record)
         started = time.perf_counter()
         status = 0
         finished = False
@@ -93,5 +66,5 @@ class AccessLogMiddleware:
                 raise
             note = f"client gone: {type(exc).__name__}"
         finally:
-            _RECORD.reset(token)
+            token.reset()
             log.info(line(scope, status or 500, time.perf_counter() - started, record, note))

@@ -1,4 +1,5 @@
-"""The Starlette application: routes of both APIs behind the security middleware."""
+"""The Starlette application: every dialect's routes over the same services, behind the
+access log, the security checks and the limits."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from localllm.dialects.wire import Services
 from localllm.errors import LocalLLMError
 from localllm.hardware.report import HardwareReport
-from localllm.server import anthropic, blobs, extras, ollama, openai, responses
+from localllm.inference.service import Inference
+from localllm.models.catalog import Catalog
+from localllm.models.changes import Changes
 from localllm.server.access_log import AccessLogMiddleware
-from localllm.server.catalog import Catalog
+from localllm.server.dialects import DIALECTS
 from localllm.server.errors import error_body, handle
-from localllm.server.inference import Inference
+from localllm.server.extras import Extras
 from localllm.server.limits import LimitsMiddleware
 from localllm.server.security import SecurityMiddleware, origin_regex
 from localllm.server.settings import ServerSettings
-from localllm.server.state import AppState
 from localllm.store.store import Store
 from localllm.workers.scheduler import Scheduler
 
@@ -56,14 +59,13 @@ def create_app(
     """The app; `scheduler` and `hardware` may be given (tests pass a small budget and
     a recorded machine)."""
     scheduler = scheduler or Scheduler(settings, store, log_dir)
-    app_state = AppState(
-        settings=settings,
-        store=store,
-        scheduler=scheduler,
-        inference=Inference(scheduler, store, settings),
-        catalog=Catalog(store, scheduler, hub_endpoint, settings.allow_files),
-        hardware=hardware or _detect,
+    services = Services(
+        inference=Inference(scheduler, store, settings.keep_alive_s, settings.image_urls),
+        catalog=Catalog(store, scheduler),
+        changes=Changes(store, scheduler, hub_endpoint, settings.allow_files),
     )
+    routes = [route for dialect in DIALECTS for route in dialect.routes(services)]
+    routes += Extras(services, scheduler, hardware or _detect).routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,14 +74,7 @@ def create_app(
         scheduler.shutdown()
 
     app = Starlette(
-        routes=[
-            *ollama.ROUTES,
-            *blobs.ROUTES,
-            *openai.ROUTES,
-            *responses.ROUTES,
-            *anthropic.ROUTES,
-            *extras.ROUTES,
-        ],
+        routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware),
             Middleware(SecurityMiddleware, settings=settings),
@@ -94,5 +89,4 @@ def create_app(
         exception_handlers={HTTPException: _http_error, LocalLLMError: handle, Exception: handle},
         lifespan=lifespan,
     )
-    app.state.localllm = app_state
     return app

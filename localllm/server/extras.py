@@ -1,55 +1,59 @@
-"""localllm's own endpoints, beyond the Ollama and OpenAI APIs.
+"""localllm's own endpoints, beyond the APIs it speaks.
 
 `GET /api/hardware`: the hardware report of the machine the server runs on
 (the JSON of `localllm hw --json`). `GET /api/fit`: for every local model, how
 the planner would load it on the whole machine (the models screen's badge).
 Both answer for the server's machine, which is the one that matters when the
 TUI talks to a server elsewhere. `POST /apply-template` (llama-server's): the
-prompt text a chat request with these `messages` and `tools` would feed the
-model, rendered by the model's worker with the code a chat renders with.
+prompt text a chat request (Ollama's body) would feed the model, rendered by the
+model's worker with the code a chat renders with.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from localllm.server.state import state
-
-
-async def hardware(request: Request) -> Response:
-    report = await asyncio.to_thread(state(request).hardware)
-    return JSONResponse(report.to_dict())
-
-
-async def fit(request: Request) -> Response:
-    s = state(request)
-    budget = await s.scheduler.budget()
-    fits = await asyncio.to_thread(
-        lambda: [s.catalog.fit(m, budget) for m in s.catalog.manifests()]
-    )
-    return JSONResponse({"models": fits})
+from localllm.dialects.ollama import decode
+from localllm.dialects.ollama.protocol import ChatBody
+from localllm.dialects.wire import Services, parse
+from localllm.hardware.report import HardwareReport
+from localllm.workers.scheduler import Scheduler
 
 
-async def apply_template(request: Request) -> Response:
-    from localllm.server.errors import parse
-    from localllm.server.ollama import chat_request
-    from localllm.server.schemas import ChatBody
+class Extras:
+    def __init__(
+        self, services: Services, scheduler: Scheduler, hardware: Callable[[], HardwareReport]
+    ) -> None:
+        self.services = services
+        self.scheduler = scheduler
+        self.hardware = hardware
+        """The machine's report, probed on each call (free memory changes)."""
 
-    body = await parse(request, ChatBody)
-    inference = state(request).inference
-    manifest = inference.manifest(body.model)
-    options = inference.options(manifest, body.options.model_dump(exclude_none=True))
-    gen, _ = await chat_request(inference, manifest, body, options)
-    prompt, tokens = await inference.render(manifest, gen, options)
-    return JSONResponse({"prompt": prompt, "tokens": tokens})
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/apply-template", self.apply_template, methods=["POST"]),
+            Route("/api/hardware", self.hardware_report, methods=["GET"]),
+            Route("/api/fit", self.fit, methods=["GET"]),
+        ]
 
+    async def hardware_report(self, request: Request) -> Response:
+        report = await asyncio.to_thread(self.hardware)
+        return JSONResponse(report.to_dict())
 
-ROUTES = [
-    Route("/apply-template", apply_template, methods=["POST"]),
-    Route("/api/hardware", hardware, methods=["GET"]),
-    Route("/api/fit", fit, methods=["GET"]),
-]
+    async def fit(self, request: Request) -> Response:
+        catalog = self.services.catalog
+        budget = await self.scheduler.budget()
+        fits = await asyncio.to_thread(
+            lambda: [catalog.fit(m, budget) for m in catalog.manifests()]
+        )
+        return JSONResponse({"models": fits})
+
+    async def apply_template(self, request: Request) -> Response:
+        body = await parse(request, ChatBody)
+        prompt, tokens = await self.services.inference.count(decode.chat(body))
+        return JSONResponse({"prompt": prompt, "tokens": tokens})

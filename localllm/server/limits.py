@@ -14,7 +14,8 @@ import json
 from collections.abc import MutableMapping
 from typing import Any
 
-from localllm.server.errors import APIError, error_body
+from localllm.errors import APIError
+from localllm.server.errors import error_body
 from localllm.server.security import ASGIApp, Receive, Scope, Send
 from localllm.server.settings import ServerSettings
 

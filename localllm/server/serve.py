@@ -21,6 +21,7 @@ from localllm.server.app import create_app
 from localllm.server.connections import http_config
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
+from localllm.workers.scheduler import Scheduler
 
 
 class _Server(uvicorn.Server):
@@ -46,8 +47,8 @@ def serve(
     settings.check()
     endpoint = os.environ.get("HF_ENDPOINT")
     Egress.for_endpoint(endpoint).install()  # every request this process sends, checked
-    app = create_app(settings, store, log_dir, hub_endpoint=endpoint)
-    scheduler = app.state.localllm.scheduler
+    scheduler = Scheduler(settings, store, log_dir)
+    app = create_app(settings, store, log_dir, scheduler=scheduler, hub_endpoint=endpoint)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -37,20 +37,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from localllm.errors import ConfigError
+from localllm.units import parse_keep_alive
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 """Ollama's 11434 plus one: both can run side by side."""
 DEFAULT_KEEP_ALIVE_S = 300.0
-FOREVER_S = 100 * 365 * 86400.0
-"""A keep_alive longer than this (a century) is taken as forever, as a negative one is."""
 DEFAULT_ORIGINS = (
     "http://localhost",
     "https://localhost",
@@ -70,9 +68,6 @@ DEFAULT_ORIGINS = (
     "vscode-webview://*",
 )
 """Ollama's defaults: pages served from this machine and desktop app shells."""
-
-_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ class ServerSettings:
     replicas: int = 1
     """Copies of a model that fits on one GPU, one per GPU (`LOCALLLM_REPLICAS`)."""
     image_urls: bool = False
-    """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `server.images`)."""
+    """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `inference.images`)."""
     allow_files: tuple[str, ...] = ()
     """Folders whose files the API may name (`serve --allow-files`)."""
     max_body_bytes: int = 64 << 20
@@ -144,31 +139,6 @@ def parse_address(value: str) -> tuple[str, int]:
         raise ConfigError(f"LOCALLLM_HOST: bad port in {value!r}") from None
     host = parts.hostname or DEFAULT_HOST
     return host, port
-
-
-def parse_keep_alive(value: float | int | str | None, default: float | None) -> float | None:
-    """Seconds to stay loaded (None: forever) from Ollama's forms: a number of seconds,
-    or a duration like "10m", "1h30m", "500ms"; negative means forever, 0 unload now."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise ConfigError(f"keep_alive must be a duration or a number of seconds, not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            matches = list(_DURATION.finditer(text))
-            if not matches or "".join(m.group(0) for m in matches) != text:
-                raise ConfigError(
-                    f'keep_alive: {value!r} is not a duration (examples: 300, "5m", "1h", -1)'
-                ) from None
-            seconds = sum(float(m.group(1)) * _UNIT_S[m.group(2)] for m in matches)
-    if seconds != seconds:
-        raise ConfigError(f"keep_alive must be a duration or a number of seconds, not {value!r}")
-    return None if seconds < 0 or seconds > FOREVER_S else seconds
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

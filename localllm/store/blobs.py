@@ -188,7 +188,9 @@ class BlobStore:
 
 
 class DigestMismatch(StoreError):
-    """What arrived is not the blob its digest names."""
+    """What arrived is not the blob its digest names (the sender's fault: 400)."""
+
+    status = 400
 
 
 class BlobWriter:

@@ -59,24 +59,6 @@ def store_name(text: str, ref: HubRef | UrlRef | PathRef, quant: str | None) -> 
     return parse_name(display_name(source)[:80])
 
 
-def stored_name_for(text: str, store: Store) -> ModelName | None:
-    """The stored name of a model pulled as `hf.co/OWNER/REPO[:QUANT]` (None for other text).
-    Without a quantization, the one quantization of that repository in the store."""
-    if not text.startswith(("hf.co/", "hf://", "huggingface.co/", "https://huggingface.co/")):
-        return None
-    ref = parse_ref(text)
-    if not isinstance(ref, HubRef):
-        return None
-    if ref.quant:
-        return store_name(text, ref, ref.quant)
-    owner, repo = ref.repo.lower().split("/", 1)
-    matches = [n for n in store.manifests.names() if (n.namespace, n.model) == (owner, repo)]
-    if len(matches) > 1:
-        tags = ", ".join(n.tag for n in matches)
-        raise RefError(f"{text}: several quantizations are stored ({tags}); add :QUANT")
-    return matches[0] if matches else store_name(text, ref, None)
-
-
 def pull_weights(
     text: str,
     store: Store,

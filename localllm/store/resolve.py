@@ -5,6 +5,8 @@ and DRAFT lines, and the draft a catalogue entry names.
   model, then success;
 - `find_model`: what a Modelfile line names: a local GGUF (imported, or used in place),
   a model in the store, else whatever `pull` makes of it;
+- `stored` / `stored_name_for`: the stored model a name means (a name, or an hf.co
+  reference as it was pulled);
 - `draft_layer`: the draft model a DRAFT line or a catalogue entry names, checked
   against its target (`store.drafts`).
 """
@@ -23,13 +25,44 @@ from localllm.store.drafts import checked
 from localllm.store.egress import Egress
 from localllm.store.manifests import Layer, Manifest, ModelNotFoundError
 from localllm.store.modelfile import Modelfile
-from localllm.store.names import ModelNameError, parse_name
-from localllm.store.pull import Choose, PullEvent, defaults_for, import_local_layers, pull_weights
+from localllm.store.names import ModelName, ModelNameError, parse_name
+from localllm.store.pull import (
+    Choose,
+    PullEvent,
+    defaults_for,
+    import_local_layers,
+    pull_weights,
+    store_name,
+)
+from localllm.store.refs import HubRef, RefError, parse_ref
 from localllm.store.store import Store
 
 
 class CreateError(LocalLLMError):
     """A Modelfile that names something that cannot be used."""
+
+
+def stored_name_for(text: str, store: Store) -> ModelName | None:
+    """The stored name of a model pulled as `hf.co/OWNER/REPO[:QUANT]` (None for other text).
+    Without a quantization, the one quantization of that repository in the store."""
+    if not text.startswith(("hf.co/", "hf://", "huggingface.co/", "https://huggingface.co/")):
+        return None
+    ref = parse_ref(text)
+    if not isinstance(ref, HubRef):
+        return None
+    if ref.quant:
+        return store_name(text, ref, ref.quant)
+    owner, repo = ref.repo.lower().split("/", 1)
+    matches = [n for n in store.manifests.names() if (n.namespace, n.model) == (owner, repo)]
+    if len(matches) > 1:
+        tags = ", ".join(n.tag for n in matches)
+        raise RefError(f"{text}: several quantizations are stored ({tags}); add :QUANT")
+    return matches[0] if matches else store_name(text, ref, None)
+
+
+def stored(text: str, store: Store) -> Manifest:
+    """The manifest of the stored model `text` names; ModelNotFoundError (404) if none."""
+    return store.get(stored_name_for(text, store) or parse_name(text))
 
 
 def pull(

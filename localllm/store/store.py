@@ -12,11 +12,15 @@ something is written.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from pathlib import Path
 
 from filelock import FileLock
 
+from localllm.gguf.info import ModelInfo, describe
+from localllm.gguf.reader import GGUFHeader, read_header
+from localllm.gguf.source import FileSource
 from localllm.store.atomic import StoreError
 from localllm.store.blobs import BlobStore
 from localllm.store.manifests import Manifest, ManifestStore, ModelNotFoundError
@@ -106,3 +110,15 @@ class Store:
 
     def list(self) -> list[Manifest]:
         return [self.manifests.read(n) for n in self.manifests.names()]
+
+    def model_paths(self, manifest: Manifest) -> builtins.list[Path]:
+        """The blobs of the model's weights: one, or every shard in order."""
+        return [self.blobs.path(layer.digest) for layer in (manifest.model, *manifest.parts)]
+
+    def read_model(self, manifest: Manifest) -> tuple[ModelInfo, GGUFHeader]:
+        """The model facts of a stored model (every shard), and its first header."""
+        headers = []
+        for path in self.model_paths(manifest):
+            with FileSource(path) as source:
+                headers.append(read_header(source))
+        return describe(headers), headers[0]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from localllm.engine.protocol import Adapter, Draft, Load
 from localllm.errors import LocalLLMError
@@ -21,10 +20,6 @@ from localllm.planner.budget import Budget
 from localllm.planner.plan import Fit, Option
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
-
-if TYPE_CHECKING:
-    from localllm.gguf.info import ModelInfo
-    from localllm.gguf.reader import GGUFHeader
 
 
 class DoesNotFit(LocalLLMError):
@@ -37,23 +32,6 @@ class DoesNotFit(LocalLLMError):
 class Planned:
     load: Load
     option: Option
-
-
-def model_paths(manifest: Manifest, store: Store) -> list[Path]:
-    return [store.blobs.path(layer.digest) for layer in (manifest.model, *manifest.parts)]
-
-
-def read_model(manifest: Manifest, store: Store) -> tuple[ModelInfo, GGUFHeader]:
-    """The model facts of a stored model (every shard), and its first header."""
-    from localllm.gguf.info import describe
-    from localllm.gguf.reader import read_header
-    from localllm.gguf.source import FileSource
-
-    headers = []
-    for path in model_paths(manifest, store):
-        with FileSource(path) as source:
-            headers.append(read_header(source))
-    return describe(headers), headers[0]
 
 
 def plan_load(
@@ -80,8 +58,8 @@ def plan_load(
 
     if trial:  # a real load: the blobs are what the manifest says (sizes, files in place)
         store.check(manifest)
-    paths = model_paths(manifest, store)
-    info, _ = read_model(manifest, store)
+    paths = store.model_paths(manifest)
+    info, _ = store.read_model(manifest)
     label = manifest.model.quantization or info.quantization
     candidate = Candidate(label=label, model=info, download_bytes=0)
     measure = None

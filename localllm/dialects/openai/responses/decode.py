@@ -1,0 +1,141 @@
+"""A Responses API body decoded into the core's chat request.
+
+`instructions` is a system message; `input` is text, or items: messages (content
+parts `input_text`, `output_text`, `refusal`, `input_image`), `function_call` and
+`function_call_output`, earlier `reasoning` (accepted, not fed back). Nothing is
+stored: `previous_response_id` and `item_reference` are refused with a message saying
+to send the whole conversation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localllm.dialects.openai.decode import arguments
+from localllm.dialects.openai.responses.protocol import (
+    FilePart,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    ImagePart,
+    ItemReference,
+    MessageItem,
+    NamedFunction,
+    ResponsesBody,
+    TextPart,
+)
+from localllm.errors import APIError
+from localllm.inference.options import NO_REPEAT_PENALTY
+from localllm.inference.request import (
+    CallIn,
+    ChatRequest,
+    Format,
+    ImageIn,
+    Message,
+    Part,
+    Sampling,
+    Text,
+    Tool,
+    ToolChoice,
+)
+
+
+def _parts(content: str | list[Any], where: str) -> tuple[Part, ...]:
+    if isinstance(content, str):
+        return (Text(content),)
+    out: list[Part] = []
+    for j, part in enumerate(content):
+        if isinstance(part, FilePart):
+            raise APIError(400, f"{where}.{j}: input_file parts are not taken here")
+        if isinstance(part, ImagePart):
+            if part.image_url is None:
+                raise APIError(
+                    400,
+                    f"{where}.{j}.image_url: send the image as a data: URL "
+                    "(this server keeps no files)",
+                )
+            out.append(ImageIn(f"{where}.{j}.image_url", url=part.image_url))
+            continue
+        out.append(Text(part.text if isinstance(part, TextPart) else part.refusal))
+    return tuple(out)
+
+
+def _messages(body: ResponsesBody) -> tuple[Message, ...]:
+    out: list[Message] = []
+    if body.instructions:
+        out.append(Message("system", (Text(body.instructions),)))
+    items = (
+        [MessageItem(role="user", content=body.input)]
+        if isinstance(body.input, str)
+        else body.input
+    )
+    for i, item in enumerate(items):
+        where = f"input.{i}"
+        if isinstance(item, MessageItem):
+            out.append(Message(item.role, _parts(item.content, f"{where}.content")))
+        elif isinstance(item, FunctionCallItem):
+            call = CallIn(item.name, arguments(item.arguments, f"{where}.arguments"), item.call_id)
+            if out and out[-1].role == "assistant" and not out[-1].tool_call_id:
+                last = out.pop()
+                out.append(
+                    Message("assistant", last.content, last.thinking, (*last.tool_calls, call))
+                )
+            else:
+                out.append(Message("assistant", tool_calls=(call,)))
+        elif isinstance(item, FunctionCallOutputItem):
+            content = _parts(item.output, f"{where}.output")
+            out.append(Message("tool", content, tool_call_id=item.call_id))
+        elif isinstance(item, ItemReference):
+            raise APIError(
+                400,
+                f"{where}: item_reference needs stored responses, and this "
+                "server keeps none; send the item itself",
+            )
+    return tuple(out)
+
+
+def _choice(body: ResponsesBody) -> ToolChoice:
+    choice = body.tool_choice or "auto"
+    if isinstance(choice, NamedFunction):
+        return ToolChoice("required", choice.name, "tool_choice.name")
+    return ToolChoice(choice)
+
+
+def _format(body: ResponsesBody) -> Format | None:
+    fmt = body.text.format if body.text else None
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return Format(None, "text.format")
+    if fmt.schema_ is None:
+        raise APIError(400, "text.format.schema: a json_schema format needs its schema")
+    return Format(fmt.schema_, "text.format.schema")
+
+
+def request(body: ResponsesBody) -> ChatRequest:
+    if body.previous_response_id:
+        raise APIError(
+            400,
+            "previous_response_id: this server keeps no responses; send the "
+            "whole conversation in input",
+        )
+    if body.background:
+        raise APIError(400, "background: responses run in the foreground here; leave it out")
+    options = {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "num_predict": body.max_output_tokens,
+    }
+    return ChatRequest(
+        body.model,
+        _messages(body),
+        tools=tuple(
+            Tool(t.name, t.description or "", t.parameters, f"tools[{i}].parameters")
+            for i, t in enumerate(body.tools or ())
+        ),
+        tool_choice=_choice(body),
+        format=_format(body),
+        sampling=Sampling({k: v for k, v in options.items() if v is not None}, NO_REPEAT_PENALTY),
+        effort=body.reasoning.effort if body.reasoning else None,
+        truncate=body.truncation == "auto",
+        stream=body.stream,
+    )

@@ -1,0 +1,104 @@
+"""OpenAI's API (`/v1/...`): Chat Completions, Completions, Responses, embeddings and
+models, in the shapes the official `openai` client expects."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from localllm.dialects.openai import decode, encode
+from localllm.dialects.openai.protocol import ChatCompletionBody, CompletionBody, EmbeddingsBody
+from localllm.dialects.openai.responses import decode as responses_decode
+from localllm.dialects.openai.responses import encode as responses_encode
+from localllm.dialects.openai.responses.protocol import ResponsesBody
+from localllm.dialects.wire import Services, parse, sse
+from localllm.inference.request import EmbedRequest
+
+
+class OpenAIAPI:
+    def __init__(self, services: Services) -> None:
+        self.inference = services.inference
+        self.catalog = services.catalog
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/responses", self.responses, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+        ]
+
+    async def chat_completions(self, request: Request) -> Response:
+        body = await parse(request, ChatCompletionBody)
+        reply = await self.inference.chat(decode.chat(body))
+        head = encode.chat_head(body.model)
+        if not body.stream:
+            return JSONResponse(encode.chat_whole(head, await reply.whole(), body.logprobs))
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = encode.chat_chunks(head, aiter(reply), body.logprobs, include_usage)
+        return sse(chunks, encode.stream_error)
+
+    async def completions(self, request: Request) -> Response:
+        body = await parse(request, CompletionBody)
+        decoded = decode.completion(body)
+        reply = await self.inference.prompt(decoded)
+        out = encode.Completion(body.model, decoded.prompt, body.logprobs is not None)
+        if not body.stream:
+            return JSONResponse(out.whole(await reply.whole()))
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return sse(out.chunks(aiter(reply), include_usage), encode.stream_error)
+
+    async def responses(self, request: Request) -> Response:
+        body = await parse(request, ResponsesBody)
+        reply = await self.inference.chat(responses_decode.request(body))
+        base = responses_encode.base(body)
+        if not body.stream:
+            return JSONResponse(responses_encode.whole(base, await reply.whole()))
+        return sse(responses_encode.stream(base, aiter(reply)), encode.stream_error)
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await parse(request, EmbeddingsBody)
+        inputs = (body.input,) if isinstance(body.input, str) else tuple(body.input)
+        result = await self.inference.embed(EmbedRequest(body.model, inputs))
+        data: list[dict[str, Any]] = []
+        for i, vector in enumerate(result.vectors):
+            values: Any = list(vector[: body.dimensions] if body.dimensions else vector)
+            if body.encoding_format == "base64":
+                values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": values})
+        tokens = result.prompt_tokens
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def models(self, request: Request) -> Response:
+        entries = await asyncio.to_thread(self.catalog.manifests)
+        data = [_model(m.name, m.created) for m in entries]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        """`GET /v1/models/{id}`: one model, or OpenAI's 404 shape."""
+        manifest = self.inference.manifest(request.path_params["model"])
+        return JSONResponse(_model(manifest.name, manifest.created))
+
+
+def _model(name: str, created: float) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(created),
+        "owned_by": name.split("/")[0] if "/" in name else "library",
+    }

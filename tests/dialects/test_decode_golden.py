@@ -1,0 +1,61 @@
+"""Captured requests of real clients (`capture.py`: the official openai, anthropic and
+ollama Python SDKs, Claude Code, Codex), each decoded by its dialect to the core's
+`ChatRequest`, compared with the reviewed golden file. No server, no model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from localllm.dialects.anthropic import decode as anthropic_decode
+from localllm.dialects.anthropic.protocol import MessagesBody
+from localllm.dialects.ollama import decode as ollama_decode
+from localllm.dialects.ollama.protocol import ChatBody
+from localllm.dialects.openai import decode as openai_decode
+from localllm.dialects.openai.protocol import ChatCompletionBody
+from localllm.dialects.openai.responses import decode as responses_decode
+from localllm.dialects.openai.responses.protocol import ResponsesBody
+from localllm.dialects.wire import describe_validation
+from localllm.errors import APIError
+from localllm.inference.request import ChatRequest
+from tests.dialects.golden import GOLDEN, check_json
+
+DECODERS: dict[str, Callable[[bytes], ChatRequest]] = {
+    "/v1/messages": lambda b: anthropic_decode.request(MessagesBody.model_validate_json(b)),
+    "/v1/chat/completions": lambda b: openai_decode.chat(ChatCompletionBody.model_validate_json(b)),
+    "/v1/responses": lambda b: responses_decode.request(ResponsesBody.model_validate_json(b)),
+    "/api/chat": lambda b: ollama_decode.chat(ChatBody.model_validate_json(b)),
+}
+CAPTURED = sorted((GOLDEN / "requests").glob("*.json"))
+
+
+def decoded(path: Path) -> Any:
+    captured = json.loads(path.read_text())
+    try:
+        return DECODERS[captured["path"]](json.dumps(captured["body"]).encode())
+    except ValidationError as exc:  # what `wire.parse` answers
+        return {"status": 400, "error": describe_validation(exc)}
+    except APIError as exc:
+        return {"status": exc.status, "error": str(exc)}
+
+
+@pytest.mark.parametrize("path", CAPTURED, ids=[p.stem for p in CAPTURED])
+def test_a_real_client_request_decodes_to_its_golden_chat_request(path: Path) -> None:
+    check_json(f"decoded/{path.stem}.json", decoded(path))
+
+
+def test_every_client_was_captured() -> None:
+    names = {p.stem for p in CAPTURED}
+    assert {
+        "claude-code",
+        "codex",
+        "openai-python-chat",
+        "openai-python-responses",
+        "anthropic-python",
+        "ollama-python",
+    } <= names
