@@ -40,7 +40,7 @@ from benchmarks._models import model_file
 from benchmarks.server import free_port, start_server
 from localllm.history.store import ChatStore, Message
 from localllm.store.store import Store
-from tests.server.conftest import add_model
+from tests.live_server import add_model
 
 TARGET_PAINT_S = 0.5
 ANSWER = (

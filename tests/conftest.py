@@ -13,6 +13,9 @@ import pytest
 
 from tests.factory import LLAMA_8B, SLOW, TINY, ModelSpec, write_header_only, write_model
 
+pytest_plugins = ["tests.live_server"]
+"""A real server on loopback over generated models: `store`, `server`, `make_server`."""
+
 QUANTS_8B = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q4_0", "Q3_K_M", "Q2_K")
 
 

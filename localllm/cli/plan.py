@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from localllm.units import format_bytes
 
 if TYPE_CHECKING:
+    from localllm.gguf.info import ModelInfo
     from localllm.hardware import HardwareReport
     from localllm.planner.budget import Budget
     from localllm.planner.plan import Plan
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from localllm.hardware import detect_live
     from localllm.hardware.bandwidth import measure_cpu_bandwidth
     from localllm.planner.budget import budget_for, parse_size
-    from localllm.planner.plan import Candidate, Policy, plan
+    from localllm.planner.entry import Beside, plan_model
+    from localllm.planner.plan import Candidate, Measure, Policy, plan
     from localllm.planner.settings import LoadSettings, MeasuredBuffers
     from localllm.store.candidates import candidates_for
     from localllm.store.refs import parse_ref
@@ -99,21 +101,17 @@ def run(args: argparse.Namespace) -> int:
 
         trial = not args.no_trial and report.llama.installed
         candidates = [s.candidate for s in sources]
-        result = plan(candidates, budget, args.ctx, Policy(args.policy), measure if trial else None)
-        if spread is not None:  # a trial load would not see the workers' devices: formulas
-            across = plan(candidates, spread, args.ctx, Policy(args.policy))
-            result = _here_or_across(result, across)
-        projector = _projector_of(ref)
-        if projector is not None and result.choice is not None:
-            from localllm.planner.projector import plan_with_projector
 
-            def replan_alone(room: Budget) -> Plan:
-                return plan(candidates, room, args.ctx, Policy(args.policy))
+        def plan_at(room: Budget, measure: Measure | None = None) -> Plan:
+            return plan(candidates, room, args.ctx, Policy(args.policy), measure)
 
-            result = plan_with_projector(result, projector[1], projector[0], replan_alone)
-        draft = args.draft or _catalogue_draft(args.model)
-        if draft and result.choice is not None:
-            result = _beside_draft(result, draft, Path(tmp), args.json)
+        # a trial load would not see the workers' devices: across them, formulas only
+        here = plan_at(budget, measure if trial else None)
+        draft = _draft_of(args.draft or _catalogue_draft(args.model), budget, Path(tmp), args.json)
+        beside = Beside(_projector_of(ref), draft)
+        result = plan_model(
+            lambda room: here if room is budget else plan_at(room), budget, beside, spread
+        )
     if args.json:
         json.dump(plan_to_dict(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -136,21 +134,6 @@ def _with_workers(budget: Budget, workers: str, quiet: bool) -> Budget:
     if not up:
         raise LocalLLMError("none of the workers answered: nothing to plan across")
     return with_workers(budget, up)
-
-
-def _here_or_across(here: Plan, across: Plan) -> Plan:
-    """The plan across the workers where they pay (`workers_pay`), else this machine's."""
-    from dataclasses import replace
-
-    from localllm.planner.placement import workers_pay
-
-    if across.choice is None:
-        return across  # it says what each host has and how much more it would take
-    why = workers_pay(here.choice, across.choice)
-    if why is None:
-        note = "Planned on this machine alone: the workers would only add network hops."
-        return replace(here, notes=(note,))
-    return replace(across, notes=(f"Planned across the workers: {why}.",))
 
 
 def _projector_of(ref: Any) -> tuple[str, ProjectorShape] | None:
@@ -196,30 +179,25 @@ def _catalogue_draft(model: str) -> str | None:
     return resolved.modelfile.draft if resolved else None
 
 
-def _beside_draft(result: Plan, draft: str, tmp: Path, quiet: bool) -> Plan:
-    """`result` with the draft model beside its choice (the quantization the planner
-    picks for the draft alone), from the draft's headers."""
-    from dataclasses import replace
-
-    from localllm.planner.draft import plan_with_draft
+def _draft_of(
+    draft: str | None, budget: Budget, tmp: Path, quiet: bool
+) -> tuple[str, ModelInfo] | None:
+    """The draft model's facts, from the headers of the quantization the planner picks
+    for it alone (None: no draft, or one that fits nowhere)."""
     from localllm.planner.plan import plan
     from localllm.store.candidates import candidates_for
     from localllm.store.refs import parse_ref
 
+    if not draft:
+        return None
     if not quiet:
         print(f"Reading the headers of the draft model {draft}...", file=sys.stderr)
     (tmp / "draft").mkdir(exist_ok=True)
     sources = candidates_for(parse_ref(draft), tmp / "draft")
-    alone = plan([s.candidate for s in sources], result.budget, result.requested_ctx).choice
+    alone = plan([s.candidate for s in sources], budget, None).choice
     if alone is None:
-        return replace(result, notes=(*result.notes, f"The draft model {draft} fits nowhere."))
-    label = result.choice.label if result.choice else ""
-    chosen = [o.candidate for o in result.options if o.label == label]
-
-    def replan(room: Budget) -> Plan:
-        return plan(chosen, room, result.requested_ctx, result.policy)
-
-    return plan_with_draft(result, alone.candidate.model, f"{draft} ({alone.label})", replan)
+        return None
+    return f"{draft} ({alone.label})", alone.candidate.model
 
 
 def _saved_report(path: Path) -> HardwareReport:

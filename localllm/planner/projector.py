@@ -104,14 +104,15 @@ def plan_with_projector(
     """`result` with the vision projector `shape` (called `name`) beside its choice: the
     model planned again in what the projector leaves when both do not fit (`replan`),
     the choice's estimate counting both, and a note saying what the projector takes."""
-    from localllm.planner.draft import combined, fits_beside
+    from localllm.planner.draft import combined, fits_beside, without_runtime
 
     choice = result.choice
     if choice is None:
         return result
     memory = projector_estimate(shape, choice.settings, result.budget)
     if not fits_beside(choice.estimate, memory, result.budget):
-        result = replace(replan(less(result.budget, [memory])), budget=result.budget)
+        room = less(result.budget, [without_runtime(memory)])  # one runtime per process
+        result = replace(replan(room), budget=result.budget)
         choice = result.choice
         if choice is None:
             note = f"The vision projector {name} leaves too little room for the model."

@@ -10,14 +10,25 @@ refused with the planner's reasons instead of crashing a worker.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from localllm.engine.protocol import Adapter, Draft, Load
+from localllm.engine.trial import TrialError, trial_load
 from localllm.errors import LocalLLMError
+from localllm.gguf.info import ModelInfo, describe
+from localllm.gguf.reader import read_header
+from localllm.gguf.source import FileSource
 from localllm.planner.budget import Budget
-from localllm.planner.plan import Fit, Option
+from localllm.planner.draft import draft_settings
+from localllm.planner.entry import Beside, plan_model
+from localllm.planner.explain import explain
+from localllm.planner.memory import MemoryEstimate, estimate
+from localllm.planner.plan import Candidate, Fit, Option, Plan, gpu_targets, plan
+from localllm.planner.projector import ProjectorShape
+from localllm.planner.rollback import with_full_swa
+from localllm.planner.settings import LoadSettings
+from localllm.planner.slots import with_slots
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
@@ -48,14 +59,6 @@ def plan_load(
     `overrides`: Ollama's load options the request set (num_gpu, num_thread, num_batch).
     `parallel`: slots for concurrent requests (0: as many as fit, see `planner.slots`).
     """
-    from localllm.engine.trial import TrialError, trial_load
-    from localllm.planner.explain import explain
-    from localllm.planner.memory import MemoryEstimate, estimate
-    from localllm.planner.plan import Candidate, gpu_targets, plan
-    from localllm.planner.rollback import with_full_swa
-    from localllm.planner.settings import LoadSettings
-    from localllm.planner.slots import with_slots
-
     if trial:  # a real load: the blobs are what the manifest says (sizes, files in place)
         store.check(manifest)
     paths = store.model_paths(manifest)
@@ -68,31 +71,34 @@ def plan_load(
         def measure(c: Candidate, s: Any) -> Any:
             return trial_load(paths[0], s)
 
-    def choose(room: Budget) -> Option:
+    def plan_at(room: Budget) -> Plan:
+        """The model alone in `room`, with its slots and its sliding-window cache."""
         try:
             result = plan([candidate], room, n_ctx=n_ctx, measure=measure)
         except TrialError as exc:
             raise DoesNotFit(f"model {manifest.name!r} cannot be loaded: {exc}") from None
         if result.choice is None or result.choice.fit is Fit.NONE:
-            reasons = " ".join(explain(result))
-            beside = " beside its draft model" if room is not budget else ""
-            raise DoesNotFit(
-                f"model {manifest.name!r} does not fit in the memory left{beside}: {reasons}"
-            )
+            return result
         with_room = with_slots(result.choice, room, parallel)
         targets = gpu_targets(room)
 
         def memory(s: LoadSettings) -> MemoryEstimate:
             return estimate(info, s, targets, room.repack)
 
-        return with_full_swa(with_room, info, room, memory)
+        return replace(result, choice=with_full_swa(with_room, info, room, memory))
 
-    choice = choose(budget)
-    if manifest.projector is not None:
-        choice = _with_projector(manifest, store, budget, choice, choose)
+    draft_info = _draft_info(manifest, store)
+    draft_named = ("its draft model", draft_info) if draft_info is not None else None
+    beside = Beside(_projector(manifest, store), draft_named)
+    result = plan_model(plan_at, budget, beside)
+    choice = result.choice
+    if choice is None or choice.fit is Fit.NONE:
+        reasons = " ".join(explain(result))
+        raise DoesNotFit(f"model {manifest.name!r} does not fit in the memory left: {reasons}")
     draft = None
-    if manifest.draft is not None:
-        choice, draft = _with_draft(manifest, store, budget, info.n_layer, choice, choose)
+    if manifest.draft is not None and draft_info is not None:
+        path = str(store.blobs.path(manifest.draft.digest))
+        draft = Draft(path, draft_settings(draft_info, choice.settings, info.n_layer))
     settings = choice.settings
     if "num_gpu" in overrides:
         settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
@@ -115,65 +121,21 @@ def plan_load(
     return Planned(load, choice)
 
 
-def _with_projector(
-    manifest: Manifest, store: Store, budget: Budget, choice: Option,
-    choose: Callable[[Budget], Option],
-) -> Option:  # fmt: skip
-    """The model's plan with its vision projector's weights and compute buffer beside it
-    (`planner.projector`): planned again in what the projector leaves when both do not
-    fit, so an image never finds the memory gone."""
-    from localllm.gguf.reader import read_header
-    from localllm.gguf.source import FileSource
-    from localllm.planner.budget import less
-    from localllm.planner.draft import combined, fits_beside, without_runtime
-    from localllm.planner.projector import ProjectorShape, projector_estimate
-
-    assert manifest.projector is not None
+def _projector(manifest: Manifest, store: Store) -> tuple[str, ProjectorShape] | None:
+    """The shape of the model's vision projector, from its header."""
+    if manifest.projector is None:
+        return None
     with FileSource(store.blobs.path(manifest.projector.digest)) as source:
         header = read_header(source)
-    shape = ProjectorShape.from_header(header.metadata, {t.name: t.nbytes for t in header.tensors})
-    memory = projector_estimate(shape, choice.settings, budget)
-    if not fits_beside(choice.estimate, memory, budget):
-        choice = choose(less(budget, [without_runtime(memory)]))
-        memory = projector_estimate(shape, choice.settings, budget)
-    return replace(choice, estimate=combined(choice.estimate, memory))
+    tensors = {t.name: t.nbytes for t in header.tensors}
+    return "its vision projector", ProjectorShape.from_header(header.metadata, tensors)
 
 
-def _with_draft(
-    manifest: Manifest,
-    store: Store,
-    budget: Budget,
-    n_layer: int,
-    choice: Option,
-    choose: Callable[[Budget], Option],
-) -> tuple[Option, Draft]:
-    """The target's plan with its draft model beside it (`planner.draft`): planned
-    again in what the draft leaves when both do not fit; the option's estimate counts
-    both, so the server's budget does."""
-    from localllm.gguf.info import describe
-    from localllm.gguf.reader import read_header
-    from localllm.gguf.source import FileSource
-    from localllm.planner.budget import less
-    from localllm.planner.draft import (
-        combined,
-        draft_estimate,
-        draft_settings,
-        fits_beside,
-        without_runtime,
-    )
-
-    assert manifest.draft is not None
-    path = store.blobs.path(manifest.draft.digest)
-    with FileSource(path) as source:
-        info = describe([read_header(source)])
-    settings = draft_settings(info, choice.settings, n_layer)
-    memory = draft_estimate(info, settings, budget)
-    if not fits_beside(choice.estimate, memory, budget):
-        choice = choose(less(budget, [without_runtime(memory)]))
-        settings = draft_settings(info, choice.settings, n_layer)
-        memory = draft_estimate(info, settings, budget)
-    option = replace(choice, estimate=combined(choice.estimate, memory))
-    return option, Draft(str(path), settings)
+def _draft_info(manifest: Manifest, store: Store) -> ModelInfo | None:
+    if manifest.draft is None:
+        return None
+    with FileSource(store.blobs.path(manifest.draft.digest)) as source:
+        return describe([read_header(source)])
 
 
 def on_workers(planned: Planned, budget: Budget) -> Planned:

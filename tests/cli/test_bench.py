@@ -13,7 +13,7 @@ import pytest
 
 from localllm.store.store import Store
 from tests.cli.test_server_cli import free_port, servers_on
-from tests.server.conftest import add_model
+from tests.live_server import add_model
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import ollama
 import pytest
 
 from localllm.store.store import Store
+from tests.live_server import start_server
 from tests.ollama_folder import TEMPLATE, OllamaFolder
-from tests.server.conftest import start_server
 
 SCRIPT = str(Path(sys.executable).with_name("localllm"))
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from localllm.store.store import Store
 from tests.cli.test_server_cli import free_port, servers_on
 from tests.factory import ModelSpec, write_model
 from tests.fakehub import FakeHub, serve
-from tests.server.conftest import add_model
+from tests.live_server import add_model
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from localllm.store.store import Store
-from tests.server.conftest import add_model
+from tests.live_server import add_model
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 
 from localllm.store.store import Store
 from tests.cli.test_server_cli import _exists, free_port, servers_on
-from tests.server.conftest import add_model
+from tests.live_server import add_model
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "localllm"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import random
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -160,23 +159,19 @@ def test_thousands_of_mutated_headers_never_hang_crash_or_balloon(tiny_file: Pat
             cases.append(bytes(flipped))
 
     outcomes = {"parsed": 0, "refused": 0}
-    slowest = 0.0
     largest_read = 0
     for case in cases:
         # Claim the real file size, as a local file or a remote Content-Range would.
         recording = _RecordingSource(case, "mutated.gguf", size=len(data))
-        start = time.perf_counter()
         try:
             read_header(recording)
             outcomes["parsed"] += 1
         except ModelFileError as exc:
             assert "mutated.gguf" in str(exc)
             outcomes["refused"] += 1
-        slowest = max(slowest, time.perf_counter() - start)
         largest_read = max(largest_read, recording.largest_request)
     assert sum(outcomes.values()) == len(cases)
     assert outcomes["refused"] > len(cases) // 4
-    assert slowest < 1.0, f"slowest parse took {slowest:.2f} s"
     # Every byte the reader holds comes through read(): it never asks for more than
     # its first chunk or what the file can hold, whatever the header claims.
     assert largest_read <= max(1 << 20, len(data))

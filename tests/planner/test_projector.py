@@ -16,7 +16,7 @@ from localllm.store.names import parse_name
 from localllm.store.store import Store
 from localllm.workers.loading import plan_load
 from tests.factory import TINY, TINY_PROJECTOR, ProjectorSpec, write_model, write_projector
-from tests.server.conftest import BUDGET, add_model
+from tests.live_server import BUDGET, add_model
 
 MIB = 1 << 20
 SHAPES = [  # (projector, flash attention)

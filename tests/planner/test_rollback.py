@@ -11,7 +11,7 @@ from localllm.planner.plan import Candidate, plan
 from localllm.planner.rollback import with_full_swa
 from localllm.planner.settings import LoadSettings
 from tests.factory import TINY, TINY_SWA, write_model
-from tests.server.conftest import BUDGET
+from tests.live_server import BUDGET
 
 
 def test_a_full_window_cache_where_it_fits(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The real test server of `tests/server` (its `make_server` and `store` fixtures), for
 servers that place models on workers."""
 
-from tests.server.conftest import make_server, store
+from tests.live_server import make_server, store
 
 __all__ = ["make_server", "store"]

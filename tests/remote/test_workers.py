@@ -28,7 +28,7 @@ from localllm.remote import rpc
 from localllm.remote.workers import BadEndpoint, answers, ask, parse_endpoint, parse_endpoints
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
-from tests.server.conftest import BUDGET, Running, add_model
+from tests.live_server import BUDGET, Running, add_model
 
 GREEDY = Sampling(temperature=0, num_predict=24, repeat_penalty=1.0)
 needs_rpc = pytest.mark.skipif(not rpc.available(), reason="llama.cpp built without -DGGML_RPC=ON")

@@ -14,7 +14,7 @@ import pytest
 from localllm.store.names import parse_name
 from localllm.store.store import Store
 from tests.factory import TINY, write_lora
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 

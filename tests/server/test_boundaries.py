@@ -25,7 +25,7 @@ from localllm.store.names import parse_name
 from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub, serve
-from tests.server.conftest import Running, start_server
+from tests.live_server import Running, start_server
 from tests.server.test_robustness import LONG, _slow_store, wait_for
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import ollama
 
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 OPTIONS = {"temperature": 0, "seed": 3, "num_predict": 32}
 PROMPTS = [f"Tell me about item {i}." for i in range(4)]

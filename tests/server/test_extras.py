@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 
 def test_hardware_report_and_fits(server: Running) -> None:

@@ -18,7 +18,7 @@ from tests.fakehub import serve as serve_hub
 from tests.fuzzing import beside_innocent, fuzz, innocent_text
 from tests.hardware.profiles import nvidia_laptop
 from tests.hardware.recorded import report_of
-from tests.server.conftest import add_model, start_server
+from tests.live_server import add_model, start_server
 
 pytestmark = pytest.mark.slow
 

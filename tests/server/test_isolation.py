@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import Running, add_model
+from tests.live_server import Running, add_model
 
 pytestmark = pytest.mark.slow
 INNOCENT = {

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from localllm.store.store import Store
-from tests.server.conftest import Running
+from tests.live_server import Running
 from tests.server.test_robustness import LONG, _slow_store, wait_for
 
 pytestmark = pytest.mark.slow

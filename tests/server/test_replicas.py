@@ -17,7 +17,7 @@ import pytest
 from localllm.planner.budget import GpuBudget
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
-from tests.server.conftest import BUDGET, GIB, Running, add_model
+from tests.live_server import BUDGET, GIB, Running, add_model
 
 pytestmark = pytest.mark.slow
 TWO_GPUS = replace(BUDGET, gpus=tuple(

@@ -21,7 +21,7 @@ from localllm.server.settings import ServerSettings
 from localllm.store.names import parse_name
 from localllm.store.store import Store
 from localllm.workers.loading import plan_load
-from tests.server.conftest import BUDGET, Running, add_model
+from tests.live_server import BUDGET, Running, add_model
 
 pytestmark = pytest.mark.slow
 CHAT = {

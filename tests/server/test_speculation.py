@@ -16,7 +16,7 @@ import pytest
 from localllm.store.store import Store
 from tests.engine.test_draft import AGREEING, DRAFT, TARGET
 from tests.factory import write_model
-from tests.server.conftest import Running, add_model
+from tests.live_server import Running, add_model
 
 pytestmark = pytest.mark.slow
 GREEDY = {"temperature": 0, "num_predict": 48, "seed": 1}
@@ -78,7 +78,7 @@ def test_a_model_that_no_longer_fits_beside_its_draft_gets_a_shorter_context(
 ) -> None:
     from localllm.store.names import parse_name
     from localllm.workers.loading import plan_load
-    from tests.server.conftest import BUDGET
+    from tests.live_server import BUDGET
 
     fast = store.get(parse_name("fast"))
     plain = plan_load(store.get(parse_name("plain")), store, BUDGET, None, {}, 1, trial=False)

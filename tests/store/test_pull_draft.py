@@ -18,7 +18,7 @@ from localllm.store.resolve import pull
 from localllm.store.store import Store
 from tests.factory import TINY, write_model
 from tests.fakehub import FakeHub, serve
-from tests.server.conftest import BUDGET
+from tests.live_server import BUDGET
 
 ENTRIES = {
     "big": "FROM hf.co/acme/big-GGUF\nDRAFT fam:small\n",

@@ -29,7 +29,7 @@ from tests.factory import ModelSpec, write_model
 from tests.fakehub import FakeHub, serve
 from tests.hardware.profiles import nvidia_laptop
 from tests.hardware.recorded import report_of
-from tests.server.conftest import BUDGET, Running, add_model
+from tests.live_server import BUDGET, Running, add_model
 
 LAPTOP = report_of(nvidia_laptop())
 

@@ -96,7 +96,7 @@ async def test_a_vision_chat_attaches_the_image_a_prompt_names(
 
     from localllm.tui.messages import MessageView
     from tests.factory import TINY, TINY_PROJECTOR, write_projector
-    from tests.server.conftest import add_model
+    from tests.live_server import add_model
 
     projector = write_projector(TINY_PROJECTOR, tmp_path / "mmproj.gguf", TINY)
     add_model(tui_store, "eyes", tiny_files["tiny"],

@@ -16,7 +16,7 @@ from localllm.tui.help import HelpScreen
 from localllm.tui.messages import MessageView
 from localllm.tui.models import ModelsScreen
 from localllm.tui.prompt import PromptArea
-from tests.server.conftest import Running
+from tests.live_server import Running
 from tests.tui.conftest import opened_chat, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

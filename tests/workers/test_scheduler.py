@@ -19,7 +19,7 @@ from localllm.store.store import Store
 from localllm.workers.loading import Planned, plan_load
 from localllm.workers.runner import Runner
 from localllm.workers.scheduler import Busy, Scheduler
-from tests.server.conftest import BUDGET, add_model
+from tests.live_server import BUDGET, add_model
 
 
 class QuietRunner(Runner):

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from localllm.formats.deepseek import CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 from tests.templates.test_ollama_suite import CASES, DATA
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import ollama
 import openai
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 HI = [{"role": "user", "content": "hi"}]

@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from localllm.store.store import Store
 from tests.factory import TINY, TINY_PROJECTOR, write_projector
-from tests.server.conftest import Running, add_model
+from tests.live_server import Running, add_model
 
 N = TINY_PROJECTOR.image_tokens
 

@@ -7,7 +7,7 @@ import json
 import ollama
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 ASK = [{"role": "user", "content": "Say hi"}]
@@ -126,7 +126,7 @@ def test_the_api_key_comes_as_x_api_key(make_server: Callable[..., Running], sto
 
 
 def test_thinking_comes_back_as_a_thinking_block(server: Running) -> None:
-    from tests.server.test_thinking import QWEN3_LIKE, SPELLS
+    from tests.inference.test_live_thinking import QWEN3_LIKE, SPELLS
 
     body = {"model": "thinker", "from": "tiny", "template": QWEN3_LIKE, "stream": False}
     assert httpx.post(server.url + "/api/create", json=body, timeout=60).status_code == 200

@@ -13,7 +13,7 @@ import pytest
 
 from localllm.store.store import Store
 from tests.factory import ModelSpec, write_model
-from tests.server.conftest import Running, add_model
+from tests.live_server import Running, add_model
 
 pytestmark = pytest.mark.slow
 OPTIONS = {"seed": 1, "num_predict": 8, "temperature": 0}

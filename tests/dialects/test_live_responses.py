@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 LIGHT: dict[str, Any] = {
@@ -101,7 +101,7 @@ def test_refusals_name_the_field(server: Running) -> None:
 
 
 def test_reasoning_comes_back_as_a_reasoning_item(server: Running) -> None:
-    from tests.server.test_thinking import QWEN3_LIKE, SPELLS
+    from tests.inference.test_live_thinking import QWEN3_LIKE, SPELLS
 
     body = {"model": "thinker", "from": "tiny", "template": QWEN3_LIKE, "stream": False}
     assert httpx.post(server.url + "/api/create", json=body, timeout=60).status_code == 200

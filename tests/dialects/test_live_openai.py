@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import ollama
 import openai
 import pytest
 
-from tests.server.conftest import Running
+from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
 QWEN3_LIKE = (

@@ -1,4 +1,5 @@
-"""A real server on 127.0.0.1 (a free port) over a store of tiny generated models.
+"""A real server on 127.0.0.1 (a free port) over a store of tiny generated models: the
+fixtures of every end-to-end test (a pytest plugin of `tests/conftest.py`).
 
 The server runs in a thread of the test process (uvicorn, the real app and
 scheduler); each model it loads runs in its own worker process with real
