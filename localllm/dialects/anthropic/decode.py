@@ -8,9 +8,6 @@ enabled or disabled is the explicit switch, `output_config.effort` a level.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from localllm.dialects.anthropic.protocol import (
     CountTokensBody,
     ImageBlock,
@@ -22,7 +19,7 @@ from localllm.dialects.anthropic.protocol import (
     ToolUseBlock,
 )
 from localllm.errors import APIError
-from localllm.inference.images import MAX_BYTES
+from localllm.inference.images import decode_base64
 from localllm.inference.options import NO_REPEAT_PENALTY
 from localllm.inference.request import (
     CallIn,
@@ -47,12 +44,7 @@ def _image(block: ImageBlock, where: str) -> ImageIn:
         data = source.get("data")
         if not isinstance(data, str):
             raise APIError(400, f"{where}.source.data: the base64 image data is required")
-        if len(data) > MAX_BYTES * 4 // 3 + 4:
-            raise APIError(400, f"{where}.source.data: the image is over {MAX_BYTES >> 20} MiB")
-        try:
-            return ImageIn(where, base64.b64decode(data, validate=True))
-        except (binascii.Error, ValueError):
-            raise APIError(400, f"{where}.source.data: not base64-encoded image data") from None
+        return ImageIn(where, decode_base64(data, f"{where}.source.data"))
     if kind == "url":
         url = source.get("url")
         if not isinstance(url, str):

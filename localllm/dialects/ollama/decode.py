@@ -8,15 +8,13 @@ the core's vocabulary.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from localllm.dialects.logprobs import requested
 from localllm.dialects.ollama.protocol import ChatBody, GenerateBody, OllamaMessage, Options
 from localllm.errors import APIError
-from localllm.inference.images import MAX_BYTES
+from localllm.inference.images import decode_base64
 from localllm.inference.request import (
     IMAGE,
     CallIn,
@@ -37,12 +35,7 @@ ROLES: tuple[Role, ...] = ("system", "developer", "user", "assistant", "tool")
 
 def image(text: str, where: str) -> ImageIn:
     """A base64 image file (Ollama's `images` items)."""
-    if len(text) > MAX_BYTES * 4 // 3 + 4:
-        raise APIError(400, f"{where}: the image is over {MAX_BYTES >> 20} MiB")
-    try:
-        return ImageIn(where, base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        raise APIError(400, f"{where}: not base64-encoded image data") from None
+    return ImageIn(where, decode_base64(text, where))
 
 
 def with_images(content: str, images: list[ImageIn]) -> tuple[Part, ...]:
