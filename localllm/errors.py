@@ -43,6 +43,17 @@ class APIError(LocalLLMError):
         self.status = status
 
 
+class ContextOverflow(APIError):
+    """A prompt longer than the model's context: each dialect answers it as its own API
+    does (Anthropic's "prompt is too long", OpenAI's `context_length_exceeded`), since
+    apps act on that error alone (they compact the conversation and try again)."""
+
+    def __init__(self, message: str, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(400, message)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
 def status_of(exc: BaseException) -> int:
     """An error's own `status` (each kind that is not a plain 400 says which it is: an
     unknown model 404, a busy one 503, a store that cannot be written 500...); else 400

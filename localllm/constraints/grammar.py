@@ -28,7 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from localllm.constraints.schema import SchemaError, check_schema
+from localllm.constraints.loose import loosen
+from localllm.constraints.schema import SchemaError, check_schema, check_valid
 
 HERMES, MISTRAL, BARE = "hermes", "mistral", "bare"
 HARMONY, DEEPSEEK, DEEPSEEK_V31 = "harmony", "deepseek", "deepseek-v3.1"
@@ -60,6 +61,45 @@ def schema_grammar(schema: Any, where: str) -> str:
     """The grammar of `schema`; SchemaError naming `where` (and the path inside it)."""
     check_schema(schema, where)
     return _convert(schema, where)
+
+
+def object_grammar() -> str:
+    """Any JSON object: what a schema no grammar can hold falls back to."""
+    return schema_grammar({"type": "object"}, "schema")
+
+
+def lenient_grammar(schema: Any, where: str) -> str:
+    """The grammar of `schema`, loosened (`constraints.loose`) where the converter
+    cannot take it as it is, and at worst any JSON object. SchemaError only for what is
+    not a JSON schema, or a reference out of it: those are the client's mistakes."""
+    check_valid(schema, where)
+    try:
+        return schema_grammar(schema, where)
+    except SchemaError:
+        pass
+    try:
+        return schema_grammar(loosen(schema), where)
+    except SchemaError:
+        return object_grammar()
+
+
+def usable_tools(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`tools` with each schema a grammar can hold: as it is, loosened, or any object
+    (each converted alone once to find out). SchemaError, naming the tool, for a schema
+    that is not a JSON schema or reaches outside itself."""
+    out = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        parameters = function.get("parameters") or {"type": "object"}
+        check_valid(parameters, f"tools.{function.get('name', '')}.parameters")
+        for candidate in (parameters, loosen(parameters), {"type": "object"}):
+            try:
+                schema_grammar(candidate, "tools")
+            except SchemaError:
+                continue
+            break
+        out.append({**tool, "function": {**function, "parameters": candidate}})
+    return out
 
 
 def format_grammar(fmt: str | dict[str, Any], where: str = "format") -> str:
@@ -113,6 +153,7 @@ def _named_frames() -> dict[str, tuple[str, str, str]]:
 
 def tool_call_grammar(tools: Sequence[dict[str, Any]], syntax: str) -> str:
     """A grammar whose every sentence is one call of one of `tools`, in `syntax`."""
+    tools = usable_tools(tools)
     frames = _named_frames()
     if syntax in frames:
         return _named_call_grammar(tools, frames[syntax])

@@ -57,6 +57,14 @@ def where_of(root: str, path: Sequence[str | int]) -> str:
 def check_schema(schema: Any, where: str) -> None:
     """Raise SchemaError (naming `where` and the path inside) unless `schema` is a
     JSON schema the grammar converter can take safely."""
+    check_valid(schema, where)
+    for path, node in _nodes(schema, []):
+        _check_counts(node, path, where)
+
+
+def check_valid(schema: Any, where: str) -> None:
+    """Raise SchemaError unless `schema` is a JSON schema (by its meta-schema), of a
+    bounded size and depth, whose references stay inside it."""
     if not isinstance(schema, dict | bool):
         raise SchemaError(f"{where}: a JSON schema is an object, not {_kind(schema)}")
     try:
@@ -71,7 +79,7 @@ def check_schema(schema: Any, where: str) -> None:
     for path, node in _nodes(schema, []):
         if len(path) > MAX_DEPTH:
             raise SchemaError(f"{where_of(where, path)}: nested deeper than {MAX_DEPTH} levels")
-        _check_node(node, path, where)
+        _check_ref(node, path, where)
 
 
 def _nodes(value: Any, path: list[str | int]) -> Iterator[tuple[list[str | int], Any]]:
@@ -90,13 +98,16 @@ def _nodes(value: Any, path: list[str | int]) -> Iterator[tuple[list[str | int],
             yield from _nodes(child, [*path, i])
 
 
-def _check_node(node: dict[str, Any], path: list[str | int], where: str) -> None:
+def _check_ref(node: dict[str, Any], path: list[str | int], where: str) -> None:
     ref = node.get("$ref")
     if isinstance(ref, str) and not ref.startswith("#"):
         raise SchemaError(
             f"{where_of(where, [*path, '$ref'])}: only references inside the schema "
             f"(#/...) are followed, not {ref[:80]!r}"
         )
+
+
+def _check_counts(node: dict[str, Any], path: list[str | int], where: str) -> None:
     for key in _COUNTS:
         value = node.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value > MAX_COUNT:

@@ -146,7 +146,8 @@ class Dialect:
     name: str
     prefixes: tuple[str, ...]
     routes: Callable[[Services], list[BaseRoute]]
-    error_body: Callable[[int, str], dict[str, Any]]
+    error_body: Callable[[int, str, BaseException | None], dict[str, Any]]
+    """(status, message, the error if there is one) -> the body."""
 
 
 ErrorLine = Callable[[BaseException], bytes]

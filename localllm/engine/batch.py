@@ -176,7 +176,7 @@ class Engine:
                 else:
                     sampler, owned = self._graph.chain_for(slot.seq, request, build)
             except (LocalLLMError, ValueError) as exc:
-                events.append(Failed(request.id, 400, str(exc)))
+                events.append(Failed(request.id, 400, str(exc), getattr(exc, "overflow", ())))
                 if vision is not None:
                     vision.close()
                 continue
@@ -457,7 +457,7 @@ class Engine:
             if vision is not None:
                 vision.close()
         except (LocalLLMError, ValueError) as exc:
-            return Failed(message.id, 400, str(exc))
+            return Failed(message.id, 400, str(exc), getattr(exc, "overflow", ()))
         except Exception as exc:
             return Failed(message.id, 500, f"the template failed: {_describe(exc)}")
         return Rendered(message.id, text, len(tokens))

@@ -19,7 +19,9 @@ from localllm.templates.ollama import is_go_template
 
 
 class PromptTooLong(LocalLLMError):
-    pass
+    def __init__(self, message: str, tokens: int, n_ctx: int) -> None:
+        super().__init__(message)
+        self.overflow: tuple[int, int] | tuple[()] = (tokens, n_ctx)
 
 
 class NoInsert(LocalLLMError):
@@ -60,7 +62,9 @@ def prompt_tokens(
                 f"the prompt is {len(tokens)} tokens{of_images} but the context holds "
                 f"{n_ctx} (with room for at least one new token): shorten it, raise "
                 "num_ctx, or "
-                + ('ask for truncation ("truncate": true)' if not images else "send fewer images")
+                + ('ask for truncation ("truncate": true)' if not images else "send fewer images"),
+                len(tokens),
+                n_ctx,
             )
         keep = tokens[:1] if model.add_bos and tokens else []  # the BOS token stays
         tokens = keep + tokens[len(tokens) - (limit - len(keep)) :]

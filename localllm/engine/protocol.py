@@ -246,6 +246,8 @@ class Failed:
     status: int
     """The HTTP status the API should answer (400 for a prompt too long...)."""
     message: str
+    overflow: tuple[int, int] | tuple[()] = ()
+    """For a prompt longer than the context: (its tokens, the context's)."""
 
 
 Request = Generate | Embed | Render | Cancel

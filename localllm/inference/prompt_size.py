@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from localllm.engine.protocol import Generate
-from localllm.errors import APIError
+from localllm.errors import APIError, ContextOverflow
 
 BYTES_PER_TOKEN = 16
 
@@ -29,11 +29,12 @@ def bound_prompt(request: Generate, n_ctx: int) -> Generate:
     if size <= limit:
         return request
     if not request.truncate or request.images:
-        raise APIError(
-            400,
+        raise ContextOverflow(
             f"the prompt is {size:,} bytes, far more than the model's context of {n_ctx:,} "
             f"tokens can hold (over {BYTES_PER_TOKEN} bytes a token); shorten it, or use a "
             "model or num_ctx with a longer context",
+            size // BYTES_PER_TOKEN,  # at least this many tokens
+            n_ctx,
         )
     if request.messages is None:
         return replace(request, prompt=_tail(request.prompt or "", limit), suffix=None)

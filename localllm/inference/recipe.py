@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from localllm.constraints.grammar import json_grammar, schema_grammar
+from localllm.constraints.grammar import json_grammar, lenient_grammar
 from localllm.engine.protocol import MARKER, Generate, Image
 from localllm.errors import APIError
 from localllm.formats import thinks
@@ -130,15 +130,14 @@ def _message(m: Message, names: dict[str, str]) -> dict[str, Any]:
 
 
 def tools(request: ChatRequest) -> tuple[tuple[dict[str, Any], ...], str]:
-    """(the tools as templates take them, the choice as auto | none | required); each
-    schema is checked once here (a 400 naming it)."""
+    """(the tools as templates take them, the choice as auto | none | required). A tool
+    is prompt material: its schema becomes a grammar only when a call is forced, and
+    then loosened where a grammar cannot hold it (`constraints.grammar.usable_tools`)."""
     out: list[dict[str, Any]] = []
     for tool in request.tools:
         function: dict[str, Any] = {"name": tool.name}
         if tool.description:
             function["description"] = tool.description
-        if tool.parameters is not None:
-            schema_grammar(tool.parameters, tool.where)
         function["parameters"] = dict(tool.parameters or {"type": "object"})
         out.append({"type": "function", "function": function})
     choice = request.tool_choice
@@ -153,12 +152,13 @@ def tools(request: ChatRequest) -> tuple[tuple[dict[str, Any], ...], str]:
 
 
 def grammar(fmt: Format | None) -> str | None:
-    """A format as a grammar; a 400 naming the bad part of its schema."""
+    """A format as a grammar, loosened where a grammar cannot hold its schema; a 400
+    naming the bad part of a schema that is not a JSON schema."""
     if fmt is None:
         return None
     if fmt.schema is None:
         return json_grammar()
-    return schema_grammar(dict(fmt.schema), fmt.where)
+    return lenient_grammar(dict(fmt.schema), fmt.where)
 
 
 def chat(

@@ -78,8 +78,6 @@ class Tool:
     description: str = ""
     parameters: Mapping[str, Any] | None = None
     """A JSON schema of the arguments; None: any object."""
-    where: str = "tools"
-    """The place of its schema in the body, for errors about it."""
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from localllm.server.dialects import dialect_of
 log = logging.getLogger("localllm.server")
 
 
-def error_body(path: str, status: int, message: str) -> dict[str, object]:
+def error_body(
+    path: str, status: int, message: str, exc: BaseException | None = None
+) -> dict[str, object]:
     """The error in the shape of the API `path` belongs to (`{"error": message}` for
     Ollama's, OpenAI's `{"error": {message, type, code}}`, Anthropic's `{"type": "error",
     "error": {type, message}}`): the shapes their clients show."""
-    return dialect_of(path).error_body(status, message)
+    return dialect_of(path).error_body(status, message, exc)
 
 
 def error_response(exc: BaseException, path: str = "") -> JSONResponse:
@@ -34,7 +36,7 @@ def error_response(exc: BaseException, path: str = "") -> JSONResponse:
     headers = {"Retry-After": str(retry)} if isinstance(retry, int) else {}
     if status in (408, 413):  # the rest of the body is not read: the connection ends
         headers["Connection"] = "close"
-    body = error_body(path, status, message_of(exc))
+    body = error_body(path, status, message_of(exc), exc)
     return JSONResponse(body, status_code=status, headers=headers)
 
 

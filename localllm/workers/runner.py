@@ -41,7 +41,7 @@ from localllm.engine.protocol import (
     Render,
     Rendered,
 )
-from localllm.errors import LocalLLMError
+from localllm.errors import ContextOverflow, LocalLLMError
 from localllm.workers.worker_log import WorkerLog
 
 
@@ -181,7 +181,7 @@ class Runner:
                 event = await queue.get()
                 if isinstance(event, Failed):
                     finished = True
-                    raise RequestFailed(event.status, event.message)
+                    raise _failure(event)
                 assert isinstance(event, Piece | Done)
                 if isinstance(event, Done):
                     finished = True
@@ -216,7 +216,7 @@ class Runner:
         finally:
             self._queues.pop(rid, None)
         if isinstance(event, Failed):
-            raise RequestFailed(event.status, event.message)
+            raise _failure(event)
         return event
 
     def abort_all(self, message: str) -> None:
@@ -310,6 +310,13 @@ class RequestFailed(LocalLLMError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _failure(event: Failed) -> LocalLLMError:
+    if len(event.overflow) == 2:
+        tokens, n_ctx = event.overflow
+        return ContextOverflow(event.message, tokens, n_ctx)
+    return RequestFailed(event.status, event.message)
 
 
 def _exit_text(code: int | None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from localllm.constraints.grammar import HERMES, tool_call_grammar
 from localllm.dialects.anthropic import decode as anthropic_decode
 from localllm.dialects.anthropic.protocol import MessagesBody
 from localllm.dialects.ollama import decode as ollama_decode
@@ -22,7 +23,9 @@ from localllm.dialects.openai.responses import decode as responses_decode
 from localllm.dialects.openai.responses.protocol import ResponsesBody
 from localllm.dialects.wire import describe_validation
 from localllm.errors import APIError
+from localllm.inference import recipe
 from localllm.inference.request import ChatRequest
+from localllm.store.manifests import Layer, Manifest
 from tests.dialects.golden import GOLDEN, check_json
 
 DECODERS: dict[str, Callable[[bytes], ChatRequest]] = {
@@ -59,3 +62,22 @@ def test_every_client_was_captured() -> None:
         "anthropic-python",
         "ollama-python",
     } <= names
+
+
+AGENT_TEMPLATE = (
+    "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    "{% if tools %}{{ tools | tojson }}{% endif %}"
+)
+MODEL = Manifest("m:latest", Layer("sha256-" + "0" * 64, 1))
+
+
+@pytest.mark.parametrize("name", ["claude-code", "codex"])
+def test_an_agents_first_request_makes_a_worker_request(name: str) -> None:
+    """The agents' tools are prompt material: their schemas (Claude Code's strings of
+    524,288 characters, properties with only a description) never refuse the request,
+    and a forced call still gets a grammar, loosened where a grammar cannot hold them."""
+    request = decoded(GOLDEN / "requests" / f"{name}.json")
+    assert isinstance(request, ChatRequest)
+    made = recipe.chat(request, MODEL, AGENT_TEMPLATE, ())
+    assert len(made.generate.tools) >= 10
+    assert tool_call_grammar(made.generate.tools, HERMES).startswith("root ::=")

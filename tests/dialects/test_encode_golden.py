@@ -21,7 +21,7 @@ from localllm.dialects.openai import encode as openai
 from localllm.dialects.openai.responses import encode as responses
 from localllm.dialects.openai.responses.protocol import ResponsesBody
 from localllm.dialects.wire import ndjson, sse
-from localllm.errors import APIError
+from localllm.errors import APIError, ContextOverflow
 from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
 from tests.dialects.golden import check, check_json
 
@@ -159,3 +159,17 @@ def test_each_dialect_writes_errors_in_its_own_shape(status: int) -> None:
         "anthropic": anthropic.error_body(status, "no"),
     }
     check_json(f"encoded/errors-{status}.json", shapes)
+
+
+def test_a_prompt_longer_than_the_context_is_each_apis_own_overflow_error() -> None:
+    """Apps act on their API's own overflow error (Claude Code compacts on "prompt is
+    too long", Codex on `context_length_exceeded`)."""
+    exc = ContextOverflow("the prompt is 19000 tokens but the context holds 8192", 19000, 8192)
+    shapes = {"ollama": ollama.error_body(400, str(exc), exc),
+              "openai": openai.error_body(400, str(exc), exc),
+              "anthropic": anthropic.error_body(400, str(exc), exc)}  # fmt: skip
+    check_json("encoded/errors-overflow.json", shapes)
+    assert (
+        shapes["anthropic"]["error"]["message"] == "prompt is too long: 19000 tokens > 8192 maximum"
+    )
+    assert shapes["openai"]["error"]["code"] == "context_length_exceeded"

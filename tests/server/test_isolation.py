@@ -26,9 +26,10 @@ BAD_FORMATS = [
     {"type": "object", "properties": {"a": "5m"}},
     {"type": "object", "properties": True},
     {"type": "object", "properties": {"a": 9223372036854775808}},
-    {"type": "array", "items": {"type": "string", "maxLength": 10**9}},
     {"$ref": "http://127.0.0.1:9/schema.json"},
 ]
+LOOSENED = {"type": "array", "items": {"type": "string", "maxLength": 10**9}}
+"""A JSON schema, but one no grammar can hold as it is: loosened, never refused."""
 
 
 def generate_text(url: str, body: dict[str, Any]) -> str:
@@ -59,9 +60,10 @@ def test_bad_requests_are_400s_and_never_touch_the_stream_beside_them(server: Ru
             ("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user",
                                       "content": "x"}], "response_format": {"type":
                                       "json_schema", "json_schema": {"schema": fmt}}}),
-            ("/api/chat", {"model": "tiny", "messages": [{"role": "user", "content": "x"}],
-                           "tools": [{"type": "function", "function": {"name": "f",
-                                      "parameters": fmt}}]}),
+            ("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user",
+                                      "content": "x"}], "tool_choice": "required",
+                                      "tools": [{"type": "function", "function": {"name": "f",
+                                                 "parameters": fmt}}]}),
         ):  # fmt: skip
             answers.append(httpx.post(server.url + path, json=body, timeout=60))
     thread.join(timeout=120)
@@ -72,8 +74,26 @@ def test_bad_requests_are_400s_and_never_touch_the_stream_beside_them(server: Ru
     messages = [m["message"] if isinstance(m, dict) else m for m in messages]
     assert messages[0].startswith("format.properties.a: '5m' is not of type")
     assert messages[2].startswith("response_format.json_schema.schema.properties.a:")
-    assert messages[3].startswith("tools[0].function.parameters.properties.a:")
-    assert "maxLength" in messages[12] and "only references inside" in messages[16]
+    assert messages[3].startswith("tools.f.parameters.properties.a:")
+    assert "only references inside" in messages[12]
+
+
+def test_a_schema_no_grammar_can_hold_is_loosened_and_answered(server: Running) -> None:
+    """Tools are prompt material (a schema is only a grammar for a forced call), and a
+    schema a grammar cannot hold is loosened: neither is refused."""
+    base = {"model": "tiny", "stream": False, "options": {"num_predict": 8, "seed": 1}}
+    ask = [{"role": "user", "content": "x"}]
+    schema = {"type": "object", "properties": {"a": LOOSENED, "b": {"description": "any"}}}
+    loose_tool = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    for path, body in (
+        ("/api/generate", {**base, "prompt": "x", "format": LOOSENED}),
+        ("/api/chat", {**base, "messages": ask, "tools": [{"type": "function", "function": {
+            "name": "f", "parameters": BAD_FORMATS[0]}}]}),
+        ("/v1/chat/completions", {"model": "tiny", "messages": ask, "max_tokens": 8,
+                                  "tool_choice": "required", "tools": loose_tool}),
+    ):  # fmt: skip
+        response = httpx.post(server.url + path, json=body, timeout=120)
+        assert response.status_code == 200, (path, response.text)
 
 
 @pytest.mark.parametrize(

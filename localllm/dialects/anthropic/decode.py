@@ -8,7 +8,10 @@ enabled or disabled is the explicit switch, `output_config.effort` a level.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from localllm.dialects.anthropic.protocol import (
+    Block,
     CountTokensBody,
     ImageBlock,
     MessagesBody,
@@ -34,6 +37,10 @@ from localllm.inference.request import (
     Tool,
     ToolChoice,
 )
+
+BILLING = "x-anthropic-billing-header:"
+"""Claude Code's first system block: metadata for Anthropic's billing, not a prompt. It
+is left out, so that it neither costs tokens nor breaks the cached prefix."""
 
 
 def _image(block: ImageBlock, where: str) -> ImageIn:
@@ -62,11 +69,19 @@ def _result(block: ToolResultBlock, where: str) -> tuple[Part, ...]:
     )
 
 
+def _system_text(blocks: Sequence[Block], i: int) -> tuple[Part, ...]:
+    for j, block in enumerate(blocks):
+        if not isinstance(block, TextBlock):
+            raise APIError(400, f"messages.{i}.content.{j}: a system message holds text blocks")
+    return tuple(Text(b.text) for b in blocks if isinstance(b, TextBlock))
+
+
 def _messages(body: CountTokensBody) -> tuple[Message, ...]:
     out: list[Message] = []
     if body.system:
         system = body.system
-        text = system if isinstance(system, str) else "\n\n".join(b.text for b in system)
+        texts = [system] if isinstance(system, str) else [b.text for b in system]
+        text = "\n\n".join(t for t in texts if not t.startswith(BILLING))
         out.append(Message("system", (Text(text),)))
     for i, m in enumerate(body.messages):
         blocks = (
@@ -75,6 +90,9 @@ def _messages(body: CountTokensBody) -> tuple[Message, ...]:
         parts: list[Part] = []
         thinking: list[str] = []
         calls: list[CallIn] = []
+        if m.role in ("system", "developer"):
+            out.append(Message(m.role, _system_text(blocks, i)))
+            continue
         for j, block in enumerate(blocks):
             where = f"messages.{i}.content.{j}"
             if isinstance(block, TextBlock):
@@ -127,10 +145,7 @@ def request(body: CountTokensBody) -> ChatRequest:
     return ChatRequest(
         body.model,
         _messages(body),
-        tools=tuple(
-            Tool(t.name, t.description or "", t.input_schema, f"tools[{i}].input_schema")
-            for i, t in enumerate(body.tools or ())
-        ),
+        tools=tuple(Tool(t.name, t.description or "", t.input_schema) for t in body.tools or ()),
         tool_choice=_choice(body),
         format=Format(fmt.schema_, "output_config.format.schema") if fmt else None,
         sampling=Sampling(options, NO_REPEAT_PENALTY),

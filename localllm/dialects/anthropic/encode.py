@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from localllm.dialects.wire import event
-from localllm.errors import message_of
+from localllm.errors import ContextOverflow, message_of
 from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
 from localllm.inference.ids import new_id
 
@@ -29,7 +29,12 @@ TYPES = {
 }
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
+def error_body(status: int, message: str, exc: BaseException | None = None) -> dict[str, Any]:
+    """Anthropic's error; a prompt longer than the context in Anthropic's own words
+    ("prompt is too long: N tokens > M maximum"), which Claude Code acts on (it compacts
+    the conversation)."""
+    if isinstance(exc, ContextOverflow):
+        message = f"prompt is too long: {exc.prompt_tokens} tokens > {exc.n_ctx} maximum"
     return {"type": "error", "error": {"type": TYPES.get(status, "api_error"), "message": message}}
 
 

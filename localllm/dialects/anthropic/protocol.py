@@ -52,7 +52,9 @@ Block = Annotated[
 
 
 class MessageIn(Loose):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system", "developer"]
+    """Anthropic's API takes user and assistant; Claude Code also sends system messages
+    in the conversation (its reminders), and they are taken as such."""
     content: StrictStr | list[Block]
 
 

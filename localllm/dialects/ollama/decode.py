@@ -98,13 +98,8 @@ def chat(body: ChatBody) -> ChatRequest:
         body.model,
         tuple(_message(m, n) for n, m in enumerate(body.messages)),
         tools=tuple(
-            Tool(
-                t.function.name,
-                t.function.description or "",
-                t.function.parameters,
-                f"tools[{i}].function.parameters",
-            )
-            for i, t in enumerate(body.tools or ())
+            Tool(t.function.name, t.function.description or "", t.function.parameters)
+            for t in body.tools or ()
         ),
         format=fmt(body.format),
         sampling=sampling(body.options, body.logprobs, body.top_logprobs),

@@ -16,7 +16,7 @@ Fields = Callable[[str, str, tuple[ToolCall, ...]], dict[str, Any]]
 """The route's own fields of a chunk, from (text, thinking, tool calls)."""
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
+def error_body(status: int, message: str, exc: BaseException | None = None) -> dict[str, Any]:
     return {"error": message}
 
 

@@ -132,13 +132,8 @@ def chat(body: ChatCompletionBody) -> ChatRequest:
         body.model,
         tuple(_message(m, n) for n, m in enumerate(body.messages)),
         tools=tuple(
-            Tool(
-                t.function.name,
-                t.function.description or "",
-                t.function.parameters,
-                f"tools[{i}].function.parameters",
-            )
-            for i, t in enumerate(body.tools or ())
+            Tool(t.function.name, t.function.description or "", t.function.parameters)
+            for t in body.tools or ()
         ),
         tool_choice=_choice(body),
         format=_format(body),

@@ -11,7 +11,7 @@ from typing import Any
 
 from localllm.dialects.logprobs import columns, entries
 from localllm.dialects.wire import data
-from localllm.errors import message_of
+from localllm.errors import ContextOverflow, message_of
 from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
 from localllm.inference.ids import new_id
 
@@ -29,10 +29,19 @@ TYPES = {
 DONE = b"data: [DONE]\n\n"
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    return {
-        "error": {"message": message, "type": TYPES.get(status, "server_error"), "code": status}
-    }
+def error_body(status: int, message: str, exc: BaseException | None = None) -> dict[str, Any]:
+    """OpenAI's error; a prompt longer than the context in OpenAI's own words and code
+    (`context_length_exceeded`), which Codex and the SDKs act on."""
+    if isinstance(exc, ContextOverflow):
+        text = (
+            f"This model's maximum context length is {exc.n_ctx} tokens. However, your "
+            f"messages resulted in {exc.prompt_tokens} tokens. Please reduce the length of "
+            f"the messages. ({message})"
+        )
+        return {"error": {"message": text, "type": "invalid_request_error", "param": "messages",
+                          "code": "context_length_exceeded"}}  # fmt: skip
+    return {"error": {"message": message, "type": TYPES.get(status, "server_error"),
+                      "code": status}}  # fmt: skip
 
 
 def stream_error(exc: BaseException) -> bytes:

@@ -9,17 +9,22 @@ to send the whole conversation.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from localllm.dialects.openai.decode import arguments
 from localllm.dialects.openai.responses.protocol import (
+    AnyTool,
     FilePart,
     FunctionCallItem,
     FunctionCallOutputItem,
+    FunctionTool,
     ImagePart,
     ItemReference,
     MessageItem,
     NamedFunction,
+    NamespaceTool,
     ResponsesBody,
     TextPart,
 )
@@ -111,6 +116,23 @@ def _format(body: ResponsesBody) -> Format | None:
     return Format(fmt.schema_, "text.format.schema")
 
 
+log = logging.getLogger("localllm.server")
+_SKIPPED: set[str] = set()
+
+
+def functions(tools: Sequence[AnyTool], namespace: str = "") -> Iterator[tuple[FunctionTool, str]]:
+    """Every function the request offers, with the namespace it came in ("" for none);
+    hosted tools are left out, each type named once in the log."""
+    for tool in tools:
+        if isinstance(tool, FunctionTool):
+            yield tool, namespace
+        elif isinstance(tool, NamespaceTool):
+            yield from functions(tool.tools, tool.name)
+        elif tool.type not in _SKIPPED:
+            _SKIPPED.add(tool.type)
+            log.info("responses: tools of type %r are not run by this server; left out", tool.type)
+
+
 def request(body: ResponsesBody) -> ChatRequest:
     if body.previous_response_id:
         raise APIError(
@@ -129,8 +151,7 @@ def request(body: ResponsesBody) -> ChatRequest:
         body.model,
         _messages(body),
         tools=tuple(
-            Tool(t.name, t.description or "", t.parameters, f"tools[{i}].parameters")
-            for i, t in enumerate(body.tools or ())
+            Tool(t.name, t.description or "", t.parameters) for t, _ in functions(body.tools or ())
         ),
         tool_choice=_choice(body),
         format=_format(body),

@@ -81,11 +81,39 @@ Item = Annotated[
 
 class FunctionTool(Loose):
     type: Literal["function"]
-    """Only functions: OpenAI's hosted tools (web search, files...) are refused."""
     name: StrictStr = Field(min_length=1)
     description: StrictStr | None = None
     parameters: dict[str, Any] | None = None
     strict: StrictBool | None = None
+
+
+class HostedTool(Loose):
+    """OpenAI's own tools (web search, file search, MCP, a custom grammar...): this
+    server cannot run them, so they are left out (and named once in its log)."""
+
+    type: StrictStr
+
+
+class NamespaceTool(Loose):
+    """A group of functions (Codex's sub-agents): its functions are offered as they are."""
+
+    type: Literal["namespace"]
+    name: StrictStr
+    description: StrictStr | None = None
+    tools: list[AnyTool] = Field(default_factory=list)
+
+
+def _tool_type(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in ("function", "namespace") else "hosted"
+
+
+AnyTool = Annotated[
+    Annotated[FunctionTool, Tag("function")]
+    | Annotated[NamespaceTool, Tag("namespace")]
+    | Annotated[HostedTool, Tag("hosted")],
+    Discriminator(_tool_type),
+]
 
 
 class NamedFunction(Loose):
@@ -111,7 +139,7 @@ class ResponsesBody(Loose):
     model: StrictStr
     input: StrictStr | list[Item]
     instructions: StrictStr | None = None
-    tools: list[FunctionTool] | None = None
+    tools: list[AnyTool] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedFunction | None = None
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None
