@@ -114,7 +114,8 @@ class Client:
             raise _transport(exc, self.base_url) from None
 
     def version(self) -> str:
-        return str(self._request(_VERSION)["version"])
+        """localllm's version of the server (its `version` is the Ollama API's)."""
+        return str(self._request(_VERSION)["localllm"]["version"])
 
     def ps(self) -> list[dict[str, Any]]:
         return list(self._request(_PS)["models"])
@@ -182,7 +183,8 @@ class AsyncClient:
             raise _transport(exc, self.base_url) from None
 
     async def version(self) -> str:
-        return str((await self._request(_VERSION))["version"])
+        """localllm's version of the server (its `version` is the Ollama API's)."""
+        return str((await self._request(_VERSION))["localllm"]["version"])
 
     async def ps(self) -> list[dict[str, Any]]:
         return list((await self._request(_PS))["models"])

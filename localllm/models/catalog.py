@@ -49,20 +49,48 @@ class Catalog:
 
     def details(self, manifest: Manifest) -> dict[str, Any]:
         """Ollama's `details`, cached by weights digest (a header read per model)."""
-        digest = manifest.model.digest
-        if digest not in self._details:
+        return {k: v for k, v in self._facts(manifest).items() if not k.startswith("_")}
+
+    def _facts(self, manifest: Manifest) -> dict[str, Any]:
+        """`details`, and (under `_` keys) the trained context and the capabilities."""
+        key = f"{manifest.model.digest}:{manifest.template}:{manifest.projector is not None}"
+        if key not in self._details:
             from localllm.units import format_count
 
-            info, _ = self.info(manifest)
-            self._details[digest] = {
+            info, metadata = self.info(manifest)
+            template = manifest.template or info.chat_template or ""
+            capabilities = _capabilities(info.architecture, metadata, template)
+            if manifest.projector is not None:
+                capabilities.append("vision")
+            self._details[key] = {
                 "parent_model": "",
                 "format": "gguf",
                 "family": info.architecture,
                 "families": [info.architecture],
                 "parameter_size": format_count(info.parameter_count),
                 "quantization_level": manifest.model.quantization or info.quantization,
+                "_context": info.context_length,
+                "_capabilities": capabilities,
             }
-        return self._details[digest]
+        return self._details[key]
+
+    def summary(self, manifest: Manifest) -> dict[str, Any]:
+        """What an API's model list says of a model: name, created, its context window
+        (`context_length`, and `max_context_length`: the most it takes), capabilities."""
+        context, trained = self.context_length(manifest)
+        capabilities = self.capabilities(manifest)
+        return {"name": manifest.name, "created": manifest.created, "context_length": context,
+                "max_context_length": trained, "capabilities": capabilities}  # fmt: skip
+
+    def capabilities(self, manifest: Manifest) -> list[str]:
+        return list(self._facts(manifest)["_capabilities"])
+
+    def context_length(self, manifest: Manifest) -> tuple[int, int]:
+        """(the context a request gets: the Modelfile's `num_ctx`, else the model's
+        trained context; the trained context, the most it can take)."""
+        trained = int(self._facts(manifest)["_context"])
+        num_ctx = manifest.parameters.get("num_ctx")
+        return (int(num_ctx) if isinstance(num_ctx, int | str) else trained), trained
 
     def entry(self, manifest: Manifest) -> dict[str, Any]:
         return {
@@ -72,6 +100,7 @@ class Catalog:
             "size": manifest.size,
             "digest": manifest.model.digest.removeprefix("sha256-"),
             "details": self.details(manifest),
+            "capabilities": self.capabilities(manifest),  # as /api/show has them
         }
 
     def folder(self) -> Path:

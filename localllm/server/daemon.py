@@ -78,7 +78,7 @@ def identify(settings: ServerSettings, timeout: float = 1.0) -> ServerIdentity |
     own = own if isinstance(own, dict) else {}
     models, pid = own.get("models"), own.get("pid")
     return ServerIdentity(
-        version=str(body.get("version", "")) if isinstance(body, dict) else "",
+        version=str(own.get("version", "")),
         models=Path(models) if isinstance(models, str) else None,
         pid=pid if isinstance(pid, int) else None,
     )

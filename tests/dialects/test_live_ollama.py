@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import ollama
 import pytest
 
+from localllm import __version__
 from tests.live_server import Running
 
 pytestmark = pytest.mark.slow
@@ -14,8 +16,14 @@ pytestmark = pytest.mark.slow
 
 def test_version_tags_show(server: Running) -> None:
     client = ollama.Client(host=server.url)
-    names = {m.model for m in client.list().models}
-    assert names == {"tiny:latest", "other:latest"}
+    listed = client.list().models
+    assert {m.model for m in listed} == {"tiny:latest", "other:latest"}
+    tags = httpx.get(f"{server.url}/api/tags").json()["models"]
+    assert all("completion" in m["capabilities"] for m in tags)
+    version = httpx.get(f"{server.url}/api/version").json()
+    # what apps compare: Codex asks for Ollama >= 0.13.4, Copilot >= 0.6.4
+    assert tuple(int(x) for x in version["version"].split(".")) >= (0, 13, 4)
+    assert version["localllm"]["version"] == __version__
     shown = client.show("tiny")
     assert shown.details is not None and shown.details.family == "llama"
     assert {"completion", "embedding"} <= set(shown.capabilities or [])

@@ -24,6 +24,10 @@ def test_models(server: Running) -> None:
     one = client(server).models.retrieve("tiny:latest")
     assert one.id == "tiny:latest" and one.object == "model" and one.owned_by == "library"
     assert client(server).models.retrieve("tiny").id == "tiny:latest"
+    # beyond OpenAI's shape: the context window apps size their prompts by
+    extra = one.model_extra or {}
+    assert extra["context_length"] == 1024  # the Modelfile's num_ctx
+    assert extra["max_context_length"] >= 1024 and "completion" in extra["capabilities"]
     with pytest.raises(openai.NotFoundError, match="not found"):
         client(server).models.retrieve("nope")
 

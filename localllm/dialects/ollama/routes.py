@@ -30,6 +30,9 @@ from localllm.inference.request import EmbedRequest, PromptRequest, Sampling
 from localllm.inference.service import Reply
 from localllm.models.changes import CreateRequest
 
+OLLAMA_VERSION = "0.13.5"
+"""The Ollama release whose API (`/api/...`) this dialect answers like."""
+
 
 class OllamaAPI:
     def __init__(self, services: Services) -> None:
@@ -128,12 +131,12 @@ class OllamaAPI:
     # --- models ---------------------------------------------------------------------
 
     async def version(self, request: Request) -> Response:
-        """Ollama's `{"version"}`, and beyond it what the CLI checks before it trusts this
-        server: the models folder it serves and its process (for `serve --stop`)."""
-        models = str(self.catalog.folder())
-        return JSONResponse(
-            {"version": __version__, "localllm": {"models": models, "pid": os.getpid()}}
-        )
+        """The Ollama release whose API this server matches, as apps compare it (Codex
+        wants >= 0.13.4, VS Code's Copilot >= 0.6.4; Open WebUI reads it as numbers),
+        and beyond it localllm's own version and what the CLI checks before it trusts
+        this server: the models folder it serves and its process (for `serve --stop`)."""
+        own = {"version": __version__, "models": str(self.catalog.folder()), "pid": os.getpid()}
+        return JSONResponse({"version": OLLAMA_VERSION, "localllm": own})
 
     async def root(self, request: Request) -> Response:
         return Response("localllm is running", media_type="text/plain")

@@ -85,20 +85,23 @@ class OpenAIAPI:
         )
 
     async def models(self, request: Request) -> Response:
-        entries = await asyncio.to_thread(self.catalog.manifests)
-        data = [_model(m.name, m.created) for m in entries]
-        return JSONResponse({"object": "list", "data": data})
+        def entries() -> list[dict[str, Any]]:
+            return [_model(self.catalog.summary(m)) for m in self.catalog.manifests()]
+
+        return JSONResponse({"object": "list", "data": await asyncio.to_thread(entries)})
 
     async def model(self, request: Request) -> Response:
         """`GET /v1/models/{id}`: one model, or OpenAI's 404 shape."""
         manifest = self.inference.manifest(request.path_params["model"])
-        return JSONResponse(_model(manifest.name, manifest.created))
+        return JSONResponse(_model(await asyncio.to_thread(self.catalog.summary, manifest)))
 
 
-def _model(name: str, created: float) -> dict[str, Any]:
-    return {
-        "id": name,
-        "object": "model",
-        "created": int(created),
-        "owned_by": name.split("/")[0] if "/" in name else "library",
-    }
+def _model(summary: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's model object, and beyond it the context window apps size their prompts
+    by (no hosted API says it; opencode, Codex and Zed users ask for it)."""
+    name = summary["name"]
+    return {"id": name, "object": "model", "created": int(summary["created"]),
+            "owned_by": name.split("/")[0] if "/" in name else "library",
+            "context_length": summary["context_length"],
+            "max_context_length": summary["max_context_length"],
+            "capabilities": summary["capabilities"]}  # fmt: skip
