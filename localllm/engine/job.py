@@ -66,6 +66,7 @@ class Job:
         self._text: list[str] = []
         self._logprobs: list[TokenLogprob] = []
         """Logprobs of tokens whose text has not gone out in a piece yet."""
+        self._told = False
 
     def logprob(self, entry: TokenLogprob) -> None:
         """The next accepted token's logprob (when the request asked for them)."""
@@ -73,7 +74,11 @@ class Job:
 
     def _piece(self, text: str) -> Piece:
         logprobs, self._logprobs = tuple(self._logprobs), []
-        return Piece(self.id, text, logprobs)
+        if self._told:
+            return Piece(self.id, text, logprobs)
+        self._told = True  # the first piece says what the prompt was
+        return Piece(self.id, text, logprobs, prompt_tokens=self.prompt_tokens,
+                     cached_tokens=self.cached_tokens)  # fmt: skip
 
     def accept(self, token: int, cache_used: int, n_ctx: int) -> list[Event]:
         """Events for the sampled `token`; the last one is a Done when the answer ends.

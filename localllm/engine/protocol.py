@@ -191,6 +191,10 @@ class Piece:
     thinking: str = ""
     calls: tuple[ToolCall, ...] = ()
     """Tool calls completed in this piece (filled by the server's parsing)."""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """On the answer's first piece: its prompt's tokens, and those reused from the cache
+    (an API that states them before the answer, as Anthropic's `message_start`)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localllm.constraints.grammar import tool_call_grammar
@@ -49,6 +49,9 @@ class Reply:
     """The model's full name (`name:tag`)."""
     first: Event
     rest: AsyncIterator[Event]
+    prompt: Usage = field(default_factory=Usage)
+    """What is known of the usage before the answer: its prompt's tokens (and those
+    from the cache), for APIs that state them first (Anthropic's `message_start`)."""
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         yield self.first
@@ -197,19 +200,26 @@ class Inference:
             )
 
         keep = made.thinking.keep if made.thinking else True
-        events = parsed(self._events(runner, request, keep_alive), parser, keep, usage)
+        prompt: list[Usage] = []
+        raw = self._events(runner, request, keep_alive, prompt)
+        events = parsed(raw, parser, keep, usage)
         try:
             first = await anext(events)
         except BaseException:
             await events.aclose()
             raise
-        return Reply(manifest.name, first, events)
+        if isinstance(first, Finished):
+            prompt.append(first.usage)
+        return Reply(manifest.name, first, events, prompt[0] if prompt else Usage())
 
     async def _events(
-        self, runner: Runner, request: Generate, keep_alive: float | None
+        self, runner: Runner, request: Generate, keep_alive: float | None, prompt: list[Usage]
     ) -> AsyncGenerator[Piece | Done]:
+        """The worker's events; the prompt's usage (from the first piece) into `prompt`."""
         try:
             async for event in runner.generate(request):
+                if isinstance(event, Piece) and event.prompt_tokens and not prompt:
+                    prompt.append(Usage(event.prompt_tokens, event.cached_tokens))
                 if isinstance(event, Done):
                     record.tokens(event.prompt_tokens, event.eval_tokens)
                 yield event

@@ -124,7 +124,7 @@ def test_responses_whole() -> None:
 
 @pytest.mark.parametrize("fail", [False, True], ids=["whole", "failing"])
 def test_anthropic_stream(fail: bool) -> None:
-    stream = anthropic.stream(anthropic.head("m"), scripted(EVENTS, fail))
+    stream = anthropic.stream(anthropic.head("m"), scripted(EVENTS, fail), Usage(9, 4))
     name = f"encoded/anthropic-stream{'-failing' if fail else ''}.sse"
     check(name, read(sse(stream, anthropic.stream_error)))
 
@@ -132,7 +132,10 @@ def test_anthropic_stream(fail: bool) -> None:
 def test_anthropic_blocks_open_and_close_in_order() -> None:
     """Beyond the bytes: the block indexes and the thinking block's signature."""
     text = read(
-        sse(anthropic.stream(anthropic.head("m"), scripted(EVENTS)), anthropic.stream_error)
+        sse(
+            anthropic.stream(anthropic.head("m"), scripted(EVENTS), Usage(9, 4)),
+            anthropic.stream_error,
+        )
     )
     got = [
         (b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1][6:]))

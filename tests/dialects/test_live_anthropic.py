@@ -44,9 +44,15 @@ def test_a_message_whole_and_streamed(server: Running) -> None:
     assert [b.type for b in whole.content] == ["text"]
     assert 0 < whole.usage.output_tokens <= 12
     with client(server).messages.stream(**common) as stream:
-        streamed = "".join(stream.text_stream)
+        events = list(stream)
         final = stream.get_final_message()
+    streamed = "".join(e.delta.text for e in events if e.type == "content_block_delta"
+                       and e.delta.type == "text_delta")  # fmt: skip
     assert streamed == whole.content[0].text == final.content[0].text
+    start = next(e for e in events if e.type == "message_start").message.usage
+    # the prompt's tokens are known before the answer, and said at its start
+    assert start.input_tokens + (start.cache_read_input_tokens or 0) == (
+        whole.usage.input_tokens + (whole.usage.cache_read_input_tokens or 0))  # fmt: skip
     assert final.stop_reason == whole.stop_reason
     assert final.usage.output_tokens == whole.usage.output_tokens
     counted = client(server).messages.count_tokens(model="tiny", messages=ASK, system="Be brief.")

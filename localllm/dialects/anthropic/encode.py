@@ -116,15 +116,18 @@ class _Blocks:
         ]
 
 
-async def stream(head: dict[str, Any], events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """message_start, then for each block content_block_start, its deltas and
+async def stream(
+    head: dict[str, Any], events: AsyncIterator[Event], prompt: Usage
+) -> AsyncIterator[bytes]:
+    """message_start (with the prompt's real `input_tokens`, which Claude Code reads
+    for its context meter), then for each block content_block_start, its deltas and
     content_block_stop; message_delta (stop reason, usage), message_stop."""
     message = {
         **head,
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0},
+        "usage": usage(prompt),
     }
     yield event("message_start", {"type": "message_start", "message": message})
     blocks = _Blocks()

@@ -28,7 +28,7 @@ class AnthropicAPI:
         head = encode.head(body.model)
         if not body.stream:
             return JSONResponse(encode.whole(head, await reply.whole()))
-        return sse(encode.stream(head, aiter(reply)), encode.stream_error)
+        return sse(encode.stream(head, aiter(reply), reply.prompt), encode.stream_error)
 
     async def count_tokens(self, request: Request) -> Response:
         """The prompt's tokens, counted by the model's worker with the template a
