@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from localllm.errors import APIError, message_of, status_of
+from localllm.inference.conversations import Conversations
 from localllm.inference.service import Inference
 from localllm.models.catalog import Catalog
 from localllm.models.changes import Changes, Emit, Progress
@@ -85,6 +86,8 @@ class Services:
     inference: Inference
     catalog: Catalog
     changes: Changes
+    conversations: Conversations
+    """Responses kept for `previous_response_id`."""
 
 
 async def parse(request: Request, model: type[M]) -> M:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from localllm.dialects.wire import Services
 from localllm.errors import LocalLLMError
 from localllm.hardware.report import HardwareReport
+from localllm.inference.conversations import Conversations
 from localllm.inference.service import Inference
 from localllm.models.catalog import Catalog
 from localllm.models.changes import Changes
@@ -63,6 +64,7 @@ def create_app(
         inference=Inference(scheduler, store, settings.keep_alive_s, settings.image_urls),
         catalog=Catalog(store, scheduler),
         changes=Changes(store, scheduler, hub_endpoint, settings.allow_files),
+        conversations=Conversations(store.root.parent / "responses"),
     )
     routes = [route for dialect in DIALECTS for route in dialect.routes(services)]
     routes += Extras(services, scheduler, hardware or _detect).routes()

@@ -97,7 +97,7 @@ def test_hosted_tools_are_left_out_and_namespaces_give_their_functions(server: R
 
 def test_refusals_name_the_field(server: Running) -> None:
     c = client(server)
-    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+    with pytest.raises(openai.NotFoundError, match="previous_response_id"):
         c.responses.create(model="tiny", input="hi", previous_response_id="resp_1")
     with pytest.raises(openai.BadRequestError, match=r"input\.0"):
         c.responses.create(model="tiny", input=[{"type": "nope"}])
@@ -126,3 +126,25 @@ def test_reasoning_comes_back_as_a_reasoning_item(server: Running) -> None:
     events = list(client(server).responses.create(**common, stream=True))
     thought = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
     assert thought == "ab" and events[-1].response.output_text.strip() == '"cd"'
+
+
+def test_a_kept_response_is_continued_read_and_deleted(server: Running) -> None:
+    """`store` (on by default, as OpenAI's): a later request continues the conversation
+    with `previous_response_id`, exactly as if it had sent the whole conversation."""
+    c = client(server)
+    greedy = {"model": "tiny", "max_output_tokens": 6, "temperature": 0}
+    first = c.responses.create(input="Once upon a time", **greedy)
+    assert first.store is True
+    follow = c.responses.create(input="Then", previous_response_id=first.id, **greedy)
+    assert follow.previous_response_id == first.id
+    whole = c.responses.create(input=[
+        {"role": "user", "content": "Once upon a time"},
+        {"role": "assistant", "content": first.output_text},
+        {"role": "user", "content": "Then"}], store=False, **greedy)  # fmt: skip
+    assert follow.output_text == whole.output_text
+    assert c.responses.retrieve(follow.id).output_text == follow.output_text
+    c.responses.delete(follow.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(follow.id)
+    with pytest.raises(openai.NotFoundError):  # store: false keeps nothing
+        c.responses.retrieve(whole.id)

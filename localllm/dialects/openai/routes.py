@@ -18,13 +18,16 @@ from localllm.dialects.openai.responses import decode as responses_decode
 from localllm.dialects.openai.responses import encode as responses_encode
 from localllm.dialects.openai.responses.protocol import ResponsesBody
 from localllm.dialects.wire import Services, parse, sse
-from localllm.inference.request import EmbedRequest
+from localllm.errors import APIError
+from localllm.inference.events import Finished
+from localllm.inference.request import EmbedRequest, Message
 
 
 class OpenAIAPI:
     def __init__(self, services: Services) -> None:
         self.inference = services.inference
         self.catalog = services.catalog
+        self.conversations = services.conversations
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -33,6 +36,8 @@ class OpenAIAPI:
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/responses", self.responses, methods=["POST"]),
+            Route("/v1/responses/{id}", self.kept_response, methods=["GET"]),
+            Route("/v1/responses/{id}", self.forget_response, methods=["DELETE"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
         ]
 
@@ -58,11 +63,43 @@ class OpenAIAPI:
 
     async def responses(self, request: Request) -> Response:
         body = await parse(request, ResponsesBody)
-        reply = await self.inference.chat(responses_decode.request(body))
+        earlier: tuple[Message, ...] = ()
+        if body.previous_response_id:
+            kept = await asyncio.to_thread(self.conversations.get, body.previous_response_id)
+            if kept is None:
+                raise APIError(404, f"previous_response_id: no response "
+                               f"{body.previous_response_id!r} is kept here (expired, deleted, "
+                               "or sent with store: false)")  # fmt: skip
+            earlier = kept.messages
+        chat = responses_decode.request(body, earlier)
+        reply = await self.inference.chat(chat)
         base = responses_encode.base(body)
+        conversation = responses_decode.conversation(body, earlier)
+
+        def keep(response: dict[str, Any], done: Finished) -> None:
+            if body.store is not False:
+                turns = (*conversation, responses_encode.answer(done))
+                self.conversations.put(response["id"], turns, response)
+
         if not body.stream:
-            return JSONResponse(responses_encode.whole(base, await reply.whole()))
-        return sse(responses_encode.stream(base, aiter(reply)), encode.stream_error)
+            done = await reply.whole()
+            response = responses_encode.whole(base, done)
+            await asyncio.to_thread(keep, response, done)
+            return JSONResponse(response)
+        return sse(responses_encode.stream(base, aiter(reply), keep), encode.stream_error)
+
+    async def kept_response(self, request: Request) -> Response:
+        """`GET /v1/responses/{id}`: a kept response as it was sent."""
+        kept = await asyncio.to_thread(self.conversations.get, request.path_params["id"])
+        if kept is None:
+            raise APIError(404, f"no response {request.path_params['id']!r} is kept here")
+        return JSONResponse(kept.response)
+
+    async def forget_response(self, request: Request) -> Response:
+        rid = request.path_params["id"]
+        if not await asyncio.to_thread(self.conversations.delete, rid):
+            raise APIError(404, f"no response {rid!r} is kept here")
+        return JSONResponse({"id": rid, "object": "response", "deleted": True})
 
     async def embeddings(self, request: Request) -> Response:
         body = await parse(request, EmbeddingsBody)

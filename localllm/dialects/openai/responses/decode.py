@@ -2,9 +2,9 @@
 
 `instructions` is a system message; `input` is text, or items: messages (content
 parts `input_text`, `output_text`, `refusal`, `input_image`), `function_call` and
-`function_call_output`, earlier `reasoning` (accepted, not fed back). Nothing is
-stored: `previous_response_id` and `item_reference` are refused with a message saying
-to send the whole conversation.
+`function_call_output`, earlier `reasoning` (accepted, not fed back). With
+`previous_response_id`, the kept conversation of that response comes first
+(`localllm.inference.conversations`); `item_reference` is refused.
 """
 
 from __future__ import annotations
@@ -64,10 +64,15 @@ def _parts(content: str | list[Any], where: str) -> tuple[Part, ...]:
     return tuple(out)
 
 
-def _messages(body: ResponsesBody) -> tuple[Message, ...]:
-    out: list[Message] = []
-    if body.instructions:
-        out.append(Message("system", (Text(body.instructions),)))
+def instructions(body: ResponsesBody) -> tuple[Message, ...]:
+    """The request's `instructions`, which a continuation does not carry over."""
+    return (Message("system", (Text(body.instructions),)),) if body.instructions else ()
+
+
+def conversation(body: ResponsesBody, earlier: tuple[Message, ...] = ()) -> tuple[Message, ...]:
+    """The conversation without the instructions: `earlier` (a kept response's), then
+    this request's input."""
+    out: list[Message] = list(earlier)
     items = (
         [MessageItem(role="user", content=body.input)]
         if isinstance(body.input, str)
@@ -92,8 +97,8 @@ def _messages(body: ResponsesBody) -> tuple[Message, ...]:
         elif isinstance(item, ItemReference):
             raise APIError(
                 400,
-                f"{where}: item_reference needs stored responses, and this "
-                "server keeps none; send the item itself",
+                f"{where}: item_reference is not taken here; send the item itself "
+                "(or continue with previous_response_id)",
             )
     return tuple(out)
 
@@ -133,13 +138,8 @@ def functions(tools: Sequence[AnyTool], namespace: str = "") -> Iterator[tuple[F
             log.info("responses: tools of type %r are not run by this server; left out", tool.type)
 
 
-def request(body: ResponsesBody) -> ChatRequest:
-    if body.previous_response_id:
-        raise APIError(
-            400,
-            "previous_response_id: this server keeps no responses; send the "
-            "whole conversation in input",
-        )
+def request(body: ResponsesBody, earlier: tuple[Message, ...] = ()) -> ChatRequest:
+    """The chat `body` asks for; `earlier`: the conversation of `previous_response_id`."""
     if body.background:
         raise APIError(400, "background: responses run in the foreground here; leave it out")
     options = {
@@ -149,7 +149,7 @@ def request(body: ResponsesBody) -> ChatRequest:
     }
     return ChatRequest(
         body.model,
-        _messages(body),
+        instructions(body) + conversation(body, earlier),
         tools=tuple(
             Tool(t.name, t.description or "", t.parameters) for t, _ in functions(body.tools or ())
         ),

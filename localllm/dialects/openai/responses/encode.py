@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from localllm.dialects.openai.responses.protocol import ResponsesBody
@@ -16,6 +16,7 @@ from localllm.dialects.wire import event
 from localllm.errors import message_of
 from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
 from localllm.inference.ids import new_id
+from localllm.inference.request import CallIn, Message, Text
 
 _PARTS = {"reasoning": "reasoning_text", "message": "output_text"}
 
@@ -41,11 +42,11 @@ def base(body: ResponsesBody) -> dict[str, Any]:
         "temperature": body.temperature,
         "top_p": body.top_p,
         "max_output_tokens": body.max_output_tokens,
-        "previous_response_id": None,
+        "previous_response_id": body.previous_response_id,
         "reasoning": {"effort": body.reasoning.effort if body.reasoning else None},
         "text": {"format": {"type": "text"}},
         "truncation": body.truncation or "disabled",
-        "store": False,
+        "store": body.store is not False,  # OpenAI's default: kept
         "metadata": body.metadata or {},
         "usage": None,
     }
@@ -194,6 +195,13 @@ class _Events:
         return out
 
 
+def answer(done: Finished) -> Message:
+    """The answer as the conversation's next turn (what a continuation is sent)."""
+    calls = tuple(CallIn(c.name, c.arguments, f"call_{c.id}") for c in done.calls)
+    text = (Text(done.text),) if done.text else ()
+    return Message("assistant", text, done.thinking, calls)
+
+
 def whole(base: dict[str, Any], done: Finished) -> dict[str, Any]:
     output: list[dict[str, Any]] = []
     if done.thinking:
@@ -211,7 +219,11 @@ def whole(base: dict[str, Any], done: Finished) -> dict[str, Any]:
     return finished(base, output, done)
 
 
-async def stream(base: dict[str, Any], events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+async def stream(
+    base: dict[str, Any],
+    events: AsyncIterator[Event],
+    on_done: Callable[[dict[str, Any], Finished], None] = lambda response, done: None,
+) -> AsyncIterator[bytes]:
     """The response created, then each output item added, its content part, its deltas
     and their done events, the item done, and at the end the whole response; a failure
     after the 200 is an `error` event."""
@@ -226,6 +238,7 @@ async def stream(base: dict[str, Any], events: AsyncIterator[Event]) -> AsyncIte
                     chunks += out.start("message")  # an empty answer is an empty message
                 chunks += out.close()
                 final = finished(base, out.output, item)
+                on_done(final, item)
                 kind = (
                     "response.completed"
                     if final["status"] == "completed"
