@@ -57,6 +57,10 @@ def _show(model: str) -> _Call:
     return _Call("POST", "/api/show", {"model": model})
 
 
+def _model(model: str) -> _Call:
+    return _Call("GET", f"/v1/models/{model}")
+
+
 def _stop(model: str) -> _Call:
     # A request with keep_alive 0, as `ollama stop` sends.
     return _Call("POST", "/api/generate", {"model": model, "keep_alive": 0})
@@ -129,6 +133,10 @@ class Client:
 
     def show(self, model: str) -> dict[str, Any]:
         return dict(self._request(_show(model)))
+
+    def model(self, model: str) -> dict[str, Any]:
+        """The model as apps see it (`/v1/models/{id}`): its full name and context."""
+        return dict(self._request(_model(model)))
 
     def stop(self, model: str) -> None:
         """Unload `model` now."""

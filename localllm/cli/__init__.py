@@ -18,6 +18,7 @@ from localllm.cli import (
     hw,
     importing,
     integrity,
+    launch,
     models,
     plan,
     pull,
@@ -28,7 +29,7 @@ from localllm.cli import (
 from localllm.errors import LocalLLMError
 
 # Each command module contributes `register(subparsers)`; order is the help order.
-_COMMANDS = (run, hw, plan, pull, models, integrity, importing, server, bench, worker)
+_COMMANDS = (run, launch, hw, plan, pull, models, integrity, importing, server, bench, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
