@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from localllm.errors import RemoteError
 from localllm.gguf.info import SHARD_NAME
@@ -142,11 +143,32 @@ class Quantization:
         return sum(f.size for f in self.files)
 
 
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP clients' own failures (connection, timeout, TLS): httpx's, as
+    huggingface_hub 1.x speaks, and httpx2's, as 2.x does."""
+    import httpx
+
+    errors: list[type[Exception]] = [httpx.TransportError]
+    try:
+        import httpx2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.TransportError)
+    return tuple(errors)
+
+
+def _cause(exc: BaseException) -> str:
+    """The cause in a few words (a name that does not resolve, a refused connection),
+    without the client's traceback."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.split("\n")[0][:200]
+
+
 def list_repo_gguf(
     repo_id: str, revision: str | None = None, token: str | None = None, endpoint: str | None = None
 ) -> list[RepoFile]:
     """The repository's GGUF files with sizes and LFS sha256 (one Hub API call)."""
-    import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -156,6 +178,7 @@ def list_repo_gguf(
     )
 
     api = HfApi(endpoint=endpoint, token=token)
+    unreachable: tuple[type[Exception], ...] = (OSError, *transport_errors())
     try:
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
     except GatedRepoError:
@@ -172,8 +195,9 @@ def list_repo_gguf(
         raise RemoteError(f"{repo_id}: no revision {revision!r}", 404) from None
     except HfHubHTTPError as exc:
         raise RemoteError(f"{repo_id}: the Hub answered {exc}") from None
-    except (OSError, httpx.TransportError) as exc:  # huggingface_hub 1.x speaks httpx
-        raise RemoteError(f"{repo_id}: cannot reach the Hub ({exc})") from None
+    except unreachable as exc:
+        host = urlsplit(endpoint or "https://huggingface.co").hostname
+        raise RemoteError(f"{repo_id}: cannot reach {host} ({_cause(exc)})") from None
     files = []
     for sibling in info.siblings or []:
         if not sibling.rfilename.lower().endswith(".gguf"):

@@ -129,3 +129,13 @@ def test_parse_ref(tmp_path: Path) -> None:
         parse_ref("definitely-not-a-model")
     with pytest.raises(RefError, match=r"expected hf\.co/OWNER/REPO"):
         parse_ref("hf.co/just-one-part")
+
+
+def test_a_hub_that_cannot_be_reached_is_one_line_naming_the_host() -> None:
+    """Offline, or a proxy that blocks the Hub: a 502 naming the host and the cause,
+    never the HTTP client's traceback (whichever client huggingface_hub speaks)."""
+    with pytest.raises(RemoteError) as caught:
+        list_repo_gguf("acme/model", endpoint="http://127.0.0.1:9")
+    assert caught.value.status == 502
+    message = str(caught.value)
+    assert message.startswith("acme/model: cannot reach 127.0.0.1 (") and "\n" not in message
