@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    from rich.console import Console
+    from localllm.cli.output import Printer
 
-    console = Console()
+    console = Printer()
     for part in render(report):
         console.print(part)
     return 0

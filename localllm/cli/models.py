@@ -92,24 +92,31 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from localllm.gguf.local import read_local
+    from dataclasses import replace
+
+    from localllm.models.catalog import capabilities_of
 
     store = _store()
     m = store.get(_name(args.model))
     weights = store.blobs.path(m.model.digest)
-    if args.modelfile:
+    info, header = store.read_model(m)
+    if args.modelfile:  # the whole of it: the GGUF's own template too, as Ollama shows
         draft = store.blobs.path(m.draft.digest) if m.draft else None
         projector = store.blobs.path(m.projector.digest) if m.projector else None
-        sys.stdout.write(m.to_modelfile(weights, draft, projector).to_text())
+        whole = replace(m, template=m.template or info.chat_template)
+        sys.stdout.write(whole.to_modelfile(weights, draft, projector).to_text())
         return 0
-    info = read_local(weights) if not m.parts else None
-    lines = [f"  name            {_short(m)}"]
-    if info is not None:
-        lines += [
-            f"  architecture    {info.architecture}",
-            f"  parameters      {format_count(info.parameter_count)}",
-            f"  context length  {info.context_length}",
-        ]
+    capabilities = capabilities_of(info.architecture, header.metadata,
+                                   m.template or info.chat_template or "")  # fmt: skip
+    if m.projector is not None:
+        capabilities.append("vision")
+    lines = [
+        f"  name            {_short(m)}",
+        f"  architecture    {info.architecture}",
+        f"  parameters      {format_count(info.parameter_count)}",
+        f"  context length  {info.context_length}",
+        f"  capabilities    {', '.join(capabilities)}",
+    ]
     lines += [
         f"  quantization    {m.model.quantization or '-'}",
         f"  size            {format_bytes(m.size)}",
@@ -123,7 +130,7 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"  {key:<16}{value}")
     if m.system:
         print(f"\nSystem\n  {m.system}")
-    template = m.template or (info.chat_template if info is not None else None)
+    template = m.template or info.chat_template
     if template:
         print("\nTemplate" + (" (from the GGUF)" if not m.template else ""))
         print("  " + template[:500].replace("\n", "\n  ") + ("..." if len(template) > 500 else ""))

@@ -255,9 +255,9 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
 
 
 def render(p: Plan) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from localllm.cli.output import Printer
     from localllm.planner.explain import explain
     from localllm.planner.quality import describe_cost
 
@@ -285,7 +285,7 @@ def render(p: Plan) -> None:
             f"{o.tokens_per_s:.0f}" if o.tokens_per_s else "-",
             describe_cost(o.label),
         )
-    console = Console()
+    console = Printer()
     console.print(table)
     for line in explain(p):
         console.print(f"  {line}", highlight=False)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="run the server in the foreground (Ollama- and OpenAI-compatible APIs)",
+        help="run the server in the foreground (Ollama-, OpenAI- and Anthropic-compatible APIs)",
         description=(
             "Serve the local models over HTTP: Ollama's /api and OpenAI's /v1 endpoints. "
             "Listens on 127.0.0.1:11435 unless LOCALLLM_HOST says otherwise; beyond "

@@ -59,7 +59,7 @@ class Catalog:
 
             info, metadata = self.info(manifest)
             template = manifest.template or info.chat_template or ""
-            capabilities = _capabilities(info.architecture, metadata, template)
+            capabilities = capabilities_of(info.architecture, metadata, template)
             if manifest.projector is not None:
                 capabilities.append("vision")
             self._details[key] = {
@@ -199,7 +199,7 @@ class Catalog:
             if not k.startswith("tokenizer.") or verbose
         }
         model_info["general.parameter_count"] = info.parameter_count
-        capabilities = _capabilities(info.architecture, metadata, template)
+        capabilities = capabilities_of(info.architecture, metadata, template)
         if manifest.projector is not None:
             capabilities.append("vision")
         weights = self.store.blobs.path(manifest.model.digest)
@@ -249,7 +249,7 @@ class Catalog:
         return {"name": manifest.name, **self._fits[key]}
 
 
-def _capabilities(architecture: str, metadata: Mapping[str, Any], template: str) -> list[str]:
+def capabilities_of(architecture: str, metadata: Mapping[str, Any], template: str) -> list[str]:
     """What `/api/show` says the model does, as Ollama's clients read it: `completion`
     unless it is an embedding model (it has a pooling type), `embedding` since
     `/api/embed` serves every model, `tools` when its template renders tools (Jinja's
