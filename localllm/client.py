@@ -134,6 +134,10 @@ class Client:
     def show(self, model: str) -> dict[str, Any]:
         return dict(self._request(_show(model)))
 
+    def load(self, model: str) -> None:
+        """Load `model` (a request with no prompt), so the first answer starts sooner."""
+        self._request(_load(model))
+
     def model(self, model: str) -> dict[str, Any]:
         """The model as apps see it (`/v1/models/{id}`): its full name and context."""
         return dict(self._request(_model(model)))

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return run_home(args, args.model)
     with client() as c:
         shown = ensure_pulled(c, args.model)
+        if sys.stderr.isatty():
+            _load_saying_so(c, str(shown.get("name") or args.model))
         stdin = sys.stdin.read() if piped else ""
         if stdin.strip():
             prompt = f"{prompt}\n\n{stdin}" if prompt else stdin
@@ -104,6 +106,21 @@ def import_local(model: str) -> str:
 
     print(f"importing {path}...", file=sys.stderr)
     return pull(str(path), open_store(), planner_for_this_machine()).name.removesuffix(":latest")
+
+
+def _load_saying_so(c: Client, name: str) -> None:
+    """Load the model first, saying so: a first load takes seconds, and a silent
+    terminal looks stuck."""
+    from localllm.units import format_bytes
+
+    if any(m.get("name") == name for m in c.ps()):
+        return
+    size = next((m.get("size") for m in c.tags() if m.get("name") == name), None)
+    print(f"loading {name} ({format_bytes(size)})...", file=sys.stderr, end="", flush=True)
+    c.load(name)
+    loaded = next((m for m in c.ps() if m.get("name") == name), {})
+    where = "on the GPU" if loaded.get("size_vram") else "on the CPU"
+    print(f" ready, {where}", file=sys.stderr, flush=True)
 
 
 def ensure_pulled(c: Client, model: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from localllm.units import format_bytes
@@ -99,10 +100,13 @@ def client() -> Any:
     """A client for the server, started in the background if it was not running."""
     from localllm.client import Client
     from localllm.paths import resolve_paths
-    from localllm.server.daemon import ensure_running
+    from localllm.server.daemon import answers, ensure_running
     from localllm.server.settings import settings_from_env
 
     settings = settings_from_env()
+    tell = sys.stderr.isatty()
+    if tell and not answers(settings):
+        print(f"starting the server at {settings.url}...", file=sys.stderr, flush=True)
     ensure_running(settings, resolve_paths())
     return Client(settings.url, settings.api_key)
 
