@@ -148,11 +148,40 @@ def _no_fit(p: Plan) -> list[str]:
         assert g.endpoint is not None
         hosts[g.endpoint] = hosts.get(g.endpoint, 0) + g.usable
     each = ", ".join(f"{host} {_gib(n)}" for host, n in hosts.items())
-    short = max(smallest.estimate.total - room, smallest.short_by if not p.budget.gpus else 0)
-    return [
+    first = (
         f"Nothing fits: the smallest, {smallest.label}, needs about "
         f"{_gib(smallest.estimate.total)} at {p.n_ctx} tokens of context; the hosts can give "
-        f"{_gib(room)} in all after safety margins ({each}).",
-        f"It would need about {_gib(max(short, 0))} more on any one of them (the layers "
-        "split by free memory), another worker, a smaller context (--ctx), or a smaller model.",
-    ]
+        f"{_gib(room)} in all after safety margins ({each})."
+    )
+    short = smallest.estimate.total - room
+    if short > 0:
+        return [first, f"It would need about {_gib(short)} more, on any of them (the layers "
+                "split by free memory), another worker, a smaller context (--ctx), or a smaller "
+                "model."]  # fmt: skip
+    return [first, *_lacking(p, smallest)]
+
+
+def _lacking(p: Plan, option: Option) -> list[str]:
+    """Where the hosts hold enough in all but one device cannot hold its own share: which,
+    how much it lacks, and why (this machine keeps what is not a layer)."""
+    spread = option.spread
+    if spread is None:
+        return ["It does not fit as the layers split by free memory: a smaller context "
+                "(--ctx) or a smaller model."]  # fmt: skip
+    out = []
+    host_short = spread.host.total - p.budget.ram_usable
+    if host_short > 0:
+        out.append(
+            f"This machine lacks about {_gib(host_short)} for its own share: it holds "
+            f"{_gib(spread.host.total)} (the input embeddings, the graph's buffers and what "
+            f"stays off the GPUs) and can give {_gib(p.budget.ram_usable)}; free memory here, "
+            "or a smaller context (--ctx)."
+        )
+    for gpu in p.budget.gpus:
+        use = next((d for d in spread.gpus if d.device == f"GPU{gpu.index}"), None)
+        if use is not None and use.total > gpu.usable:
+            where = gpu.endpoint or "this machine"
+            out.append(f"GPU{gpu.index} ({where}) lacks about {_gib(use.total - gpu.usable)} for "
+                       f"its {use.layers} layers.")  # fmt: skip
+    return out or ["It does not fit as the layers split by free memory: a smaller context "
+                   "(--ctx) or a smaller model."]  # fmt: skip

@@ -80,6 +80,8 @@ class Option:
     short_by: int = 0
     """With Fit.NONE: bytes missing for the CPU-only load."""
     measured: bool = False
+    spread: MemoryEstimate | None = None
+    """With Fit.NONE and GPUs: every layer offloaded, by device (what each would hold)."""
 
     @property
     def label(self) -> str:
@@ -159,7 +161,9 @@ def evaluate(
         cpu.total if policy is not Policy.GPU_ONLY else est(replace(base, n_gpu_layers=full)).total
     )
     room = budget.ram_usable + sum(g.usable for g in budget.gpus if not g.unified)
-    return Option(candidate, Fit.NONE, base, cpu, None, short_by=max(needed - room, 1))
+    spread = est(replace(base, n_gpu_layers=full)) if targets else None
+    return Option(candidate, Fit.NONE, base, cpu, None, short_by=max(needed - room, 1),
+                  spread=spread)  # fmt: skip
 
 
 def _choose(

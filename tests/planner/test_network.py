@@ -103,3 +103,16 @@ def test_a_model_that_fits_nowhere_says_what_each_host_has(llama70b: list[Candid
     words = " ".join(explain(p))
     assert "this machine" in words and "10.0.0.2:50052" in words
     assert "more on any one of them" in words
+
+
+def test_a_machine_too_small_for_its_own_share_says_how_much_it_lacks(
+    llama70b: list[Candidate],
+) -> None:
+    """The workers hold plenty; this machine cannot hold what stays on it: the plan
+    says which host lacks how much, not "0.0 GiB more on any one of them"."""
+    tiny_here = replace(_budget(), ram_usable=GIB // 4)
+    across = plan(llama70b, with_workers(tiny_here, _workers(0.5e-3, n=3, size=48 * GIB)))
+    assert across.choice is None or across.choice.fit is Fit.NONE
+    lines = explain(across)
+    assert any(line.startswith("This machine lacks about ") for line in lines), lines
+    assert not any("0.0 GiB more" in line for line in lines), lines
