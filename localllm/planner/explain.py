@@ -155,7 +155,7 @@ def _no_fit(p: Plan) -> list[str]:
     )
     short = smallest.estimate.total - room
     if short > 0:
-        return [first, f"It would need about {_gib(short)} more, on any of them (the layers "
+        return [first, f"It would need about {_gib(short)} more on any one of them (the layers "
                 "split by free memory), another worker, a smaller context (--ctx), or a smaller "
                 "model."]  # fmt: skip
     return [first, *_lacking(p, smallest)]
