@@ -210,6 +210,11 @@ class AsyncClient:
     async def stop(self, model: str) -> None:
         await self._request(_stop(model))
 
+    async def count(self, model: str, messages: list[dict[str, Any]]) -> int:
+        """The tokens `messages` make as `model`'s prompt (its template applied)."""
+        body = {"model": model, "messages": messages}
+        return int((await self._request(_Call("POST", "/apply-template", body)))["tokens"])
+
     async def load(self, model: str) -> None:
         """Load `model` (a request with no prompt), so the first answer starts sooner."""
         await self._request(_load(model))

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from localllm.tui.app import LocalLLMApp
 
 PAGE = 16
+HINT = (
+    "Type a message and press Enter (Shift+Enter: a new line). Esc stops an answer; "
+    "/help lists the commands, /show info the model; Ctrl+S sets the system prompt."
+)
 
 
 class ChatScreen(Screen[None]):
@@ -77,6 +81,8 @@ class ChatScreen(Screen[None]):
         self.title = self.chat.title or "New chat"
         self.sub_title = self.chat.model
         await self._show_earlier()
+        if not self.messages:
+            await self.query_one("#log").mount(Static(HINT, id="hint", markup=False))
         self.query_one("#log", VerticalScroll).anchor()
         self.query_one(PromptArea).focus()
         self.call_after_refresh(self.start)
@@ -125,6 +131,8 @@ class ChatScreen(Screen[None]):
             self.notify("An answer is still coming: wait, or press Esc to stop it.")
             event.area.load_text(text)
             return
+        for hint in self.query("#hint"):
+            await hint.remove()
         asked = MessageView("user", self._found(text).shown if self._vision else text)
         await self.query_one("#log").mount(asked)
         self.answer(text, asked)
@@ -221,6 +229,8 @@ class ChatScreen(Screen[None]):
             ttft_s=stats.get("ttft_s"),
             context_used=used or self.status.context_used,
         )
+        if not used:
+            self.run_worker(self.recount(), group="count", exclusive=True)
         if not self.chat.title:
             self.chat = replace(self.chat, title=self.app.history.title(self.chat.id))
             self.title = self.chat.title
@@ -267,6 +277,20 @@ class ChatScreen(Screen[None]):
             context_size=loaded.get("context_length", 0),
             state="",
         )
+        if self.messages and not self.status.context_used:
+            await self.recount()  # a resumed chat: how much of the context it fills
+
+    async def recount(self) -> None:
+        """The conversation's tokens as the model's prompt, for the status line (after
+        resuming a chat, or an answer stopped before the server said its counts)."""
+        payload = self.payload("")[:-1]  # the conversation, without a next prompt
+        if not payload:
+            return
+        try:
+            used = await self.app.client.count(self.chat.model, payload)
+        except LocalLLMError:
+            return  # the counter stays as it was; the chat goes on
+        self._set_status(context_used=used)
 
     # --- slash commands -------------------------------------------------------------
 
@@ -353,15 +377,16 @@ class ChatScreen(Screen[None]):
             model_info = info.get("model_info", {})
             arch = model_info.get("general.architecture", "")
             rows = [
-                ("model", self.chat.model),
+                ("name", self.chat.model),
                 ("architecture", details.get("family", arch)),
                 ("parameters", details.get("parameter_size", "")),
-                ("quantization", details.get("quantization_level", "")),
                 ("context length", model_info.get(f"{arch}.context_length", "")),
-                ("embedding length", model_info.get(f"{arch}.embedding_length", "")),
+                ("capabilities", ", ".join(info.get("capabilities") or ())),
+                ("quantization", details.get("quantization_level", "")),
                 ("loaded context", self.status.context_size or "not loaded"),
             ]
-            return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+            # as `localllm show` prints it
+            return "```\nModel\n" + "\n".join(f"  {k:<16}{v}" for k, v in rows) + "\n```"
         if topic == "parameters":
             lines = format_parameters(self.chat.options).splitlines()
             return (

@@ -77,6 +77,7 @@ class ModelsScreen(Screen[None]):
         Binding("u", "unload", "Unload"),
         Binding("ctrl+l", "pull_focus", "Pull"),
         Binding("ctrl+r", "refresh", "Refresh"),
+        Binding("escape", "back", "Back"),
     ]
 
     app: LocalLLMApp
@@ -85,6 +86,10 @@ class ModelsScreen(Screen[None]):
         """`pull`: pull this model at once, then open a chat with it (`localllm run`)."""
         super().__init__()
         self.pull_then_chat = pull
+
+    async def action_back(self) -> None:
+        """Esc: back to the app's home, the chats."""
+        await self.app.action_chats()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():

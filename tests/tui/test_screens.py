@@ -99,7 +99,7 @@ async def test_slash_commands(make_app: Callable[..., LocalLLMApp], tmp_path: Pa
 
         assert "temperature" in await say("/help")
         assert "Be brief." in await say("/show system")
-        assert "| quantization |" in await say("/show info")
+        assert "  quantization    F32" in await say("/show info")  # as `localllm show` prints it
         await say("/set parameter temperature 0.25")
         assert screen.chat.options == {"num_ctx": 1024, "temperature": 0.25}
         assert "temperature 0.25" in await say("/show parameters")
@@ -193,6 +193,8 @@ async def test_models_screen_pulls_with_progress_and_deletes(
             "slow:latest",
             "tiny:latest",
         ]
+        await pilot.press("escape")  # back to the chats
+        await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatsScreen))
 
 
 async def test_help_screen_opens_and_closes(make_app: Callable[..., LocalLLMApp]) -> None:
@@ -240,3 +242,7 @@ async def test_run_with_a_missing_model_pulls_it_then_chats(
         screen = await opened_chat(app, pilot, timeout=60)
         assert screen.chat.model == "test/pico-gguf:q8_0"  # the name it is stored under
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
+        hint = screen.query_one("#hint", Static)  # an empty chat says what to do
+        assert "/help" in str(hint.content)
+        await pilot.press(*"hi", "enter")
+        await wait_for(pilot.pause, lambda: not screen.query("#hint"))

@@ -63,7 +63,9 @@ def test_chat_screen(
         await wait_for(pilot.pause, lambda: isinstance(app.screen, ChatScreen))
         screen = app.screen
         assert isinstance(screen, ChatScreen)
+        # loaded, and the resumed conversation counted against its context
         await wait_for(pilot.pause, lambda: screen.status.context_size > 0)
+        await wait_for(pilot.pause, lambda: screen.status.context_used > 0)
         await settled(pilot, app, "It returns their sum", "1024")
 
     assert snap_compare(app, terminal_size=(100, 32), run_before=open_chat)
