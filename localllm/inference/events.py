@@ -6,12 +6,21 @@ A dialect's encoder turns these into its wire format, streamed or whole.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
 from localllm.engine.protocol import TokenLogprob, ToolCall
 
-__all__ = ["Delta", "Event", "Finished", "TokenLogprob", "ToolCall", "Usage"]
+__all__ = [
+    "Delta",
+    "Event",
+    "Finished",
+    "TokenLogprob",
+    "ToolCall",
+    "Usage",
+    "arguments_json",
+]
 
 Reason = Literal["stop", "length", "tool_calls", "cancel"]
 
@@ -59,3 +68,10 @@ class Finished:
 
 
 Event = Delta | Finished
+
+
+def arguments_json(call: ToolCall) -> str:
+    """A call's arguments as the JSON text every dialect sends: keys in the order the
+    model wrote them and characters as they are (no `\\u` escapes), so the text a
+    client sends back renders as the model wrote it and the cached prefix holds."""
+    return json.dumps(call.arguments, ensure_ascii=False)

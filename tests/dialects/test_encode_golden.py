@@ -25,7 +25,7 @@ from localllm.errors import APIError, ContextOverflow
 from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
 from tests.dialects.golden import check, check_json
 
-CALL = ToolCall("weather", {"city": "Oslo", "days": 2}, id="0123456789abcdef01234567")
+CALL = ToolCall("weather", {"city": "Zürich", "days": 2}, id="0123456789abcdef01234567")
 USAGE = Usage(
     prompt_tokens=9,
     cached_tokens=4,
@@ -176,3 +176,13 @@ def test_a_prompt_longer_than_the_context_is_each_apis_own_overflow_error() -> N
         shapes["anthropic"]["error"]["message"] == "prompt is too long: 19000 tokens > 8192 maximum"
     )
     assert shapes["openai"]["error"]["code"] == "context_length_exceeded"
+
+
+def test_tool_call_arguments_are_the_text_the_model_wrote() -> None:
+    """Keys in the model's order and characters as they are: the arguments text a
+    client sends back renders as the model wrote it (the cached prefix holds)."""
+    stream = read(sse(openai.chat_chunks(openai.chat_head("m"), scripted(EVENTS), False, False),
+                      openai.stream_error))  # fmt: skip
+    chunks = [json.loads(b[6:]) for b in stream.split("\n\n") if b.startswith("data: {")]
+    calls = [c for chunk in chunks for c in chunk["choices"][0]["delta"].get("tool_calls", [])]
+    assert calls[0]["function"]["arguments"] == '{"city": "Zürich", "days": 2}'

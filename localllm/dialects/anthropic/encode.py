@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from localllm.dialects.wire import event
 from localllm.errors import ContextOverflow, message_of
-from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
+from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage, arguments_json
 from localllm.inference.ids import new_id
 
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}
@@ -158,8 +157,6 @@ async def stream(
         for call in item.calls:
             for chunk in blocks.open("tool_use", {**tool_use(call), "input": {}}):
                 yield chunk
-            yield blocks.delta(
-                {"type": "input_json_delta", "partial_json": json.dumps(call.arguments)}
-            )
+            yield blocks.delta({"type": "input_json_delta", "partial_json": arguments_json(call)})
             for chunk in blocks.close():
                 yield chunk

@@ -4,7 +4,6 @@ code}}`, in the stream too once it has begun."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from localllm.dialects.logprobs import columns, entries
 from localllm.dialects.wire import data
 from localllm.errors import ContextOverflow, message_of
-from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
+from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage, arguments_json
 from localllm.inference.ids import new_id
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
@@ -66,7 +65,7 @@ def tool_calls(calls: tuple[ToolCall, ...], first: int = 0) -> list[dict[str, An
             "index": first + i,
             "id": f"call_{c.id}",
             "type": "function",
-            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            "function": {"name": c.name, "arguments": arguments_json(c)},
         }
         for i, c in enumerate(calls)
     ]

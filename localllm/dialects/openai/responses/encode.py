@@ -6,7 +6,6 @@ incomplete; every event carries `type` and a `sequence_number`."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from localllm.dialects.openai.responses.protocol import ResponsesBody
 from localllm.dialects.wire import event
 from localllm.errors import message_of
-from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage
+from localllm.inference.events import Delta, Event, Finished, ToolCall, Usage, arguments_json
 from localllm.inference.ids import new_id
 from localllm.inference.request import CallIn, Message, Text
 
@@ -53,7 +52,7 @@ def base(body: ResponsesBody) -> dict[str, Any]:
 
 
 def call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
-    arguments = json.dumps(call.arguments)
+    arguments = arguments_json(call)
     return {
         "type": "function_call",
         "id": new_id("fc_"),
