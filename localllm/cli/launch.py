@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-HELP = "run Claude Code, Codex, opencode or Continue on a local model"
+HELP = "run Claude Code, Codex, opencode or Continue's CLI on a local model"
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,7 @@ APPS = {
     "claude": App("Claude Code", "claude", 16_384, "npm install -g @anthropic-ai/claude-code"),
     "codex": App("Codex", "codex", 16_384, "npm install -g @openai/codex"),
     "opencode": App("opencode", "opencode", 8_192, "npm install -g opencode-ai"),
-    "continue": App(
-        "Continue (VS Code, JetBrains)", "", 8_192, "install Continue from your editor's extensions"
-    ),
+    "continue": App("Continue (its CLI, cn)", "cn", 8_192, "npm install -g @continuedev/cli"),
 }
 
 
@@ -84,9 +82,12 @@ def _parsed(args: argparse.Namespace) -> tuple[str, bool, list[str]]:
     return model, bool(more.config or args.config), passed
 
 
-def setup(app: str, url: str, model: str, context: int, key: str | None) -> Setup:
+def setup(
+    app: str, url: str, model: str, context: int, key: str | None, config_file: str = ""
+) -> Setup:
     """The settings that point `app` at the server at `url`, on `model` whose context
-    window is `context` tokens."""
+    window is `context` tokens; `config_file`: where an app configured by a file (Continue)
+    gets its own (in localllm's data folder, never the app's)."""
     token = key or "localllm"
     if app == "claude":
         env = {
@@ -131,7 +132,7 @@ def setup(app: str, url: str, model: str, context: int, key: str | None) -> Setu
         }  # fmt: skip
         return Setup(["opencode"], {"OPENCODE_CONFIG_CONTENT": json.dumps(config)})
     text = (
-        "models:\n"
+        "name: localllm\nversion: 1.0.0\nschema: v1\nmodels:\n"
         f"  - name: {model} (localllm)\n"
         "    provider: openai\n"
         f"    model: {model}\n"
@@ -140,7 +141,7 @@ def setup(app: str, url: str, model: str, context: int, key: str | None) -> Setu
         f"    defaultCompletionOptions:\n      contextLength: {context}\n"
         "    roles: [chat, edit, apply, autocomplete]\n"
     )
-    return Setup([], config=text, config_path="~/.continue/config.yaml (its models list)")
+    return Setup(["cn", "--config", config_file], config=text, config_path=config_file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,10 +162,14 @@ def run(args: argparse.Namespace) -> int:
               f"works best with {app.min_context:,} or more, as its own prompt takes thousands "
               "(set PARAMETER num_ctx, or pick a model with a longer context)",
               file=sys.stderr)  # fmt: skip
-    plan = setup(args.app, settings.url, name, context, settings.api_key)
-    if config_only or not plan.command:
+    config_file = paths.data_dir / "launch" / f"{args.app}.yaml"
+    plan = setup(args.app, settings.url, name, context, settings.api_key, str(config_file))
+    if config_only:
         _print(plan)
         return 0
+    if plan.config:
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        config_file.write_text(plan.config)
     found = shutil.which(app.executable)
     if found is None:
         print(f"localllm: {app.executable} is not installed ({app.install}); the settings "
@@ -177,8 +182,8 @@ def run(args: argparse.Namespace) -> int:
 def _print(plan: Setup) -> None:
     for key, value in plan.env.items():
         print(f"export {key}={shlex.quote(value)}")
+    if plan.config:
+        print(f"# {plan.config_path}:")
+        print(plan.config, end="")
     if plan.command:
         print(shlex.join(plan.command))
-    if plan.config:
-        print(f"# add to {plan.config_path}:")
-        print(plan.config, end="")

@@ -38,8 +38,9 @@ def test_opencode_and_continue_state_the_context_window() -> None:
     )
     model = config["provider"]["localllm"]["models"]["m:latest"]
     assert model["limit"]["context"] == 8192 and config["model"] == "localllm/m:latest"
-    text = setup("continue", URL, "m:latest", 8192, None)
-    assert text.command == [] and "contextLength: 8192" in text.config
+    text = setup("continue", URL, "m:latest", 8192, None, "/data/launch/continue.yaml")
+    assert text.command == ["cn", "--config", "/data/launch/continue.yaml"]
+    assert "schema: v1" in text.config and "contextLength: 8192" in text.config
 
 
 def test_the_apps_own_arguments_come_after_a_double_dash() -> None:
