@@ -148,3 +148,10 @@ def test_a_kept_response_is_continued_read_and_deleted(server: Running) -> None:
         c.responses.retrieve(follow.id)
     with pytest.raises(openai.NotFoundError):  # store: false keeps nothing
         c.responses.retrieve(whole.id)
+
+
+def test_codexs_empty_probe_is_answered(server: Running) -> None:
+    """Codex checks a provider with a one-token request before it starts."""
+    out = client(server).responses.create(model="tiny", input="", max_output_tokens=1)
+    assert out.status in ("completed", "incomplete") and out.usage is not None
+    assert out.usage.output_tokens <= 1
