@@ -30,8 +30,11 @@ def model_params(
         shares = (ctypes.c_float * n)(*split)
         mp.tensor_split = shares
         mp._keep_split = shares
-    if no_alloc:
-        mp.no_alloc = True
+    fallback = int(settings.get("fallback", 0))
+    if fallback >= 1:  # no weight repacking (llama.cpp's extra buffer types)
+        mp.use_extra_bufts = False
+    if no_alloc or fallback >= 2:
+        mp.no_alloc = no_alloc
         mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE  # no_alloc aborts with mmap
     return mp
 

@@ -24,6 +24,7 @@ from localllm.store.modelfile import PARAMETERS
 from localllm.store.resolve import stored
 from localllm.store.store import Store
 from localllm.store.templates import check_template
+from localllm.workers.fallback import LEVELS
 from localllm.workers.loading import DoesNotFit, plan_load
 from localllm.workers.scheduler import Scheduler
 
@@ -157,6 +158,8 @@ class Catalog:
                         for c in self.scheduler.copies.get(slot.manifest.name, [])
                     ],
                     "tip": self.scheduler.replica_tip(slot.manifest.name),
+                    # beyond Ollama's shape: how carefully it loaded (after a crash)
+                    "fallback": LEVELS[settings.fallback] if settings else "",
                     # beyond Ollama's shape: speculative decoding's figures so far
                     "speculation": {
                         "drafter": "draft model" if slot.manifest.draft else "prompt lookup",

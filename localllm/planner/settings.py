@@ -35,6 +35,10 @@ class LoadSettings:
     backend_sampling: bool = False
     """Sample inside llama.cpp's graph, where the output layer runs (the GPU), so only
     token ids cross to the host; for requests whose sampler chain allows it."""
+    fallback: int = 0
+    """How carefully llama.cpp loads, after a worker crashed loading (`workers.fallback`):
+    0 its defaults; 1 no extra buffer types (no weight repacking: the AMX repack that
+    segfaults on some CPUs); 2 that, and the file read instead of memory-mapped."""
     swa_full: bool = False
     """A full-size cache for sliding-window layers (llama.cpp's `swa_full`): costs the
     memory of a full cache, and lets the engine cut a sequence back (rejected guesses,

@@ -90,6 +90,9 @@ class ServerSettings:
     replicas: int = 1
     """Copies of a model that fits on one GPU, one per GPU (`LOCALLLM_REPLICAS`)."""
     image_urls: bool = False
+    no_repack: bool = False
+    """Load every model without weight repacking (`LOCALLLM_NO_REPACK=1`): for CPUs whose
+    repacking crashes llama.cpp (`workers.fallback`)."""
     """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `inference.images`)."""
     allow_files: tuple[str, ...] = ()
     """Folders whose files the API may name (`serve --allow-files`)."""
@@ -196,6 +199,7 @@ def settings_from_env(
         workers=endpoints,
         replicas=max(1, _int(env, "LOCALLLM_REPLICAS", 1)),
         image_urls=env.get("LOCALLLM_IMAGE_URLS", "").strip().lower() in ("1", "true", "on"),
+        no_repack=env.get("LOCALLLM_NO_REPACK", "").strip().lower() in ("1", "true", "on"),
         allow_files=_folders(
             (*env.get("LOCALLLM_ALLOW_FILES", "").split(os.pathsep), *allow_files)
         ),

@@ -51,6 +51,10 @@ class RunnerError(LocalLLMError):
     status = 500
 
 
+class WorkerCrashed(RunnerError):
+    """The worker died by a signal (a crash in llama.cpp) while it loaded the model."""
+
+
 @dataclass
 class Speculation:
     """What a model's guessed tokens earned over the answers it gave (`localllm ps`)."""
@@ -99,6 +103,8 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first: asyncio.Future[Loaded | LoadFailed] | None = None
         self.log: WorkerLog | None = None
+        self.crashed = False
+        """The worker died by a signal before the model was loaded."""
 
     # --- life -------------------------------------------------------------------------
 
@@ -126,7 +132,8 @@ class Runner:
         first = await self._first
         if isinstance(first, LoadFailed):
             self.stop()
-            raise RunnerError(f"model {self.name!r} could not be loaded: {first.message}")
+            error = WorkerCrashed if self.crashed else RunnerError
+            raise error(f"model {self.name!r} could not be loaded: {first.message}")
         self.loaded = first
         return first
 
@@ -281,6 +288,7 @@ class Runner:
         )
         print(f"localllm: {reason}", file=sys.stderr, flush=True)
         if self._first is not None and not self._first.done():
+            self.crashed = code is not None and code < 0  # by a signal: llama.cpp crashed
             self._first.set_result(LoadFailed(reason))
         for rid, queue in list(self._queues.items()):
             queue.put_nowait(Failed(rid, 500, reason))

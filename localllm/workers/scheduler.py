@@ -33,6 +33,7 @@ from localllm.remote.workers import WorkerState
 from localllm.server.settings import ServerSettings
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
+from localllm.workers.fallback import Fallbacks, start_runner
 from localllm.workers.loading import DoesNotFit, Planned, machine_budget, on_workers, plan_load
 from localllm.workers.replicas import (
     gpu_of,
@@ -97,6 +98,8 @@ class Scheduler:
         self._budget: Budget | None = None
         self._planner = planner
         self._runner_factory = runner_factory
+        self.fallbacks = Fallbacks(log_dir.parent / "fallbacks.json", int(settings.no_repack))
+        """How carefully each model loads on this machine (`workers.fallback`)."""
         self.slots: dict[str, Slot] = {}
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -229,8 +232,11 @@ class Scheduler:
                 self._changed.clear()
                 await self._changed.wait()  # a busy model will go idle
         log = self.log_dir / "runners" / f"{_safe(manifest.name)}.log"
-        runner = self._runner_factory(manifest.name, planned.load, log, self._on_death)
-        await runner.start()
+        runner = await start_runner(
+            manifest.name, manifest.model.digest, planned.load,
+            lambda load: self._runner_factory(manifest.name, load, log, self._on_death),
+            self.fallbacks,
+        )  # fmt: skip
         placed = tuple(placement(planned.option.estimate, left))
         slot = Slot(runner, key, planned.option.estimate, manifest, placed)
         self.slots[manifest.name] = slot

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,7 +17,7 @@ from localllm.store.manifests import Manifest
 from localllm.store.names import parse_name
 from localllm.store.store import Store
 from localllm.workers.loading import Planned, plan_load
-from localllm.workers.runner import Runner
+from localllm.workers.runner import Runner, WorkerCrashed
 from localllm.workers.scheduler import Busy, Scheduler
 from tests.live_server import BUDGET, add_model
 
@@ -87,5 +87,67 @@ def test_a_reload_that_waits_too_long_is_busy(scheduler: Scheduler) -> None:
         assert scheduler.slots["a:latest"].runner is busy and not busy.dead
         scheduler.release(busy, None)
         scheduler.shutdown()
+
+    asyncio.run(scenario())
+
+
+class RepackCrashRunner(QuietRunner):
+    """A runner whose worker crashes loading unless weight repacking is off (as llama.cpp
+    does on some AMX CPUs); counts its starts."""
+
+    starts: ClassVar[list[int]] = []
+    needs: ClassVar[int] = 1
+    """The level a load needs to survive."""
+
+    async def start(self) -> Loaded:
+        level = self.load_request.settings.fallback
+        RepackCrashRunner.starts.append(level)
+        if level < self.needs:
+            raise WorkerCrashed(f"model {self.name!r} could not be loaded: killed by SIGSEGV")
+        return await super().start()
+
+
+def crashing_scheduler(tmp_path: Path, store: Store, **settings: Any) -> Scheduler:
+    return Scheduler(ServerSettings(**settings), store, tmp_path / "logs",
+                     budget=lambda: BUDGET, planner=headers_only,
+                     runner_factory=RepackCrashRunner)  # fmt: skip
+
+
+def test_a_worker_that_crashes_loading_is_loaded_again_without_repacking(
+    scheduler: Scheduler, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        RepackCrashRunner.starts, RepackCrashRunner.needs = [], 1
+        first = crashing_scheduler(tmp_path, scheduler.store)
+        runner = await first.acquire(model(first, "a"), {})
+        assert runner.load_request.settings.fallback == 1
+        assert RepackCrashRunner.starts == [0, 1]
+        first.release(runner, None)
+        first.shutdown()
+        # remembered for this model on this machine: the next server starts there
+        again = crashing_scheduler(tmp_path, scheduler.store)
+        RepackCrashRunner.starts = []
+        await again.acquire(model(again, "a"), {})
+        assert RepackCrashRunner.starts == [1]
+        again.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_no_repack_forces_the_first_level_and_the_last_crash_is_an_error(
+    scheduler: Scheduler, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        RepackCrashRunner.starts, RepackCrashRunner.needs = [], 1
+        forced = crashing_scheduler(tmp_path, scheduler.store, no_repack=True)
+        await forced.acquire(model(forced, "b"), {})
+        assert RepackCrashRunner.starts == [1]
+        forced.shutdown()
+        RepackCrashRunner.starts, RepackCrashRunner.needs = [], 9  # crashes at every level
+        doomed = crashing_scheduler(tmp_path / "other", scheduler.store)
+        with pytest.raises(WorkerCrashed, match="SIGSEGV"):
+            await doomed.acquire(model(doomed, "a"), {})
+        assert RepackCrashRunner.starts == [0, 1, 2]
+        doomed.shutdown()
 
     asyncio.run(scenario())
