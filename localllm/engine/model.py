@@ -238,6 +238,17 @@ def fewer_layers(n_gpu_layers: int) -> int:
     return 0 if n_gpu_layers <= 1 else n_gpu_layers * 3 // 4
 
 
+def warm_up(model: LlamaModel) -> None:
+    """One decode of one token, then an empty cache: as llama.cpp's own tools warm up.
+    Some backends first fail on the first inference (llama.cpp's AMX weight repacking
+    segfaults there on some CPUs); here that happens while loading, where the server
+    loads again more carefully (`workers.fallback`), and not in a user's first answer."""
+    token = model.bos if model.bos >= 0 else 0
+    batch = llama_cpp.llama_batch_get_one((llama_cpp.llama_token * 1)(token), 1)
+    llama_cpp.llama_decode(model.ctx, batch)  # a failure here is the first request's to say
+    llama_cpp.llama_memory_clear(model.memory, True)
+
+
 def load(request: Load) -> tuple[LlamaModel, Loaded]:
     """Load as planned, with fewer GPU layers while llama.cpp cannot; raises LoadError."""
     start = time.perf_counter()
@@ -253,6 +264,8 @@ def load(request: Load) -> tuple[LlamaModel, Loaded]:
             lower = fewer_layers(settings.n_gpu_layers)
             notes.append(f"{settings.n_gpu_layers} GPU layers failed ({exc}); trying {lower}")
             settings = replace(settings, n_gpu_layers=lower)
+    if not settings.backend_sampling:  # a graph sampler would draw for the warm-up
+        warm_up(model)
     if settings.numa:
         from localllm.engine import numa
 

@@ -1,0 +1,26 @@
+"""A model is warmed up while it loads (one decode, as llama.cpp's tools do), so a
+backend that fails on the first inference fails the load, where the server retries
+more carefully; the cache is empty again for the first request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import llama_cpp
+
+from localllm.engine.model import load
+from localllm.engine.protocol import Load
+from localllm.planner.settings import LoadSettings
+from tests.factory import TINY, write_model
+
+
+def test_the_warm_up_leaves_an_empty_cache(tmp_path: Path) -> None:
+    path = write_model(TINY, tmp_path / "tiny.gguf")
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=512, n_seq_max=2, n_threads=2)
+    model, loaded = load(Load((str(path),), settings))
+    try:
+        assert llama_cpp.llama_perf_context(model.ctx).n_p_eval == 1  # the warm-up's token
+        for seq in range(2):
+            assert llama_cpp.llama_memory_seq_pos_max(model.memory, seq) == -1
+    finally:
+        model.close()
