@@ -17,7 +17,7 @@ from tests.factory import TINY, write_model
 def test_the_warm_up_leaves_an_empty_cache(tmp_path: Path) -> None:
     path = write_model(TINY, tmp_path / "tiny.gguf")
     settings = LoadSettings(n_gpu_layers=0, n_ctx=512, n_seq_max=2, n_threads=2)
-    model, loaded = load(Load((str(path),), settings))
+    model, _ = load(Load((str(path),), settings))
     try:
         assert llama_cpp.llama_perf_context(model.ctx).n_p_eval == 1  # the warm-up's token
         for seq in range(2):
