@@ -73,12 +73,15 @@ class Conversations:
         return time.time() - path.stat().st_mtime > self.ttl_s
 
     def _prune(self) -> None:
-        files = sorted(self.folder.glob("resp_*.json"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for path in files:
-            if total <= self.max_bytes and not self._expired(path):
+        """The expired, then the oldest beyond `max_bytes` (each file's stat read once)."""
+        kept = sorted(((p, p.stat()) for p in self.folder.glob("resp_*.json")),
+                      key=lambda item: item[1].st_mtime)  # fmt: skip
+        total = sum(stat.st_size for _, stat in kept)
+        oldest = time.time() - self.ttl_s
+        for path, stat in kept:
+            if total <= self.max_bytes and stat.st_mtime >= oldest:
                 break
-            total -= path.stat().st_size
+            total -= stat.st_size
             path.unlink(missing_ok=True)
 
 

@@ -18,14 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from localllm.engine.protocol import MARKER as IMAGE
+from localllm.errors import APIError
 
 __all__ = ["IMAGE"]  # where an image goes in a raw prompt: one marker per image
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
+ROLES: tuple[Role, ...] = ("system", "developer", "user", "assistant", "tool")
 Think = bool | Literal["low", "medium", "high"] | None
 """On, off, a level for templates that know levels, or None: the template's default."""
 KeepAlive = str | float | int | None
 """Ollama's forms: seconds, a duration such as "5m", negative for ever, None: the default."""
+
+
+def role(value: str, where: str) -> Role:
+    """`value` as a role; APIError 400 naming `where` for one the core does not know."""
+    for known in ROLES:
+        if value == known:
+            return known
+    raise APIError(400, f"{where}: must be one of {', '.join(ROLES)}")
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,11 @@ from localllm.inference.request import (
     Message,
     Part,
     PromptRequest,
-    Role,
     Sampling,
     Text,
     Tool,
+    role,
 )
-
-ROLES: tuple[Role, ...] = ("system", "developer", "user", "assistant", "tool")
 
 
 def image(text: str, where: str) -> ImageIn:
@@ -68,16 +66,17 @@ def fmt(value: str | dict[str, Any] | None) -> Format | None:
 
 
 def _message(m: OllamaMessage, n: int) -> Message:
-    if m.role not in ROLES:
-        raise APIError(400, f"messages.{n}.role: must be one of {', '.join(ROLES)}")
     images = [image(x, f"messages.{n}.images.{i}") for i, x in enumerate(m.images or ())]
     calls = tuple(
         CallIn(c.function.name, _arguments(c.function.arguments, f"messages.{n}.tool_calls.{i}"))
         for i, c in enumerate(m.tool_calls or ())
     )
-    role: Role = m.role  # checked above
     return Message(
-        role, with_images(m.content or "", images), m.thinking or "", calls, name=m.tool_name or ""
+        role(m.role, f"messages.{n}.role"),
+        with_images(m.content or "", images),
+        m.thinking or "",
+        calls,
+        name=m.tool_name or "",
     )
 
 

@@ -28,14 +28,12 @@ from localllm.inference.request import (
     Message,
     Part,
     PromptRequest,
-    Role,
     Sampling,
     Text,
     Tool,
     ToolChoice,
+    role,
 )
-
-ROLES: tuple[Role, ...] = ("system", "developer", "user", "assistant", "tool")
 
 
 def options(body: OpenAISampling, max_tokens: int | None) -> dict[str, Any]:
@@ -88,17 +86,14 @@ def _content(message: OpenAIMessage, where: str) -> tuple[Part, ...]:
 
 def _message(m: OpenAIMessage, n: int) -> Message:
     where = f"messages.{n}"
-    if m.role not in ROLES:
-        raise APIError(400, f"{where}.role: must be one of {', '.join(ROLES)}")
     calls = tuple(
         CallIn(
             c.function.name, arguments(c.function.arguments, f"{where}.tool_calls.{i}"), c.id or ""
         )
         for i, c in enumerate(m.tool_calls or ())
     )
-    role: Role = m.role  # checked above
     return Message(
-        role,
+        role(m.role, f"{where}.role"),
         _content(m, where),
         tool_calls=calls,
         tool_call_id=m.tool_call_id or "",
