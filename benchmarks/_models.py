@@ -9,12 +9,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.factory import LLAMA_1B, SLOW, quantize, write_model
+from tests.factory import LLAMA_1B, LLAMA_8B, SLOW, ModelSpec, quantize, write_model
+
+SHAPES: dict[str, ModelSpec] = {"1B": LLAMA_1B, "8B": LLAMA_8B}
+"""The shapes the speed tables use: Llama-3.2-1B's and Llama-3.1-8B's."""
 
 
-def model_file(workdir: Path, small: bool) -> Path:
-    """A 1B-shaped Q4_K_M llama (~0.8 GB; the F16 base takes minutes to write),
-    or with `small` a 50 MB F16 one."""
+def base_file(workdir: Path, shape: str = "1B") -> Path:
+    """The F16 model a quantized one is made from (no llama.cpp needed: it can be written
+    while llama.cpp builds). 1B: ~2.5 GB, minutes; 8B: ~16 GB and as many GB of memory."""
+    path = workdir / f"llama-{shape}-F16.gguf"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        write_model(SHAPES[shape], partial, dtype=np.float16)
+        partial.rename(path)
+    return path
+
+
+def model_file(workdir: Path, small: bool, shape: str = "1B") -> Path:
+    """A Q4_K_M llama of `shape` ("1B": ~0.8 GB, "8B": ~4.6 GB), or with `small` a 50 MB
+    F16 one."""
     import llama_cpp
 
     if small:
@@ -22,11 +36,15 @@ def model_file(workdir: Path, small: bool) -> Path:
         if not path.exists():
             write_model(SLOW, path, dtype=np.float16)
         return path
-    base, out = workdir / "llama-1B-F16.gguf", workdir / "llama-1B-Q4_K_M.gguf"
+    out = workdir / f"llama-{shape}-Q4_K_M.gguf"
     if not out.exists():
-        if not base.exists():
-            write_model(LLAMA_1B, base, dtype=np.float16)
+        base = base_file(workdir, shape)
         partial = out.with_suffix(".partial")
         quantize(base, partial, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
         partial.rename(out)  # an interrupted run leaves no half-written model behind
     return out
+
+
+if __name__ == "__main__":  # python benchmarks/_models.py WORKDIR SHAPE [--base]
+    where, shape = Path(sys.argv[1]), sys.argv[2]
+    print(base_file(where, shape) if "--base" in sys.argv else model_file(where, False, shape))

@@ -50,11 +50,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._batched_bench import batched_bench
+from benchmarks._concurrency_report import plot, report
 from benchmarks._llama_server import llama_server
 from benchmarks._models import model_file
+from benchmarks._step_profile import profile_between, profile_point
 from benchmarks.server import free_port
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
+"""Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
 _QUIET: Any = None
 SLOT_CTX = 4096
 
@@ -83,6 +87,10 @@ class Result:
     chat_prompt: list[int] = field(default_factory=list)
     profile: dict[int, dict[str, float]] = field(default_factory=dict)
     """Streams -> where a step's time went (`--profile`, localllm only)."""
+    runs: dict[int, list[float]] = field(default_factory=dict)
+    """Streams -> the aggregate tokens/s of each run (`aggregate` is their median)."""
+    command: str = ""
+    """How the engine was started: its command line (and environment, for localllm)."""
 
 
 @dataclass
@@ -93,6 +101,8 @@ class Engine:
     extra: dict[str, Any]
     log: Path | None = None
     """The model worker's log (localllm), where `--profile` totals land."""
+    command: str = ""
+    """Its command line, as the results file shows it (`{port}` for the port)."""
 
 
 def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
@@ -119,6 +129,13 @@ def eog_tokens(path: Path) -> list[int]:
     return out
 
 
+FAST_FLAGS = ["-fa on --backend-sampling"]
+"""llama-server's fastest flags for many streams, by default: flash attention on (its
+`auto` turns it on for a GPU already) and sampling in the graph (experimental, off by
+default; localllm samples with the same llama.cpp feature). `--fast-flags` tries
+others (`-kvu`, `-ub 2048 -b 2048`...); each set is one more llama-server."""
+
+
 def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
     threads, ngl, slots = str(args.threads), str(args.ngl), max(args.levels)
 
@@ -127,28 +144,37 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
+    def localllm_env(sampling: str, where: Path, port: int) -> dict[str, str]:
+        return {"LOCALLLM_HOME": str(where), "LOCALLLM_HOST": f"127.0.0.1:{port}",
+                "LOCALLLM_NUM_PARALLEL": str(slots), "LOCALLLM_BACKEND_SAMPLING": sampling,
+                "LOCALLLM_PROFILE": "1" if args.profile else ""}  # fmt: skip
+
     def localllm_on(sampling: str, where: Path) -> Callable[[int], subprocess.Popen[bytes]]:
         def start(port: int) -> subprocess.Popen[bytes]:
-            env = {**os.environ, "LOCALLLM_HOME": str(where),
-                   "LOCALLLM_HOST": f"127.0.0.1:{port}", "LOCALLLM_NUM_PARALLEL": str(slots),
-                   "LOCALLLM_BACKEND_SAMPLING": sampling,
-                   "LOCALLLM_PROFILE": "1" if args.profile else ""}  # fmt: skip
+            env = {**os.environ, **localllm_env(sampling, where, port)}
             return popen([sys.executable, "-m", "localllm", "serve"], env)
 
         return start
 
-    def server(port: int) -> subprocess.Popen[bytes]:
+    def localllm_command(sampling: str, where: Path) -> str:
+        env = localllm_env(sampling, where, 0)
+        shown = " ".join(f"{k}={v}" for k, v in env.items() if v and k != "LOCALLLM_HOME")
+        parameters = " ".join(f"{k}={v}" for k, v in args.model_parameters.items())
+        return f"{shown} localllm serve (model parameters: {parameters})"
+
+    def server_argv(flags: str, port: int) -> list[str]:
         binary = args.llama_server or llama_server(args.workdir)
-        return popen(
-            [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
-             "-c", str(SLOT_CTX * slots), "-np", str(slots), "-t", threads, "-tb", threads,
-             "-ngl", ngl],
-        )  # fmt: skip
+        return [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
+                "-c", str(args.slot_ctx * slots), "-np", str(slots), "-t", threads,
+                "-tb", threads, "-ngl", ngl, *flags.split()]  # fmt: skip
+
+    def server(flags: str) -> Callable[[int], subprocess.Popen[bytes]]:
+        return lambda port: popen(server_argv(flags, port))
 
     def bundled(port: int) -> subprocess.Popen[bytes]:
         return popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(path),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(SLOT_CTX),
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(args.slot_ctx),
              "--n_threads", threads, "--n_threads_batch", threads, "--n_gpu_layers", ngl],
         )  # fmt: skip
 
@@ -158,16 +184,21 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
         return where / "logs" / "runners" / "bench_latest.log"
 
     out = [Engine("localllm", localllm_on("auto", home), "/api/version", {"ignore_eos": True},
-                  log(home))]  # fmt: skip
+                  log(home), localllm_command("auto", home))]  # fmt: skip
     if args.compare_sampling:  # a second home (the same store, linked): its own server and log
         cpu_home = home.with_name(home.name + "-cpu-sampling")
         (cpu_home / "data").mkdir(parents=True, exist_ok=True)
         if not (cpu_home / "data" / "models").exists():
             (cpu_home / "data" / "models").symlink_to(home / "data" / "models")
         out.append(Engine("localllm, CPU sampling", localllm_on("off", cpu_home), "/api/version",
-                          {"ignore_eos": True}, log(cpu_home)))  # fmt: skip
+                          {"ignore_eos": True}, log(cpu_home),
+                          localllm_command("off", cpu_home)))  # fmt: skip
     if not args.no_llama_server:
-        out.append(Engine("llama-server", server, "/health", {"ignore_eos": True}))
+        for flags in ["", *(args.fast_flags or FAST_FLAGS)]:
+            name = f"llama-server {flags}" if flags else "llama-server"
+            shown = " ".join(server_argv(flags, 0)).replace("--port 0", "--port {port}")
+            out.append(Engine(name, server(flags), "/health", {"ignore_eos": True},
+                              command=shown))  # fmt: skip
     if not args.no_bundled:
         out.append(Engine("llama_cpp.server", bundled, "/v1/models", {"logit_bias": ban}))
     return out
@@ -326,18 +357,18 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
     try:
         for engine in engines:
             running.append((engine, *start(engine)))
-        results = [Result(e.name) for e in engines]
+        results = [Result(e.name, command=e.command) for e in engines]
         for n in args.levels:
             runs: list[list[tuple[float, list[Stream]]]] = [[] for _ in engines]
             if args.profile:  # an engine's runs in a row, between two readings of its totals
                 for i, (engine, proc, url) in enumerate(running):
-                    before = _profile_point(engine, proc, pool)
+                    before = profile_point(engine, proc, pool)
                     for r in range(args.repeat):
                         runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
-                    after = _profile_point(engine, proc, pool)
+                    after = profile_point(engine, proc, pool)
                     wall = sum(w for w, _ in runs[i])
                     tokens = n * args.tokens * args.repeat
-                    results[i].profile[n] = _profile(before, after, wall, tokens)
+                    results[i].profile[n] = profile_between(before, after, wall, tokens)
             else:  # run by run in turn, so a slow spell of the machine hits every engine
                 for r in range(args.repeat):
                     for i, (engine, _, url) in enumerate(running):
@@ -367,76 +398,29 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def _cpu_seconds(proc: psutil.Process, children: bool) -> float:
-    try:
-        procs = [proc, *(proc.children(recursive=True) if children else [])]
-        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
-    except psutil.Error:
-        return 0.0
-
-
-def _profile_point(engine: Engine, proc: subprocess.Popen[bytes], pool: Any) -> dict[str, Any]:
-    """The worker's totals and the CPU seconds of server, worker and clients so far."""
-    from localllm.engine.profile import read_last
-
-    time.sleep(1.2)  # the worker writes its totals about once a second
-    server = psutil.Process(proc.pid)
-    workers = server.children(recursive=True)
-    clients = [psutil.Process(p) for p in (pool._processes if pool else {})]
-    return {
-        "totals": read_last(engine.log.read_text()) if engine.log and engine.log.exists() else None,
-        "server": _cpu_seconds(server, children=False),
-        "worker": sum(_cpu_seconds(w, children=False) for w in workers),
-        "clients": _cpu_seconds(psutil.Process(), children=False)
-        + sum(_cpu_seconds(c, children=False) for c in clients),
-    }
-
-
-def _profile(
-    before: dict[str, Any], after: dict[str, Any], wall: float, tokens: int
-) -> dict[str, float]:
-    from localllm.engine.profile import breakdown
-
-    out: dict[str, float] = {}
-    if after["totals"] is not None:
-        out = breakdown(before["totals"], after["totals"])
-        steps = after["totals"]["steps"] - (before["totals"] or {"steps": 0})["steps"]
-        out["step_ms"] = wall / max(steps, 1) * 1e3
-    for who in ("worker", "server", "clients"):  # CPU seconds per 1,000 tokens
-        out[f"{who}_cpu_ms_per_token"] = (after[who] - before[who]) / max(tokens, 1) * 1e3
-    return out
-
-
-def batched_bench(binary: Path, path: Path, levels: list[int], ngl: int) -> dict[int, float]:
-    """llama.cpp's `llama-batched-bench` on the same model: S_TG (decode tokens/s of all
-    streams together, no HTTP, no sampling) at each number of streams."""
-    top = max(levels)
-    command = [str(binary), "-m", str(path), "-ngl", str(ngl), "-c", str(max(2048, 320 * top)),
-               "-b", "2048", "-ub", "512", "-npp", "128", "-ntg", "128",
-               "-npl", ",".join(map(str, levels)), "-fa", "on"]  # fmt: skip
-    print("  " + " ".join(command), file=sys.stderr)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    out: dict[int, float] = {}
-    for line in done.stdout.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if (
-            len(cells) >= 8 and cells[2].isdigit()
-        ):  # | PP | TG | B | N_KV | T_PP | S_PP | T_TG | S_TG |
-            out[int(cells[2])] = float(cells[7])
-    if not out:
-        print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
-    return out
+def decode_ceiling(
+    binary: Path, path: Path, levels: list[int], ngl: int
+) -> tuple[dict[int, float], str]:
+    """`llama-batched-bench`'s S_TG (decode tokens/s of all streams together) at each
+    number of streams, and its command line."""
+    flags = ["-ngl", str(ngl), "-c", str(max(2048, 320 * max(levels))), "-b", "2048",
+             "-ub", "512", "-npp", "128", "-ntg", "128", "-npl", ",".join(map(str, levels)),
+             "-fa", "on"]  # fmt: skip
+    rows, command = batched_bench(binary, path, flags)
+    return {int(r["B"]): r["S_TG"] for r in rows}, command
 
 
 def record(result: Result, n: int, runs: list[tuple[float, list[Stream]]]) -> None:
-    wall = statistics.median(w for w, _ in runs)
     done = [s for _, one in runs for s in one]
     ok = [s for s in done if s.error is None]
     result.errors[n] = (len(done) - len(ok)) // len(runs)
     for s in done:
         if s.error:
             print(f"  {result.engine}, {n} streams: {s.error}", file=sys.stderr)
-    result.aggregate[n] = sum(s.tokens for s in ok) / len(runs) / wall
+    result.runs[n] = [
+        sum(s.tokens for s in one if s.error is None) / wall if wall else 0.0 for wall, one in runs
+    ]
+    result.aggregate[n] = statistics.median(result.runs[n])
     rates = [(s.tokens - 1) / s.seconds for s in ok if s.seconds]
     result.per_stream[n] = statistics.median(rates) if rates else 0.0
     result.ttft[n] = statistics.median(s.ttft for s in ok) if ok else 0.0
@@ -446,8 +430,8 @@ def direct(path: Path, args: argparse.Namespace) -> Result:
     """llama-cpp-python's `Llama`, streaming in this process: one stream, no HTTP."""
     from llama_cpp import Llama
 
-    llm = Llama(str(path), n_ctx=SLOT_CTX, n_threads=args.threads, n_threads_batch=args.threads,
-                n_gpu_layers=args.ngl, verbose=False)  # fmt: skip
+    llm = Llama(str(path), n_ctx=args.slot_ctx, n_threads=args.threads,
+                n_threads_batch=args.threads, n_gpu_layers=args.ngl, verbose=False)  # fmt: skip
     ban = {t: -100.0 for t in eog_tokens(path)}
     runs = []
     for i in range(args.repeat + 1):  # the first warms up
@@ -466,95 +450,6 @@ def direct(path: Path, args: argparse.Namespace) -> Result:
     result = Result("llama-cpp-python in process")
     record(result, 1, runs[1:])
     return result
-
-
-def report(
-    results: list[Result], args: argparse.Namespace, path: Path, ceiling: dict[int, float]
-) -> None:
-    base = next((r for r in results if r.engine == "llama-server"), None)
-    levels = args.levels
-    print(f"model: {path.name} ({path.stat().st_size / 2**20:.0f} MiB), {args.threads} threads, "
-          f"{args.ngl} GPU layers, {args.tokens} new tokens per stream, greedy\n")  # fmt: skip
-    print("Aggregate decode tokens/s (N streams at once; x: against llama-server)\n")
-    print("| engine | " + " | ".join(f"{n} stream{'s' * (n > 1)}" for n in levels) + " |")
-    print("|---|" + "---|" * len(levels))
-    for r in results:
-        cells = []
-        for n in levels:
-            if n not in r.aggregate:
-                cells.append("-")
-                continue
-            cell = f"{r.aggregate[n]:.1f}"
-            if base is not None and base.aggregate.get(n):
-                cell += f" ({r.aggregate[n] / base.aggregate[n]:.2f}x)"
-            if r.errors.get(n):
-                cell += f", {r.errors[n]} failed"
-            cells.append(cell)
-        print(f"| {r.engine} | " + " | ".join(cells) + " |")
-    if ceiling:
-        print("\nShare of llama-batched-bench's S_TG (same model and build, no HTTP, no "
-              "sampling)\n")  # fmt: skip
-        print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
-        print("|---|" + "---|" * len(levels))
-        print("| llama-batched-bench S_TG | "
-              + " | ".join(f"{ceiling.get(n, 0):.0f}" for n in levels) + " |")  # fmt: skip
-        for r in results:
-            cells = [f"{r.aggregate[n] / ceiling[n]:.0%}" if n in r.aggregate and ceiling.get(n)
-                     else "-" for n in levels]  # fmt: skip
-            print(f"| {r.engine} | " + " | ".join(cells) + " |")
-    for r in (r for r in results if r.profile):
-        print(f"\nWhere a step's time goes, {r.engine} (ms per step; CPU ms per token)\n")
-        keys = ["tokens_per_step", "step_ms", "admit", "batch", "decode", "sample", "accept",
-                "send", "backend_share", "drafted_per_step", "agreed_share",
-                "worker_cpu_ms_per_token", "server_cpu_ms_per_token",
-                "clients_cpu_ms_per_token"]  # fmt: skip
-        print("| streams | " + " | ".join(keys) + " |")
-        print("|---|" + "---|" * len(keys))
-        for n, p in sorted(r.profile.items()):
-            print(f"| {n} | " + " | ".join(f"{p.get(k, 0):.3f}" for k in keys) + " |")
-    print("\nPer stream decode tokens/s / time to first token, median over the streams\n")
-    print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
-    print("|---|" + "---|" * len(levels))
-    for r in results:
-        cells = [
-            f"{r.per_stream[n]:.1f} / {r.ttft[n]:.2f} s" if n in r.per_stream else "-"
-            for n in levels
-        ]
-        print(f"| {r.engine} | " + " | ".join(cells) + " |")
-    chats = [r for r in results if r.chat_warm]
-    if chats:
-        print(f"\n{args.chat_turns}-turn chat, time to first token (s): continuing / cold\n")
-        print("| turn | prompt tokens | " + " | ".join(r.engine for r in chats) + " |")
-        print("|---|---|" + "---|" * len(chats))
-        for i in range(args.chat_turns):
-            cells = [f"{r.chat_warm[i]:.2f} / {r.chat_cold[i]:.2f}" for r in chats]
-            print(f"| {i + 1} | {chats[0].chat_prompt[i]} | " + " | ".join(cells) + " |")
-
-
-def plot(results: list[Result], levels: list[int], title: str, out: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        print("no matplotlib: no plot (pip install -e '.[bench]')", file=sys.stderr)
-        return
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for r in results:
-        xs = [n for n in levels if n in r.aggregate]
-        ax.plot(xs, [r.aggregate[n] for n in xs], marker="o", label=r.engine)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(levels, [str(n) for n in levels])
-    ax.set_xlabel("concurrent streams")
-    ax.set_ylabel("aggregate decode tokens/s")
-    ax.set_title(title, fontsize=9)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
 
 
 def main() -> None:
@@ -581,6 +476,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where each step's time goes")
     parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                         help="a PARAMETER of localllm's model: prompt_lookup=false")  # fmt: skip
+    parser.add_argument("--slot-ctx", type=int, default=SLOT_CTX,
+                        help="context per slot, the same for every server")  # fmt: skip
+    parser.add_argument("--fast-flags", action="append", metavar="FLAGS",
+                        help="llama-server flags for one more llama-server run (repeatable; "
+                        f"default: {FAST_FLAGS[0]!r})")  # fmt: skip
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
@@ -590,9 +490,10 @@ def main() -> None:
     path = args.model or model_file(args.workdir, args.small)
     home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
     modelfile = home / "Modelfile"
-    parameters: dict[str, object] = {"num_ctx": SLOT_CTX, "num_thread": args.threads,
+    parameters: dict[str, object] = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
                                      "num_gpu": args.ngl}  # fmt: skip
     parameters.update(tuple(p.split("=", 1)) for p in args.parameter)
+    args.model_parameters = parameters
     lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in parameters.items())]
     modelfile.write_text("\n".join(lines) + "\n")
     subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
@@ -600,9 +501,12 @@ def main() -> None:
     results = run_all(engines(path, args, home), args)
     if args.direct:
         results.append(direct(path, args))
-    ceiling = (
-        batched_bench(args.batched_bench, path, args.levels, args.ngl) if args.batched_bench else {}
-    )
+    ceiling: dict[int, float] = {}
+    args.batched_bench_command = ""
+    if args.batched_bench:
+        ceiling, args.batched_bench_command = decode_ceiling(
+            args.batched_bench, path, args.levels, args.ngl
+        )
     report(results, args, path, ceiling)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"concurrency-{args.tag}"
@@ -611,6 +515,7 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
         "results": [asdict(r) for r in results],
         "llama_batched_bench": ceiling,
+        "llama_batched_bench_command": args.batched_bench_command,
     }
     stem.with_suffix(".json").write_text(json.dumps(saved, indent=2))
     title = f"{path.name}, {args.threads} threads, {args.ngl} GPU layers, {args.tokens} tokens"

@@ -46,7 +46,8 @@ from benchmarks._llama_server import llama_server
 from benchmarks.concurrency import Engine, start, stop, streams
 from tests.factory import ModelSpec, write_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
+"""Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
 SLOT_CTX = 2048
 TARGET = ModelSpec(name="target", n_embd=1024, n_layer=16, n_head=16, n_head_kv=4,
                    n_ff=2816, n_vocab=2048, n_ctx_train=8192)  # fmt: skip

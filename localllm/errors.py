@@ -70,3 +70,10 @@ def message_of(exc: BaseException) -> str:
     if isinstance(exc, LocalLLMError):
         return str(exc)
     return f"internal error ({type(exc).__name__}); see the server log"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as its kind and message ("ValueError: bad token"): what a worker
+    tells the server of a request's own failure."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -30,6 +30,7 @@ from typing import Any
 
 from localllm.constraints.loose import loosen
 from localllm.constraints.schema import SchemaError, check_schema, check_valid
+from localllm.errors import describe
 
 HERMES, MISTRAL, BARE = "hermes", "mistral", "bare"
 HARMONY, DEEPSEEK, DEEPSEEK_V31 = "harmony", "deepseek", "deepseek-v3.1"
@@ -208,7 +209,7 @@ def _guarded(convert: Callable[[], str], where: str) -> str:
     except SchemaError:
         raise
     except Exception as exc:  # the converter's own refusals: asserts, KeyErrors, ...
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        detail = describe(exc)
         raise SchemaError(
             f"{where}: this JSON schema cannot be turned into a grammar ({detail})"
         ) from None

@@ -26,39 +26,31 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
-from localllm.engine import image_slots, slots
-from localllm.engine.draft import Ask, DraftModel
+from localllm.engine import guesses, image_slots, slots, speculation
+from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
-from localllm.engine.prompt import prompt_text
+from localllm.engine.prompt import Prepared
 from localllm.engine.protocol import (
     Embed,
     Event,
     Failed,
     Generate,
-    Render,
-    Rendered,
 )
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
 from localllm.engine.speculation import (
-    DRAFT_GUESSES_PER_STEP,
-    DRAFT_UP_TO,
-    GUESSES_PER_STEP,
-    K_MAX,
-    SPECULATE_UP_TO,
     Pace,
     Payoff,
     PromptLookup,
-    speculates,
 )
 from localllm.engine.tokenbatch import TokenBatch
-from localllm.errors import LocalLLMError
+from localllm.errors import LocalLLMError, describe
 
 if TYPE_CHECKING:
     from localllm.engine.vision import Projector, Tokenized
@@ -77,8 +69,16 @@ class Engine:
         draft: DraftModel | None = None,
         payoff: Payoff | None = None,
         projector: Projector | None = None,
+        overlap: bool | None = None,
     ) -> None:
         self.model = model
+        self.overlap = (
+            model.settings.n_gpu_layers > 0 and bool(llama_cpp.llama_supports_gpu_offload())
+            if overlap is None
+            else overlap
+        )
+        """Whether a step's text is worked out while the device computes the next
+        (`_decode`): on a GPU, where `llama_decode` returns before the work is done."""
         self.projector = projector
         """The model's vision projector (`engine.vision`), when it reads images."""
         self.draft = draft
@@ -90,7 +90,7 @@ class Engine:
         n_seq = max(1, model.settings.n_seq_max)
         self.slots = [Slot(seq) for seq in range(n_seq)]
         self.n_ctx_slot = model.n_ctx_seq
-        self.queue: deque[Generate | Embed] = deque()
+        self.queue: deque[Generate | Embed | Prepared] = deque()
         self._capacity = max(model.settings.n_batch, n_seq)
         self._batch = TokenBatch(self._capacity)
         self._can_cut = not (model.recurrent or (model.has_swa and not model.settings.swa_full))
@@ -103,7 +103,7 @@ class Engine:
     def busy(self) -> bool:
         return bool(self.queue) or any(s.job is not None for s in self.slots)
 
-    def submit(self, request: Generate | Embed) -> None:
+    def submit(self, request: Generate | Embed | Prepared) -> None:
         self.queue.append(request)
 
     def cancel(self, request_id: int) -> Failed | None:
@@ -144,14 +144,20 @@ class Engine:
                 try:
                     events.append(embed(self.model, self._batch, request, slot.seq, limit))
                 except Exception as exc:
-                    events.append(Failed(request.id, 500, f"embedding failed: {_describe(exc)}"))
+                    events.append(Failed(request.id, 500, f"embedding failed: {describe(exc)}"))
                 slot.last_used = time.monotonic()
                 continue
             start = time.perf_counter_ns()
             vision: Tokenized | None = None
             try:
                 m, n_ctx = self.model, self.n_ctx_slot
-                tokens, vision = image_slots.prompt(m, self.projector, request, n_ctx)
+                if isinstance(request, Prepared):  # tokenized off this loop (`inbox`)
+                    prepared, request = request, request.request
+                    tokens = prepared.tokens
+                    if prepared.error is not None:
+                        raise prepared.error
+                else:
+                    tokens, vision = image_slots.prompt(m, self.projector, request, n_ctx)
                 if not tokens:
                     raise LocalLLMError("the prompt is empty: there is nothing to continue")
                 eog = m.eog if request.sampling.ignore_eos else ()
@@ -159,7 +165,7 @@ class Engine:
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
                 slot = slots.choose(free, tokens)
-                k_max = self._k_max(request)
+                k_max = speculation.k_max(request, self._can_cut, self.draft is not None)
                 rejection = None
                 if plain_greedy(request) and not self._graph_greedy():
                     self._graph.detach(slot.seq)
@@ -181,7 +187,7 @@ class Engine:
                     vision.close()
                 continue
             except Exception as exc:  # this request's failure (a template, a tokenizer...)
-                events.append(Failed(request.id, 500, f"the request failed: {_describe(exc)}"))
+                events.append(Failed(request.id, 500, f"the request failed: {describe(exc)}"))
                 if vision is not None:
                     vision.close()
                 continue
@@ -200,17 +206,6 @@ class Engine:
                 job.pace = job.lookup.pace
         return events
 
-    def _k_max(self, request: Generate) -> int:
-        """The most tokens `request` guesses per pass; 0 when it does not speculate: a
-        cache that cannot be cut back, a grammar or logprobs, asked not to, or sampled
-        with only prompt lookup to guess (a lookup's guesses rarely survive a draw)."""
-        s = request.sampling
-        if not self._can_cut or not speculates(request) or s.draft_max == 0 or request.images:
-            return 0
-        if self.draft is None and (not s.prompt_lookup or s.temperature > 0):
-            return 0
-        return K_MAX if s.draft_max < 0 else min(s.draft_max, K_MAX)
-
     def _graph_greedy(self) -> bool:
         """Whether a greedy request admitted now is sampled in the graph, else read off
         the host logits with the step's other greedy rows (`engine.greedy`)."""
@@ -220,6 +215,14 @@ class Engine:
     # --- one step -------------------------------------------------------------------
 
     def _decode(self, running: list[Slot]) -> list[Event]:
+        """One `llama_decode` of every running request: each generating stream's last
+        token (and its guesses), then prompt chunks; then each stream's next token.
+
+        On a GPU, `llama_decode` returns once the work is queued: the text of the
+        tokens sampled last step (`Job.flush`: pieces, stop sequences, events) is
+        worked out while the device computes, so the step's Python hides behind it.
+        A stream its text ended meanwhile had one token too many decoded: its row is
+        not sampled (the cache keeps the token, and the slot's record says so)."""
         built_from = time.perf_counter_ns()
         batch = self._batch
         n = 0
@@ -228,18 +231,25 @@ class Engine:
         if self.projector is not None:
             events += self._images(running)
             running = [s for s in running if s.job is not None]
-        generating = [s for s in running if s.job and not s.job.prefilling]
+        generating = [s for s in running if s.job and not s.job.prefilling and s.job.pending]
         for slot in generating:
             if slot.job and self._limit(slot.job) == 0 and len(slot.cached) + 1 >= self.n_ctx_slot:
                 slots.shift(slot, self.model.memory, self.model.add_bos)
         jobs = [s.job for s in generating if s.job is not None]
         speculating = any(j.pace is not None for j in jobs)
         guessed = speculating and self.payoff.guess(len(jobs))
-        drafts = self._drafts(generating) if guessed else {}
+        drafts: dict[int, list[int]] = {}
+        self._new_prompt = False
+        if guessed:
+            drafts, self._new_prompt = guesses.propose(
+                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile
+            )
         emitted_before = sum(j.n_eval for j in jobs)
+        fed: list[tuple[Slot, int]] = []
         for slot in generating:  # one token each (and its guesses): streams first
             assert slot.job is not None
             pos = slot.pos
+            fed.append((slot, slot.job.pending[0]))
             self._batch.put(n, slot.job.pending[0], pos, slot.seq, True)
             outputs.append((slot, n))
             n += 1
@@ -264,8 +274,9 @@ class Engine:
                     outputs.append((slot, n))
                 n += 1
             taken[slot.seq] = take
-        if n == 0:  # only prompts whose next image is still being encoded
-            image_slots.await_encoding(running)
+        if n == 0:  # only texts to finish, or prompts whose next image is being encoded
+            events += self._flush(running)
+            image_slots.await_encoding([s for s in running if s.job is not None])
             return events
         profile = self.profile
         if profile is not None:
@@ -273,29 +284,34 @@ class Engine:
             profile.add("batch", built - built_from)
         code = batch.decode(self.model.ctx, n)
         if code != 0:
-            return events + self._fail(running, f"llama_decode failed with code {code}")
+            events += self._flush(running)
+            return events + self._fail(self._live(running), f"llama_decode failed with {code}")
+        events += self._flush(running)  # while the device computes
+        running = self._live(running)
         if profile is not None:
+            flushed = time.perf_counter_ns()
+            profile.add("accept", flushed - built)
             llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
             decoded = time.perf_counter_ns()
-            profile.add("decode", decoded - built)
+            profile.add("decode", decoded - flushed)
             profile.steps += 1
             sample_ns = 0
         picked = self._greedy.tokens(self.model.ctx, greedy_rows(outputs, drafts))
         if profile is not None:
             sample_ns += time.perf_counter_ns() - decoded
+        for slot, token in fed:  # in the cache, also where the answer just ended
+            slot.cached.append(token)
         for slot in running:
             job = slot.job
             assert job is not None
-            if job.prefilling:
-                take = taken.get(slot.seq, 0)
+            if job.prefilling and (take := taken.get(slot.seq, 0)):
                 slot.cached += job.pending[:take]
                 del job.pending[:take]
-            else:
-                slot.cached.append(job.pending[0])
         take_picked = functools.partial(_picked, picked)
         for slot, index in outputs:
             job = slot.job
-            assert job is not None
+            if job is None:
+                continue  # its text ended while the device computed its row
             job.passes += 1
             try:
                 if job.rejection is not None:
@@ -318,20 +334,22 @@ class Engine:
                 if top >= 0 and not self.model.is_eog(token):
                     m = self.model
                     job.logprob(token_logprob(m.ctx, index, m.n_vocab, token, top, m.piece))
-                out = job.accept(token, len(slot.cached), self._limit(job))
+                job.take(token, len(slot.cached), self._limit(job))
                 if job.lookup is not None:
                     job.lookup.push(token)
                 if slot.seq in drafts:
-                    out += self._verify(slot, job, token, drafts[slot.seq], index, draw)
+                    self._verify(slot, job, token, drafts[slot.seq], index, draw)
+                if not self.overlap:  # the decode blocked: no reason to wait a step
+                    events += job.flush()
             except LocalLLMError as exc:
-                out = [Failed(job.id, 400, str(exc))]
-                job.pending = []
-            except Exception as exc:  # a failure of this request, not the worker's
-                out = [Failed(job.id, 500, f"generation failed: {_describe(exc)}")]
-                job.pending = []
-            events += out
-            if not job.pending:
+                events.append(Failed(job.id, 400, str(exc)))
                 self._release(slot)
+            except Exception as exc:  # a failure of this request, not the worker's
+                events.append(Failed(job.id, 500, f"generation failed: {describe(exc)}"))
+                self._release(slot)
+            else:
+                if job.finished:
+                    self._release(slot)
         if speculating and not taken and not (guessed and self._new_prompt):  # comparable
             emitted = sum(j.n_eval for j in jobs) - emitted_before
             seconds = (time.perf_counter_ns() - built_from) / 1e9
@@ -341,66 +359,49 @@ class Engine:
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
         return events
 
+    def _flush(self, running: list[Slot]) -> list[Event]:
+        """The text and ends of the tokens taken last step (`Job.flush`); a job whose
+        answer ended leaves its slot."""
+        events: list[Event] = []
+        for slot in running:
+            job = slot.job
+            if job is not None and not job.prefilling:
+                events += job.flush()
+                if job.finished:
+                    self._release(slot)
+        return events
+
+    @staticmethod
+    def _live(running: list[Slot]) -> list[Slot]:
+        return [s for s in running if s.job is not None]
+
     @functools.cached_property
     def _greedy(self) -> GreedyRows:
         m = self.model
         return GreedyRows(m.n_vocab, m.eog, min(8, os.cpu_count() or 1))
 
-    def _drafts(self, generating: list[Slot]) -> dict[int, list[int]]:
-        """{sequence: its guesses} for the streams that speculate this step: prompt
-        lookup's at once, the draft model's in its own batched decodes."""
-        self._new_prompt = False
-        up_to = SPECULATE_UP_TO if self.draft is None else DRAFT_UP_TO
-        if not generating or len(generating) > up_to:
-            return {}
-        per_step = GUESSES_PER_STEP if self.draft is None else DRAFT_GUESSES_PER_STEP
-        share = min(self._capacity - len(generating), per_step) // len(generating)
-        drafts: dict[int, list[int]] = {}
-        asks: list[Ask] = []
-        for slot in generating:
-            job = slot.job
-            assert job is not None
-            room = min(share, self.n_ctx_slot - len(slot.cached) - 2)
-            if job.pace is None or room <= 0:
-                continue
-            if job.lookup is not None:
-                guesses = job.lookup.draft(room)
-                if guesses:
-                    drafts[slot.seq] = guesses
-            elif k := job.pace.length(room):
-                text = [*slot.cached, job.pending[0]]
-                asks.append(Ask(slot.seq, text, k, job.request.sampling.ignore_eos))
-        if asks and self.draft is not None:
-            start = time.perf_counter_ns()
-            drafts.update(self.draft.propose(asks))
-            self._new_prompt = self.draft.caught_up > (K_MAX + 1) * len(asks)
-            if self.profile is not None:
-                self.profile.add("draft", time.perf_counter_ns() - start)
-        return drafts
-
     def _verify(
         self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any
-    ) -> list[Event]:
+    ) -> None:
         """Keep the guesses the model agrees with: while the token it chose is the next
         guess, that guess's logits (the outputs after `index`) give the token after it.
         The cache keeps the agreed guesses and drops the rest."""
-        events: list[Event] = []
         agreed = 0
         while job.pending and agreed < len(draft) and token == draft[agreed]:
             slot.cached.append(draft[agreed])
             agreed += 1
             token = draw(job.sampler, self.model.ctx, index + agreed)
-            events += job.accept(token, len(slot.cached), self._limit(job))
+            job.take(token, len(slot.cached), self._limit(job))
             if job.lookup is not None:
                 job.lookup.push(token)
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
         assert job.pace is not None
-        job.pace.update(len(draft), agreed)
+        judged = len(draft) if job.pending else agreed  # an ended answer judged no more
+        job.pace.update(judged, agreed)
         if self.profile is not None:
             self.profile.tokens += agreed
-            self.profile.drafted += len(draft)
+            self.profile.drafted += judged
             self.profile.agreed += agreed
-        return events
 
     def _limit(self, job: Job) -> int:
         """The context `job.accept` ends the answer at (0: none, the engine shifts)."""
@@ -422,7 +423,7 @@ class Engine:
                 image_slots.feed(self.projector, slot, self._capacity, self.profile)
             except Exception as exc:
                 status = 400 if isinstance(exc, LocalLLMError) else 500
-                events += [Failed(slot.job.id, status, f"the image failed: {_describe(exc)}")]
+                events += [Failed(slot.job.id, status, f"the image failed: {describe(exc)}")]
                 self._release(slot)
                 slots.forget(slot, self.model.memory)
         return events
@@ -447,20 +448,6 @@ class Engine:
             slot.job.close()
             slot.job = None
         slot.last_used = time.monotonic()
-
-    def render(self, message: Render) -> Rendered | Failed:
-        """The prompt text of a request, and its token count, without running it."""
-        try:
-            text = prompt_text(self.model, message.request)
-            m, request = self.model, message.request  # each image counts as its tokens
-            tokens, vision = image_slots.prompt(m, self.projector, request, 1 << 30)
-            if vision is not None:
-                vision.close()
-        except (LocalLLMError, ValueError) as exc:
-            return Failed(message.id, 400, str(exc), getattr(exc, "overflow", ()))
-        except Exception as exc:
-            return Failed(message.id, 500, f"the template failed: {_describe(exc)}")
-        return Rendered(message.id, text, len(tokens))
 
     def fail_all(self, message: str) -> list[Event]:
         """End every running and waiting request with `message`: the last resort when a
@@ -493,8 +480,3 @@ def _drawn(draw: RejectionSampler, _sampler: object, ctx: object, index: int) ->
 
 def _sample(sampler: object, ctx: object, index: int) -> int:
     return int(llama_cpp.llama_sampler_sample(sampler, ctx, index))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

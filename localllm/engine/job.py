@@ -67,6 +67,11 @@ class Job:
         self._logprobs: list[TokenLogprob] = []
         """Logprobs of tokens whose text has not gone out in a piece yet."""
         self._told = False
+        self._unsent: list[int] = []
+        """Tokens taken whose text has not been worked out yet (`flush`)."""
+        self._ending: str | None = None
+        """Why the answer ends, once `take` has seen it end."""
+        self._done = False
 
     def logprob(self, entry: TokenLogprob) -> None:
         """The next accepted token's logprob (when the request asked for them)."""
@@ -85,25 +90,52 @@ class Job:
 
         `cache_used`: tokens of this job's slot already in the KV cache; `n_ctx`: the
         slot's size (0: no limit, the engine shifts the context when it is full)."""
+        self.take(token, cache_used, n_ctx)
+        return self.flush()
+
+    def take(self, token: int, cache_used: int, n_ctx: int) -> bool:
+        """The cheap half of `accept`: count `token` and say whether the answer goes on
+        after it (its end token, `num_predict` and the slot's size end it; a stop
+        sequence is found in its text, by `flush`). Its text waits for `flush`, which
+        the engine runs while the device computes the next step."""
         if self.prefilling:
             self.prefilling = False
             self.first_ns = time.perf_counter_ns()
-        m = self.model
-        if m.is_eog(token):
-            return self._finish("stop")
+        if self.model.is_eog(token):
+            self._ending, self.pending = "stop", []
+            return False
         self.n_eval += 1
-        events: list[Event] = []
-        out = self._stops.feed(self._utf8.feed(m.piece(token, token in self._preserved)))
-        if out:
-            self._text.append(out)
-            events.append(self._piece(out))
-        if self._stops.stopped:
-            return events + self._finish("stop")
+        self._unsent.append(token)
         limit = self.request.sampling.num_predict
         if 0 <= limit <= self.n_eval or 0 < n_ctx <= cache_used + 1:
-            return events + self._finish("length")
+            self._ending, self.pending = "length", []
+            return False
         self.pending = [token]
+        return True
+
+    def flush(self) -> list[Event]:
+        """The text of the tokens taken since the last flush, and the Done when the
+        answer has ended: by `take`, or by a stop sequence in this text (then the
+        tokens after it are dropped, and `pending` emptied)."""
+        m, events = self.model, list[Event]()
+        for i, token in enumerate(self._unsent):
+            out = self._stops.feed(self._utf8.feed(m.piece(token, token in self._preserved)))
+            if out:
+                self._text.append(out)
+                events.append(self._piece(out))
+            if self._stops.stopped:
+                self.n_eval -= len(self._unsent) - i - 1
+                self._unsent = []
+                return events + self._finish("stop")
+        self._unsent = []
+        if self._ending is not None:
+            return events + self._finish(self._ending)
         return events
+
+    @property
+    def finished(self) -> bool:
+        """Whether its Done has gone out."""
+        return self._done
 
     def _finish(self, reason: str) -> list[Event]:
         events: list[Event] = []
@@ -134,6 +166,7 @@ class Job:
             )
         )
         self.pending = []
+        self._done = True
         return events
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ stays), then the oldest tokens.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from localllm.engine.chat import render
@@ -26,6 +27,20 @@ class PromptTooLong(LocalLLMError):
 
 class NoInsert(LocalLLMError):
     """A suffix for a model that cannot fill in the middle."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A text request whose prompt was tokenized off the step loop (`engine.inbox`),
+    or failed to be (`error`, reported by the step loop in the request's turn)."""
+
+    request: Generate
+    tokens: list[int]
+    error: Exception | None = None
+
+    @property
+    def id(self) -> int:
+        return self.request.id
 
 
 Tokenize = Callable[[str, bool], list[int]]

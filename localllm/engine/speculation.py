@@ -52,6 +52,19 @@ def speculates(request: Generate) -> bool:
     return request.grammar is None and request.sampling.logprobs < 0
 
 
+def k_max(request: Generate, can_cut: bool, drafting: bool) -> int:
+    """The most tokens `request` guesses per pass; 0 when it does not speculate: a
+    cache that cannot be cut back, a grammar or logprobs, asked not to, or sampled
+    with only prompt lookup to guess (a lookup's guesses rarely survive a draw).
+    `drafting`: the worker has a draft model."""
+    s = request.sampling
+    if not can_cut or not speculates(request) or s.draft_max == 0 or request.images:
+        return 0
+    if not drafting and (not s.prompt_lookup or s.temperature > 0):
+        return 0
+    return K_MAX if s.draft_max < 0 else min(s.draft_max, K_MAX)
+
+
 class Pace:
     """How many tokens one request guesses next, from how its guesses fared."""
 

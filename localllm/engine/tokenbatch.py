@@ -36,10 +36,25 @@ class TokenBatch:
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many tokens `a` and `b` share from their start."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
+    """How many tokens `a` and `b` share from their start. Compared a slice at a time
+    (C speed): a 32k-token prompt against a slot's cache costs microseconds, not the
+    milliseconds of a Python loop, on the step that admits it."""
+    x, y = list(a), list(b)
+    n = min(len(x), len(y))
+    lo, step = 0, 64
+    while lo < n:  # galloping: the shared run is found in log(n) slice compares
+        hi = min(lo + step, n)
+        if x[lo:hi] != y[lo:hi]:
             break
-        n += 1
-    return n
+        lo, step = hi, step * 2
+    else:
+        return n
+    while hi - lo > 16:  # the first difference lies in [lo, hi)
+        mid = (lo + hi) // 2
+        if x[lo:mid] == y[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    while lo < hi and x[lo] == y[lo]:
+        lo += 1
+    return lo

@@ -4,9 +4,10 @@ One process per loaded model, as Ollama runs its runners: llama.cpp aborts
 the whole process on some malformed files, and ending the process is the
 only sure way to give all of a model's memory back. The server talks to it
 over the socket pair whose end is FD, with the `protocol` messages: `Load`
-first, then requests, which the batching `Engine` runs together. Between
-any two decode steps the worker reads what has arrived, so a new request
-joins at the next step and a `Cancel` stops a generation within one token.
+first, then requests, which the batching `Engine` runs together. A reader
+thread takes messages off the socket and tokenizes prompts (`inbox`); between
+any two decode steps the worker takes what is ready, so a new request joins at
+the next step and a `Cancel` stops a generation within one token.
 When the server goes away (the socket closes) the worker exits.
 """
 
@@ -22,8 +23,9 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from localllm.engine.batch import Engine
+from localllm.engine.inbox import Inbox, Message, render
 from localllm.engine.profile import StepProfile
-from localllm.engine.protocol import Cancel, Load, LoadFailed, Render, Request
+from localllm.engine.protocol import Cancel, Load, LoadFailed, Render
 from localllm.errors import LocalLLMError
 
 if TYPE_CHECKING:
@@ -37,9 +39,10 @@ def serve(conn: Connection, engine: Engine) -> None:
     A request's own failure ends that request inside the engine. Should a step fail
     anyway (a bug), the requests it held end with the reason and the worker goes on:
     only llama.cpp aborting ends the process, since its state is then unknown."""
+    inbox = Inbox(conn, engine)  # reads and tokenizes beside this loop
     while True:
-        while not engine.busy or conn.poll(0):
-            _receive(conn, engine, conn.recv())
+        while not engine.busy or inbox.waiting():
+            _receive(inbox, engine, inbox.get())
         try:
             events = engine.step()
         except Exception as exc:
@@ -47,20 +50,20 @@ def serve(conn: Connection, engine: Engine) -> None:
             events = engine.fail_all(f"the model's worker failed a step ({type(exc).__name__})")
         if events:
             sent_from = time.perf_counter_ns()
-            conn.send(events)  # one message per step, however many streams advanced
+            inbox.send(events)  # one message per step, however many streams advanced
             if engine.profile is not None:
                 engine.profile.add("send", time.perf_counter_ns() - sent_from)
         if engine.profile is not None and (engine.profile.due() or not engine.busy):
             print(engine.profile.line(), file=sys.stderr, flush=True)
 
 
-def _receive(conn: Connection, engine: Engine, message: Request) -> None:
-    if isinstance(message, Render):  # answered at once: nothing to decode
-        conn.send(engine.render(message))
+def _receive(inbox: Inbox, engine: Engine, message: Message) -> None:
+    if isinstance(message, Render):  # one with images: answered at once, nothing to decode
+        inbox.send(render(engine, message))
     elif isinstance(message, Cancel):
         failed = engine.cancel(message.id)
         if failed is not None:
-            conn.send(failed)
+            inbox.send(failed)
     else:
         engine.submit(message)
 

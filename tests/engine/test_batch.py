@@ -27,9 +27,11 @@ def model(tiny_files: dict[str, Path]) -> Iterator[LlamaModel]:
     m.close()
 
 
-@pytest.fixture
-def engine(model: LlamaModel) -> Iterator[Engine]:
-    e = Engine(model)
+@pytest.fixture(params=[False, True], ids=["in-order", "overlapped"])
+def engine(model: LlamaModel, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Both orders of a step: text worked out after the decode (a CPU's), or while
+    the device computes the next (a GPU's; the same answers, a step later)."""
+    e = Engine(model, overlap=request.param)
     yield e
     e.close()
 

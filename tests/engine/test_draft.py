@@ -5,6 +5,7 @@ reproducible with a seed, and a draft that cannot guess for the target is refuse
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -49,11 +50,20 @@ def target(pair: dict[str, Path]) -> Iterator[LlamaModel]:
     model.close()
 
 
+OVERLAP = False
+"""The step's order the tests run in (`order`): in order, or overlapped as on a GPU."""
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["in-order", "overlapped"])
+def order(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "OVERLAP", request.param)
+
+
 def engine_with(target: LlamaModel, draft_path: Path | None) -> Engine:
     draft = None
     if draft_path is not None:
         draft = DraftModel(LlamaModel([str(draft_path)], SETTINGS, ()), target)
-    return Engine(target, None, draft, AlwaysGuess())
+    return Engine(target, None, draft, AlwaysGuess(), overlap=OVERLAP)
 
 
 def clear(engine: Engine) -> None:

@@ -67,11 +67,11 @@ def test_all_but_grammars_and_logprobs_can_speculate() -> None:
     assert not speculates(Generate(0, prompt="x", sampling=replace(GREEDY, logprobs=2)))
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_files: dict[str, Path]) -> Iterator[Engine]:
+@pytest.fixture(scope="module", params=[False, True], ids=["in-order", "overlapped"])
+def engine(tiny_files: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[Engine]:
     settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 1024, n_seq_max=4, n_threads=2)
     model = LlamaModel([str(tiny_files["tiny"])], settings, ())
-    e = Engine(model, payoff=AlwaysGuess())
+    e = Engine(model, payoff=AlwaysGuess(), overlap=request.param)
     yield e
     e.close()
     model.close()

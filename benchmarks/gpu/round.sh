@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The GPU round of the speed tables (docs/benchmarks.md), in one detached run on the
+# lent machine: a device call ends after 10 minutes, the round takes longer, and a
+# process in its own session runs on between calls. Carry .whl and .carry
+# (benchmarks/gpu/carry.sh), then:
+#   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
+#   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
+#                                                # $OUT/round.tgz: every report so far
+# Steps, most wanted first; each report lands in /tmp/round as it finishes:
+#   1B concurrency (localllm, llama-server default and fastest, llama-batched-bench),
+#   long prompts and stalls (1B), 8B concurrency, drafts, the 1B step profile.
+set -uo pipefail
+ROUND=/tmp/round
+M=/tmp/gpu-models
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -cd 'A-Za-z0-9' | tr 'A-Z' 'a-z')
+case "${1:-}" in
+start)
+    mkdir -p "$ROUND"
+    setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
+    echo "round started on $CARD"
+    ;;
+collect)
+    deadline=$((SECONDS + ${2:-0}))
+    while [ ! -f "$ROUND/done" ] && [ $SECONDS -lt $deadline ]; do sleep 5; done
+    cat "$ROUND/steps.log" 2>/dev/null
+    tail -5 "$ROUND/round.log" 2>/dev/null
+    tar czf "${OUT:-/tmp/out}/round.tgz" -C /tmp round
+    ;;
+run)
+    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LOCALLLM_HOME=/tmp/localllm-home
+    export LOCALLLM_BENCH_RESULTS=$ROUND
+    step() { echo "== $1 $(date +%T)" >> "$ROUND/steps.log"; }
+    mkdir -p "$M"
+    step "setup ($CARD)"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+    bash benchmarks/gpu/setup.sh > "$ROUND/setup.log" 2>&1 &
+    build=$!
+    python3 benchmarks/_models.py "$M" 1B --base > "$ROUND/models.log" 2>&1 &
+    base1=$!
+    python3 benchmarks/_models.py "$M" 8B --base >> "$ROUND/models.log" 2>&1 &
+    base8=$!
+    wait $build || { step "setup failed"; tail -30 /tmp/build.log >> "$ROUND/steps.log"; touch "$ROUND/done"; exit 1; }
+    wait $base1
+    step "built; quantizing 1B"
+    python3 benchmarks/_models.py "$M" 1B >> "$ROUND/models.log" 2>&1
+    nvidia-smi > "$ROUND/nvidia-smi.txt"
+    common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
+            --batched-bench /tmp/llama-batched-bench --workdir "$M")
+    fast=(--fast-flags "-fa on --backend-sampling" --fast-flags "-fa on --backend-sampling -kvu")
+    step "1B concurrency"
+    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
+        --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
+        > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
+    step "long prompts"
+    python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+        --clients 4 --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
+    wait $base8
+    step "quantizing 8B"
+    python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
+    step "8B concurrency"
+    python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
+        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
+        --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
+        > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
+    step "drafts"
+    python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
+        --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
+        --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
+    step "1B profile"
+    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
+        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
+        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
+    step "done"
+    touch "$ROUND/done"
+    ;;
+*)
+    echo "usage: $0 start | collect [SECONDS]" >&2
+    exit 2
+    ;;
+esac

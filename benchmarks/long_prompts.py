@@ -1,0 +1,368 @@
+"""Long prompts: prefill speed, time to first token, and how long running streams stall.
+
+    python benchmarks/long_prompts.py --small --sizes 512 1024 --streams 4   # a quick look
+    benchmarks/gpu/run.sh long                                               # on a GPU
+
+The same model, slots and per-slot context for every server, one server at a time
+(a long context's cache is large), OpenAI `/v1/completions`, greedy:
+
+1. **Prefill**: one prompt of each size (4k, 16k, 32k tokens by default; new text
+   each run, so nothing is reused), the time to its first token, median of
+   `--repeat`; prefill tokens/s beside llama-batched-bench's S_PP on the same model
+   (`-npp SIZE -ntg 1 -npl 1`, the same micro-batch).
+2. **Concurrent long prompts**: `--streams` prompts of `--concurrent-size` tokens
+   at once: the median and the slowest time to first token.
+3. **Stalls**: `--streams` streams decode `--stall-tokens` tokens each; a prompt
+   of `--stall-size` tokens arrives while they run. The gaps between two tokens
+   of a running stream, as its client sees them (median, p99, worst), without the
+   long prompt and with it, and the worst gap while it is taken in.
+
+Servers: localllm, and llama-server with its defaults and with `--fast-flags`
+(default: flash attention on, sampling in the graph, `-ub`/`-b` of 2048 as its
+docs suggest for long prompts). Prints the tables and writes
+`benchmarks/results/long-prompts-TAG.json`; command lines included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._batched_bench import batched_bench
+from benchmarks._llama_server import llama_server
+from benchmarks._models import model_file
+from benchmarks.concurrency import Engine, sse, start, stop
+
+RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
+"""Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
+FAST_FLAGS = "-fa on --backend-sampling -ub 2048 -b 2048"
+WORDS = (
+    "river", "stone", "light", "garden", "paper", "window", "morning", "silver", "quiet",
+    "number", "market", "letter", "forest", "engine", "winter", "story", "yellow", "bridge",
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    engine: str
+    command: str
+    prefill: dict[int, list[float]] = field(default_factory=dict)
+    """Prompt tokens -> seconds to the first token, each run."""
+    concurrent: list[float] = field(default_factory=list)
+    """Seconds to the first token of each of the concurrent long prompts (all runs)."""
+    gaps_without: list[float] = field(default_factory=list)
+    gaps_with: list[float] = field(default_factory=list)
+    """Seconds between two tokens of a running stream, without and with a long prompt."""
+    gaps_during: list[float] = field(default_factory=list)
+    """Of `gaps_with`, those that overlap the long prompt's way in."""
+    long_ttft: float = 0.0
+    """The long prompt's own time to first token, beside the running streams."""
+
+
+class Texts:
+    """Prompts of an exact number of tokens for this model: words, cut by its tokenizer."""
+
+    def __init__(self, path: Path) -> None:
+        import llama_cpp
+
+        self._quiet = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive
+        llama_cpp.llama_log_set(self._quiet, ctypes.c_void_p())
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+
+    def count(self, text: str) -> int:
+        import llama_cpp
+
+        data = text.encode()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), None, 0, True, False)
+        return -int(n)
+
+    def make(self, tokens: int, seed: str) -> str:
+        """Text of about `tokens` tokens (within a few), starting with `seed` (so each
+        prompt is new to every cache)."""
+        rng = random.Random(seed)
+        words = [seed]
+        while len(words) < tokens:
+            words.append(rng.choice(WORDS))
+        text = " ".join(words)
+        while (over := self.count(text) - tokens) > 0:  # cut to size, a few words at a time
+            words = words[: max(1, len(words) - max(1, over // 2))]
+            text = " ".join(words)
+        return text
+
+
+def first_token(url: str, prompt: str, tokens: int = 1) -> float:
+    """Seconds from sending `prompt` to its first token."""
+    body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
+            "stream": True, "ignore_eos": True}  # fmt: skip
+    with httpx.Client(timeout=900) as client:
+        start = time.perf_counter()
+        with client.stream("POST", f"{url}/v1/completions", json=body) as r:
+            if r.status_code != 200:
+                raise SystemExit(f"{r.status_code}: {r.read().decode()[:300]}")
+            for chunk in sse(r):
+                if (chunk.get("choices") or [{}])[0].get("text"):
+                    return time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def at_once(url: str, prompts: list[str]) -> list[float]:
+    """These prompts sent together: each one's seconds to its first token."""
+    times = [0.0] * len(prompts)
+
+    def one(i: int) -> None:
+        times[i] = first_token(url, prompts[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def timed_streams(url: str, prompts: list[str], tokens: int, at: float) -> list[list[float]]:
+    """These streams at once from `at` (a `perf_counter` reading, the same clock in every
+    process): for each, the arrival time of every piece of text."""
+    out: list[list[float]] = [[] for _ in prompts]
+    clients = [httpx.Client(timeout=900) for _ in prompts]
+    time.sleep(max(0.0, at - time.perf_counter()))
+
+    def one(i: int) -> None:
+        body = {"model": "bench", "prompt": prompts[i], "max_tokens": tokens,
+                "temperature": 0, "stream": True, "ignore_eos": True}  # fmt: skip
+        with clients[i], clients[i].stream("POST", f"{url}/v1/completions", json=body) as r:
+            for chunk in sse(r):
+                if (chunk.get("choices") or [{}])[0].get("text"):
+                    out[i].append(time.perf_counter())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def stall_run(
+    url: str, pool: ProcessPoolExecutor, args: argparse.Namespace, long: str | None, run: int
+) -> tuple[list[float], list[float], float]:
+    """(every gap of every running stream, those overlapping the long prompt's way in,
+    its time to first token) for one run; `long` None: without it."""
+    k = pool._max_workers  # type: ignore[attr-defined]
+    prompts = [f"{run}.{i} Once upon a time" for i in range(args.streams)]
+    parts = [prompts[i::k] for i in range(k) if prompts[i::k]]
+    at = time.perf_counter() + 0.2 + 0.03 * len(parts[0])
+    futures = [pool.submit(timed_streams, url, p, args.stall_tokens, at) for p in parts]
+    ttft, sent = 0.0, 0.0
+    if long is not None:
+        time.sleep(max(0.0, at + args.stall_after - time.perf_counter()))
+        sent = time.perf_counter()
+        ttft = first_token(url, long)
+    times = [t for f in futures for t in f.result()]
+    gaps, during = [], []
+    for stamps in times:
+        for a, b in itertools.pairwise(stamps):
+            gaps.append(b - a)
+            if long is not None and b > sent and a < sent + ttft:
+                during.append(b - a)
+    return gaps, during, ttft
+
+
+def measure(engine: Engine, texts: Texts, args: argparse.Namespace) -> Outcome:
+    out = Outcome(engine.name, engine.command)
+    proc, url = start(engine)
+    pool = ProcessPoolExecutor(args.clients, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(time.sleep, [0.0] * args.clients))  # started before anything is timed
+    try:
+        for size in args.sizes:
+            first_token(url, texts.make(64, f"warm{size}"))
+            for r in range(args.repeat):
+                t = first_token(url, texts.make(size, f"{engine.name}-{size}-{r}"))
+                out.prefill.setdefault(size, []).append(t)
+                print(f"  {engine.name}: {size} tokens in {t:.2f} s", file=sys.stderr)
+        for r in range(args.repeat):
+            prompts = [texts.make(args.concurrent_size, f"c{r}-{i}") for i in range(args.streams)]
+            out.concurrent += at_once(url, prompts)
+        for r in range(args.repeat):
+            gaps, _, _ = stall_run(url, pool, args, None, r)
+            out.gaps_without += gaps
+            long = texts.make(args.stall_size, f"long-{engine.name}-{r}")
+            gaps, during, ttft = stall_run(url, pool, args, long, r + 100)
+            out.gaps_with += gaps
+            out.gaps_during += during
+            out.long_ttft = max(out.long_ttft, ttft)
+            worst, alone = max(out.gaps_with) * 1e3, max(out.gaps_without) * 1e3
+            print(f"  {engine.name}: worst gap {worst:.0f} ms with the long prompt, "
+                  f"{alone:.0f} ms without", file=sys.stderr)  # fmt: skip
+        return out
+    finally:
+        pool.shutdown()
+        stop([proc])
+
+
+def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
+    slots = args.streams + 1
+    ctx = args.slot_ctx
+
+    def popen(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+
+    env = {"LOCALLLM_NUM_PARALLEL": str(slots)}
+
+    def localllm(port: int) -> subprocess.Popen[bytes]:
+        where = {"LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}"}
+        return popen([sys.executable, "-m", "localllm", "serve"], {**os.environ, **env, **where})
+
+    def argv(flags: str, port: int) -> list[str]:
+        binary = args.llama_server or llama_server(args.workdir)
+        return [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
+                "-c", str(ctx * slots), "-np", str(slots), "-t", str(args.threads),
+                "-tb", str(args.threads), "-ngl", str(args.ngl), *flags.split()]  # fmt: skip
+
+    def server(flags: str) -> Callable[[int], subprocess.Popen[bytes]]:
+        return lambda port: popen(argv(flags, port))
+
+    parameters = " ".join(f"{k}={v}" for k, v in args.model_parameters.items())
+    out = [Engine("localllm", localllm, "/api/version", {},
+                  command=f"LOCALLLM_NUM_PARALLEL={slots} localllm serve "
+                  f"(model parameters: {parameters})")]  # fmt: skip
+    for flags in ["", *(args.fast_flags or [FAST_FLAGS])]:
+        name = f"llama-server {flags}" if flags else "llama-server"
+        shown = " ".join(argv(flags, 0)).replace("--port 0", "--port {port}")
+        out.append(Engine(name, server(flags), "/health", {}, command=shown))
+    return out
+
+
+def prefill_ceiling(
+    binary: Path, path: Path, args: argparse.Namespace
+) -> tuple[dict[int, float], str]:
+    """`llama-batched-bench`'s S_PP (prompt tokens/s, one sequence) at each size."""
+    flags = ["-ngl", str(args.ngl), "-c", str(max(args.sizes) + 64), "-b", "2048",
+             "-ub", str(args.ubatch), "-npp", ",".join(map(str, args.sizes)), "-ntg", "1",
+             "-npl", "1", "-fa", "on", "-t", str(args.threads)]  # fmt: skip
+    rows, command = batched_bench(binary, path, flags)
+    return {int(r["PP"]): r["S_PP"] for r in rows}, command
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Namespace,
+           path: Path, bench_command: str) -> None:  # fmt: skip
+    print(f"model: {path.name}, {args.ngl} GPU layers, {args.streams + 1} slots of "
+          f"{args.slot_ctx} tokens, median of {args.repeat} runs\n")  # fmt: skip
+    print("1. Prefill: seconds to the first token (prefill tokens/s)\n")
+    print("| engine | " + " | ".join(f"{n:,} tokens" for n in args.sizes) + " |")
+    print("|---|" + "---|" * len(args.sizes))
+    for o in outcomes:
+        cells = []
+        for n in args.sizes:
+            t = statistics.median(o.prefill[n])
+            cells.append(f"{t:.2f} s ({n / t:,.0f}/s)")
+        print(f"| {o.engine} | " + " | ".join(cells) + " |")
+    if ceiling:
+        cells = [f"{ceiling.get(n, 0):,.0f}/s" for n in args.sizes]
+        print("| llama-batched-bench S_PP | " + " | ".join(cells) + " |")
+    print(f"\n2. {args.streams} prompts of {args.concurrent_size:,} tokens at once: time to "
+          "first token, median / slowest\n")  # fmt: skip
+    print("| engine | median | slowest |\n|---|---|---|")
+    for o in outcomes:
+        print(f"| {o.engine} | {statistics.median(o.concurrent):.2f} s | "
+              f"{max(o.concurrent):.2f} s |")  # fmt: skip
+    print(f"\n3. {args.streams} streams decoding; a {args.stall_size:,}-token prompt comes "
+          f"{args.stall_after} s in. Gaps between two tokens of a stream, ms\n")  # fmt: skip
+    print("| engine | without: median / p99 / worst | with: median / p99 / worst | "
+          "worst while it is taken in | its first token |\n|---|---|---|---|---|")  # fmt: skip
+
+    def three(gaps: list[float]) -> str:
+        return (f"{statistics.median(gaps) * 1e3:.1f} / {percentile(gaps, 0.99) * 1e3:.1f} / "
+                f"{max(gaps) * 1e3:.1f}")  # fmt: skip
+
+    for o in outcomes:
+        during = f"{max(o.gaps_during) * 1e3:.1f}" if o.gaps_during else "-"
+        print(f"| {o.engine} | {three(o.gaps_without)} | {three(o.gaps_with)} | {during} | "
+              f"{o.long_ttft:.2f} s |")  # fmt: skip
+    print("\nCommand lines\n")
+    for o in outcomes:
+        print(f"- {o.engine}: `{o.command}`")
+    if bench_command:
+        print(f"- llama-batched-bench: `{bench_command}`")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="a 50 MB model instead of 1B")
+    parser.add_argument("--model", type=Path, help="a GGUF file to use instead")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384, 32768])
+    parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--concurrent-size", type=int, default=4096)
+    parser.add_argument("--stall-size", type=int, default=32768)
+    parser.add_argument("--stall-tokens", type=int, default=768)
+    parser.add_argument("--stall-after", type=float, default=1.0,
+                        help="seconds from the streams' start to the long prompt")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--ngl", type=int, default=0)
+    parser.add_argument("--ubatch", type=int, default=512, help="llama-batched-bench's -ub")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--llama-server", type=Path)
+    parser.add_argument("--batched-bench", type=Path)
+    parser.add_argument("--fast-flags", action="append", metavar="FLAGS")
+    parser.add_argument("--tag", default="cpu")
+    parser.add_argument("--workdir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
+    args = parser.parse_args()
+    args.slot_ctx = max([*args.sizes, args.stall_size, args.concurrent_size]) + 256
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    path = args.model or model_file(args.workdir, args.small)
+    home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
+    args.model_parameters = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
+                             "num_gpu": args.ngl}  # fmt: skip
+    modelfile = home / "Modelfile"
+    lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in args.model_parameters.items())]
+    modelfile.write_text("\n".join(lines) + "\n")
+    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
+                   env={**os.environ, "LOCALLLM_HOME": str(home)}, check=True)  # fmt: skip
+    texts = Texts(path)
+    outcomes = [measure(e, texts, args) for e in engines(path, args, home)]
+    ceiling: dict[int, float] = {}
+    command = ""
+    if args.batched_bench:
+        ceiling, command = prefill_ceiling(args.batched_bench, path, args)
+    report(outcomes, ceiling, args, path, command)
+    RESULTS.mkdir(exist_ok=True)
+    saved: dict[str, Any] = {"model": path.name, "args": {k: str(v) for k, v in vars(args).items()},
+                             "results": [asdict(o) for o in outcomes],
+                             "llama_batched_bench_s_pp": ceiling,
+                             "llama_batched_bench_command": command}  # fmt: skip
+    (RESULTS / f"long-prompts-{args.tag}.json").write_text(json.dumps(saved, indent=2))
+
+
+if __name__ == "__main__":
+    main()
