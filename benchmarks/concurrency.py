@@ -158,7 +158,8 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
 
     def localllm_command(sampling: str, where: Path) -> str:
         env = localllm_env(sampling, where, 0)
-        shown = " ".join(f"{k}={v}" for k, v in env.items() if v and k != "LOCALLLM_HOME")
+        hidden = ("LOCALLLM_HOME", "LOCALLLM_HOST")
+        shown = " ".join(f"{k}={v}" for k, v in env.items() if v and k not in hidden)
         parameters = " ".join(f"{k}={v}" for k, v in args.model_parameters.items())
         return f"{shown} localllm serve (model parameters: {parameters})"
 

@@ -91,6 +91,8 @@ class Texts:
         params.vocab_only = True
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        sample = " ".join(WORDS * 50)
+        self._per_word = self.count(sample) / (len(WORDS) * 50)
 
     def count(self, text: str) -> int:
         import llama_cpp
@@ -100,17 +102,14 @@ class Texts:
         return -int(n)
 
     def make(self, tokens: int, seed: str) -> str:
-        """Text of about `tokens` tokens (within a few), starting with `seed` (so each
-        prompt is new to every cache)."""
+        """Text of `tokens` tokens (or a few fewer), starting with `seed` (so each prompt
+        is new to every cache): words enough, then cut to size by the tokenizer's count."""
         rng = random.Random(seed)
-        words = [seed]
-        while len(words) < tokens:
-            words.append(rng.choice(WORDS))
-        text = " ".join(words)
-        while (over := self.count(text) - tokens) > 0:  # cut to size, a few words at a time
-            words = words[: max(1, len(words) - max(1, over // 2))]
-            text = " ".join(words)
-        return text
+        words = [seed, *(rng.choice(WORDS) for _ in range(int(tokens / self._per_word) + 16))]
+        k = len(words)
+        while k > 1 and (n := self.count(" ".join(words[:k]))) > tokens:
+            k -= max(1, int((n - tokens) / self._per_word))
+        return " ".join(words[:k])
 
 
 def first_token(url: str, prompt: str, tokens: int = 1) -> float:

@@ -32,8 +32,7 @@ run)
     step() { echo "== $1 $(date +%T)" >> "$ROUND/steps.log"; }
     mkdir -p "$M"
     step "setup ($CARD)"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl
+    bash benchmarks/gpu/setup.sh wheels
     bash benchmarks/gpu/setup.sh > "$ROUND/setup.log" 2>&1 &
     build=$!
     python3 benchmarks/_models.py "$M" 1B --base > "$ROUND/models.log" 2>&1 &
@@ -59,20 +58,27 @@ run)
     wait $base8
     step "quantizing 8B"
     python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
-    step "8B concurrency"
+    # the fastest llama-server flags on the 1B (with -kvu or without) run on the 8B
+    best=$(python3 -c 'import json, sys
+runs = {r["engine"]: r["aggregate"] for r in json.load(open(sys.argv[1]))["results"]}
+a, b = (runs.get("llama-server " + f, {}) for f in sys.argv[2:])
+print(sys.argv[3] if sum(b.get(k, 0) > v for k, v in a.items()) > len(a) / 2 else sys.argv[2])' \
+        "$ROUND/concurrency-$CARD-1B.json" "-fa on --backend-sampling" \
+        "-fa on --backend-sampling -kvu" 2>/dev/null || echo "-fa on --backend-sampling")
+    step "8B concurrency (llama-server $best)"
     python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
-        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
+        --fast-flags "$best" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
         --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
         > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
+    step "1B profile"
+    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
+        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
+        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
+        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
     step "drafts"
     python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
         --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
         --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
-    step "1B profile"
-    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
-        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
-        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
     step "done"
     touch "$ROUND/done"
     ;;

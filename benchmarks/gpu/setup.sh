@@ -12,8 +12,12 @@ set -euo pipefail
 SITE=/tmp/site
 BUILD=/tmp/llama-build
 if [ -f "$SITE/.ready" ]; then exit 0; fi
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$SITE" .whl/*.whl
+if [ ! -f "$SITE/.wheels" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" .whl/*.whl
+    touch "$SITE/.wheels"
+fi
+if [ "${1:-}" = wheels ]; then exit 0; fi  # only the wheels (the GPU round writes models meanwhile)
 mkdir -p /tmp/src
 tar xzf .carry/llama.cpp.tar.gz -C /tmp/src
 cmake -S /tmp/src/llama.cpp -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
