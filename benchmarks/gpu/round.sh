@@ -8,7 +8,7 @@
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
 #   1B concurrency (localllm, llama-server default and fastest, llama-batched-bench),
-#   long prompts and stalls (1B), 8B concurrency, drafts, the 1B step profile.
+#   long prompts and stalls (1B), the 1B step profile, 8B concurrency, drafts.
 set -uo pipefail
 ROUND=/tmp/round
 M=/tmp/gpu-models
@@ -55,6 +55,11 @@ run)
     step "long prompts"
     python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
         --clients 4 --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
+    step "1B profile"
+    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
+        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
+        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
+        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
     wait $base8
     step "quantizing 8B"
     python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
@@ -70,11 +75,6 @@ print(sys.argv[3] if sum(b.get(k, 0) > v for k, v in a.items()) > len(a) / 2 els
         --fast-flags "$best" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
         --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
         > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
-    step "1B profile"
-    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
-        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
-        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
-        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
     step "drafts"
     python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
         --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
