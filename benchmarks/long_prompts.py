@@ -17,9 +17,9 @@ The same model, slots and per-slot context for every server, one server at a tim
    of a running stream, as its client sees them (median, p99, worst), without the
    long prompt and with it, and the worst gap while it is taken in.
 
-Servers: localllm, and llama-server with its defaults and with `--fast-flags`
-(default: flash attention on, sampling in the graph, `-ub`/`-b` of 2048 as its
-docs suggest for long prompts). Prints the tables and writes
+Servers: localllm, and llama-server with its defaults and with its fastest flags
+for long prompts (flash attention on, sampling in the graph, `-ub`/`-b` of 2048 as
+its docs suggest); `--server-flags` chooses others. Prints the tables and writes
 `benchmarks/results/long-prompts-TAG.json`; command lines included.
 """
 
@@ -249,7 +249,7 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
     out = [Engine("localllm", localllm, "/api/version", {},
                   command=f"LOCALLLM_NUM_PARALLEL={slots} localllm serve "
                   f"(model parameters: {parameters})")]  # fmt: skip
-    for flags in ["", *(args.fast_flags or [FAST_FLAGS])]:
+    for flags in args.server_flags or ["", FAST_FLAGS]:
         name = f"llama-server {flags}" if flags else "llama-server"
         shown = " ".join(argv(flags, 0)).replace("--port 0", "--port {port}")
         out.append(Engine(name, server(flags), "/health", {}, command=shown))
@@ -332,7 +332,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--llama-server", type=Path)
     parser.add_argument("--batched-bench", type=Path)
-    parser.add_argument("--fast-flags", action="append", metavar="FLAGS")
+    parser.add_argument("--server-flags", action="append", metavar="FLAGS",
+                        help="one llama-server run with these flags (repeatable; default: "
+                        f"its defaults and {FAST_FLAGS!r}; '' for its defaults)")  # fmt: skip
     parser.add_argument("--tag", default="cpu")
     parser.add_argument("--workdir", type=Path,
                         default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip

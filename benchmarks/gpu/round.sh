@@ -46,7 +46,7 @@ run)
     nvidia-smi > "$ROUND/nvidia-smi.txt"
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
-    fast=(--fast-flags "-fa on --backend-sampling" --fast-flags "-fa on --backend-sampling -kvu")
+    fast=(--fast-flags "-fa on --backend-sampling")
     step "1B concurrency"
     python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
         "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
@@ -54,7 +54,8 @@ run)
         > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
     step "long prompts"
     python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-        --clients 4 --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
+        --clients 4 --server-flags "-fa on --backend-sampling -ub 2048 -b 2048" \
+        --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
     step "1B profile"
     python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
         --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
@@ -63,13 +64,7 @@ run)
     wait $base8
     step "quantizing 8B"
     python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
-    # the fastest llama-server flags on the 1B (with -kvu or without) run on the 8B
-    best=$(python3 -c 'import json, sys
-runs = {r["engine"]: r["aggregate"] for r in json.load(open(sys.argv[1]))["results"]}
-a, b = (runs.get("llama-server " + f, {}) for f in sys.argv[2:])
-print(sys.argv[3] if sum(b.get(k, 0) > v for k, v in a.items()) > len(a) / 2 else sys.argv[2])' \
-        "$ROUND/concurrency-$CARD-1B.json" "-fa on --backend-sampling" \
-        "-fa on --backend-sampling -kvu" 2>/dev/null || echo "-fa on --backend-sampling")
+    best="-fa on --backend-sampling"
     step "8B concurrency (llama-server $best)"
     python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
         --fast-flags "$best" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
