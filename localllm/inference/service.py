@@ -220,8 +220,11 @@ class Inference:
             async for event in runner.generate(request):
                 if isinstance(event, Piece) and event.prompt_tokens and not prompt:
                     prompt.append(Usage(event.prompt_tokens, event.cached_tokens))
+                    record.first_token()
                 if isinstance(event, Done):
-                    record.tokens(event.prompt_tokens, event.eval_tokens)
+                    if event.eval_tokens:
+                        record.first_token()
+                    record.tokens(event.prompt_tokens, event.eval_tokens, event.prompt_ns / 1e9)
                 yield event
         finally:
             self.scheduler.release(runner, keep_alive)

@@ -4,7 +4,8 @@ its prompt and generated tokens.
 
     127.0.0.1:53122 "POST /api/chat" 200 1.204s model=llama3.2:3b prompt=31 eval=120
 
-The inference service fills in what only it knows (`localllm.inference.record`), into
+The same measurements go to the observers (the metrics). The inference service
+fills in what only it knows (`localllm.inference.record`), into
 a record the middleware puts in the request's context. A client that
 goes away mid-answer is said on its line ("client gone"), not as a traceback.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from localllm.inference.record import AccessRecord, recording
@@ -34,9 +36,14 @@ def line(scope: Scope, status: int, seconds: float, record: AccessRecord, note: 
     return text + (f" ({note})" if note else "")
 
 
+Observer = Callable[[Scope, int, AccessRecord], None]
+"""Told of each answered request beside the log (`server.metrics.Metrics.observe`)."""
+
+
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observers: Sequence[Observer] = ()) -> None:
         self.app = app
+        self.observers = observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,3 +75,5 @@ class AccessLogMiddleware:
         finally:
             token.reset()
             log.info(line(scope, status or 500, time.perf_counter() - started, record, note))
+            for observe in self.observers:
+                observe(scope, status or 500, record)

@@ -26,6 +26,7 @@ from localllm.server.dialects import DIALECTS
 from localllm.server.errors import error_body, handle
 from localllm.server.extras import Extras
 from localllm.server.limits import LimitsMiddleware
+from localllm.server.metrics import Metrics
 from localllm.server.security import SecurityMiddleware, origin_regex
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
@@ -66,8 +67,10 @@ def create_app(
         changes=Changes(store, scheduler, hub_endpoint, settings.allow_files),
         conversations=Conversations(store.root.parent / "responses"),
     )
+    metrics = Metrics(scheduler, services.catalog)
     routes = [route for dialect in DIALECTS for route in dialect.routes(services)]
     routes += Extras(services, scheduler, hardware or _detect).routes()
+    routes += metrics.routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,7 +81,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(AccessLogMiddleware),
+            Middleware(AccessLogMiddleware, observers=[metrics.observe]),
             Middleware(SecurityMiddleware, settings=settings),
             Middleware(LimitsMiddleware, settings=settings),
             Middleware(

@@ -69,6 +69,17 @@ class LoadKey:
 
 
 @dataclass
+class Tally:
+    """What the scheduler has done since it started (`/metrics` exports it)."""
+
+    loads: int = 0
+    evictions: int = 0
+    """Idle models unloaded to make room for another."""
+    deaths: int = 0
+    """Worker processes that died under a loaded model (not stopped by the server)."""
+
+
+@dataclass
 class Slot:
     runner: Runner
     key: LoadKey
@@ -112,6 +123,7 @@ class Scheduler:
         self.reloading: dict[str, int] = {}
         """Requests waiting for a model to reload with their settings (`ps` shows it)."""
         self.reload_wait_s = RELOAD_WAIT_S
+        self.tally = Tally()
 
     # --- admission ----------------------------------------------------------------------
 
@@ -226,6 +238,7 @@ class Scheduler:
                 if idle:
                     victim = min(idle, key=lambda s: s.runner.last_used)
                     self.unload(victim.runner.name)
+                    self.tally.evictions += 1
                     continue
                 if not self.slots:
                     raise
@@ -240,6 +253,7 @@ class Scheduler:
         placed = tuple(placement(planned.option.estimate, left))
         slot = Slot(runner, key, planned.option.estimate, manifest, placed)
         self.slots[manifest.name] = slot
+        self.tally.loads += 1
         if gpu_of(planned) is not None:
             await self._load_copies(slot, budget, n_ctx, overrides)
         return slot
@@ -461,6 +475,7 @@ class Scheduler:
         return True
 
     def _on_death(self, runner: Runner) -> None:
+        self.tally.deaths += 1
         slot = self.slots.get(runner.name)
         if slot is not None and slot.runner is runner:
             self.unload(runner.name)  # its copies go with it; the next request reloads
