@@ -11,11 +11,14 @@ from tests.live_server import Running
 pytestmark = pytest.mark.slow
 
 
-def scrape(server: Running) -> dict[str, list[tuple[dict[str, str], float]]]:
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def scrape(server: Running) -> Samples:
     """{sample name: [(labels, value)]} of one scrape."""
     r = httpx.get(f"{server.url}/metrics", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    out: Samples = {}
     for family in text_string_to_metric_families(r.text):
         for sample in family.samples:
             out.setdefault(sample.name, []).append((sample.labels, sample.value))
