@@ -38,6 +38,11 @@ class Paths:
         return self.config_dir / "config.toml"
 
     @property
+    def keys_file(self) -> Path:
+        """The server's API keys, hashed (`server.keys`), in the data folder."""
+        return self.data_dir / "keys.json"
+
+    @property
     def history_file(self) -> Path:
         """The chats (`history.ChatStore`), beside the models in the data folder."""
         return self.data_dir / "history.db"

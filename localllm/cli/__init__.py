@@ -18,6 +18,7 @@ from localllm.cli import (
     hw,
     importing,
     integrity,
+    keys,
     launch,
     models,
     plan,
@@ -29,7 +30,9 @@ from localllm.cli import (
 from localllm.errors import LocalLLMError
 
 # Each command module contributes `register(subparsers)`; order is the help order.
-_COMMANDS = (run, launch, hw, plan, pull, models, integrity, importing, server, bench, worker)
+_COMMANDS = (
+    run, launch, hw, plan, pull, models, integrity, importing, server, keys, bench, worker,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

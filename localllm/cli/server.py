@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Serve the local models over HTTP: Ollama's /api and OpenAI's /v1 endpoints. "
             "Listens on 127.0.0.1:11435 unless LOCALLLM_HOST says otherwise; beyond "
-            "loopback it needs LOCALLLM_API_KEY (or --insecure). Other settings: "
+            "loopback it needs API keys (`localllm keys`, or LOCALLLM_API_KEY; or --insecure). "
+            "Other settings: "
             "LOCALLLM_ORIGINS, LOCALLLM_ALLOWED_HOSTS, LOCALLLM_KEEP_ALIVE, "
             "LOCALLLM_MAX_QUEUE, LOCALLLM_MAX_LOADED_MODELS, LOCALLLM_NUM_PARALLEL, "
             "LOCALLLM_REPLICAS, LOCALLLM_WORKERS; limits: LOCALLLM_MAX_BODY_MB, "
@@ -37,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                    help="let /api/create and /api/pull name files under DIR on this machine "
                         "(repeatable; by default the API reads no server-local path: clients "
                         "upload blobs)")  # fmt: skip
+    p.add_argument("--require-keys", action="store_true",
+                   help="ask an API key (`localllm keys`) of loopback clients too")  # fmt: skip
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument("--stop", action="store_true",
                    help="stop the running server of this LOCALLLM_HOME (the one `run` and "
                         "`ps` start in the background): streams end with an error, "
@@ -51,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from localllm.paths import resolve_paths
     from localllm.server.daemon import identify, recorded
     from localllm.server.settings import settings_from_env
@@ -59,6 +66,8 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from_env(
         insecure=args.insecure, workers=args.workers, allow_files=tuple(args.allow_files)
     )
+    settings = replace(settings, keys_file=paths.keys_file, require_keys=args.require_keys,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key)  # fmt: skip
     if args.stop:
         return stop_server(settings, paths)
     from localllm.server.serve import serve

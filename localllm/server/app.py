@@ -25,6 +25,7 @@ from localllm.server.access_log import AccessLogMiddleware
 from localllm.server.dialects import DIALECTS
 from localllm.server.errors import error_body, handle
 from localllm.server.extras import Extras
+from localllm.server.keys import KeyRing, Limiter
 from localllm.server.limits import LimitsMiddleware
 from localllm.server.metrics import Metrics
 from localllm.server.security import SecurityMiddleware, origin_regex
@@ -68,6 +69,7 @@ def create_app(
         conversations=Conversations(store.root.parent / "responses"),
     )
     metrics = Metrics(scheduler, services.catalog)
+    keys, limiter = KeyRing.of(settings), Limiter()
     routes = [route for dialect in DIALECTS for route in dialect.routes(services)]
     routes += Extras(services, scheduler, hardware or _detect).routes()
     routes += metrics.routes()
@@ -81,8 +83,8 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(AccessLogMiddleware, observers=[metrics.observe]),
-            Middleware(SecurityMiddleware, settings=settings),
+            Middleware(AccessLogMiddleware, observers=[metrics.observe, limiter.observe]),
+            Middleware(SecurityMiddleware, settings=settings, keys=keys, limiter=limiter),
             Middleware(LimitsMiddleware, settings=settings),
             Middleware(
                 CORSMiddleware,

@@ -119,5 +119,7 @@ def http_config(app: Any, settings: ServerSettings, **options: Any) -> uvicorn.C
         port=settings.port,
         http=guarded,
         timeout_keep_alive=int(settings.idle_timeout_s),
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
         **options,
     )

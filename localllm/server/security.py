@@ -10,21 +10,27 @@
   refused outright (403), not merely answered without CORS headers: a
   "simple" POST would otherwise still run a generation. Allowed origins get
   their CORS headers from Starlette's `CORSMiddleware`.
-- API key: when one is set, every request but a CORS preflight must send it.
+- API keys (`server.keys`): once any exists, every request from beyond loopback
+  (from loopback too with `--require-keys` or `LOCALLLM_API_KEY`) but a CORS
+  preflight must send one, whose scopes cover the path (403 otherwise); a key over
+  its limit gets 429 with `Retry-After`. A loopback client's key that is not known
+  is no key at all: apps send placeholders ("ollama", "sk-...").
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hmac
 import ipaddress
 import json
+import math
 import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from localllm.inference import record
 from localllm.server.errors import error_body
+from localllm.server.keys import KeyRing, Limiter, scope_of
 from localllm.server.settings import ServerSettings
 
 Scope = MutableMapping[str, Any]
@@ -48,16 +54,26 @@ def host_name(header: str) -> str:
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServerSettings,
+        keys: KeyRing | None = None,
+        limiter: Limiter | None = None,
+    ) -> None:
+        """`keys` and `limiter`: the app's (its metrics and access log share them); by
+        default the settings' own."""
         self.app = app
         self.settings = settings
-        every_address = settings.host in ("0.0.0.0", "::")
-        self.any_host = every_address and settings.api_key is not None
-        self.ip_hosts = every_address
-        extra = _this_machine() if every_address else ()
+        self.every_address = settings.host in ("0.0.0.0", "::")
+        self.ip_hosts = self.every_address
+        extra = _this_machine() if self.every_address else ()
         self.hosts = (*LOOPBACK_NAMES, settings.host, *extra, *settings.allowed_hosts)
         self.origins = re.compile(origin_regex(settings.origins), re.IGNORECASE)
-        self.key = settings.api_key.encode() if settings.api_key else None
+        self.keys = keys or KeyRing.of(settings)
+        self.limiter = limiter or Limiter()
+        self.everyone_sends = settings.require_keys or settings.api_key is not None
+        """Loopback clients send keys too."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,14 +82,19 @@ class SecurityMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         problem = self._problem(scope, headers)
         if problem is not None:
-            status, message = problem
-            await _reject(send, status, error_body(scope["path"], status, message))
+            status, message, *wait = problem
+            body = error_body(scope["path"], status, message)
+            await _reject(send, status, body, wait[0] if wait else None)
             return
         await self.app(scope, receive, send)
 
-    def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+    def _problem(
+        self, scope: Scope, headers: dict[str, str]
+    ) -> tuple[int, str] | tuple[int, str, float] | None:
+        """(status, message[, seconds to wait]) of a refusal, or None."""
         host = host_name(headers.get("host", "")).lower()
-        if not self.any_host and not self._host_allowed(host):
+        any_host = self.every_address and self.keys.any()  # the key stands in for the name
+        if not any_host and not self._host_allowed(host):
             return 403, (
                 f"host {host!r} is not allowed (DNS rebinding protection); "
                 "add it to LOCALLLM_ALLOWED_HOSTS"
@@ -82,21 +103,46 @@ class SecurityMiddleware:
         if origin and not self.origins.fullmatch(origin):
             return 403, f"origin {origin!r} is not allowed; add it to LOCALLLM_ORIGINS"
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
-        if self.key is not None and not preflight:
-            sent = headers.get("authorization", "")
-            token = sent[7:].strip().encode() if sent.lower().startswith("bearer ") else b""
-            token = token or headers.get("x-api-key", "").strip().encode()  # Anthropic's
-            if not hmac.compare_digest(token, self.key):
-                return 401, (
-                    "this server needs an API key: send Authorization: Bearer <key> "
-                    "(or x-api-key: <key>)"
-                )
+        if preflight or not self.keys.any():
+            return None
+        sent = headers.get("authorization", "")
+        secret = sent[7:].strip() if sent.lower().startswith("bearer ") else ""
+        key = self.keys.find(secret or headers.get("x-api-key", "").strip())  # x-: Anthropic's
+        if key is None:
+            client = scope.get("client") or ("", 0)
+            loopback = _is_loopback(client[0])
+            if loopback and not self.everyone_sends:
+                return None
+            return 401, (
+                "this server needs an API key: send Authorization: Bearer <key> "
+                "(or x-api-key: <key>)"
+            )
+        needed = scope_of(scope["path"])
+        if needed is not None and needed not in key.scopes:
+            return 403, f"the key {key.name!r} has no {needed!r} scope (it has: " + (
+                ", ".join(key.scopes) + ")"
+            )
+        wait = self.limiter.admit(key)
+        if wait is not None:
+            limit = key.requests_per_minute or key.tokens_per_minute
+            unit = "requests" if key.requests_per_minute else "tokens"
+            return 429, f"the key {key.name!r} is over its {limit} {unit} a minute", wait
+        here = record.current()
+        if here is not None:
+            here.key = key.name
         return None
 
     def _host_allowed(self, host: str) -> bool:
         if self.ip_hosts and _is_ip(host):
             return True
         return any(fnmatch.fnmatch(host, h.lower()) for h in self.hosts)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_ip(host: str) -> bool:
@@ -113,10 +159,14 @@ def _this_machine() -> tuple[str, ...]:
     return (name, f"{name.split('.')[0]}.local", "*.local", "*.internal")
 
 
-async def _reject(send: Send, status: int, error: dict[str, object]) -> None:
+async def _reject(
+    send: Send, status: int, error: dict[str, object], retry_after: float | None = None
+) -> None:
     body = json.dumps(error).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

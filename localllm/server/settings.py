@@ -96,6 +96,13 @@ class ServerSettings:
     """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `inference.images`)."""
     allow_files: tuple[str, ...] = ()
     """Folders whose files the API may name (`serve --allow-files`)."""
+    keys_file: Path | None = None
+    """The scoped API keys (`localllm keys`; `server.keys`): `<data>/keys.json`."""
+    require_keys: bool = False
+    """Ask keys of loopback clients too (`serve --require-keys`)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    """HTTPS with this certificate and key (`serve --tls-cert/--tls-key`)."""
     max_body_bytes: int = 64 << 20
     max_connections: int = 1000
     request_timeout_s: float = 30.0
@@ -106,20 +113,36 @@ class ServerSettings:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
     def check(self) -> None:
-        """Refuse to listen beyond loopback without an API key (unless insecure)."""
-        if not self.loopback and not self.api_key and not self.insecure:
-            raise ConfigError(
-                f"listening on {self.host} exposes your models to the network: set "
-                "LOCALLLM_API_KEY (clients then send it as a Bearer token), or pass "
-                "--insecure to serve without one"
-            )
+        """Refuse to listen beyond loopback without an API key (unless insecure), and
+        half a TLS setting."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+        for path in (self.tls_cert, self.tls_key):
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{path}: no such file (--tls-cert/--tls-key)")
+        if self.loopback or self.api_key or self.insecure or self._has_keys():
+            return
+        raise ConfigError(
+            f"listening on {self.host} exposes your models to the network: make a key "
+            "(localllm keys add NAME --scope chat) or set LOCALLLM_API_KEY (clients then "
+            "send it as a Bearer token), or pass --insecure to serve without one"
+        )
+
+    def _has_keys(self) -> bool:
+        from localllm.server.keys import KeyFile
+
+        return self.keys_file is not None and bool(KeyFile(self.keys_file).load())
 
 
 def is_loopback(host: str) -> bool:
