@@ -63,8 +63,26 @@ def serve(
         scheduler.abort_all("the server is shutting down")
 
     server = _Server(config, stopping)
-    print(f"localllm: listening on {settings.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    print(f"localllm: listening on {settings.url} (pid {os.getpid()}); {exposure(settings)}",
+          file=sys.stderr, flush=True)  # fmt: skip
     server.run()
+
+
+def exposure(settings: ServerSettings) -> str:
+    """What listening here exposes, said plainly at start."""
+    from localllm.server.keys import KeyRing
+
+    where = (
+        "this machine only" if settings.loopback else f"every client that reaches {settings.host}"
+    )
+    keys = KeyRing.of(settings)
+    if not keys.any():
+        guard = "no API key asked" + ("" if settings.loopback else " (--insecure)")
+    elif settings.require_keys or settings.api_key:
+        guard = "an API key asked of every client"
+    else:
+        guard = "an API key asked beyond loopback"
+    return f"the APIs of every local model to {where}, {guard}"
 
 
 def _prune(store: Store) -> None:
