@@ -24,6 +24,13 @@ class AccessRecord:
     """How long the worker took over the prompt, once it had a slot for it."""
     key: str = ""
     """The name of the API key the request came with ("" without one)."""
+    client: str = ""
+    """The client's address."""
+
+    @property
+    def who(self) -> str:
+        """Whose turn a waiting request takes (`workers.turns`): its key, else address."""
+        return f"key:{self.key}" if self.key else f"address:{self.client}"
 
 
 _RECORD: contextvars.ContextVar[AccessRecord | None] = contextvars.ContextVar(
@@ -52,6 +59,12 @@ def first_token() -> None:
     record = _RECORD.get()
     if record is not None and record.first_token is None:
         record.first_token = time.perf_counter()
+
+
+def who() -> str:
+    """This request's client, for the turns of a busy model ("" outside a request)."""
+    record = _RECORD.get()
+    return record.who if record is not None else ""
 
 
 def current() -> AccessRecord | None:

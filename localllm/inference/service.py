@@ -129,7 +129,7 @@ class Inference:
         """(the prompt text `request` would feed the model, its tokens): rendered by the
         model's worker, with the code a generation renders with."""
         manifest, made = await self.chat_recipe(request)
-        runner = await self.scheduler.acquire(manifest, made.options)
+        runner = await self.scheduler.acquire(manifest, made.options, record.who())
         try:
             rendered = await runner.render(bound_prompt(made.generate, runner.context))
         finally:
@@ -145,7 +145,7 @@ class Inference:
             self.scheduler.unload_when_idle(manifest.name)
             return manifest.name, -1
         start = time.perf_counter_ns()
-        runner = await self.scheduler.acquire(manifest, options(sampling, manifest))
+        runner = await self.scheduler.acquire(manifest, options(sampling, manifest), record.who())
         self.scheduler.release(runner, seconds)
         return manifest.name, time.perf_counter_ns() - start
 
@@ -153,7 +153,7 @@ class Inference:
         started = time.perf_counter_ns()
         manifest = self.manifest(request.model)
         merged = options(Sampling(request.options), manifest)
-        runner = await self.scheduler.acquire(manifest, merged)
+        runner = await self.scheduler.acquire(manifest, merged, record.who())
         load_ns = time.perf_counter_ns() - started
         try:
             inputs = bound_inputs(request.inputs, runner.context, request.truncate)
@@ -176,7 +176,7 @@ class Inference:
                 "the grammar decides where the answer ends",
             )
         started = time.perf_counter_ns()
-        runner = await self.scheduler.acquire(manifest, made.options)
+        runner = await self.scheduler.acquire(manifest, made.options, record.who())
         load_ns = time.perf_counter_ns() - started
         try:
             request = bound_prompt(request, runner.context)

@@ -49,7 +49,8 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = AccessRecord()
+        client = scope.get("client")
+        record = AccessRecord(client=client[0] if client else "")
         token = recording(record)
         started = time.perf_counter()
         status = 0

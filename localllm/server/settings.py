@@ -80,6 +80,12 @@ class ServerSettings:
     keep_alive_s: float | None = DEFAULT_KEEP_ALIVE_S
     """None: forever."""
     max_queue: int = 512
+    queue_wait_s: float = 600.0
+    """How long a request waits for a busy model's slot before a 503
+    (`LOCALLLM_QUEUE_WAIT`, seconds)."""
+    fair_queues: bool = True
+    """Waiting requests take turns by client (`workers.turns`); off
+    (`LOCALLLM_FAIR_QUEUES=0`): in arrival order."""
     max_loaded: int = 0
     num_parallel: int = 0
     backend_sampling: str = "auto"
@@ -215,6 +221,9 @@ def settings_from_env(
         allowed_hosts=_list(env, "LOCALLLM_ALLOWED_HOSTS"),
         keep_alive_s=parse_keep_alive(env.get("LOCALLLM_KEEP_ALIVE"), DEFAULT_KEEP_ALIVE_S),
         max_queue=_int(env, "LOCALLLM_MAX_QUEUE", 512),
+        queue_wait_s=max(1, _int(env, "LOCALLLM_QUEUE_WAIT", 600)),
+        fair_queues=env.get("LOCALLLM_FAIR_QUEUES", "").strip().lower()
+        not in ("0", "false", "off"),
         max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
         num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
         backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
@@ -231,6 +240,9 @@ def settings_from_env(
         request_timeout_s=max(1, _int(env, "LOCALLLM_REQUEST_TIMEOUT", 30)),
         idle_timeout_s=max(1, _int(env, "LOCALLLM_IDLE_TIMEOUT", 30)),
     )
+
+
+OFF = ("0", "false", "off", "no")
 
 
 def _folders(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ from localllm.workers.replicas import (
     single_gpu_budgets,
 )
 from localllm.workers.runner import Runner, RunnerError
+from localllm.workers.turns import Turns
 
 LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
 Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int, bool], Planned]
@@ -124,12 +125,14 @@ class Scheduler:
         """Requests waiting for a model to reload with their settings (`ps` shows it)."""
         self.reload_wait_s = RELOAD_WAIT_S
         self.tally = Tally()
+        self._turns: dict[Runner, Turns] = {}
 
     # --- admission ----------------------------------------------------------------------
 
-    async def acquire(self, manifest: Manifest, options: dict[str, Any]) -> Runner:
+    async def acquire(self, manifest: Manifest, options: dict[str, Any], who: str = "") -> Runner:
         """The runner for `manifest`, with one more request admitted; loads it if needed.
-        Pair every call with `release`."""
+        When every slot is busy, the request waits its client's turn (`who`: its key or
+        address; `workers.turns`). Pair every call with `release`."""
         key = _key(manifest, options)
         slot = await self._loaded(manifest, key, options)
         runner = least_loaded(
@@ -142,6 +145,14 @@ class Scheduler:
                 f"(LOCALLLM_MAX_QUEUE={self.settings.max_queue}); try again shortly"
             )
         runner.in_flight += 1
+        try:
+            turns = self.turns_of(runner)
+            await turns.take(who if self.settings.fair_queues else "", self.settings.queue_wait_s,
+                             manifest.name)  # fmt: skip
+        except BaseException:
+            runner.in_flight -= 1
+            self._changed.set()
+            raise
         tip = self.replica_tip(manifest.name)
         if tip and manifest.name not in self._tipped:
             self._tipped.add(manifest.name)
@@ -166,6 +177,7 @@ class Scheduler:
         """One request of `runner` ended; it stays loaded `keep_alive_s` once idle (a
         model's copies go with its first: the model stays while any copy works)."""
         runner.in_flight -= 1
+        self.turns_of(runner).give()
         runner.last_used = time.monotonic()
         first = self.slots.get(runner.name)
         if first is not None and first.runner is not runner and not runner.dead:
@@ -191,6 +203,18 @@ class Scheduler:
         slot = self.slots.get(runner.name)
         if slot is not None and slot.runner is runner and self.in_flight(runner.name) == 0:
             self.unload(runner.name)
+
+    def turns_of(self, runner: Runner) -> Turns:
+        """The turns of `runner`'s slots (made at its first request)."""
+        turns = self._turns.get(runner)
+        if turns is None:
+            turns = self._turns[runner] = Turns(runner.parallel)
+        return turns
+
+    def _drop_turns(self, runner: Runner, why: str) -> None:
+        turns = self._turns.pop(runner, None)
+        if turns is not None:
+            turns.close(RunnerError(why))
 
     def in_flight(self, name: str) -> int:
         """Requests admitted to every copy of model `name`."""
@@ -469,8 +493,10 @@ class Scheduler:
         if slot is None:
             return False
         slot.runner.stop()
+        self._drop_turns(slot.runner, f"model {name!r} was unloaded while the request waited")
         for copy in self.copies.pop(name, []):
             copy.runner.stop()
+            self._drop_turns(copy.runner, f"model {name!r} was unloaded while it waited")
         self._changed.set()
         return True
 
@@ -481,6 +507,7 @@ class Scheduler:
             self.unload(runner.name)  # its copies go with it; the next request reloads
         copies = self.copies.get(runner.name, [])
         copies[:] = [c for c in copies if c.runner is not runner]
+        self._drop_turns(runner, f"the worker of {runner.name!r} died while the request waited")
         self._changed.set()
 
     def abort_all(self, message: str) -> None:
