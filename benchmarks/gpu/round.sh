@@ -37,8 +37,6 @@ run)
     build=$!
     python3 benchmarks/_models.py "$M" 1B --base > "$ROUND/models.log" 2>&1 &
     base1=$!
-    python3 benchmarks/_models.py "$M" 8B --base >> "$ROUND/models.log" 2>&1 &
-    base8=$!
     wait $build || { step "setup failed"; tail -30 /tmp/build.log >> "$ROUND/steps.log"; touch "$ROUND/done"; exit 1; }
     wait $base1
     step "built; quantizing 1B"
@@ -61,8 +59,7 @@ run)
         --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
         --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
         > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
-    wait $base8
-    step "quantizing 8B"
+    step "writing and quantizing 8B"
     python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
     best="-fa on --backend-sampling"
     step "8B concurrency (llama-server $best)"
