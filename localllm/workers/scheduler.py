@@ -20,20 +20,19 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from localllm.engine.protocol import Load
-from localllm.errors import LocalLLMError
 from localllm.planner.budget import Budget, less, with_workers
-from localllm.planner.memory import MemoryEstimate
-from localllm.planner.placement import Placed, placement, workers_pay
+from localllm.planner.placement import placement, workers_pay
 from localllm.remote.workers import WorkerState
 from localllm.server.settings import ServerSettings
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 from localllm.workers.fallback import Fallbacks, start_runner
+from localllm.workers.held import LOAD_OPTIONS, Busy, LoadKey, Slot, Tally, gpu_of_slot, load_key
 from localllm.workers.loading import DoesNotFit, Planned, machine_budget, on_workers, plan_load
 from localllm.workers.replicas import (
     gpu_of,
@@ -45,7 +44,6 @@ from localllm.workers.replicas import (
 from localllm.workers.runner import Runner, RunnerError
 from localllm.workers.turns import Turns
 
-LOAD_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch")
 Planner = Callable[[Manifest, Store, Budget, "int | None", dict[str, Any], int, bool], Planned]
 
 
@@ -53,41 +51,6 @@ RunnerFactory = Callable[[str, Load, Path, Callable[[Runner], None]], Runner]
 """(model name, what to load, its log, called when it dies) -> a runner not yet started."""
 RELOAD_WAIT_S = 60.0
 """How long a request waits for a model loaded with other settings to go idle."""
-
-
-class Busy(LocalLLMError):
-    """Too many requests are waiting for this model."""
-
-    status = 503
-
-    retry_after_s = 5
-
-
-@dataclass(frozen=True)
-class LoadKey:
-    digests: tuple[str, ...]
-    options: tuple[tuple[str, Any], ...]
-
-
-@dataclass
-class Tally:
-    """What the scheduler has done since it started (`/metrics` exports it)."""
-
-    loads: int = 0
-    evictions: int = 0
-    """Idle models unloaded to make room for another."""
-    deaths: int = 0
-    """Worker processes that died under a loaded model (not stopped by the server)."""
-
-
-@dataclass
-class Slot:
-    runner: Runner
-    key: LoadKey
-    estimate: MemoryEstimate
-    manifest: Manifest
-    placement: tuple[Placed, ...] = ()
-    """Where the model is, host by host (`ps` shows it)."""
 
 
 class Scheduler:
@@ -133,7 +96,7 @@ class Scheduler:
         """The runner for `manifest`, with one more request admitted; loads it if needed.
         When every slot is busy, the request waits its client's turn (`who`: its key or
         address; `workers.turns`). Pair every call with `release`."""
-        key = _key(manifest, options)
+        key = load_key(manifest, options)
         slot = await self._loaded(manifest, key, options)
         runner = least_loaded(
             [slot.runner, *(c.runner for c in self.copies.get(manifest.name, ()))]
@@ -519,19 +482,8 @@ class Scheduler:
             self.unload(name)
 
 
-def gpu_of_slot(slot: Slot) -> int | None:
-    devices = slot.runner.load_request.settings.devices
-    return devices[0] if len(devices) == 1 else None
-
-
-def _key(manifest: Manifest, options: dict[str, Any]) -> LoadKey:
-    digests = tuple(sorted(manifest.digests))
-    chosen = {k: options.get(k, manifest.parameters.get(k)) for k in LOAD_OPTIONS}
-    return LoadKey(digests, tuple((k, v) for k, v in sorted(chosen.items()) if v is not None))
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-__all__ = ["Busy", "DoesNotFit", "RunnerError", "Scheduler", "Slot"]
+__all__ = ["Busy", "DoesNotFit", "RunnerError", "Scheduler", "Slot", "gpu_of_slot"]
