@@ -56,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="plan a draft model beside it (speculative decoding; default: the catalogue's)",
     )
     parser.add_argument(
+        "--kv-cache-type", choices=["f16", "q8_0", "q4_0"],
+        help="the KV cache in this type (PARAMETER kv_cache_type); the plan says what it saves",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-trial",
         action="store_true",
         help="skip the check against llama.cpp's own trial load (formulas only)",
@@ -103,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         candidates = [s.candidate for s in sources]
 
         def plan_at(room: Budget, measure: Measure | None = None) -> Plan:
-            return plan(candidates, room, args.ctx, Policy(args.policy), measure)
+            return plan(candidates, room, args.ctx, Policy(args.policy), measure,
+                        kv_type=args.kv_cache_type)  # fmt: skip
 
         # a trial load would not see the workers' devices: across them, formulas only
         here = plan_at(budget, measure if trial else None)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from localllm.planner.memory import kv_bytes
 from localllm.planner.network import describe as describe_network
 from localllm.planner.network import hops
 from localllm.planner.numa import describe
 from localllm.planner.plan import Fit, Option, Plan, gpu_spare
 from localllm.planner.quality import QUALITY_FLOOR, describe_cost, kl_divergence
+from localllm.units import format_bytes
 
 GIB = 1 << 30
 
@@ -50,7 +54,16 @@ def explain(p: Plan) -> list[str]:
         lines.append(f"Context {p.n_ctx} tokens: the model was trained for no more than {trained}.")
     else:
         lines.append(f"Context {p.n_ctx} tokens, as asked.")
-    if s.type_k != "f16":
+    if p.kv_type is not None and s.type_k == p.kv_type:
+        model, f16 = choice.candidate.model, replace(s, type_k="f16", type_v="f16")
+        saved = sum(kv_bytes(model, f16)) - sum(kv_bytes(model, s))
+        lines.append(
+            f"KV cache in {s.type_k}, as asked (kv_cache_type): {format_bytes(saved)} less "
+            "than f16."
+        )
+    elif p.kv_type is not None:
+        lines.append(f"KV cache in {s.type_k}: this model's heads do not take {p.kv_type}.")
+    elif s.type_k != "f16":
         lines.append(
             f"KV cache in {s.type_k} (half the memory of f16, negligible quality loss) "
             "so that it fits entirely on the GPU."

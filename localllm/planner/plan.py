@@ -100,6 +100,8 @@ class Plan:
     below_floor: bool = False
     notes: tuple[str, ...] = ()
     """What the caller decided around the plan (e.g. whether to use RPC workers), said first."""
+    kv_type: str | None = None
+    """The KV cache type asked for (`PARAMETER kv_cache_type`); None: the planner's."""
 
 
 def plan(
@@ -108,8 +110,10 @@ def plan(
     n_ctx: int | None = None,
     policy: Policy = Policy.AUTO,
     measure: Measure | None = None,
+    kv_type: str | None = None,
 ) -> Plan:
-    """The plan for these quantizations of one model on `budget`'s machine."""
+    """The plan for these quantizations of one model on `budget`'s machine; `kv_type`:
+    the KV cache type asked for (else f16, or q8_0 where that alone fits it on the GPU)."""
     if not candidates:
         raise ValueError("plan() needs at least one candidate")
     train_ctx = max(c.model.context_length for c in candidates) or 4096
@@ -119,8 +123,9 @@ def plan(
         contexts = tuple(c for c in DEFAULT_CONTEXTS if c <= train_ctx) or (train_ctx,)
     result = None
     for ctx in contexts:
-        options = [evaluate(c, budget, ctx, policy) for c in candidates]
-        result = _choose(candidates[0].model.name, ctx, n_ctx, policy, options, budget, measure)
+        options = [evaluate(c, budget, ctx, policy, kv_type=kv_type) for c in candidates]
+        name = candidates[0].model.name
+        result = _choose(name, ctx, n_ctx, policy, options, budget, measure, kv_type)
         if result.choice is not None:
             return result
     assert result is not None
@@ -133,10 +138,13 @@ def evaluate(
     n_ctx: int,
     policy: Policy = Policy.AUTO,
     measured: MeasuredBuffers | None = None,
+    kv_type: str | None = None,
 ) -> Option:
     """How `candidate` fits at `n_ctx`: the most GPU layers the budgets allow."""
     model = candidate.model
-    base = LoadSettings(n_gpu_layers=0, n_ctx=n_ctx, n_threads=budget.threads)
+    kv_types = _kv_types(model, kv_type)
+    base = LoadSettings(n_gpu_layers=0, n_ctx=n_ctx, n_threads=budget.threads,
+                        type_k=kv_types[0], type_v=kv_types[0])  # fmt: skip
     targets = gpu_targets(budget) if policy is not Policy.CPU_ONLY else ()
     full = model.n_layer + 1
 
@@ -144,8 +152,8 @@ def evaluate(
         return estimate(model, s, targets, budget.repack, measured)
 
     if targets:
-        for kv_type in _kv_types(model):
-            s = replace(base, n_gpu_layers=full, type_k=kv_type, type_v=kv_type)
+        for kv in kv_types:
+            s = replace(base, n_gpu_layers=full, type_k=kv, type_v=kv)
             e = est(s)
             if fits(e, budget):
                 return _option(candidate, Fit.FULL_GPU, s, e, budget, measured)
@@ -174,15 +182,18 @@ def _choose(
     options: list[Option],
     budget: Budget,
     measure: Measure | None,
+    kv_type: str | None = None,
 ) -> Plan:
     tried: set[str] = set()
     while True:
         pick, below_floor = _pick([o for o in options if o.label not in tried], budget)
         if pick is None or measure is None or pick.measured:
-            return Plan(name, ctx, requested, policy, tuple(options), pick, budget, below_floor)
+            return Plan(name, ctx, requested, policy, tuple(options), pick, budget, below_floor,
+                        kv_type=kv_type)  # fmt: skip
         checked = evaluate(
-            pick.candidate, budget, ctx, policy, measure(pick.candidate, pick.settings)
-        )
+            pick.candidate, budget, ctx, policy, measure(pick.candidate, pick.settings),
+            kv_type=kv_type,
+        )  # fmt: skip
         checked = replace(checked, measured=True)
         options = [checked if o.label == pick.label else o for o in options]
         if checked.fit is Fit.NONE:
@@ -240,11 +251,14 @@ def gpu_targets(budget: Budget) -> tuple[GpuTarget, ...]:
     )
 
 
-def _kv_types(model: ModelInfo) -> tuple[str, ...]:
-    """f16, then q8_0 where llama.cpp accepts it (head sizes a multiple of its block of 32)."""
-    if model.key_length % 32 == 0 and model.value_length % 32 == 0:
-        return ("f16", "q8_0")
-    return ("f16",)
+def _kv_types(model: ModelInfo, asked: str | None = None) -> tuple[str, ...]:
+    """The KV cache types to try in turn: the one asked for, else f16 then q8_0; a
+    quantized cache only where llama.cpp accepts it (head sizes a multiple of its block
+    of 32), else f16."""
+    blocks = model.key_length % 32 == 0 and model.value_length % 32 == 0
+    if asked is not None:
+        return (asked if blocks else "f16",)
+    return ("f16", "q8_0") if blocks else ("f16",)
 
 
 def fits(e: MemoryEstimate, budget: Budget) -> bool:

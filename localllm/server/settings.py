@@ -87,6 +87,8 @@ class ServerSettings:
     """Waiting requests take turns by client (`workers.turns`); off
     (`LOCALLLM_FAIR_QUEUES=0`): in arrival order."""
     max_loaded: int = 0
+    kv_cache_type: str | None = None
+    """The KV cache type of models whose Modelfile names none (`LOCALLLM_KV_CACHE_TYPE`)."""
     num_parallel: int = 0
     backend_sampling: str = "auto"
     """auto | on | off (`LOCALLLM_BACKEND_SAMPLING`)."""
@@ -225,6 +227,7 @@ def settings_from_env(
         fair_queues=env.get("LOCALLLM_FAIR_QUEUES", "").strip().lower()
         not in ("0", "false", "off"),
         max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
+        kv_cache_type=_kv_cache_type(env),
         num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
         backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
         insecure=insecure,
@@ -243,6 +246,15 @@ def settings_from_env(
 
 
 OFF = ("0", "false", "off", "no")
+
+
+def _kv_cache_type(env: Mapping[str, str]) -> str | None:
+    from localllm.store.modelfile import KV_CACHE_TYPES
+
+    value = env.get("LOCALLLM_KV_CACHE_TYPE", "").strip().lower()
+    if value and value not in KV_CACHE_TYPES:
+        raise ConfigError(f"LOCALLLM_KV_CACHE_TYPE must be one of {', '.join(KV_CACHE_TYPES)}")
+    return value or None
 
 
 def _folders(values: tuple[str, ...]) -> tuple[str, ...]:

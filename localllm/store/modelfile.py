@@ -71,6 +71,15 @@ def _text(value: str) -> str:
     return value
 
 
+def _kv_type(value: str) -> str:
+    if value not in KV_CACHE_TYPES:
+        raise ValueError(f"must be one of {', '.join(KV_CACHE_TYPES)}")
+    return value
+
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+"""The KV cache types llama.cpp offers (as Ollama's OLLAMA_KV_CACHE_TYPE)."""
+
 # The sampling and runtime parameters Ollama documents, with their types and the
 # bounds within which llama.cpp takes them (a count past a C int, a thread count in
 # the millions, a penalty window of gigabytes would end the model's worker).
@@ -83,7 +92,7 @@ PARAMETERS: Mapping[str, Callable[[str], object]] = {
     "repeat_penalty": _float(0.0, 1e6), "presence_penalty": _float(-2.0, 2.0),
     "frequency_penalty": _float(-2.0, 2.0), "mirostat_eta": _float(0.0, 1e6),
     "mirostat_tau": _float(0.0, 1e6), "use_mmap": _bool, "stop": _text,
-    "prompt_lookup": _bool, "draft_max": _int(0, 16),
+    "prompt_lookup": _bool, "draft_max": _int(0, 16), "kv_cache_type": _kv_type,
 }  # fmt: skip
 MAX_STOPS = 64
 

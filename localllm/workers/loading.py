@@ -64,6 +64,8 @@ def plan_load(
     paths = store.model_paths(manifest)
     info, _ = store.read_model(manifest)
     label = manifest.model.quantization or info.quantization
+    # the Modelfile's, else the server's default (LOCALLLM_KV_CACHE_TYPE, in `overrides`)
+    kv_type = manifest.parameters.get("kv_cache_type") or overrides.get("kv_cache_type")
     candidate = Candidate(label=label, model=info, download_bytes=0)
     measure = None
     if trial and len(paths) == 1:
@@ -74,7 +76,7 @@ def plan_load(
     def plan_at(room: Budget) -> Plan:
         """The model alone in `room`, with its slots and its sliding-window cache."""
         try:
-            result = plan([candidate], room, n_ctx=n_ctx, measure=measure)
+            result = plan([candidate], room, n_ctx=n_ctx, measure=measure, kv_type=kv_type)
         except TrialError as exc:
             raise DoesNotFit(f"model {manifest.name!r} cannot be loaded: {exc}") from None
         if result.choice is None or result.choice.fit is Fit.NONE:

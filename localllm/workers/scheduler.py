@@ -201,6 +201,8 @@ class Scheduler:
         budget = await self.budget()
         n_ctx = options.get("num_ctx") or manifest.parameters.get("num_ctx")
         overrides = {k: v for k, v in options.items() if k in LOAD_OPTIONS[1:]}
+        if self.settings.kv_cache_type:
+            overrides["kv_cache_type"] = self.settings.kv_cache_type
         while True:
             full = self.settings.max_loaded and len(self.slots) >= self.settings.max_loaded
             try:

@@ -62,6 +62,23 @@ def test_8gb_laptop_fits_32k_with_a_q8_0_cache(llama8b: list[Candidate]) -> None
     _assert_within_budget(p)
 
 
+def test_an_asked_kv_cache_type_is_kept_and_its_saving_said(llama8b: list[Candidate]) -> None:
+    """`PARAMETER kv_cache_type q4_0`: the cache at about a quarter of f16 (18 of 64 bytes
+    a block), at 64k a fit that f16 or q8_0 could not give entirely on the GPU."""
+    asked = plan(llama8b, _budget("nvidia_laptop"), n_ctx=65536, kv_type="q4_0")
+    assert asked.choice is not None and asked.choice.settings.type_k == "q4_0"
+    assert asked.choice.settings.type_v == "q4_0" and asked.kv_type == "q4_0"
+    auto = plan(llama8b, _budget("nvidia_laptop"), n_ctx=65536)
+    assert auto.choice is not None
+    assert asked.choice.settings.n_gpu_layers > auto.choice.settings.n_gpu_layers
+    said = " ".join(explain(asked))
+    assert "as asked (kv_cache_type): 5.8 GiB less than f16" in said, said
+    _assert_within_budget(asked)
+    cpu = plan(llama8b, _budget("nvidia_laptop"), n_ctx=4096, policy=Policy.CPU_ONLY,
+               kv_type="q8_0")  # fmt: skip
+    assert cpu.choice is not None and cpu.choice.settings.type_k == "q8_0"
+
+
 def test_8gb_laptop_gets_q4_k_m_partially_offloaded_at_64k(llama8b: list[Candidate]) -> None:
     p = plan(llama8b, _budget("nvidia_laptop"), n_ctx=65536)
     assert p.choice is not None and p.choice.label in ("Q4_K_M", "IQ4_XS")  # the same class
