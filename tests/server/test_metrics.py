@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -61,6 +64,9 @@ def test_requests_tokens_and_latency_after_real_requests(server: Running) -> Non
     assert value(m, "localllm_kv_cells", model="tiny") >= 1024
     assert value(m, "localllm_streams_running", model="tiny") == 0
     assert value(m, "localllm_worker_deaths_total") == 0
+    dashboard = (Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    shown = set(re.findall(r"localllm_[a-z_]+", dashboard))
+    assert shown and shown <= set(m), shown - set(m)  # every panel reads a real metric
 
 
 def test_metrics_ask_for_the_key_beyond_loopback_like_everything(
