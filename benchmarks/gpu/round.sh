@@ -47,7 +47,7 @@ run)
     fast=(--fast-flags "-fa on --backend-sampling")
     step "1B concurrency"
     python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
+        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \
         --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
         > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
     step "long prompts"
