@@ -58,6 +58,9 @@ class ModelSpec:
     fim: bool = False
     """Fill-in-the-middle tokens (`<fim_prefix>` ...) named in the metadata, as coder models
     have them."""
+    rank_labels: tuple[str, ...] = ()
+    """A reranker (llama.cpp's pooling type rank) with a classifier head of these
+    labels, as Qwen3-Reranker's GGUFs are (arch qwen3: the last token's scores)."""
 
     @property
     def hd(self) -> int:
@@ -81,6 +84,9 @@ LLAMA_8B = ModelSpec(n_vocab=128256, n_embd=4096, n_layer=32, n_head=32, n_head_
 MIXTRAL_8X7B = ModelSpec(n_vocab=32000, n_embd=4096, n_layer=32, n_head=32, n_head_kv=8,
                          n_ff=14336, n_expert=8, n_expert_used=2, n_ctx_train=32768,
                          name="mixtral-8x7b-shaped")  # fmt: skip
+RERANKER = ModelSpec(arch="qwen3", n_embd=128, n_head=4, n_head_kv=2, n_ff=256, n_layer=2,
+                     rank_labels=("yes", "no"), name="tiny-reranker")  # fmt: skip
+"""A small reranker: scores of (query, document) pairs that llama.cpp computes."""
 LLAMA_70B = ModelSpec(n_vocab=128256, n_embd=8192, n_layer=80, n_head=64, n_head_kv=8,
                       n_ff=28672, n_ctx_train=131072, name="llama-70b-shaped")  # fmt: skip
 
@@ -114,13 +120,10 @@ def tensor_shapes(spec: ModelSpec) -> list[tuple[str, tuple[int, ...]]]:
             (b + "attn_output.weight", (e, spec.n_head * hd)),
             (b + "ffn_norm.weight", (e,)),
         ]
+        if spec.arch in ("gemma3", "qwen3"):
+            shapes += [(b + "attn_q_norm.weight", (hd,)), (b + "attn_k_norm.weight", (hd,))]
         if spec.arch == "gemma3":
-            shapes += [
-                (b + "attn_q_norm.weight", (hd,)),
-                (b + "attn_k_norm.weight", (hd,)),
-                (b + "post_attention_norm.weight", (e,)),
-                (b + "post_ffw_norm.weight", (e,)),
-            ]
+            shapes += [(b + "post_attention_norm.weight", (e,)), (b + "post_ffw_norm.weight", (e,))]
         if spec.n_expert:
             x = spec.n_expert
             shapes += [
@@ -138,6 +141,8 @@ def tensor_shapes(spec: ModelSpec) -> list[tuple[str, tuple[int, ...]]]:
     shapes.append(("output_norm.weight", (e,)))
     if not spec.tied_embeddings:
         shapes.append(("output.weight", (spec.n_vocab, e)))
+    if spec.rank_labels:
+        shapes.append(("cls.output.weight", (len(spec.rank_labels), e)))
     return shapes
 
 
@@ -170,6 +175,9 @@ def _writer(spec: ModelSpec, path: Path, file_type: int, split: int = 0) -> gguf
         w.add_expert_used_count(spec.n_expert_used)
     if spec.sliding_window:
         w.add_sliding_window(spec.sliding_window)
+    if spec.rank_labels:
+        w.add_pooling_type(gguf.PoolingType.RANK)
+        w.add_array(f"{a}.classifier.output_labels", list(spec.rank_labels))
     _add_vocab(w, spec.n_vocab, spec.repeat_token, spec.fim)
     return w
 
