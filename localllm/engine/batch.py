@@ -28,7 +28,7 @@ import llama_cpp
 
 from localllm.engine import guesses, image_slots, slots, speculation
 from localllm.engine.draft import DraftModel
-from localllm.engine.embedding import embed
+from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
@@ -40,6 +40,7 @@ from localllm.engine.protocol import (
     Event,
     Failed,
     Generate,
+    Rank,
 )
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
@@ -90,7 +91,7 @@ class Engine:
         n_seq = max(1, model.settings.n_seq_max)
         self.slots = [Slot(seq) for seq in range(n_seq)]
         self.n_ctx_slot = model.n_ctx_seq
-        self.queue: deque[Generate | Embed | Prepared] = deque()
+        self.queue: deque[Generate | Embed | Rank | Prepared] = deque()
         self._capacity = max(model.settings.n_batch, n_seq)
         self._batch = TokenBatch(self._capacity)
         self._can_cut = not (model.recurrent or (model.has_swa and not model.settings.swa_full))
@@ -103,7 +104,7 @@ class Engine:
     def busy(self) -> bool:
         return bool(self.queue) or any(s.job is not None for s in self.slots)
 
-    def submit(self, request: Generate | Embed | Prepared) -> None:
+    def submit(self, request: Generate | Embed | Rank | Prepared) -> None:
         self.queue.append(request)
 
     def cancel(self, request_id: int) -> Failed | None:
@@ -137,12 +138,15 @@ class Engine:
             if not free:
                 break
             request = self.queue.popleft()
-            if isinstance(request, Embed):
+            if isinstance(request, Embed | Rank):
                 slot = min(free, key=lambda s: s.last_used)
                 limit = min(self.model.settings.n_ubatch, self.n_ctx_slot)
                 slots.forget(slot, None)  # embedding clears the sequence itself
                 try:
-                    events.append(embed(self.model, self._batch, request, slot.seq, limit))
+                    if isinstance(request, Embed):
+                        events.append(embed(self.model, self._batch, request, slot.seq, limit))
+                    else:
+                        events.append(rank(self.model, self._batch, request, slot.seq, limit))
                 except Exception as exc:
                     events.append(Failed(request.id, 500, f"embedding failed: {describe(exc)}"))
                 slot.last_used = time.monotonic()

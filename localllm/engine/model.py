@@ -126,6 +126,15 @@ class LlamaModel:
             raise LoadError(f"llama.cpp could not load the model: {last_reason(self.log)}")
         return model
 
+    def metadata_text(self, key: str) -> str | None:
+        """A metadata value of the GGUF as text (None when it has no such key)."""
+        size = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), None, 0)
+        if size < 0:
+            return None
+        buf = ctypes.create_string_buffer(size + 1)
+        llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, size + 1)
+        return buf.value.decode(errors="replace")
+
     def _meta_int(self, suffix: str, missing: int = 0) -> int:
         buf = ctypes.create_string_buffer(64)
         arch = ctypes.create_string_buffer(64)

@@ -149,6 +149,16 @@ class Embed:
 
 
 @dataclass(frozen=True)
+class Rank:
+    """How well each document answers `query`, by a reranker (pooling type rank)."""
+
+    id: int
+    query: str
+    documents: tuple[str, ...]
+    truncate: bool = True
+
+
+@dataclass(frozen=True)
 class Render:
     """The prompt text `request` would feed the model (`/apply-template`)."""
 
@@ -236,6 +246,14 @@ class Embedded:
 
 
 @dataclass(frozen=True)
+class Ranked:
+    id: int
+    scores: tuple[float, ...]
+    """One per document, in the order sent: the reranker's score (higher: better)."""
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class Rendered:
     id: int
     prompt: str
@@ -254,5 +272,5 @@ class Failed:
     """For a prompt longer than the context: (its tokens, the context's)."""
 
 
-Request = Generate | Embed | Render | Cancel
-Event = Piece | Done | Embedded | Rendered | Failed
+Request = Generate | Embed | Rank | Render | Cancel
+Event = Piece | Done | Embedded | Ranked | Rendered | Failed

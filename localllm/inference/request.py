@@ -166,3 +166,18 @@ class EmbedRequest:
     truncate: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     keep_alive: KeepAlive = None
+    dimensions: int | None = None
+    """Each vector cut to its first N values and normalised again (Ollama's and OpenAI's
+    `dimensions`)."""
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """Documents ordered by how well each answers the query (`/v1/rerank`)."""
+
+    model: str
+    query: str
+    documents: tuple[str, ...]
+    top_n: int | None = None
+    truncate: bool = True
+    keep_alive: KeepAlive = None

@@ -30,6 +30,7 @@ from localllm.inference.request import (
     ImageIn,
     KeepAlive,
     PromptRequest,
+    RerankRequest,
     Sampling,
 )
 from localllm.inference.thinking import Thinking
@@ -75,6 +76,21 @@ class Embeddings:
     prompt_tokens: int
     load_ns: int
     total_ns: int
+
+
+@dataclass(frozen=True)
+class Ranking:
+    model: str
+    results: tuple[tuple[int, float], ...]
+    """(the document's index in the request, its score), best first."""
+    prompt_tokens: int
+
+
+def shortened(vector: tuple[float, ...], n: int) -> tuple[float, ...]:
+    """The first `n` values, normalised again (a Matryoshka model's shorter embedding)."""
+    head = vector[:n]
+    norm = sum(v * v for v in head) ** 0.5 or 1.0
+    return tuple(v / norm for v in head)
 
 
 class Inference:
@@ -162,7 +178,27 @@ class Inference:
             self.scheduler.release(runner, self.keep_alive(request.keep_alive))
         record.tokens(result.prompt_tokens, 0)
         total = time.perf_counter_ns() - started
-        return Embeddings(manifest.name, result.vectors, result.prompt_tokens, load_ns, total)
+        vectors = result.vectors
+        if request.dimensions:
+            vectors = tuple(shortened(v, request.dimensions) for v in vectors)
+        return Embeddings(manifest.name, vectors, result.prompt_tokens, load_ns, total)
+
+    async def rerank(self, request: RerankRequest) -> Ranking:
+        """The documents' scores, best first (the `top_n` best, when given)."""
+        manifest = self.manifest(request.model)
+        runner = await self.scheduler.acquire(manifest, options(Sampling({}), manifest),
+                                              record.who())  # fmt: skip
+        try:
+            query = bound_inputs((request.query,), runner.context, request.truncate)[0]
+            documents = bound_inputs(request.documents, runner.context, request.truncate)
+            result = await runner.rank(query, documents, request.truncate)
+        finally:
+            self.scheduler.release(runner, self.keep_alive(request.keep_alive))
+        record.tokens(result.prompt_tokens, 0)
+        order = sorted(range(len(result.scores)), key=lambda i: -result.scores[i])
+        kept = order[: request.top_n] if request.top_n else order
+        return Ranking(manifest.name, tuple((i, result.scores[i]) for i in kept),
+                       result.prompt_tokens)  # fmt: skip
 
     async def _start(
         self, manifest: Manifest, made: recipe.Recipe, keep_alive: float | None

@@ -38,6 +38,8 @@ from localllm.engine.protocol import (
     Loaded,
     LoadFailed,
     Piece,
+    Rank,
+    Ranked,
     Render,
     Rendered,
 )
@@ -204,6 +206,11 @@ class Runner:
     async def embed(self, inputs: tuple[str, ...], truncate: bool) -> Embedded:
         event = await self._ask(lambda rid: Embed(rid, inputs, truncate))
         assert isinstance(event, Embedded)
+        return event
+
+    async def rank(self, query: str, documents: tuple[str, ...], truncate: bool) -> Ranked:
+        event = await self._ask(lambda rid: Rank(rid, query, documents, truncate))
+        assert isinstance(event, Ranked)
         return event
 
     async def render(self, request: Generate) -> Rendered:

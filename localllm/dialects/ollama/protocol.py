@@ -107,6 +107,7 @@ class EmbedBody(Loose):
     model: StrictStr
     input: EmbedInput
     truncate: StrictBool = True
+    dimensions: StrictInt | None = Field(default=None, ge=1)
     options: Options = Options()
     keep_alive: KeepAlive = None
 

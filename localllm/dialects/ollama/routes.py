@@ -103,6 +103,7 @@ class OllamaAPI:
                 body.truncate,
                 body.options.model_dump(exclude_none=True),
                 body.keep_alive,
+                body.dimensions,
             )
         )
         return JSONResponse(

@@ -105,3 +105,17 @@ class EmbeddingsBody(Loose):
     input: EmbedInput
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)
+
+
+class RerankDocument(Loose):
+    text: StrictStr
+
+
+class RerankBody(Loose):
+    """llama-server's, Jina's and Cohere's rerank request."""
+
+    model: StrictStr
+    query: StrictStr
+    documents: list[StrictStr | RerankDocument] = Field(min_length=1)
+    top_n: StrictInt | None = Field(default=None, ge=1)
+    return_documents: StrictBool = False

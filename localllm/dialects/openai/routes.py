@@ -13,14 +13,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from localllm.dialects.openai import decode, encode
-from localllm.dialects.openai.protocol import ChatCompletionBody, CompletionBody, EmbeddingsBody
+from localllm.dialects.openai.protocol import (
+    ChatCompletionBody,
+    CompletionBody,
+    EmbeddingsBody,
+    RerankBody,
+)
 from localllm.dialects.openai.responses import decode as responses_decode
 from localllm.dialects.openai.responses import encode as responses_encode
 from localllm.dialects.openai.responses.protocol import ResponsesBody
 from localllm.dialects.wire import Services, parse, sse
 from localllm.errors import APIError
 from localllm.inference.events import Finished
-from localllm.inference.request import EmbedRequest, Message
+from localllm.inference.request import EmbedRequest, Message, RerankRequest
 
 
 class OpenAIAPI:
@@ -39,6 +44,8 @@ class OpenAIAPI:
             Route("/v1/responses/{id}", self.kept_response, methods=["GET"]),
             Route("/v1/responses/{id}", self.forget_response, methods=["DELETE"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/rerank", self.rerank, methods=["POST"]),
+            Route("/v1/reranking", self.rerank, methods=["POST"]),
         ]
 
     async def chat_completions(self, request: Request) -> Response:
@@ -104,10 +111,12 @@ class OpenAIAPI:
     async def embeddings(self, request: Request) -> Response:
         body = await parse(request, EmbeddingsBody)
         inputs = (body.input,) if isinstance(body.input, str) else tuple(body.input)
-        result = await self.inference.embed(EmbedRequest(body.model, inputs))
+        result = await self.inference.embed(
+            EmbedRequest(body.model, inputs, dimensions=body.dimensions)
+        )
         data: list[dict[str, Any]] = []
         for i, vector in enumerate(result.vectors):
-            values: Any = list(vector[: body.dimensions] if body.dimensions else vector)
+            values: Any = list(vector)
             if body.encoding_format == "base64":
                 values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
             data.append({"object": "embedding", "index": i, "embedding": values})
@@ -119,6 +128,25 @@ class OpenAIAPI:
                 "model": body.model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
+        )
+
+    async def rerank(self, request: Request) -> Response:
+        """`/v1/rerank` (llama-server's, Jina's and Cohere's shape): `results` of `index` and
+        `relevance_score`, best first."""
+        body = await parse(request, RerankBody)
+        texts = tuple(d if isinstance(d, str) else d.text for d in body.documents)
+        ranking = await self.inference.rerank(
+            RerankRequest(body.model, body.query, texts, body.top_n)
+        )
+        results: list[dict[str, Any]] = []
+        for index, score in ranking.results:
+            entry: dict[str, Any] = {"index": index, "relevance_score": score}
+            if body.return_documents:
+                entry["document"] = {"text": texts[index]}
+            results.append(entry)
+        usage = {"prompt_tokens": ranking.prompt_tokens, "total_tokens": ranking.prompt_tokens}
+        return JSONResponse(
+            {"object": "list", "model": body.model, "results": results, "usage": usage}
         )
 
     async def models(self, request: Request) -> Response:
