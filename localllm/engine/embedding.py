@@ -3,6 +3,8 @@ the others."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import llama_cpp
 
 from localllm.engine.model import LlamaModel
@@ -36,12 +38,9 @@ def embed(
                     )
                 tokens = tokens[:limit]
             total += len(tokens)
-            llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
-            for i, token in enumerate(tokens):
-                batch.put(i, token, i, seq, True)
-            if batch.decode(model.ctx, len(tokens)):
+            pointer = _pooled(model, batch, tokens, seq)
+            if pointer is None:
                 return Failed(request.id, 500, "llama.cpp could not compute the embedding")
-            pointer = llama_cpp.llama_get_embeddings_seq(model.ctx, seq)
             vector = [pointer[i] for i in range(n_embd)]
             norm = sum(v * v for v in vector) ** 0.5 or 1.0
             vectors.append(tuple(v / norm for v in vector))
@@ -74,16 +73,25 @@ def rank(
                     return Failed(request.id, 400, why + "this model ranks at once; set truncate")
                 tokens = tokens[:limit]
             total += len(tokens)
-            llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
-            for i, token in enumerate(tokens):
-                batch.put(i, token, i, seq, True)
-            if batch.decode(model.ctx, len(tokens)):
+            pointer = _pooled(model, batch, tokens, seq)
+            if pointer is None:
                 return Failed(request.id, 500, "llama.cpp could not compute the score")
-            scores.append(float(llama_cpp.llama_get_embeddings_seq(model.ctx, seq)[0]))
+            scores.append(float(pointer[0]))
     finally:
         llama_cpp.llama_set_embeddings(model.ctx, False)
         llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
     return Ranked(request.id, tuple(scores), total)
+
+
+def _pooled(model: LlamaModel, batch: TokenBatch, tokens: list[int], seq: int) -> Any:
+    """`tokens` decoded alone on sequence `seq`: llama.cpp's pooled output for it (an
+    embedding, or a reranker's scores), or None when the decode failed."""
+    llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
+    for i, token in enumerate(tokens):
+        batch.put(i, token, i, seq, True)
+    if batch.decode(model.ctx, len(tokens)):
+        return None
+    return llama_cpp.llama_get_embeddings_seq(model.ctx, seq)
 
 
 POOLING_NAMES = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}
