@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = [
     "llama3.2:1b", "llama3.2:3b", "qwen2.5:7b", "gemma3:4b", "phi4-mini", "mistral:7b",
     "smollm2:1.7b", "deepseek-r1:8b", "qwen3:30b-a3b", "gpt-oss:20b", "nomic-embed-text",
+    "qwen3-embedding:0.6b", "qwen3-reranker:0.6b",
 ]  # fmt: skip
 
 
