@@ -325,9 +325,13 @@ def write_header_only(spec: ModelSpec, path: Path, ftype: str) -> Path:
     return path
 
 
-def write_lora(spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0) -> Path:
+def write_lora(
+    spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0, strength: float = 0.0
+) -> Path:
     """A LoRA adapter GGUF for `spec` (attention q/v of every layer), as llama.cpp's
-    convert_lora_to_gguf writes them: general.type = adapter."""
+    convert_lora_to_gguf writes them: general.type = adapter. `strength` 0: B is zero, as
+    a fresh adapter's (no effect); else random B that scale, an adapter that changes the
+    answers."""
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(str(path), spec.arch)
     w.add_type(gguf.GGUFType.ADAPTER)
@@ -339,7 +343,8 @@ def write_lora(spec: ModelSpec, path: Path, rank: int = 4, seed: int = 0) -> Pat
                 f"blk.{i}.{proj}.weight.lora_a",
                 rng.standard_normal((rank, spec.n_embd), dtype=np.float32),
             )
-            w.add_tensor(f"blk.{i}.{proj}.weight.lora_b", np.zeros((rows, rank), dtype=np.float32))
+            b = rng.standard_normal((rows, rank), dtype=np.float32) * strength
+            w.add_tensor(f"blk.{i}.{proj}.weight.lora_b", b)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -32,6 +32,7 @@ from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
+from localllm.engine.lora import Turns, lora_of
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import Prepared
@@ -99,6 +100,7 @@ class Engine:
         self._graph = GraphSamplers(model, n_seq)
         self._new_prompt = False
         """The draft model caught up with a whole prompt this step (`_drafts`)."""
+        self._lora = Turns(model)
 
     @property
     def busy(self) -> bool:
@@ -168,6 +170,7 @@ class Engine:
                 build = functools.partial(
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
+                lora = lora_of(request, m)
                 slot = slots.choose(free, tokens)
                 k_max = speculation.k_max(request, self._can_cut, self.draft is not None)
                 rejection = None
@@ -195,9 +198,12 @@ class Engine:
                 if vision is not None:
                     vision.close()
                 continue
+            if slot.lora != lora:  # its cache was computed under other adapters
+                slots.forget(slot, self.model.memory)
+                slot.lora = lora
             cached = slots.reuse(slot, tokens, self.model.memory, self._can_cut)
             job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
-            job.rejection = rejection
+            job.rejection, job.lora = rejection, lora
             if vision is not None and self.projector is not None:
                 job.vision = vision
                 for begin, part in vision.parts.items():
@@ -235,6 +241,7 @@ class Engine:
         if self.projector is not None:
             events += self._images(running)
             running = [s for s in running if s.job is not None]
+        everyone, running = running, self._lora.pick(running)  # one set of adapters a decode
         generating = [s for s in running if s.job and not s.job.prefilling and s.job.pending]
         for slot in generating:
             if slot.job and self._limit(slot.job) == 0 and len(slot.cached) + 1 >= self.n_ctx_slot:
@@ -279,7 +286,7 @@ class Engine:
                 n += 1
             taken[slot.seq] = take
         if n == 0:  # only texts to finish, or prompts whose next image is being encoded
-            events += self._flush(running)
+            events += self._flush(everyone)
             image_slots.await_encoding([s for s in running if s.job is not None])
             return events
         profile = self.profile
@@ -288,9 +295,9 @@ class Engine:
             profile.add("batch", built - built_from)
         code = batch.decode(self.model.ctx, n)
         if code != 0:
-            events += self._flush(running)
+            events += self._flush(everyone)
             return events + self._fail(self._live(running), f"llama_decode failed with {code}")
-        events += self._flush(running)  # while the device computes
+        events += self._flush(everyone)  # while the device computes
         running = self._live(running)
         if profile is not None:
             flushed = time.perf_counter_ns()

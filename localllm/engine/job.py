@@ -54,6 +54,8 @@ class Job:
         self.vision: Tokenized | None = None
         """Its prompt's image chunks (`engine.vision`), when it has images."""
         self.encoded_images = 0
+        self.lora: tuple[tuple[int, float], ...] = ()
+        """The adapters it runs with (`engine.lora`)."""
         self.passes = 0
         self.start_ns = start_ns
         self.first_ns = 0

@@ -70,12 +70,11 @@ class LlamaModel:
             self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
             if not self.ctx:
                 raise LoadError(f"no context for the model: {last_reason(self.log)}")
-            if self.adapters:
-                n = len(self.adapters)
-                handles = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*self.adapters)
-                scales = (ctypes.c_float * n)(*(a.scale for a in adapters))
-                if llama_cpp.llama_set_adapters_lora(self.ctx, handles, n, scales) != 0:
-                    raise LoadError(f"the adapters do not fit this model: {last_reason(self.log)}")
+            self.default_lora = tuple((i, a.scale) for i, a in enumerate(adapters))
+            """The adapters a request runs with unless it names its own."""
+            self.lora: tuple[tuple[int, float], ...] = ()
+            if self.adapters and not self.use_lora(self.default_lora):
+                raise LoadError(f"the adapters do not fit this model: {last_reason(self.log)}")
         except BaseException:
             self.close()
             raise
@@ -125,6 +124,21 @@ class LlamaModel:
         if not model:
             raise LoadError(f"llama.cpp could not load the model: {last_reason(self.log)}")
         return model
+
+    def use_lora(self, lora: tuple[tuple[int, float], ...]) -> bool:
+        """Run the next decodes with these adapters (index, scale): llama.cpp applies one
+        set to the whole context, so the batch decodes one set's requests at a time."""
+        if lora == self.lora:
+            return True
+        n = len(lora)
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(
+            *(self.adapters[i] for i, _ in lora)
+        )
+        scales = (ctypes.c_float * max(n, 1))(*(scale for _, scale in lora))
+        if llama_cpp.llama_set_adapters_lora(self.ctx, handles, n, scales) != 0:
+            return False
+        self.lora = lora
+        return True
 
     def metadata_text(self, key: str) -> str | None:
         """A metadata value of the GGUF as text (None when it has no such key)."""

@@ -139,6 +139,9 @@ class Generate:
     `localllm.formats`); llama.cpp drops control tokens from text otherwise."""
     images: tuple[Image, ...] = ()
     """The images of the prompt, one per `MARKER` in its text, in order."""
+    lora: tuple[tuple[int, float], ...] | None = None
+    """The LoRA adapters (index among the load's, scale) this request runs with
+    (llama-server's `lora`); None: each of the load's at its Modelfile scale."""
 
 
 @dataclass(frozen=True)

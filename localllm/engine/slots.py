@@ -28,6 +28,8 @@ class Slot:
     """The tokens whose keys and values this sequence holds, in order."""
     job: Job | None = None
     last_used: float = 0.0
+    lora: tuple[tuple[int, float], ...] = ()
+    """The adapters its cached tokens were computed with (`engine.lora`)."""
     images: list[tuple[int, int]] = field(default_factory=list)
     """(where in `cached` each image ends, positions it takes minus its tokens): M-RoPE
     models give an image fewer positions than tokens."""
