@@ -184,6 +184,7 @@ def chat(
         think=mode.flag,
         think_level=mode.level,
         images=decoded,
+        lora=request.lora,
     )
     return Recipe(generate, merged, mode)
 
@@ -205,5 +206,6 @@ def prompt(request: PromptRequest, manifest: Manifest, decoded: tuple[Image, ...
         shift=request.shift,
         num_keep=int(merged.get("num_keep", 4)),
         images=decoded,
+        lora=request.lora,
     )
     return Recipe(generate, merged, None)

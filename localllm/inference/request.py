@@ -119,6 +119,11 @@ class Sampling:
     """-1: none; else the chosen token's and this many alternatives (0 to 20)."""
 
 
+Lora = tuple[tuple[int, float], ...]
+"""LoRA adapters for one request: (index among the model's ADAPTERs, scale); () none,
+None the Modelfile's (llama-server's `lora` field)."""
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
@@ -138,6 +143,7 @@ class ChatRequest:
     shift: bool = False
     keep_alive: KeepAlive = None
     stream: bool = False
+    lora: Lora | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class PromptRequest:
     shift: bool = False
     keep_alive: KeepAlive = None
     stream: bool = False
+    lora: Lora | None = None
 
 
 @dataclass(frozen=True)

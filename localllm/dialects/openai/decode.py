@@ -25,6 +25,7 @@ from localllm.inference.request import (
     ChatRequest,
     Format,
     ImageIn,
+    Lora,
     Message,
     Part,
     PromptRequest,
@@ -137,6 +138,7 @@ def chat(body: ChatCompletionBody) -> ChatRequest:
         ),
         effort=body.reasoning_effort,
         stream=body.stream,
+        lora=lora(body),
     )
 
 
@@ -147,5 +149,13 @@ def completion(body: CompletionBody) -> PromptRequest:
     logprobs = -1 if body.logprobs is None else body.logprobs
     sampling = Sampling(options(body, body.max_tokens), NO_REPEAT_PENALTY, logprobs)
     return PromptRequest(
-        body.model, prompts[0], body.suffix or None, sampling=sampling, stream=body.stream
-    )
+        body.model, prompts[0], body.suffix or None, sampling=sampling, stream=body.stream,
+        lora=lora(body),
+    )  # fmt: skip
+
+
+def lora(body: OpenAISampling) -> Lora | None:
+    """llama-server's `lora`: [{"id": 0, "scale": 0.5}], the adapters of this request."""
+    if body.lora is None:
+        return None
+    return tuple((entry.id, float(entry.scale)) for entry in body.lora)

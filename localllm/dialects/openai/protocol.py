@@ -62,6 +62,11 @@ class StreamOptions(Loose):
     include_usage: StrictBool = False
 
 
+class LoraEntry(Loose):
+    id: StrictInt = Field(ge=0)
+    scale: Number = 1.0
+
+
 class OpenAISampling(Loose):
     model: StrictStr
     temperature: Number | None = Field(default=None, ge=0, le=2)
@@ -76,6 +81,8 @@ class OpenAISampling(Loose):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: StrictInt = Field(default=1, ge=1, le=1)
+    lora: list[LoraEntry] | None = None
+    """Not OpenAI's: llama-server's LoRA adapters for this request (index and scale)."""
 
 
 class ChatCompletionBody(OpenAISampling):
