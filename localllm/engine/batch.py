@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp
 
 from localllm.engine import guesses, image_slots, slots, speculation
+from localllm.engine.chunking import ChunkSize
 from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
@@ -101,6 +102,7 @@ class Engine:
         self._new_prompt = False
         """The draft model caught up with a whole prompt this step (`_drafts`)."""
         self._lora = Turns(model)
+        self._chunk = ChunkSize(model.settings.n_ubatch)
 
     @property
     def busy(self) -> bool:
@@ -267,7 +269,7 @@ class Engine:
             for j, token in enumerate(drafts.get(slot.seq, ())):
                 self._batch.put(n, token, pos + 1 + j, slot.seq, True)
                 n += 1
-        chunk = self.model.settings.n_ubatch if generating else self._capacity
+        chunk = self._chunk.tokens if generating else self._capacity
         taken: dict[int, int] = {}
         for slot in running:
             job = slot.job
@@ -361,6 +363,8 @@ class Engine:
             else:
                 if job.finished:
                     self._release(slot)
+        if generating and taken:  # a prompt chunk held the streams: size the next one
+            self._chunk.update(sum(taken.values()), (time.perf_counter_ns() - built_from) / 1e9)
         if speculating and not taken and not (guessed and self._new_prompt):  # comparable
             emitted = sum(j.n_eval for j in jobs) - emitted_before
             seconds = (time.perf_counter_ns() - built_from) / 1e9
