@@ -67,7 +67,8 @@ def run_serve(args: argparse.Namespace) -> int:
         insecure=args.insecure, workers=args.workers, allow_files=tuple(args.allow_files)
     )
     settings = replace(settings, keys_file=paths.keys_file, require_keys=args.require_keys,
-                       tls_cert=args.tls_cert, tls_key=args.tls_key)  # fmt: skip
+                       tls_cert=args.tls_cert, tls_key=args.tls_key,
+                       prompt_cache_dir=paths.cache_dir / "prompts")  # fmt: skip
     if args.stop:
         return stop_server(settings, paths)
     from localllm.server.serve import serve

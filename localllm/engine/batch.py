@@ -56,6 +56,7 @@ from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError, describe
 
 if TYPE_CHECKING:
+    from localllm.engine.prompt_cache import PromptCache
     from localllm.engine.vision import Projector, Tokenized
 
 GRAPH_GREEDY_UP_TO = 4
@@ -73,6 +74,7 @@ class Engine:
         payoff: Payoff | None = None,
         projector: Projector | None = None,
         overlap: bool | None = None,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         self.model = model
         self.overlap = (
@@ -97,12 +99,14 @@ class Engine:
         self._capacity = max(model.settings.n_batch, n_seq)
         self._batch = TokenBatch(self._capacity)
         self._can_cut = not (model.recurrent or (model.has_swa and not model.settings.swa_full))
-        self._guarded: GuardedDraw | None = None
+        self._guarded = GuardedDraw(model.n_vocab)
         self._graph = GraphSamplers(model, n_seq)
         self._new_prompt = False
         """The draft model caught up with a whole prompt this step (`_drafts`)."""
         self._lora = Turns(model)
         self._chunk = ChunkSize(model.settings.n_ubatch)
+        self.prompt_cache = prompt_cache
+        """Prefixes saved by earlier workers of this model (`engine.prompt_cache`)."""
 
     @property
     def busy(self) -> bool:
@@ -203,6 +207,8 @@ class Engine:
             if slot.lora != lora:  # its cache was computed under other adapters
                 slots.forget(slot, self.model.memory)
                 slot.lora = lora
+            if self.prompt_cache is not None and vision is None and lora == m.default_lora:
+                self.prompt_cache.restore(m, slot, tokens)  # when the slot shares too little
             cached = slots.reuse(slot, tokens, self.model.memory, self._can_cut)
             job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
             job.rejection, job.lora = rejection, lora
@@ -332,7 +338,7 @@ class Engine:
                 elif job.sampler is None:
                     draw = take_picked
                 elif job.request.grammar:
-                    draw = self._guarded_draw()
+                    draw = self._guarded
                 else:
                     draw = _sample
                 if profile is not None:
@@ -442,11 +448,6 @@ class Engine:
                 self._release(slot)
                 slots.forget(slot, self.model.memory)
         return events
-
-    def _guarded_draw(self) -> GuardedDraw:
-        if self._guarded is None:
-            self._guarded = GuardedDraw(self.model.n_vocab)
-        return self._guarded
 
     def _fail(self, running: list[Slot], message: str) -> list[Event]:
         """A failed decode leaves the cache of its sequences unknown: drop them."""

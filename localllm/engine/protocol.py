@@ -39,6 +39,10 @@ class Load:
     draft: Draft | None = None
     projector: str | None = None
     """The vision projector (`mmproj` GGUF) that lets the model read images."""
+    prompt_cache: str | None = None
+    """The folder of this model's saved prefixes (`engine.prompt_cache`); None: none."""
+    prompt_cache_bytes: int = 0
+    """The most every model's saved prefixes may take together."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import time
 import traceback
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localllm.engine.batch import Engine
@@ -87,10 +88,19 @@ def main(argv: list[str]) -> int:
         conn.send(LoadFailed(str(exc)))
         return 1
     conn.send(loaded)
+    cache = None
+    if request.prompt_cache is not None:
+        from localllm.engine.prompt_cache import PromptCache
+
+        cache = PromptCache(Path(request.prompt_cache), request.prompt_cache_bytes)
+    profile = StepProfile() if os.environ.get("LOCALLLM_PROFILE") else None
+    engine = Engine(model, profile, draft, projector=projector, prompt_cache=cache)
     # The server closing our socket ends the loop: unload by exiting.
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
-        profile = StepProfile() if os.environ.get("LOCALLLM_PROFILE") else None
-        serve(conn, Engine(model, profile, draft, projector=projector))
+        serve(conn, engine)
+    if cache is not None:  # what the slots hold outlives the worker
+        with contextlib.suppress(Exception):
+            cache.save(model, engine.slots)
     sys.stderr.flush()
     os._exit(0)  # the OS frees the model at once; llama.cpp's teardown adds nothing
 

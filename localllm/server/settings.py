@@ -104,6 +104,11 @@ class ServerSettings:
     """Fetch remote image URLs (`LOCALLLM_IMAGE_URLS`; `inference.images`)."""
     allow_files: tuple[str, ...] = ()
     """Folders whose files the API may name (`serve --allow-files`)."""
+    prompt_cache_dir: Path | None = None
+    """Where models' long prefixes are kept between workers (`engine.prompt_cache`);
+    None: not kept."""
+    prompt_cache_bytes: int = 4 << 30
+    """The most they may take (`LOCALLLM_PROMPT_CACHE`, GiB; 0 keeps none)."""
     keys_file: Path | None = None
     """The scoped API keys (`localllm keys`; `server.keys`): `<data>/keys.json`."""
     require_keys: bool = False
@@ -228,6 +233,7 @@ def settings_from_env(
         not in ("0", "false", "off"),
         max_loaded=_int(env, "LOCALLLM_MAX_LOADED_MODELS", 0),
         kv_cache_type=_kv_cache_type(env),
+        prompt_cache_bytes=max(0, _int(env, "LOCALLLM_PROMPT_CACHE", 4)) << 30,
         num_parallel=_int(env, "LOCALLLM_NUM_PARALLEL", 0),
         backend_sampling=_choice(env, "LOCALLLM_BACKEND_SAMPLING", ("auto", "on", "off")),
         insecure=insecure,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from localllm.engine.protocol import Adapter, Draft, Load
@@ -158,3 +159,14 @@ def machine_budget() -> Budget:
     from localllm.planner.machine import this_machine
 
     return this_machine(quick=True).budget
+
+
+def with_prompt_cache(load: Load, manifest: Manifest, where: Path | None, size: int) -> Load:
+    """`load` with the folder of the model's saved prefixes (`engine.prompt_cache`) under
+    `where`, by its digest and KV cache type: a saved state loads only where both are
+    the same; `size`: the most all of them may take (0: none kept)."""
+    if where is None or size <= 0:
+        return load
+    digest = manifest.model.digest.removeprefix("sha256:")[:16]
+    folder = where / f"{digest}-{load.settings.type_k}-{load.settings.type_v}"
+    return replace(load, prompt_cache=str(folder), prompt_cache_bytes=size)

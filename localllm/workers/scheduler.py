@@ -33,7 +33,14 @@ from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 from localllm.workers.fallback import Fallbacks, start_runner
 from localllm.workers.held import LOAD_OPTIONS, Busy, LoadKey, Slot, Tally, gpu_of_slot, load_key
-from localllm.workers.loading import DoesNotFit, Planned, machine_budget, on_workers, plan_load
+from localllm.workers.loading import (
+    DoesNotFit,
+    Planned,
+    machine_budget,
+    on_workers,
+    plan_load,
+    with_prompt_cache,
+)
 from localllm.workers.replicas import (
     gpu_of,
     least_loaded,
@@ -234,8 +241,10 @@ class Scheduler:
                 self._changed.clear()
                 await self._changed.wait()  # a busy model will go idle
         log = self.log_dir / "runners" / f"{_safe(manifest.name)}.log"
+        cache = self.settings.prompt_cache_dir, self.settings.prompt_cache_bytes
+        load = with_prompt_cache(planned.load, manifest, *cache)
         runner = await start_runner(
-            manifest.name, manifest.model.digest, planned.load,
+            manifest.name, manifest.model.digest, load,
             lambda load: self._runner_factory(manifest.name, load, log, self._on_death),
             self.fallbacks,
         )  # fmt: skip
