@@ -74,8 +74,11 @@ def plan_load(
         def measure(c: Candidate, s: Any) -> Any:
             return trial_load(paths[0], s)
 
+    adapter_bytes = sum(a.size for a in manifest.adapters)
+
     def plan_at(room: Budget) -> Plan:
         """The model alone in `room`, with its slots and its sliding-window cache."""
+        room = without_adapters(room, adapter_bytes)
         try:
             result = plan([candidate], room, n_ctx=n_ctx, measure=measure, kv_type=kv_type)
         except TrialError as exc:
@@ -170,3 +173,16 @@ def with_prompt_cache(load: Load, manifest: Manifest, where: Path | None, size: 
     digest = manifest.model.digest.removeprefix("sha256:")[:16]
     folder = where / f"{digest}-{load.settings.type_k}-{load.settings.type_v}"
     return replace(load, prompt_cache=str(folder), prompt_cache_bytes=size)
+
+
+def without_adapters(room: Budget, nbytes: int) -> Budget:
+    """`room` less the LoRA adapters' weights, where llama.cpp puts them: beside the
+    base model's weights, on its GPU (the roomiest) or else in RAM."""
+    if nbytes <= 0:
+        return room
+    gpus = [g for g in room.gpus if g.usable > 0 and not g.unified]
+    if not gpus:
+        return replace(room, ram_usable=max(room.ram_usable - nbytes, 0))
+    top = max(gpus, key=lambda g: g.usable)
+    less_one = (replace(g, usable=max(g.usable - nbytes, 0)) if g is top else g for g in room.gpus)
+    return replace(room, gpus=tuple(less_one))
