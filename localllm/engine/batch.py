@@ -22,6 +22,7 @@ import functools
 import os
 import time
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
@@ -37,13 +38,7 @@ from localllm.engine.lora import Turns, lora_of
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import Prepared
-from localllm.engine.protocol import (
-    Embed,
-    Event,
-    Failed,
-    Generate,
-    Rank,
-)
+from localllm.engine.protocol import Done, Embed, Event, Failed, Generate, Rank
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
@@ -135,6 +130,9 @@ class Engine:
         running = [s for s in self.slots if s.job is not None]
         if running:
             events += self._decode(running)
+        if any(isinstance(e, Done) for e in events):  # how full the cache is, as it ends
+            used = sum(len(s.cached) for s in self.slots)
+            events = [replace(e, kv_used=used) if isinstance(e, Done) else e for e in events]
         return events
 
     # --- admission ------------------------------------------------------------------

@@ -243,6 +243,8 @@ class Done:
     """Of `prompt_tokens`, those of images."""
     encoded_images: int = 0
     """Images encoded for this answer (an image the slot's cache held is not)."""
+    kv_used: int = 0
+    """KV cache cells the model's slots held when this answer ended (`/metrics`)."""
 
 
 @dataclass(frozen=True)

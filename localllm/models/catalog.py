@@ -146,6 +146,8 @@ class Catalog:
                     "gpu_layers": settings.n_gpu_layers if settings else 0,
                     "pid": runner.pid,
                     "busy": self.scheduler.in_flight(slot.manifest.name),
+                    # beyond Ollama's shape: the KV cache cells in use, as the last answer ended
+                    "kv_used": runner.kv_used,
                     # beyond Ollama's shape: requests waiting to reload it with other settings
                     "reloading": self.scheduler.reloading.get(slot.manifest.name, 0),
                     # beyond Ollama's shape: the copies on other GPUs (LOCALLLM_REPLICAS)

@@ -116,6 +116,10 @@ class _Loaded(Collector):
             "localllm_kv_cells", "KV cache cells each model holds (slots x context).",
             labels=["model"],
         )  # fmt: skip
+        used = GaugeMetricFamily(
+            "localllm_kv_cells_used", "KV cache cells in use, as each model's last answer ended.",
+            labels=["model"],
+        )  # fmt: skip
         loaded = GaugeMetricFamily("localllm_models_loaded", "Models loaded now.")
         models = self.catalog.running()
         loaded.add_metric([], len(models))
@@ -128,7 +132,8 @@ class _Loaded(Collector):
             running.add_metric([name], min(busy, slots) if slots else busy)
             waiting.add_metric([name], max(0, busy - slots) if slots else 0)
             cells.add_metric([name], int(m["context_length"]) * max(slots, 1))
-        yield from (loaded, memory, running, waiting, cells)
+            used.add_metric([name], int(m["kv_used"]))
+        yield from (loaded, memory, running, waiting, cells, used)
         tally = self.scheduler.tally
         for name, value, help_text in (
             ("localllm_model_loads", tally.loads, "Models loaded."),

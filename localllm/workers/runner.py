@@ -89,6 +89,8 @@ class Runner:
         self.on_death = on_death
         self.loaded: Loaded | None = None
         self.in_flight = 0
+        self.kv_used = 0
+        """KV cache cells its slots held when its last answer ended."""
         """Requests admitted: those running (up to `parallel`) and those waiting."""
         self.last_used = time.monotonic()
         self.expires_at: float | None = None
@@ -279,6 +281,8 @@ class Runner:
             if self._first is not None and not self._first.done():
                 self._first.set_result(message)
             return
+        if isinstance(message, Done):
+            self.kv_used = message.kv_used
         rid = getattr(message, "id", None)
         queue = self._queues.get(rid) if isinstance(rid, int) else None
         if queue is not None:

@@ -62,6 +62,7 @@ def test_requests_tokens_and_latency_after_real_requests(server: Running) -> Non
     assert value(m, "localllm_model_loads_total") == 1
     assert value(m, "localllm_model_memory_bytes", model="tiny", kind="ram") > 0
     assert value(m, "localllm_kv_cells", model="tiny") >= 1024
+    assert 0 < value(m, "localllm_kv_cells_used", model="tiny") <= value(m, "localllm_kv_cells")
     assert value(m, "localllm_streams_running", model="tiny") == 0
     assert value(m, "localllm_worker_deaths_total") == 0
     dashboard = (Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text()
