@@ -4,6 +4,7 @@
 # process in its own session runs on between calls. Carry .whl and .carry
 # (benchmarks/gpu/carry.sh), then:
 #   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
+#                                                # (ROUND_ONLY=1B: the 1B concurrency only)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -16,7 +17,7 @@ CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -cd 'A-Z
 case "${1:-}" in
 start)
     mkdir -p "$ROUND"
-    setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
+    ROUND_ONLY=${ROUND_ONLY:-} setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
     echo "round started on $CARD"
     ;;
 collect)
@@ -50,6 +51,7 @@ run)
         "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \
         --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
         > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
+    if [ "${ROUND_ONLY:-}" = 1B ]; then step "done (1B only)"; touch "$ROUND/done"; exit 0; fi
     step "long prompts"
     python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
         --clients 4 --server-flags "-fa on --backend-sampling -ub 2048 -b 2048" \
