@@ -300,6 +300,7 @@ class Engine:
             built = time.perf_counter_ns()
             profile.add("batch", built - built_from)
         code = batch.decode(self.model.ctx, n)
+        launched = time.perf_counter_ns()  # a CPU's decode is done here, a GPU's queued
         if code != 0:
             events += self._flush(everyone)
             return events + self._fail(self._live(running), f"llama_decode failed with {code}")
@@ -307,10 +308,10 @@ class Engine:
         running = self._live(running)
         if profile is not None:
             flushed = time.perf_counter_ns()
-            profile.add("accept", flushed - built)
+            profile.add("accept", flushed - launched)
             llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
             decoded = time.perf_counter_ns()
-            profile.add("decode", decoded - flushed)
+            profile.add("decode", launched - built + decoded - flushed)
             profile.steps += 1
             sample_ns = 0
         picked = self._greedy.tokens(self.model.ctx, greedy_rows(outputs, drafts))
