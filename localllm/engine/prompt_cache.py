@@ -9,7 +9,8 @@ to the model's folder, which the server names by the model's digest and KV cache
 type. When a request's prompt shares less than `MIN_TOKENS` with the slot it gets,
 the saved prefix sharing the most with it is loaded into that slot first, and the
 usual reuse cuts it back to what they share. The folders together stay under a size
-(`LOCALLLM_PROMPT_CACHE`, GiB): the least recently used files go first. Slots with
+(`LOCALLLM_PROMPT_CACHE`, GiB): the least recently used files go first. A worker
+writes at most `EXIT_BYTES` as it ends, its most recently used slots first. Slots with
 images or with adapters other than the model's own are not saved.
 """
 
@@ -29,6 +30,8 @@ from localllm.engine.tokenbatch import common_prefix
 
 MIN_TOKENS = 256
 """The shortest prefix worth a file (shorter ones decode in about the time of a read)."""
+EXIT_BYTES = 1 << 30
+"""The most a worker writes as it ends: its memory is free only once it has exited."""
 
 
 class PromptCache:
@@ -72,13 +75,19 @@ class PromptCache:
         return len(slot.cached)
 
     def save(self, model: LlamaModel, slots: list[Slot]) -> int:
-        """Write each slot's prefix worth keeping; how many were written."""
+        """Write the slots' prefixes worth keeping, the most recently used first and at
+        most `EXIT_BYTES` of them (the worker's memory goes back only once it exits);
+        how many were written."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        written = 0
-        for slot in slots:
+        written, room = 0, min(EXIT_BYTES, self.limit_bytes)
+        for slot in sorted(slots, key=lambda s: -s.last_used):
             tokens = slot.cached
             if len(tokens) < MIN_TOKENS or slot.images or slot.lora != model.default_lora:
                 continue
+            size = int(llama_cpp.llama_state_seq_get_size(model.ctx, slot.seq))
+            if size > room:
+                continue
+            room -= size
             name = hashlib.sha256(json.dumps(tokens).encode()).hexdigest()[:32]
             state = self.folder / f"{name}.state"
             if state in self._saved:
