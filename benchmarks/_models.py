@@ -45,6 +45,24 @@ def model_file(workdir: Path, small: bool, shape: str = "1B") -> Path:
     return out
 
 
+def bench_home(
+    path: Path, parameters: dict[str, object], prefix: str
+) -> tuple[Path, dict[str, str]]:
+    """A fresh LOCALLLM_HOME holding `path` as the model `bench` with these PARAMETERs,
+    and the environment that points at it."""
+    import os
+    import subprocess
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "LOCALLLM_HOME": str(home)}
+    lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in parameters.items())]
+    (home / "Modelfile").write_text("\n".join(lines) + "\n")
+    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f",
+                    str(home / "Modelfile")], env=env, check=True, capture_output=True)  # fmt: skip
+    return home, env
+
+
 if __name__ == "__main__":  # python benchmarks/_models.py WORKDIR SHAPE [--base]
     where, shape = Path(sys.argv[1]), sys.argv[2]
     print(base_file(where, shape) if "--base" in sys.argv else model_file(where, False, shape))

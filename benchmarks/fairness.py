@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import model_file
+from benchmarks._models import bench_home, model_file
 from benchmarks.concurrency import Engine, completion, start, stop
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
@@ -71,12 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, small=True)
-    home = Path(tempfile.mkdtemp(prefix="localllm-fair-home-"))
-    env = {**os.environ, "LOCALLLM_HOME": str(home)}
-    modelfile = home / "Modelfile"
-    modelfile.write_text(f"FROM {path}\nPARAMETER num_ctx 512\n")
-    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    _, env = bench_home(path, {"num_ctx": 512}, "localllm-fair-home-")
     keys = {}
     for name in ("flood", "lone"):
         made = subprocess.run([sys.executable, "-m", "localllm", "keys", "add", name],

@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import model_file
+from benchmarks._models import bench_home, model_file
 from benchmarks.concurrency import Engine, sse, start, stop
 from benchmarks.long_prompts import Texts
 
@@ -61,12 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, small=True)
-    home = Path(tempfile.mkdtemp(prefix="localllm-cache-home-"))
-    env = {**os.environ, "LOCALLLM_HOME": str(home)}
-    (home / "Modelfile").write_text(f"FROM {path}\nPARAMETER num_ctx {args.prefix + 512}\n"
-                                    f"PARAMETER num_thread {args.threads}\n")  # fmt: skip
-    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f",
-                    str(home / "Modelfile")], env=env, check=True, capture_output=True)  # fmt: skip
+    parameters = {"num_ctx": args.prefix + 512, "num_thread": args.threads}
+    _, env = bench_home(path, parameters, "localllm-cache-home-")
 
     def serve(port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "localllm", "serve"],
