@@ -1,7 +1,8 @@
 """API keys with scopes: made by `localllm keys`, kept hashed in the data folder, read
 again by a running server whenever the file changes (no restart).
 
-A key is a name, a secret shown once (`llk_...`), its scopes and an optional limit
+A key is a name, a secret shown once (`llk_` and 43 random characters), its scopes and
+an optional limit
 of requests or tokens per minute. The file keeps each secret's SHA-256 only: the
 secrets are 256 random bits, so a fast hash is as good as a slow one, and a stolen
 file opens nothing. Scopes, one rule for every dialect:
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -33,6 +35,7 @@ from localllm.inference.record import AccessRecord
 if TYPE_CHECKING:
     from localllm.server.settings import ServerSettings
 
+log = logging.getLogger("localllm.keys")
 SCOPES = ("chat", "embed", "manage")
 SCOPE_OF_PATH: tuple[tuple[str, str], ...] = (
     ("/api/generate", "chat"), ("/api/chat", "chat"), ("/v1/chat/completions", "chat"),
@@ -75,13 +78,16 @@ class KeyFile:
         self.path = path
 
     def load(self) -> list[Key]:
+        """The keys; LocalLLMError for a file that is not a keys file (its content is
+        never quoted: it holds the keys' hashes)."""
         try:
             raw = json.loads(self.path.read_text())
+            return [Key(**{**k, "scopes": tuple(k["scopes"])}) for k in raw["keys"]]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError) as exc:
-            raise LocalLLMError(f"{self.path} cannot be read as keys: {exc}") from None
-        return [Key(**{**k, "scopes": tuple(k["scopes"])}) for k in raw.get("keys", [])]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            why = type(exc).__name__
+            raise LocalLLMError(f"{self.path} cannot be read as keys ({why})") from None
 
     def add(self, name: str, scopes: tuple[str, ...], rpm: int = 0, tpm: int = 0) -> str:
         """A new key: its secret (the only time it is seen)."""
@@ -125,6 +131,7 @@ class KeyRing:
     single: str | None = None
     _keys: list[Key] = field(default_factory=list)
     _stamp: tuple[int, int] | None = None
+    _broken: bool = False
 
     @classmethod
     def of(cls, settings: ServerSettings) -> KeyRing:
@@ -132,8 +139,11 @@ class KeyRing:
         return cls(KeyFile(settings.keys_file) if settings.keys_file else None, settings.api_key)
 
     def any(self) -> bool:
-        """Whether any key exists (then keys are asked beyond loopback)."""
-        return self.single is not None or bool(self._current())
+        """Whether any key exists (then keys are asked beyond loopback). A keys file that
+        cannot be read counts as keys that nothing opens: a damaged file closes the
+        server to the network rather than opening it."""
+        keys = self._current()
+        return self.single is not None or self._broken or bool(keys)
 
     def find(self, secret: str) -> Key | None:
         """The key this secret opens, or None."""
@@ -154,10 +164,15 @@ class KeyRing:
             st = self.file.path.stat()
             stamp = (st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
-            self._keys, self._stamp = [], None
+            self._keys, self._stamp, self._broken = [], None, False
             return []
         if stamp != self._stamp:
-            self._keys, self._stamp = self.file.load(), stamp
+            try:
+                self._keys, self._broken = self.file.load(), False
+            except LocalLLMError as exc:
+                self._keys, self._broken = [], True
+                log.error("%s; every request that needs a key is refused", exc)
+            self._stamp = stamp
         return self._keys
 
 

@@ -30,6 +30,7 @@ from localllm.planner.projector import ProjectorShape
 from localllm.planner.rollback import with_full_swa
 from localllm.planner.settings import LoadSettings
 from localllm.planner.slots import with_slots
+from localllm.store.blobs import check_digest
 from localllm.store.manifests import Manifest
 from localllm.store.store import Store
 
@@ -170,7 +171,7 @@ def with_prompt_cache(load: Load, manifest: Manifest, where: Path | None, size: 
     the same; `size`: the most all of them may take (0: none kept)."""
     if where is None or size <= 0:
         return load
-    digest = manifest.model.digest.removeprefix("sha256:")[:16]
+    digest = check_digest(manifest.model.digest).removeprefix("sha256-")[:16]
     folder = where / f"{digest}-{load.settings.type_k}-{load.settings.type_v}"
     return replace(load, prompt_cache=str(folder), prompt_cache_bytes=size)
 

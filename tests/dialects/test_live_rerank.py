@@ -101,6 +101,9 @@ def test_the_wrong_model_for_the_job_is_told_why(
     empty = httpx.post(f"{server.url}/v1/rerank", timeout=30,
                        json={"model": "ranker", "query": "q", "documents": []})  # fmt: skip
     assert empty.status_code == 400 and "documents" in empty.json()["error"]["message"]
+    over = {"model": "ranker", "query": "q", "documents": ["d"] * 1001}
+    many = httpx.post(f"{server.url}/v1/rerank", json=over, timeout=30)
+    assert many.status_code == 400 and "documents" in many.json()["error"]["message"]
 
 
 def test_embedding_dimensions_are_cut_and_normalised(server: Running) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localllm.errors import ConfigError
+from localllm.errors import ConfigError, LocalLLMError
 from localllm.server.keys import KeyFile, scope_of
 from localllm.server.settings import ServerSettings
 from localllm.store.store import Store
@@ -121,3 +121,18 @@ def test_https(make_server: Callable[..., Running], store: Store, tmp_path: Path
     assert r.status_code == 200 and r.json()["version"]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/api/version", timeout=30)  # an unknown certificate is refused
+
+
+def test_a_damaged_keys_file_closes_rather_than_opens(tmp_path: Path) -> None:
+    from localllm.server.keys import KeyRing
+
+    keys = KeyFile(tmp_path / "keys.json")
+    secret = keys.add("app", ("chat",))
+    ring = KeyRing(keys)
+    assert ring.any() and ring.find(secret) is not None
+    keys.path.write_text('{"keys": [{"name": "x"}]}')  # not what `keys add` writes
+    assert ring.any() and ring.find(secret) is None  # keys still asked; none opens
+    with pytest.raises(LocalLLMError, match="cannot be read as keys"):
+        keys.load()
+    keys.path.unlink()
+    assert not ring.any()

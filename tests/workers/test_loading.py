@@ -1,9 +1,15 @@
-"""What a model's LoRA adapters take from the budget it is planned in."""
+"""Around a model's plan: what its LoRA adapters take from the budget, and where its
+saved prompts go."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from localllm.planner.budget import Budget, GpuBudget
-from localllm.workers.loading import without_adapters
+from localllm.store.atomic import StoreError
+from localllm.workers.loading import with_prompt_cache, without_adapters
 
 GIB = 1 << 30
 
@@ -27,3 +33,19 @@ def test_adapters_take_room_beside_the_weights() -> None:
     unified = without_adapters(budget(gpu(0, 16 * GIB, unified=True)), GIB)
     assert unified.ram_usable == 39 * GIB  # a unified GPU's memory is the RAM
     assert without_adapters(two, 0) is two
+
+
+def test_the_prompt_cache_folder_comes_from_a_checked_digest(tmp_path: Path) -> None:
+    from localllm.engine.protocol import Load
+    from localllm.planner.settings import LoadSettings
+    from localllm.store.manifests import Layer, Manifest
+
+    load = Load(("model.gguf",), LoadSettings(n_gpu_layers=0, n_ctx=512))
+    good = Manifest("m:latest", Layer("sha256-" + "ab" * 32, 1))
+    folder = with_prompt_cache(load, good, tmp_path, GIB).prompt_cache
+    assert folder == str(tmp_path / ("ab" * 8 + "-f16-f16"))
+    assert with_prompt_cache(load, good, None, GIB).prompt_cache is None
+    assert with_prompt_cache(load, good, tmp_path, 0).prompt_cache is None
+    forged = Manifest("m:latest", Layer("sha256-../../../../etc", 1))  # a tampered manifest
+    with pytest.raises(StoreError, match="not a blob digest"):
+        with_prompt_cache(load, forged, tmp_path, GIB)

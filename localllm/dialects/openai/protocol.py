@@ -114,6 +114,10 @@ class EmbeddingsBody(Loose):
     dimensions: StrictInt | None = Field(default=None, ge=1)
 
 
+MAX_DOCUMENTS = 1000
+"""The most documents one rerank request scores (Cohere's limit): each is a decode."""
+
+
 class RerankDocument(Loose):
     text: StrictStr
 
@@ -123,6 +127,6 @@ class RerankBody(Loose):
 
     model: StrictStr
     query: StrictStr
-    documents: list[StrictStr | RerankDocument] = Field(min_length=1)
+    documents: list[StrictStr | RerankDocument] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     top_n: StrictInt | None = Field(default=None, ge=1)
     return_documents: StrictBool = False
