@@ -43,3 +43,6 @@ def test_each_request_picks_its_adapters(
     bad = httpx.post(f"{server.url}/v1/completions", timeout=120, json={
         "model": "tuned", "prompt": "x", "lora": [{"id": 5, "scale": 1}]})  # fmt: skip
     assert bad.status_code == 400 and "lora.0.id" in bad.json()["error"]["message"]
+    flood = httpx.post(f"{server.url}/v1/completions", timeout=120, json={
+        "model": "tuned", "prompt": "x", "lora": [{"id": 0}] * 65})  # fmt: skip
+    assert flood.status_code == 400 and "lora" in flood.json()["error"]["message"]

@@ -81,7 +81,7 @@ class OpenAISampling(Loose):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: StrictInt = Field(default=1, ge=1, le=1)
-    lora: list[LoraEntry] | None = None
+    lora: list[LoraEntry] | None = Field(default=None, max_length=64)
     """Not OpenAI's: llama-server's LoRA adapters for this request (index and scale)."""
 
 
