@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.factory import LLAMA_1B, LLAMA_8B, SLOW, ModelSpec, quantize, write_model
 
+_QUIET: Any = None
+"""llama.cpp's log callback while a vocabulary is read (kept alive: llama.cpp calls it)."""
 SHAPES: dict[str, ModelSpec] = {"1B": LLAMA_1B, "8B": LLAMA_8B}
 """The shapes the speed tables use: Llama-3.2-1B's and Llama-3.1-8B's."""
 
@@ -42,6 +46,31 @@ def model_file(workdir: Path, small: bool, shape: str = "1B") -> Path:
         partial = out.with_suffix(".partial")
         quantize(base, partial, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
         partial.rename(out)  # an interrupted run leaves no half-written model behind
+    return out
+
+
+def vocab_only(path: Path) -> Any:
+    """The model's vocabulary alone (no weights), llama.cpp's log silenced: the caller
+    frees it with `llama_model_free`."""
+    import llama_cpp
+
+    global _QUIET
+    _QUIET = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive: llama.cpp calls it
+    llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    return llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+
+
+def eog_tokens(path: Path) -> list[int]:
+    """The model's end tokens, to ban them where a server has no `ignore_eos`."""
+    import llama_cpp
+
+    model = vocab_only(path)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    n = llama_cpp.llama_vocab_n_tokens(vocab)
+    out = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    llama_cpp.llama_model_free(model)
     return out
 
 

@@ -31,7 +31,6 @@ seconds of the worker, the server and the clients).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -53,13 +52,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._batched_bench import batched_bench
 from benchmarks._concurrency_report import plot, report
 from benchmarks._llama_server import llama_server
-from benchmarks._models import model_file
+from benchmarks._models import bench_home, eog_tokens, model_file
 from benchmarks._step_profile import profile_between, profile_point
 from benchmarks.server import free_port
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
 """Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
-_QUIET: Any = None
 SLOT_CTX = 4096
 
 
@@ -110,23 +108,6 @@ def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
     for line in response.iter_lines():
         if line.startswith("data: ") and line != "data: [DONE]":
             yield json.loads(line[6:])
-
-
-def eog_tokens(path: Path) -> list[int]:
-    """The model's end tokens, to ban them where a server has no `ignore_eos`."""
-    import llama_cpp
-
-    global _QUIET
-    _QUIET = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive: llama.cpp calls it
-    llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p())
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
-    vocab = llama_cpp.llama_model_get_vocab(model)
-    n = llama_cpp.llama_vocab_n_tokens(vocab)
-    out = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
-    llama_cpp.llama_model_free(model)
-    return out
 
 
 FAST_FLAGS = ["-fa on --backend-sampling"]
@@ -240,6 +221,15 @@ def completion(
     return out
 
 
+def in_threads(one: Callable[[int], None], n: int) -> None:
+    """`one(0)` to `one(n - 1)` at once, a thread each, until all have returned."""
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _threads(
     url: str, prompts: list[str], tokens: int, extra: dict[str, Any], at: float = 0.0
 ) -> list[Stream]:
@@ -253,11 +243,7 @@ def _threads(
     def one(i: int) -> None:
         results[i] = completion(url, prompts[i], tokens, extra, clients[i])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(one, len(prompts))
     return results
 
 
@@ -489,16 +475,11 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.model or model_file(args.workdir, args.small)
-    home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
-    modelfile = home / "Modelfile"
     parameters: dict[str, object] = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
                                      "num_gpu": args.ngl}  # fmt: skip
     parameters.update(tuple(p.split("=", 1)) for p in args.parameter)
     args.model_parameters = parameters
-    lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in parameters.items())]
-    modelfile.write_text("\n".join(lines) + "\n")
-    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
-                   env={**os.environ, "LOCALLLM_HOME": str(home)}, check=True)  # fmt: skip
+    home, _ = bench_home(path, parameters, "localllm-bench-home-")
     results = run_all(engines(path, args, home), args)
     if args.direct:
         results.append(direct(path, args))

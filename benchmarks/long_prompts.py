@@ -26,7 +26,6 @@ its docs suggest); `--server-flags` chooses others. Prints the tables and writes
 from __future__ import annotations
 
 import argparse
-import ctypes
 import itertools
 import json
 import multiprocessing
@@ -36,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -50,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._batched_bench import batched_bench
 from benchmarks._llama_server import llama_server
-from benchmarks._models import model_file
-from benchmarks.concurrency import Engine, sse, start, stop
+from benchmarks._models import bench_home, model_file, vocab_only
+from benchmarks.concurrency import Engine, in_threads, sse, start, stop
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
 """Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
@@ -85,11 +83,7 @@ class Texts:
     def __init__(self, path: Path) -> None:
         import llama_cpp
 
-        self._quiet = llama_cpp.llama_log_callback(lambda *_: None)  # kept alive
-        llama_cpp.llama_log_set(self._quiet, ctypes.c_void_p())
-        params = llama_cpp.llama_model_default_params()
-        params.vocab_only = True
-        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        self._model = vocab_only(path)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         sample = " ".join(WORDS * 50)
         self._per_word = self.count(sample) / (len(WORDS) * 50)
@@ -134,11 +128,7 @@ def at_once(url: str, prompts: list[str]) -> list[float]:
     def one(i: int) -> None:
         times[i] = first_token(url, prompts[i])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(one, len(prompts))
     return times
 
 
@@ -157,11 +147,7 @@ def timed_streams(url: str, prompts: list[str], tokens: int, at: float) -> list[
                 if (chunk.get("choices") or [{}])[0].get("text"):
                     out[i].append(time.perf_counter())
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(one, len(prompts))
     return out
 
 
@@ -342,14 +328,9 @@ def main() -> None:
     args.slot_ctx = max([*args.sizes, args.stall_size, args.concurrent_size]) + 256
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.model or model_file(args.workdir, args.small)
-    home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
     args.model_parameters = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
                              "num_gpu": args.ngl}  # fmt: skip
-    modelfile = home / "Modelfile"
-    lines = [f"FROM {path}", *(f"PARAMETER {k} {v}" for k, v in args.model_parameters.items())]
-    modelfile.write_text("\n".join(lines) + "\n")
-    subprocess.run([sys.executable, "-m", "localllm", "create", "bench", "-f", str(modelfile)],
-                   env={**os.environ, "LOCALLLM_HOME": str(home)}, check=True)  # fmt: skip
+    home, _ = bench_home(path, args.model_parameters, "localllm-bench-home-")
     texts = Texts(path)
     outcomes = [measure(e, texts, args) for e in engines(path, args, home)]
     ceiling: dict[int, float] = {}

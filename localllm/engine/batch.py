@@ -34,7 +34,7 @@ from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
 from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
-from localllm.engine.lora import Turns, lora_of
+from localllm.engine.lora import LoraTurns, lora_of
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import Prepared
@@ -98,7 +98,7 @@ class Engine:
         self._graph = GraphSamplers(model, n_seq)
         self._new_prompt = False
         """The draft model caught up with a whole prompt this step (`_drafts`)."""
-        self._lora = Turns(model)
+        self._lora = LoraTurns(model)
         self._chunk = ChunkSize(model.settings.n_ubatch)
         self.prompt_cache = prompt_cache
         """Prefixes saved by earlier workers of this model (`engine.prompt_cache`)."""

@@ -35,7 +35,7 @@ def lora_of(request: Generate, model: LlamaModel) -> Lora:
     return tuple(sorted((i, s) for i, s in request.lora if s != 0.0))
 
 
-class Turns:
+class LoraTurns:
     def __init__(self, model: LlamaModel) -> None:
         self.model = model
         self.steps = 0

@@ -150,14 +150,9 @@ class LlamaModel:
         return buf.value.decode(errors="replace")
 
     def _meta_int(self, suffix: str, missing: int = 0) -> int:
-        buf = ctypes.create_string_buffer(64)
-        arch = ctypes.create_string_buffer(64)
-        llama_cpp.llama_model_meta_val_str(self.model, b"general.architecture", arch, 64)
-        key = f"{arch.value.decode()}.{suffix}".encode()
-        if llama_cpp.llama_model_meta_val_str(self.model, key, buf, 64) < 0:
-            return missing
+        arch = self.metadata_text("general.architecture") or ""
         try:
-            return int(buf.value.decode())
+            return int(self.metadata_text(f"{arch}.{suffix}") or missing)
         except ValueError:
             return missing
 

@@ -39,7 +39,8 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """How many tokens `a` and `b` share from their start. Compared a slice at a time
     (C speed): a 32k-token prompt against a slot's cache costs microseconds, not the
     milliseconds of a Python loop, on the step that admits it."""
-    x, y = list(a), list(b)
+    x = a if isinstance(a, list) else list(a)
+    y = b if isinstance(b, list) else list(b)
     n = min(len(x), len(y))
     lo, step = 0, 64
     while lo < n:  # galloping: the shared run is found in log(n) slice compares

@@ -147,7 +147,8 @@ class Scheduler:
         """One request of `runner` ended; it stays loaded `keep_alive_s` once idle (a
         model's copies go with its first: the model stays while any copy works)."""
         runner.in_flight -= 1
-        self.turns_of(runner).give()
+        if (turns := self._turns.get(runner)) is not None:  # gone with an unloaded model
+            turns.give()
         runner.last_used = time.monotonic()
         first = self.slots.get(runner.name)
         if first is not None and first.runner is not runner and not runner.dead:
