@@ -177,10 +177,9 @@ class Scheduler:
 
     def turns_of(self, runner: Runner) -> Turns:
         """The turns of `runner`'s slots (made at its first request)."""
-        turns = self._turns.get(runner)
-        if turns is None:
-            turns = self._turns[runner] = Turns(runner.parallel)
-        return turns
+        if runner not in self._turns:
+            self._turns[runner] = Turns(runner.parallel)
+        return self._turns[runner]
 
     def _drop_turns(self, runner: Runner, why: str) -> None:
         turns = self._turns.pop(runner, None)
