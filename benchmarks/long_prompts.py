@@ -216,7 +216,7 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
         return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
 
-    env = {"LOCALLLM_NUM_PARALLEL": str(slots)}
+    env = {"LOCALLLM_NUM_PARALLEL": str(slots), "LOCALLLM_PROFILE": "1" if args.profile else ""}
 
     def localllm(port: int) -> subprocess.Popen[bytes]:
         where = {"LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}"}
@@ -235,7 +235,7 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
     out = [Engine("localllm", localllm, "/api/version", {},
                   command=f"LOCALLLM_NUM_PARALLEL={slots} localllm serve "
                   f"(model parameters: {parameters})")]  # fmt: skip
-    for flags in args.server_flags or ["", FAST_FLAGS]:
+    for flags in [] if args.no_llama_server else args.server_flags or ["", FAST_FLAGS]:
         name = f"llama-server {flags}" if flags else "llama-server"
         shown = " ".join(argv(flags, 0)).replace("--port 0", "--port {port}")
         out.append(Engine(name, server(flags), "/health", {}, command=shown))
@@ -300,6 +300,24 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
         print(f"- llama-batched-bench: `{bench_command}`")
 
 
+def slow_steps(logs: Path) -> None:
+    """The worker's steps over 50 ms (`--profile`), the slowest first: what a stall is."""
+    from localllm.engine.profile import SLOW_PREFIX
+
+    lines = [x for log in sorted(logs.glob("bench_latest.log*"))
+             for x in log.read_text(errors="replace").splitlines()]  # fmt: skip
+    steps = [json.loads(x[len(SLOW_PREFIX) :]) for x in lines if x.startswith(SLOW_PREFIX)]
+    steps.sort(key=lambda s: -s["ms"])
+    print(f"\nlocalllm's steps over 50 ms (`--profile`, {logs}): {len(steps)}\n")
+    if steps:
+        phases = list(steps[0]["phases_ms"])
+        print("| ms | rows | prompt rows | " + " | ".join(phases) + " |")
+        print("|---|---|---|" + "---|" * len(phases))
+    for s in steps[:20]:
+        cells = " | ".join(f"{s['phases_ms'][p]:.1f}" for p in phases)
+        print(f"| {s['ms']:.1f} | {s['rows']} | {s['prompt_rows']} | {cells} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a 50 MB model instead of 1B")
@@ -321,6 +339,10 @@ def main() -> None:
     parser.add_argument("--server-flags", action="append", metavar="FLAGS",
                         help="one llama-server run with these flags (repeatable; default: "
                         f"its defaults and {FAST_FLAGS!r}; '' for its defaults)")  # fmt: skip
+    parser.add_argument("--no-llama-server", action="store_true", help="localllm alone")
+    parser.add_argument("--profile", action="store_true",
+                        help="localllm's worker writes out each step over 50 ms (its "
+                        "timers wait for the device each step); listed at the end")  # fmt: skip
     parser.add_argument("--tag", default="cpu")
     parser.add_argument("--workdir", type=Path,
                         default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
@@ -338,6 +360,8 @@ def main() -> None:
     if args.batched_bench:
         ceiling, command = prefill_ceiling(args.batched_bench, path, args)
     report(outcomes, ceiling, args, path, command)
+    if args.profile:
+        slow_steps(home / "logs" / "runners")
     RESULTS.mkdir(exist_ok=True)
     saved: dict[str, Any] = {"model": path.name, "args": {k: str(v) for k, v in vars(args).items()},
                              "results": [asdict(o) for o in outcomes],

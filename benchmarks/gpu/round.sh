@@ -4,7 +4,8 @@
 # process in its own session runs on between calls. Carry .whl and .carry
 # (benchmarks/gpu/carry.sh), then:
 #   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
-#                                                # (ROUND_ONLY=1B: the 1B concurrency only)
+#                                                # (ROUND_ONLY=1B: the 1B concurrency only;
+#                                                # ROUND_ONLY=check: drafts, long prompts)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -46,6 +47,21 @@ run)
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
     fast=(--fast-flags "-fa on --backend-sampling")
+    if [ "${ROUND_ONLY:-}" = check ]; then  # after a change: drafts, then localllm's stalls
+        step "drafts (sibling)"
+        python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
+            --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
+            --pairs sibling --tag "$CARD-check" > "$ROUND/draft.log" 2>&1
+        step "long prompts (localllm)"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            --clients 4 --no-llama-server --tag "$CARD-1B-check" \
+            > "$ROUND/long-prompts-$CARD-1B-check.md" 2> "$ROUND/long.log"
+        step "stall profile (localllm)"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            --clients 4 --no-llama-server --profile --sizes 4096 --repeat 1 \
+            --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
+        step "done (check)"; touch "$ROUND/done"; exit 0
+    fi
     step "1B concurrency"
     python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
         "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \

@@ -259,7 +259,7 @@ class Engine:
         self._new_prompt = False
         if guessed:
             drafts, self._new_prompt = guesses.propose(
-                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile
+                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile, self.overlap
             )
         emitted_before = sum(j.n_eval for j in jobs)
         fed: list[tuple[Slot, int]] = []
@@ -273,11 +273,11 @@ class Engine:
             for j, token in enumerate(drafts.get(slot.seq, ())):
                 self._batch.put(n, token, pos + 1 + j, slot.seq, True)
                 n += 1
-        chunk = self._chunk.tokens if generating else self._capacity
+        chunk = self._chunk.share(n) if generating else self._capacity
         taken: dict[int, int] = {}
         for slot in running:
             job = slot.job
-            if job is None or not job.prefilling or n >= self._capacity:
+            if job is None or not job.prefilling or n >= self._capacity or chunk <= 0:
                 continue
             take = min(len(job.pending), chunk, self._capacity - n)
             if job.vision is not None:  # text up to the next image (`_images` puts it in)
@@ -291,6 +291,7 @@ class Engine:
                     outputs.append((slot, n))
                 n += 1
             taken[slot.seq] = take
+            chunk -= take
         if n == 0:  # only texts to finish, or prompts whose next image is being encoded
             events += self._flush(everyone)
             image_slots.await_encoding([s for s in running if s.job is not None])
@@ -299,6 +300,7 @@ class Engine:
         if profile is not None:
             built = time.perf_counter_ns()
             profile.add("batch", built - built_from)
+            profile.rows, profile.prompt_rows = n, sum(taken.values())
         code = batch.decode(self.model.ctx, n)
         launched = time.perf_counter_ns()  # a CPU's decode is done here, a GPU's queued
         if code != 0:

@@ -6,6 +6,9 @@ milliseconds on a GPU but half a second on two CPU cores, and a 32k-token prompt
 arriving then froze every other answer for its whole prefill. The chunk is sized
 instead so that such a step takes about `TARGET_S`: it shrinks when a mixed step ran
 long and grows back while they run short, between `MIN_TOKENS` and the micro-batch.
+The waiting prompts share that chunk, and it leaves room for the streams' own rows in
+one micro-batch: a step of two micro-batches runs them one after the other, and the
+streams wait for both; so do they when several prompts each take a chunk.
 With nothing else generating, a prompt takes whole batches.
 """
 
@@ -21,6 +24,10 @@ class ChunkSize:
     def __init__(self, largest: int) -> None:
         self.largest = max(largest, MIN_TOKENS)
         self.tokens = self.largest
+
+    def share(self, rows: int) -> int:
+        """Prompt tokens a step may take beside `rows` rows of generating streams."""
+        return max(MIN_TOKENS, min(self.tokens, self.largest - rows))
 
     def update(self, taken: int, seconds: float) -> None:
         """A step took `seconds` with `taken` prompt tokens beside generating streams."""

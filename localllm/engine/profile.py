@@ -15,6 +15,10 @@ from collections.abc import Mapping
 
 PHASES = ("admit", "draft", "batch", "decode", "sample", "accept", "send")
 PREFIX = "localllm-profile "
+SLOW_PREFIX = "localllm-slow-step "
+SLOW_NS = 50_000_000
+"""A step longer than this is written out on its own, phase by phase: a running
+stream's gap between two tokens is at least its step, so this is what a stall is made of."""
 
 
 class StepProfile:
@@ -28,6 +32,8 @@ class StepProfile:
         self.drafted = 0
         self.agreed = 0
         """Guessed tokens decoded, and those the model agreed with."""
+        self.rows = self.prompt_rows = 0
+        """The last decode's batch: its rows, and those of them from prompts."""
         self._written = time.monotonic()
 
     def add(self, phase: str, ns: int) -> None:
@@ -39,6 +45,15 @@ class StepProfile:
             return False
         self._written = now
         return True
+
+    def slow_line(self, before: Mapping[str, int], ns: int) -> str | None:
+        """The step that took `ns`, when over `SLOW_NS`: its milliseconds by phase (from
+        the totals `before` it) and the rows of its decode."""
+        if ns < SLOW_NS:
+            return None
+        phases = {p: round((self.ns[p] - before.get(p, 0)) / 1e6, 3) for p in PHASES}
+        step = {"ms": round(ns / 1e6, 3), "rows": self.rows, "prompt_rows": self.prompt_rows}
+        return SLOW_PREFIX + json.dumps({**step, "phases_ms": phases})
 
     def line(self) -> str:
         totals = {"steps": self.steps, "tokens": self.tokens, "backend": self.backend,

@@ -44,6 +44,8 @@ def serve(conn: Connection, engine: Engine) -> None:
     while True:
         while not engine.busy or inbox.waiting():
             _receive(inbox, engine, inbox.get())
+        profile = engine.profile
+        before, began = dict(profile.ns) if profile else {}, time.perf_counter_ns()
         try:
             events = engine.step()
         except Exception as exc:
@@ -52,10 +54,13 @@ def serve(conn: Connection, engine: Engine) -> None:
         if events:
             sent_from = time.perf_counter_ns()
             inbox.send(events)  # one message per step, however many streams advanced
-            if engine.profile is not None:
-                engine.profile.add("send", time.perf_counter_ns() - sent_from)
-        if engine.profile is not None and (engine.profile.due() or not engine.busy):
-            print(engine.profile.line(), file=sys.stderr, flush=True)
+            if profile is not None:
+                profile.add("send", time.perf_counter_ns() - sent_from)
+        if profile is not None:
+            slow = profile.slow_line(before, time.perf_counter_ns() - began)
+            for line in (slow, profile.line() if profile.due() or not engine.busy else None):
+                if line:
+                    print(line, file=sys.stderr, flush=True)
 
 
 def _receive(inbox: Inbox, engine: Engine, message: Message) -> None:

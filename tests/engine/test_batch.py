@@ -11,6 +11,7 @@ import pytest
 
 from localllm.constraints.grammar import json_grammar
 from localllm.engine.batch import Engine
+from localllm.engine.chunking import ChunkSize
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Done, Embed, Embedded, Event, Failed, Generate, Piece, Sampling
 from localllm.planner.settings import LoadSettings
@@ -183,3 +184,32 @@ def test_a_template_that_raises_fails_its_request_not_the_engine(engine: Engine)
     failed = out[1][-1]
     assert isinstance(failed, Failed) and "TypeError" in failed.message
     assert done(out[2]).eval_tokens == 24
+
+
+def test_waiting_prompts_share_one_chunk_beside_a_generating_stream(model: LlamaModel) -> None:
+    """Two prompts arriving while a stream generates take one micro-batch together, not
+    one chunk each: a step of two micro-batches would hold the stream for both."""
+    taken: list[int] = []
+
+    class Recording(ChunkSize):
+        def update(self, tokens: int, seconds: float) -> None:
+            taken.append(tokens)
+            super().update(tokens, seconds)
+
+    engine = Engine(model)
+    engine._chunk = Recording(model.settings.n_ubatch)
+    try:
+        engine.submit(ask(0, "Once upon a time", Sampling(temperature=0, num_predict=40)))
+        engine.step()  # its prompt; it generates from here on
+        long = "one two three " * 20
+        assert 300 < len(model.tokenize(long, add_special=True)) < 450
+        engine.submit(ask(1, long))
+        engine.submit(ask(2, "and " + long))
+        ended: set[int] = set()
+        while engine.busy:
+            ended |= {e.id for e in engine.step() if isinstance(e, Done)}
+    finally:
+        engine.close()
+    assert ended == {0, 1, 2}
+    assert taken and max(taken) <= model.settings.n_ubatch - 1  # beside the stream's row
+    assert sum(taken) > model.settings.n_ubatch  # both prompts went in beside it

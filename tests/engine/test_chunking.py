@@ -26,3 +26,12 @@ def test_bounds_and_steps_that_say_nothing() -> None:
     assert size.tokens == MIN_TOKENS
     size.update(4, TARGET_S / 2)  # a prompt's last few tokens: no reason to grow
     assert size.tokens == MIN_TOKENS
+
+
+def test_the_chunk_leaves_the_streams_room_in_one_micro_batch() -> None:
+    size = ChunkSize(512)
+    assert size.share(0) == 512
+    assert size.share(32) == 480  # 32 streams' rows and the chunk: one micro-batch
+    assert size.share(600) == MIN_TOKENS  # more streams than a micro-batch: prompts still move
+    size.update(512, 8 * TARGET_S)
+    assert size.share(32) == 64  # the time rule, when it is the tighter
