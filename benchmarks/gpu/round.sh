@@ -18,7 +18,7 @@ CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -cd 'A-Z
 case "${1:-}" in
 start)
     mkdir -p "$ROUND"
-    ROUND_ONLY=${ROUND_ONLY:-} setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
+    ROUND_ONLY=${ROUND_ONLY:-} CHECK_PROFILE=${CHECK_PROFILE:-} setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
     echo "round started on $CARD"
     ;;
 collect)
@@ -54,12 +54,14 @@ run)
             --pairs sibling --tag "$CARD-check" > "$ROUND/draft.log" 2>&1
         step "long prompts (localllm)"
         python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            --clients 4 --no-llama-server --tag "$CARD-1B-check" \
+            --clients 4 --no-llama-server --sizes 4096 --repeat 2 --tag "$CARD-1B-check" \
             > "$ROUND/long-prompts-$CARD-1B-check.md" 2> "$ROUND/long.log"
-        step "stall profile (localllm)"
-        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            --clients 4 --no-llama-server --profile --sizes 4096 --repeat 1 \
-            --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
+        if [ -n "${CHECK_PROFILE:-}" ]; then
+            step "stall profile (localllm)"
+            python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+                --clients 4 --no-llama-server --profile --sizes 4096 --repeat 1 \
+                --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
+        fi
         step "done (check)"; touch "$ROUND/done"; exit 0
     fi
     step "1B concurrency"
