@@ -301,19 +301,21 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
 
 
 def slow_steps(logs: Path) -> None:
-    """The worker's steps over 50 ms (`--profile`), the slowest first: what a stall is."""
+    """The worker's steps over 50 ms beside generating streams (`--profile`), the
+    slowest first: what a stall is made of. Steps of prompts alone hold nobody."""
     from localllm.engine.profile import SLOW_PREFIX
 
     lines = [x for log in sorted(logs.glob("bench_latest.log*"))
              for x in log.read_text(errors="replace").splitlines()]  # fmt: skip
     steps = [json.loads(x[len(SLOW_PREFIX) :]) for x in lines if x.startswith(SLOW_PREFIX)]
-    steps.sort(key=lambda s: -s["ms"])
-    print(f"\nlocalllm's steps over 50 ms (`--profile`, {logs}): {len(steps)}\n")
-    if steps:
-        phases = list(steps[0]["phases_ms"])
+    mixed = sorted((s for s in steps if s["rows"] > s["prompt_rows"]), key=lambda s: -s["ms"])
+    print(f"\nlocalllm's steps over 50 ms (`--profile`, {logs}): {len(steps)}, of which "
+          f"{len(mixed)} beside generating streams, the slowest 20 of those:\n")  # fmt: skip
+    if mixed:
+        phases = list(mixed[0]["phases_ms"])
         print("| ms | rows | prompt rows | " + " | ".join(phases) + " |")
         print("|---|---|---|" + "---|" * len(phases))
-    for s in steps[:20]:
+    for s in mixed[:20]:
         cells = " | ".join(f"{s['phases_ms'][p]:.1f}" for p in phases)
         print(f"| {s['ms']:.1f} | {s['rows']} | {s['prompt_rows']} | {cells} |")
 

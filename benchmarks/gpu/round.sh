@@ -5,7 +5,8 @@
 # (benchmarks/gpu/carry.sh), then:
 #   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
 #                                                # (ROUND_ONLY=1B: the 1B concurrency only;
-#                                                # ROUND_ONLY=check: drafts, long prompts)
+#                                                # ROUND_ONLY=check: drafts, long prompts;
+#                                                # CHECK_PROFILE=1: and the stall profiled)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:

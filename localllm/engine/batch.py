@@ -99,7 +99,7 @@ class Engine:
         self._new_prompt = False
         """The draft model caught up with a whole prompt this step (`_drafts`)."""
         self._lora = LoraTurns(model)
-        self._chunk = ChunkSize(model.settings.n_ubatch)
+        self._chunk = ChunkSize(self._capacity, model.settings.n_ubatch)
         self.prompt_cache = prompt_cache
         """Prefixes saved by earlier workers of this model (`engine.prompt_cache`)."""
 
@@ -259,7 +259,7 @@ class Engine:
         self._new_prompt = False
         if guessed:
             drafts, self._new_prompt = guesses.propose(
-                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile, self.overlap
+                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile
             )
         emitted_before = sum(j.n_eval for j in jobs)
         fed: list[tuple[Slot, int]] = []

@@ -1,15 +1,14 @@
-"""How much of a waiting prompt a step takes while other streams generate.
+"""How much of the waiting prompts a step takes while other streams generate.
 
-A step that decodes a prompt chunk beside the running streams holds each of them for
-as long as the chunk takes. A fixed chunk (the micro-batch, 512 tokens) is a few
+A step that decodes prompt tokens beside the running streams holds each of them for
+as long as the step takes. A fixed chunk (the micro-batch, 512 tokens) is a few
 milliseconds on a GPU but half a second on two CPU cores, and a 32k-token prompt
-arriving then froze every other answer for its whole prefill. The chunk is sized
-instead so that such a step takes about `TARGET_S`: it shrinks when a mixed step ran
-long and grows back while they run short, between `MIN_TOKENS` and the micro-batch.
-The waiting prompts share that chunk, and it leaves room for the streams' own rows in
-one micro-batch: a step of two micro-batches runs them one after the other, and the
-streams wait for both; so do they when several prompts each take a chunk.
-With nothing else generating, a prompt takes whole batches.
+arriving then froze every other answer for its whole prefill. The prompt tokens of
+such a step are sized instead so that it takes about `TARGET_S`: fewer when a mixed
+step ran long, more while they run short, between `MIN_TOKENS` and the batch. All
+waiting prompts share that one budget (when each took its own, a burst of prompts
+held the streams for all of them at once). With nothing else generating, prompts take
+whole batches.
 """
 
 from __future__ import annotations
@@ -21,12 +20,15 @@ MIN_TOKENS = 16
 
 
 class ChunkSize:
-    def __init__(self, largest: int) -> None:
+    def __init__(self, largest: int, start: int | None = None) -> None:
+        """`largest`: the batch; `start`: the first guess (the micro-batch: one step of
+        2,048 prompt tokens would take seconds on a CPU before the rule shrank it)."""
         self.largest = max(largest, MIN_TOKENS)
-        self.tokens = self.largest
+        self.tokens = max(MIN_TOKENS, min(start or largest, self.largest))
 
     def share(self, rows: int) -> int:
-        """Prompt tokens a step may take beside `rows` rows of generating streams."""
+        """Prompt tokens a step may take, all prompts together, beside `rows` rows of
+        generating streams (and their guesses) in the batch."""
         return max(MIN_TOKENS, min(self.tokens, self.largest - rows))
 
     def update(self, taken: int, seconds: float) -> None:

@@ -12,7 +12,6 @@ from localllm.engine.slots import Slot
 from localllm.engine.speculation import (
     DRAFT_GUESSES_PER_STEP,
     DRAFT_UP_TO,
-    DRAFT_UP_TO_GPU,
     GUESSES_PER_STEP,
     K_MAX,
     SPECULATE_UP_TO,
@@ -25,13 +24,11 @@ def propose(
     capacity: int,
     n_ctx_slot: int,
     profile: StepProfile | None,
-    gpu: bool = False,
 ) -> tuple[dict[int, list[int]], bool]:
     """({sequence: its guesses}, whether the draft model caught up with a whole new
     prompt meanwhile: a step whose time says nothing of guessing's pay).
-    `capacity`: the batch's tokens; `n_ctx_slot`: a slot's context; `gpu`: the model
-    runs on one."""
-    up_to = SPECULATE_UP_TO if draft is None else DRAFT_UP_TO_GPU if gpu else DRAFT_UP_TO
+    `capacity`: the batch's tokens; `n_ctx_slot`: a slot's context."""
+    up_to = SPECULATE_UP_TO if draft is None else DRAFT_UP_TO
     if not generating or len(generating) > up_to:
         return {}, False
     per_step = GUESSES_PER_STEP if draft is None else DRAFT_GUESSES_PER_STEP

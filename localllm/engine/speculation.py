@@ -36,10 +36,6 @@ SPECULATE_UP_TO = 2
 beyond, the batch is busy enough that guesses no longer come for free."""
 DRAFT_UP_TO = 4
 """The same with a draft model, whose guesses agree more often."""
-DRAFT_UP_TO_GPU = 16
-"""The same on a GPU, where a batch of 8 or 16 streams still leaves compute to spare
-(on an H100, llama-server's sibling draft gives 1.41x at 8 streams); up to here the
-engine's own timing (`Payoff`) decides."""
 GUESSES_PER_STEP = K_MAX
 """Guesses verified in one step, shared out among the streams that guess: verifying
 them costs compute, which several streams already use."""

@@ -186,18 +186,18 @@ def test_a_template_that_raises_fails_its_request_not_the_engine(engine: Engine)
     assert done(out[2]).eval_tokens == 24
 
 
-def test_waiting_prompts_share_one_chunk_beside_a_generating_stream(model: LlamaModel) -> None:
-    """Two prompts arriving while a stream generates take one micro-batch together, not
-    one chunk each: a step of two micro-batches would hold the stream for both."""
-    taken: list[int] = []
+def test_waiting_prompts_share_one_budget_beside_a_generating_stream(model: LlamaModel) -> None:
+    """Two prompts arriving while a stream generates take the step's prompt budget
+    together, not one each: the stream waits for every prompt token of the step."""
+    steps: list[tuple[int, int]] = []
 
     class Recording(ChunkSize):
         def update(self, tokens: int, seconds: float) -> None:
-            taken.append(tokens)
+            steps.append((tokens, self.tokens))  # taken, and the budget it was taken under
             super().update(tokens, seconds)
 
     engine = Engine(model)
-    engine._chunk = Recording(model.settings.n_ubatch)
+    engine._chunk = Recording(300)
     try:
         engine.submit(ask(0, "Once upon a time", Sampling(temperature=0, num_predict=40)))
         engine.step()  # its prompt; it generates from here on
@@ -211,5 +211,5 @@ def test_waiting_prompts_share_one_chunk_beside_a_generating_stream(model: Llama
     finally:
         engine.close()
     assert ended == {0, 1, 2}
-    assert taken and max(taken) <= model.settings.n_ubatch - 1  # beside the stream's row
-    assert sum(taken) > model.settings.n_ubatch  # both prompts went in beside it
+    assert steps and all(taken <= budget for taken, budget in steps)
+    assert sum(taken for taken, _ in steps) > 600  # both prompts went in beside it

@@ -28,10 +28,11 @@ def test_bounds_and_steps_that_say_nothing() -> None:
     assert size.tokens == MIN_TOKENS
 
 
-def test_the_chunk_leaves_the_streams_room_in_one_micro_batch() -> None:
-    size = ChunkSize(512)
-    assert size.share(0) == 512
-    assert size.share(32) == 480  # 32 streams' rows and the chunk: one micro-batch
-    assert size.share(600) == MIN_TOKENS  # more streams than a micro-batch: prompts still move
-    size.update(512, 8 * TARGET_S)
-    assert size.share(32) == 64  # the time rule, when it is the tighter
+def test_the_prompts_budget_leaves_the_streams_their_rows() -> None:
+    size = ChunkSize(2048)
+    assert size.share(0) == 2048
+    assert size.share(32) == 2016  # 32 streams' rows and the prompts: one batch
+    assert size.share(4000) == MIN_TOKENS  # more streams than a batch: prompts still move
+    size.update(2048, 8 * TARGET_S)
+    assert size.share(32) == 256  # the time rule, when it is the tighter
+    assert ChunkSize(2048, 512).tokens == 512  # a first guess below the batch

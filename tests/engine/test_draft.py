@@ -181,21 +181,3 @@ def test_a_seeded_answer_does_not_depend_on_how_much_was_guessed(
         draft.close()
     assert answers[0][0] == answers[1][0]
     assert answers[0][1].drafted > 0 and answers[1][1].drafted == 0
-
-
-def test_on_a_gpu_more_streams_draft_than_on_a_cpu(
-    target: LlamaModel, pair: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A CPU busy with a few streams gains nothing from guesses; a GPU's batch of 8 or 16
-    still has compute to spare: there the clock (`Payoff`) decides up to more streams.
-    (The thresholds scaled down to this model's 4 slots.)"""
-    from localllm.engine import guesses
-
-    monkeypatch.setattr(guesses, "DRAFT_UP_TO", 2)
-    monkeypatch.setattr(guesses, "DRAFT_UP_TO_GPU", 4)
-    engine = engine_with(target, pair["draft"])
-    clear(engine)
-    out = run(engine, *(Generate(i, prompt=p, sampling=GREEDY) for i, p in enumerate(PROMPTS)))
-    drafted = sum(done.drafted for _, done in out.values())
-    assert (drafted > 0) == OVERLAP  # overlapped: the step order of a GPU, the engine's sign
-    engine.draft.close()  # type: ignore[union-attr]
