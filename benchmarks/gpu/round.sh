@@ -6,7 +6,8 @@
 #   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
 #                                                # (ROUND_ONLY=1B: the 1B concurrency only;
 #                                                # ROUND_ONLY=check: drafts, long prompts;
-#                                                # CHECK_PROFILE=1: and the stall profiled)
+#                                                # CHECK_PROFILE=1: and the stall profiled;
+#                                                # ROUND_ONLY=stall: that profile alone)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -24,7 +25,13 @@ start)
     ;;
 collect)
     deadline=$((SECONDS + ${2:-0}))
-    while [ ! -f "$ROUND/done" ] && [ $SECONDS -lt $deadline ]; do sleep 5; done
+    while [ ! -f "$ROUND/done" ] && [ $SECONDS -lt $deadline ]; do
+        sleep 5
+        # copies as it goes: a call cut off at the device's time limit still brings them
+        mkdir -p "${OUT:-/tmp/out}/partial"
+        cp -r "$ROUND/." "${OUT:-/tmp/out}/partial/" 2>/dev/null
+        cp /tmp/localllm-bench-home-*/logs/runners/*.log "${OUT:-/tmp/out}/partial/" 2>/dev/null
+    done
     cat "$ROUND/steps.log" 2>/dev/null
     tail -5 "$ROUND/round.log" 2>/dev/null
     tar czf "${OUT:-/tmp/out}/round.tgz" -C /tmp round
@@ -48,6 +55,14 @@ run)
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
     fast=(--fast-flags "-fa on --backend-sampling")
+    if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled
+        step "stall profile (localllm)"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
+            --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
+            --repeat 2 --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" \
+            2> "$ROUND/stall.log"
+        step "done (stall)"; touch "$ROUND/done"; exit 0
+    fi
     if [ "${ROUND_ONLY:-}" = check ]; then  # after a change: drafts, then localllm's stalls
         step "drafts (sibling)"
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
