@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import llama_cpp
 
@@ -82,6 +83,8 @@ class DraftModel:
         self._batch = TokenBatch(max(model.settings.n_batch, n_seq))
         self.passes = 0
         """Draft decodes so far (for the profile)."""
+        self._scratch: Any = None
+        """A row's worth of floats for `_top`, reused for every guessed token."""
         self.caught_up = 0
         """Tokens the last `propose` fed to bring the caches to the texts: a few per
         request, unless a new prompt came in (a step whose time is no guide)."""
@@ -168,7 +171,11 @@ class DraftModel:
             row = row.copy()
             row[list(self.model.eog)] = -np.inf
         token = int(row.argmax())
-        return token, float(1.0 / np.exp(row - row[token]).sum())
+        if self._scratch is None or self._scratch.shape != row.shape:
+            self._scratch = np.empty_like(row)
+        np.subtract(row, row[token], out=self._scratch)  # in place: a third less time for
+        np.exp(self._scratch, out=self._scratch)  # 128k logits than with new arrays
+        return token, float(1.0 / self._scratch.sum())
 
     def _forget(self, seqs: Sequence[int]) -> None:
         """A failed decode leaves these sequences' caches unknown: empty them."""
