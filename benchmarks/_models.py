@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,19 @@ _QUIET: Any = None
 """llama.cpp's log callback while a vocabulary is read (kept alive: llama.cpp calls it)."""
 SHAPES: dict[str, ModelSpec] = {"1B": LLAMA_1B, "8B": LLAMA_8B}
 """The shapes the speed tables use: Llama-3.2-1B's and Llama-3.1-8B's."""
+
+
+def _made_dir(value: str) -> Path:
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def add_workdir(parser: argparse.ArgumentParser) -> None:
+    """`--workdir`, as every benchmark takes it: where the generated models are made once
+    and kept between runs (made when missing)."""
+    parser.add_argument("--workdir", type=_made_dir,
+                        default=str(Path(tempfile.gettempdir()) / "localllm-bench"))  # fmt: skip
 
 
 def base_file(workdir: Path, shape: str = "1B") -> Path:

@@ -36,7 +36,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._batched_bench import batched_bench
 from benchmarks._concurrency_report import plot, report
 from benchmarks._llama_server import llama_server
-from benchmarks._models import bench_home, eog_tokens, model_file
+from benchmarks._models import add_workdir, bench_home, eog_tokens, model_file
 from benchmarks._step_profile import profile_between, profile_point
 from benchmarks.server import free_port
 
@@ -469,11 +468,8 @@ def main() -> None:
                         help="llama-server flags for one more llama-server run (repeatable; "
                         f"default: {FAST_FLAGS[0]!r})")  # fmt: skip
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
-    )
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.model or model_file(args.workdir, args.small)
     parameters: dict[str, object] = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
                                      "num_gpu": args.ngl}  # fmt: skip

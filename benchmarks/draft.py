@@ -43,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._llama_server import llama_server
+from benchmarks._models import add_workdir
 from benchmarks.concurrency import Engine, start, stop, streams
 from tests.factory import ModelSpec, write_model
 
@@ -261,11 +262,9 @@ def main() -> None:
                         help="localllm's most guesses per pass (default: its own, 16)")  # fmt: skip
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
+    add_workdir(parser)
     parser.add_argument("--tag", default="cpu", help="suffix of the result file")
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     from dataclasses import replace
 
     args.target = replace(TARGET, n_layer=args.layers, n_embd=args.width,

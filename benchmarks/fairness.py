@@ -17,14 +17,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import bench_home, model_file
+from benchmarks._models import add_workdir, bench_home, model_file
 from benchmarks.concurrency import Engine, completion, start, stop
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
@@ -66,10 +65,8 @@ def main() -> None:
     parser.add_argument("--after", type=float, default=0.5, help="seconds before `lone` sends")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tag", default="cpu")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, small=True)
     _, env = bench_home(path, {"num_ctx": 512}, "localllm-fair-home-")
     keys = {}

@@ -34,7 +34,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._batched_bench import batched_bench
 from benchmarks._llama_server import llama_server
-from benchmarks._models import bench_home, model_file, vocab_only
+from benchmarks._models import add_workdir, bench_home, model_file, vocab_only
 from benchmarks.concurrency import Engine, in_threads, sse, start, stop
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
@@ -346,11 +345,9 @@ def main() -> None:
                         help="localllm's worker writes out each step over 50 ms (its "
                         "timers wait for the device each step); listed at the end")  # fmt: skip
     parser.add_argument("--tag", default="cpu")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
+    add_workdir(parser)
     args = parser.parse_args()
     args.slot_ctx = max([*args.sizes, args.stall_size, args.concurrent_size]) + 256
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.model or model_file(args.workdir, args.small)
     args.model_parameters = {"num_ctx": args.slot_ctx, "num_thread": args.threads,
                              "num_gpu": args.ngl}  # fmt: skip

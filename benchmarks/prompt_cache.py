@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import bench_home, model_file
+from benchmarks._models import add_workdir, bench_home, model_file
 from benchmarks.concurrency import Engine, sse, start, stop
 from benchmarks.long_prompts import Texts
 
@@ -56,10 +55,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tag", default="cpu")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "localllm-bench")  # fmt: skip
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, small=True)
     parameters = {"num_ctx": args.prefix + 512, "num_thread": args.threads}
     _, env = bench_home(path, parameters, "localllm-cache-home-")

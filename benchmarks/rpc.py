@@ -20,7 +20,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import model_file
+from benchmarks._models import add_workdir, model_file
 from localllm.engine.batch import Engine
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Generate, Piece, Sampling
@@ -123,11 +122,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=psutil.cpu_count(logical=False) or 1)
     parser.add_argument("--worker-threads", type=int, default=1)
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
-    )
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.model or model_file(args.workdir, small=True)
     rows = {n: measure(path, n, args) for n in (0, 2, 3)}
     same = len({r["text"] for r in rows.values()}) == 1

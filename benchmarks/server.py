@@ -30,7 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._models import model_file
+from benchmarks._models import add_workdir, model_file
 
 TOKENS = 128
 THREADS = psutil.cpu_count(logical=False) or 1
@@ -120,11 +120,8 @@ def chat_turns(url: str) -> list[tuple[int, int, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="a 20 MB model instead of 1B")
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
-    )
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, args.small)
     home = Path(tempfile.mkdtemp(prefix="localllm-bench-home-"))
     env = {**os.environ, "LOCALLLM_HOME": str(home)}

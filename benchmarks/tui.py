@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from benchmarks._models import model_file
+from benchmarks._models import add_workdir, model_file
 from benchmarks.server import free_port, start_server
 from localllm.history.store import ChatStore, Message
 from localllm.store.store import Store
@@ -170,11 +170,8 @@ def summary(values: list[float], scale: float = 1.0) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localllm-bench"
-    )
+    add_workdir(parser)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     path = model_file(args.workdir, small=True)
     with tempfile.TemporaryDirectory(prefix="localllm-tui-") as tmp:
         home = Path(tmp)

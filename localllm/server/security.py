@@ -14,7 +14,8 @@
   (from loopback too with `--require-keys` or `LOCALLLM_API_KEY`) but a CORS
   preflight must send one, whose scopes cover the path (403 otherwise); a key over
   its limit gets 429 with `Retry-After`. A loopback client's key that is not known
-  is no key at all: apps send placeholder keys such as "ollama".
+  counts as no key at all, since apps that insist on a key field send a made-up one
+  such as "ollama".
 """
 
 from __future__ import annotations
