@@ -45,7 +45,7 @@ def serve(conn: Connection, engine: Engine) -> None:
         while not engine.busy or inbox.waiting():
             _receive(inbox, engine, inbox.get())
         profile = engine.profile
-        before, began = dict(profile.ns) if profile else {}, time.perf_counter_ns()
+        before, began = dict(profile.ns) if profile is not None else {}, time.perf_counter_ns()
         try:
             events = engine.step()
         except Exception as exc:
@@ -58,9 +58,10 @@ def serve(conn: Connection, engine: Engine) -> None:
                 profile.add("send", time.perf_counter_ns() - sent_from)
         if profile is not None:
             slow = profile.slow_line(before, time.perf_counter_ns() - began)
-            for line in (slow, profile.line() if profile.due() or not engine.busy else None):
-                if line:
-                    print(line, file=sys.stderr, flush=True)
+            if slow is not None:
+                print(slow, file=sys.stderr, flush=True)
+            if profile.due() or not engine.busy:
+                print(profile.line(), file=sys.stderr, flush=True)
 
 
 def _receive(inbox: Inbox, engine: Engine, message: Message) -> None:
