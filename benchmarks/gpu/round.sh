@@ -8,7 +8,7 @@
 #                                                # ROUND_ONLY=check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
 #                                                # ROUND_ONLY=stall: that profile alone;
-#                                                # ROUND_ONLY=prefill: gpu/prefill.py, then it)
+#                                                # ROUND_ONLY=prefill: gpu/prefill.py, drafts, it)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -56,10 +56,14 @@ run)
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
     fast=(--fast-flags "-fa on --backend-sampling")
-    if [ "${ROUND_ONLY:-}" = prefill ]; then  # where a long prompt's time goes, in-process
+    if [ "${ROUND_ONLY:-}" = prefill ]; then  # where a long prompt's time goes; the drafts
         step "prefill (in-process)"
         python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" --ubatch 512 2048 \
             --out "$ROUND/prefill-$CARD-1B.md" > "$ROUND/prefill.log" 2>&1
+        step "drafts"
+        python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
+            --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
+            --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
         ROUND_ONLY=stall
     fi
     if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled

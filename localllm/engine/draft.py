@@ -8,11 +8,18 @@ off by comparing token lists), then the draft decodes greedily, every drafting
 request in one batch per token, up to each one's draft length (`speculation.Pace`).
 As in llama-server, a request stops drafting after a token the draft itself gives
 less than `P_MIN`: an unsure guess is usually wrong and costs the target a row.
+
+Where the draft's context samples in its graph (every layer on the GPU), each of its
+sequences has a top-`TOP_K` chain there, as llama-server's draft: only ten ids and
+logits cross to the host per guessed token, and the probability is taken over them.
+Otherwise the whole row of logits is read (an argmax and a softmax over the vocabulary
+in numpy per guessed token, the larger part of a guess's cost on a GPU).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +31,8 @@ from localllm.errors import LocalLLMError
 
 P_MIN = 0.75
 """llama-server's `--draft-p-min` default."""
+TOP_K = 10
+"""Candidates sampled in the draft's graph (llama-server's draft sampler, `top_k` 10)."""
 VOCAB_SIZE_SLACK = 128
 CHECK_FROM_TOKEN = 5
 """As llama.cpp's `common_speculative_are_compatible`: the vocabularies may differ in
@@ -88,6 +97,23 @@ class DraftModel:
         self.caught_up = 0
         """Tokens the last `propose` fed to bring the caches to the texts: a few per
         request, unless a new prompt came in (a step whose time is no guide)."""
+        self._chains: list[Any] = []
+        """Each sequence's top-`TOP_K` chain in the graph (none: read from the logits)."""
+        if model.samples_in_graph:
+            for _ in range(n_seq):
+                chain = llama_cpp.llama_sampler_chain_init(
+                    llama_cpp.llama_sampler_chain_default_params()
+                )
+                llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(TOP_K))
+                self._chains.append(chain)
+            if not all(model.use_sampler(seq, c) for seq, c in enumerate(self._chains)):
+                for seq in range(n_seq):  # the backend cannot: every row's logits instead
+                    model.use_sampler(seq, None)
+                self._free_chains()
+
+    @property
+    def samples_in_graph(self) -> bool:
+        return bool(self._chains)
 
     def propose(self, asks: Sequence[Ask]) -> dict[int, list[int]]:
         """{sequence: its guesses} for each ask; a request the draft has nothing for is
@@ -102,8 +128,8 @@ class DraftModel:
             rows: dict[int, int] = {}
             for seq, index in live.items():
                 token, p = self._top(index, seq in banned)
-                if token >= self._n_target_vocab:
-                    continue  # a padding token the model does not have
+                if not 0 <= token < self._n_target_vocab:
+                    continue  # nothing to guess, or a padding token the model lacks
                 drafts[seq].append(token)
                 if len(drafts[seq]) >= wanted[seq] or p < P_MIN:
                     continue
@@ -161,11 +187,20 @@ class DraftModel:
 
     def _top(self, index: int, ban_eog: bool) -> tuple[int, float]:
         """The draft's most likely token at batch output `index` (never an end token with
-        `ban_eog`, as the request's own sampler bans them), and its probability."""
+        `ban_eog`, as the request's own sampler bans them), and its probability; -1
+        when none of the graph's candidates may be guessed."""
+        ctx = self.model.ctx
+        if self._chains:
+            n = llama_cpp.llama_get_sampled_candidates_count_ith(ctx, index)
+            ids = llama_cpp.llama_get_sampled_candidates_ith(ctx, index)
+            logits = llama_cpp.llama_get_sampled_logits_ith(ctx, index)
+            if not (n and ids and logits):
+                return -1, 0.0
+            return top_of(ids[:n], logits[:n], self.model.eog if ban_eog else ())
         import numpy as np
 
         row = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self.model.ctx, index), shape=(self.model.n_vocab,)
+            llama_cpp.llama_get_logits_ith(ctx, index), shape=(self.model.n_vocab,)
         )
         if ban_eog:
             row = row.copy()
@@ -183,6 +218,23 @@ class DraftModel:
             llama_cpp.llama_memory_seq_rm(self.model.memory, seq, -1, -1)
             self.cached[seq] = []
 
+    def _free_chains(self) -> None:
+        for chain in self._chains:
+            llama_cpp.llama_sampler_free(chain)
+        self._chains = []
+
     def close(self) -> None:
         self._batch.close()
-        self.model.close()
+        self.model.close()  # the context first: it refers to the chains
+        self._free_chains()
+
+
+def top_of(ids: Sequence[int], logits: Sequence[float], banned: Iterable[int]) -> tuple[int, float]:
+    """The most likely of the candidates `ids` (with their `logits`) that is not
+    `banned`, and its probability among those candidates; (-1, 0.0) when none is left."""
+    out = set(banned)
+    kept = [(logit, token) for token, logit in zip(ids, logits, strict=True) if token not in out]
+    if not kept:
+        return -1, 0.0
+    best, token = max(kept)
+    return token, 1.0 / sum(math.exp(logit - best) for logit, _ in kept)

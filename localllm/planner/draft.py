@@ -24,7 +24,8 @@ from localllm.units import format_bytes
 def draft_settings(draft: ModelInfo, target: LoadSettings, target_layers: int) -> LoadSettings:
     """The draft's load settings for a target loaded with `target` (of `target_layers`
     layers): the same context, slots and batch; every layer on the GPU when the
-    target's are all there, else none."""
+    target's are all there, else none; its guesses then picked in its graph
+    (`engine.draft`), as the target's tokens are."""
     on_gpu = target.n_gpu_layers > target_layers
     return replace(
         target,
@@ -33,7 +34,7 @@ def draft_settings(draft: ModelInfo, target: LoadSettings, target_layers: int) -
         type_v="f16",
         workers=(),
         tensor_split=(),
-        backend_sampling=False,
+        backend_sampling=on_gpu,
     )
 
 

@@ -303,12 +303,16 @@ class Scheduler:
         return on_workers(spread, spread_budget), spread_budget
 
     def _sampling(self, planned: Planned) -> Planned:
-        """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto."""
+        """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto (for
+        the model and its draft model alike)."""
         if self.settings.backend_sampling == "auto":
             return planned
         on = self.settings.backend_sampling == "on"
         settings = replace(planned.load.settings, backend_sampling=on)
-        return replace(planned, load=replace(planned.load, settings=settings))
+        draft = planned.load.draft
+        if draft is not None:
+            draft = replace(draft, settings=replace(draft.settings, backend_sampling=on))
+        return replace(planned, load=replace(planned.load, settings=settings, draft=draft))
 
     async def _on_one_gpu(
         self,

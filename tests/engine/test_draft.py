@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from localllm.engine.batch import Engine
-from localllm.engine.draft import DraftModel, IncompatibleDraft
+from localllm.engine.draft import DraftModel, IncompatibleDraft, top_of
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Generate, Sampling, TokenLogprob
 from localllm.engine.speculation import AlwaysGuess, Payoff
@@ -181,3 +181,50 @@ def test_a_seeded_answer_does_not_depend_on_how_much_was_guessed(
         draft.close()
     assert answers[0][0] == answers[1][0]
     assert answers[0][1].drafted > 0 and answers[1][1].drafted == 0
+
+
+GRAPH = replace(SETTINGS, backend_sampling=True)
+"""A draft whose guesses are picked in its graph (top 10 there), as on a GPU."""
+
+
+def test_guesses_picked_in_the_graph_keep_the_targets_answers(
+    target: LlamaModel, pair: dict[str, Path], alone: dict[str, list[TokenLogprob]]
+) -> None:
+    draft = DraftModel(LlamaModel([str(pair["draft"])], GRAPH, ()), target)
+    assert draft.samples_in_graph
+    engine = Engine(target, None, draft, AlwaysGuess(), overlap=OVERLAP)
+    clear(engine)
+    text, done = run(engine, Generate(1, prompt=PROMPTS[0], sampling=GREEDY))[1]
+    agreed(alone[PROMPTS[0]], text)
+    assert 0 < done.accepted < done.drafted
+    draft.close()
+
+
+def test_the_graphs_first_guess_is_the_logits_own(
+    target: LlamaModel, pair: dict[str, Path]
+) -> None:
+    """The same most likely token either way; its probability is over the top 10 in the
+    graph (as llama-server's draft), so at least the whole vocabulary's."""
+    import llama_cpp
+
+    text = list(range(5, 40))
+    drafts = [
+        DraftModel(LlamaModel([str(pair["draft"])], s, ()), target) for s in (SETTINGS, GRAPH)
+    ]
+    rows = [d._catch_up([(0, text)])[0] for d in drafts]
+    host, graph = (d._top(row, False) for d, row in zip(drafts, rows, strict=True))
+    assert graph[0] == host[0] and 1.0 >= graph[1] >= host[1] - 1e-6
+    banned = drafts[1]._top(rows[1], True)
+    assert not drafts[1].model.is_eog(banned[0])
+    assert llama_cpp.llama_get_sampled_candidates_count_ith(drafts[1].model.ctx, rows[1]) == 10
+    for d in drafts:
+        d.close()
+
+
+def test_top_of_skips_banned_candidates() -> None:
+    assert top_of([7, 3, 9], [1.0, 2.0, 0.0], ()) == (
+        3,
+        pytest.approx(1 / (1 + 0.3679 + 0.1353), rel=1e-3),
+    )
+    assert top_of([7, 3, 9], [1.0, 2.0, 0.0], (3,))[0] == 7
+    assert top_of([3], [2.0], (3,)) == (-1, 0.0)
