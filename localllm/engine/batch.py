@@ -22,12 +22,13 @@ import functools
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
-from localllm.engine import guesses, image_slots, slots, speculation
+from localllm.engine import draws, guesses, image_slots, slots, speculation
 from localllm.engine.chunking import ChunkSize
 from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed, rank
@@ -42,11 +43,7 @@ from localllm.engine.protocol import Done, Embed, Event, Failed, Generate, Rank
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
-from localllm.engine.speculation import (
-    Pace,
-    Payoff,
-    PromptLookup,
-)
+from localllm.engine.speculation import Pace, Payoff, PromptLookup
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError, describe
 
@@ -87,6 +84,9 @@ class Engine:
         """Whether guessing pays at this many streams, measured (`engine.speculation`)."""
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
+        self.sink: Callable[[list[Event]], None] | None = None
+        """Where the worker sends events (its socket): given, an overlapped step hands it
+        the text of last step's tokens while the device computes, not after."""
         n_seq = max(1, model.settings.n_seq_max)
         self.slots = [Slot(seq) for seq in range(n_seq)]
         self.n_ctx_slot = model.n_ctx_seq
@@ -130,6 +130,9 @@ class Engine:
         running = [s for s in self.slots if s.job is not None]
         if running:
             events += self._decode(running)
+        return self._with_kv_used(events)
+
+    def _with_kv_used(self, events: list[Event]) -> list[Event]:
         if any(isinstance(e, Done) for e in events):  # how full the cache is, as it ends
             used = sum(len(s.cached) for s in self.slots)
             events = [replace(e, kv_used=used) if isinstance(e, Done) else e for e in events]
@@ -307,6 +310,9 @@ class Engine:
             events += self._flush(everyone)
             return events + self._fail(self._live(running), f"llama_decode failed with {code}")
         events += self._flush(everyone)  # while the device computes
+        if self.sink is not None and events:  # and on its way to the server meanwhile
+            self.sink(self._with_kv_used(events))
+            events = []
         running = self._live(running)
         if profile is not None:
             flushed = time.perf_counter_ns()
@@ -327,7 +333,7 @@ class Engine:
             if job.prefilling and (take := taken.get(slot.seq, 0)):
                 slot.cached += job.pending[:take]
                 del job.pending[:take]
-        take_picked = functools.partial(_picked, picked)
+        take_picked = functools.partial(draws.picked, picked)
         for slot, index in outputs:
             job = slot.job
             if job is None:
@@ -335,13 +341,13 @@ class Engine:
             job.passes += 1
             try:
                 if job.rejection is not None:
-                    draw: Any = functools.partial(_drawn, job.rejection)
+                    draw: Any = functools.partial(draws.drawn, job.rejection)
                 elif job.sampler is None:
                     draw = take_picked
                 elif job.request.grammar:
                     draw = self._guarded
                 else:
-                    draw = _sample
+                    draw = draws.sample
                 if profile is not None:
                     drawn_from = time.perf_counter_ns()
                     ctx = self.model.ctx
@@ -485,15 +491,3 @@ class Engine:
             self.draft.close()
         if self.projector is not None:
             self.projector.close()
-
-
-def _picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) -> int:
-    return picked[index]
-
-
-def _drawn(draw: RejectionSampler, _sampler: object, ctx: object, index: int) -> int:
-    return draw(ctx, index)
-
-
-def _sample(sampler: object, ctx: object, index: int) -> int:
-    return int(llama_cpp.llama_sampler_sample(sampler, ctx, index))

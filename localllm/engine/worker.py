@@ -41,6 +41,7 @@ def serve(conn: Connection, engine: Engine) -> None:
     anyway (a bug), the requests it held end with the reason and the worker goes on:
     only llama.cpp aborting ends the process, since its state is then unknown."""
     inbox = Inbox(conn, engine)  # reads and tokenizes beside this loop
+    engine.sink = inbox.send  # an overlapped step sends last step's text while it computes
     while True:
         while not engine.busy or inbox.waiting():
             _receive(inbox, engine, inbox.get())

@@ -187,3 +187,12 @@ def without_adapters(room: Budget, nbytes: int) -> Budget:
     top = max(gpus, key=lambda g: g.usable)
     less_one = (replace(g, usable=max(g.usable - nbytes, 0)) if g is top else g for g in room.gpus)
     return replace(room, gpus=tuple(less_one))
+
+
+def sampling_in_graph(load: Load, on: bool) -> Load:
+    """`load` with sampling in llama.cpp's graph turned `on` or off, for the model and
+    its draft model alike (`LOCALLLM_BACKEND_SAMPLING`)."""
+    draft = load.draft
+    if draft is not None:
+        draft = replace(draft, settings=replace(draft.settings, backend_sampling=on))
+    return replace(load, settings=replace(load.settings, backend_sampling=on), draft=draft)

@@ -39,6 +39,7 @@ from localllm.workers.loading import (
     machine_budget,
     on_workers,
     plan_load,
+    sampling_in_graph,
     with_prompt_cache,
 )
 from localllm.workers.replicas import (
@@ -303,16 +304,11 @@ class Scheduler:
         return on_workers(spread, spread_budget), spread_budget
 
     def _sampling(self, planned: Planned) -> Planned:
-        """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto (for
-        the model and its draft model alike)."""
+        """`LOCALLLM_BACKEND_SAMPLING` over the planner's choice, when it is not auto."""
         if self.settings.backend_sampling == "auto":
             return planned
         on = self.settings.backend_sampling == "on"
-        settings = replace(planned.load.settings, backend_sampling=on)
-        draft = planned.load.draft
-        if draft is not None:
-            draft = replace(draft, settings=replace(draft.settings, backend_sampling=on))
-        return replace(planned, load=replace(planned.load, settings=settings, draft=draft))
+        return replace(planned, load=sampling_in_graph(planned.load, on))
 
     async def _on_one_gpu(
         self,

@@ -77,3 +77,27 @@ def test_limits_and_sampled_answers_alike(model: LlamaModel) -> None:
     in_order, overlapped = both(model, requests)
     assert overlapped == in_order
     assert [a[2] for a in in_order] == [1, 20, 7] or in_order[1][1] == "stop"
+
+
+def test_a_sink_gets_the_text_while_the_device_computes(model: LlamaModel) -> None:
+    """With a sink (the worker's socket), an overlapped step hands it the text of the
+    last step's tokens before it waits for the device; the answers are the same."""
+    requests = [Generate(i, prompt=p, sampling=GREEDY) for i, p in enumerate(PROMPTS)]
+    answers, sinks = [], 0
+    sunk: list[list[Event]] = []
+    for with_sink in (False, True):
+        engine = Engine(model, overlap=True)
+        if with_sink:
+            engine.sink = sunk.append
+        for r in requests:
+            engine.submit(r)
+        events: list[Event] = []
+        while engine.busy:
+            returned = engine.step()  # what the sink got during the step went out first
+            events += [e for batch in sunk for e in batch] + returned
+            sinks += len(sunk)
+            sunk.clear()
+        engine.close()
+        answers.append([answer([e for e in events if e.id == r.id]) for r in requests])
+    assert answers[0] == answers[1]
+    assert sinks > 10

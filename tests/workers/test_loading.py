@@ -1,5 +1,5 @@
-"""Around a model's plan: what its LoRA adapters take from the budget, and where its
-saved prompts go."""
+"""Around a model's plan: what its LoRA adapters take from the budget, where its
+saved prompts go, and sampling in the graph turned on or off for it and its draft."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from localllm.planner.budget import Budget, GpuBudget
 from localllm.store.atomic import StoreError
-from localllm.workers.loading import with_prompt_cache, without_adapters
+from localllm.workers.loading import sampling_in_graph, with_prompt_cache, without_adapters
 
 GIB = 1 << 30
 
@@ -49,3 +49,17 @@ def test_the_prompt_cache_folder_comes_from_a_checked_digest(tmp_path: Path) -> 
     forged = Manifest("m:latest", Layer("sha256-../../../../etc", 1))  # a tampered manifest
     with pytest.raises(StoreError, match="not a blob digest"):
         with_prompt_cache(load, forged, tmp_path, GIB)
+
+
+def test_sampling_in_the_graph_is_set_for_the_draft_too() -> None:
+    from localllm.engine.protocol import Draft, Load
+    from localllm.planner.settings import LoadSettings
+
+    on = LoadSettings(n_gpu_layers=99, n_ctx=512, backend_sampling=True)
+    load = Load(("model.gguf",), on, draft=Draft("draft.gguf", on))
+    off = sampling_in_graph(load, False)
+    assert off.draft is not None and not off.draft.settings.backend_sampling
+    assert not off.settings.backend_sampling and off.settings.n_gpu_layers == 99
+    assert sampling_in_graph(off, True) == load
+    alone = Load(("model.gguf",), on)
+    assert sampling_in_graph(alone, False).draft is None
