@@ -8,7 +8,8 @@
 #                                                # ROUND_ONLY=check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
 #                                                # ROUND_ONLY=stall: that profile alone;
-#                                                # ROUND_ONLY=prefill: gpu/prefill.py, drafts, it)
+#                                                # ROUND_ONLY=prefill: gpu/prefill.py, 1B at 1
+#                                                # and 8 streams, drafts, it)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -60,6 +61,11 @@ run)
         step "prefill (in-process)"
         python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" --ubatch 512 2048 \
             --out "$ROUND/prefill-$CARD-1B.md" > "$ROUND/prefill.log" 2>&1
+        step "1B concurrency, 1 and 8 streams"
+        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 3 --slot-ctx 1024 \
+            --clients 8 --chat-turns 0 --tag "$CARD-1B-low" \
+            > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B.log"
         step "drafts"
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
             --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
