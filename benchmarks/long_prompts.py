@@ -312,11 +312,12 @@ def slow_steps(logs: Path) -> None:
           f"{len(mixed)} beside generating streams, the slowest 20 of those:\n")  # fmt: skip
     if mixed:
         phases = list(mixed[0]["phases_ms"])
-        print("| ms | rows | prompt rows | " + " | ".join(phases) + " |")
-        print("|---|---|---|" + "---|" * len(phases))
+        print("| ms | rows | prompt rows | samplers changed | " + " | ".join(phases) + " |")
+        print("|---|---|---|---|" + "---|" * len(phases))
     for s in mixed[:20]:
         cells = " | ".join(f"{s['phases_ms'][p]:.1f}" for p in phases)
-        print(f"| {s['ms']:.1f} | {s['rows']} | {s['prompt_rows']} | {cells} |")
+        print(f"| {s['ms']:.1f} | {s['rows']} | {s['prompt_rows']} | {s.get('replans', '-')} "
+              f"| {cells} |")  # fmt: skip
 
 
 def main() -> None:

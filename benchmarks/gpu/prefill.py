@@ -16,7 +16,11 @@ a time, each row the median of `--repeat` runs on fresh random tokens:
 4. the engine with its step profile (`engine.profile`, which synchronises every
    step): milliseconds by phase over the whole prompt.
 
-Each row for every `--ubatch` given (llama.cpp's micro-batch). Prints a Markdown
+Each row for every `--ubatch` given (llama.cpp's micro-batch). Beside the bare loop
+with one sync and the engine, the seconds the host spent inside `llama_decode` calls
+(timed around each call, nothing synchronised): where llama.cpp blocks the caller
+(waiting for the device before it sets the next micro-batch's inputs) or builds those
+inputs (the attention mask over every cached cell) on the host. Prints a Markdown
 table and writes it to `--out`.
 """
 
@@ -40,6 +44,21 @@ from localllm.engine.prompt import Prepared
 from localllm.engine.protocol import Done, Failed, Generate, Sampling
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.planner.settings import LoadSettings
+
+IN_DECODE = [0.0]
+"""Seconds inside `TokenBatch.decode` (llama_decode) since the last reset."""
+_decode = TokenBatch.decode
+
+
+def _timed_decode(self: TokenBatch, ctx: object, n: int) -> int:
+    start = time.perf_counter()
+    try:
+        return _decode(self, ctx, n)
+    finally:
+        IN_DECODE[0] += time.perf_counter() - start
+
+
+TokenBatch.decode = _timed_decode  # type: ignore[method-assign]
 
 
 def random_tokens(model: LlamaModel, n: int, seed: int) -> list[int]:
@@ -103,8 +122,9 @@ def main() -> None:
         f"{args.repeat} runs (profiled: one run, ms by phase)",
         "",
         "| micro-batch | tokens | bare, one sync | bare, sync each batch | engine | "
+        "s in llama_decode: bare, one sync / engine | "
         "engine profiled: steps, " + ", ".join(PHASES) + " |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for ub in args.ubatch:
         settings = LoadSettings(
@@ -117,16 +137,22 @@ def main() -> None:
             bare(model, random_tokens(model, 2048, 0), False)  # warm-up
             for size in args.sizes:
                 runs: dict[str, list[float]] = {"one": [], "each": [], "engine": []}
+                inside: dict[str, list[float]] = {"one": [], "engine": []}
                 for r in range(args.repeat):
                     tokens = random_tokens(model, size, size * 100 + r)
+                    IN_DECODE[0] = 0.0
                     runs["one"].append(size / bare(model, tokens, False))
+                    inside["one"].append(IN_DECODE[0])
                     runs["each"].append(size / bare(model, tokens, True))
+                    IN_DECODE[0] = 0.0
                     runs["engine"].append(size / engine_run(model, tokens, None))
+                    inside["engine"].append(IN_DECODE[0])
                 profile = StepProfile()
                 engine_run(model, random_tokens(model, size, 7), profile)
                 phases = ", ".join(f"{profile.ns[p] / 1e6:.1f}" for p in PHASES)
                 cells = " | ".join(f"{statistics.median(runs[k]):,.0f}" for k in runs)
-                lines.append(f"| {ub} | {size:,} | {cells} | {profile.steps}, {phases} |")
+                held = " / ".join(f"{statistics.median(inside[k]):.3f}" for k in inside)
+                lines.append(f"| {ub} | {size:,} | {cells} | {held} | {profile.steps}, {phases} |")
                 print(lines[-1], file=sys.stderr)
         finally:
             model.close()

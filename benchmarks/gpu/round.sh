@@ -22,7 +22,8 @@ CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -cd 'A-Z
 case "${1:-}" in
 start)
     mkdir -p "$ROUND"
-    ROUND_ONLY=${ROUND_ONLY:-} CHECK_PROFILE=${CHECK_PROFILE:-} setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
+    ROUND_ONLY=${ROUND_ONLY:-} CHECK_PROFILE=${CHECK_PROFILE:-} PREFILL_ARGS=${PREFILL_ARGS:-} \
+        setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
     echo "round started on $CARD"
     ;;
 collect)
@@ -59,8 +60,10 @@ run)
     fast=(--fast-flags "-fa on --backend-sampling")
     if [ "${ROUND_ONLY:-}" = prefill ]; then  # where a long prompt's time goes; the drafts
         step "prefill (in-process)"
-        python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" --ubatch 512 2048 \
-            --out "$ROUND/prefill-$CARD-1B.md" > "$ROUND/prefill.log" 2>&1
+        # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
+        python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" \
+            ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
+            > "$ROUND/prefill.log" 2>&1
         step "1B concurrency, 1 and 8 streams"
         python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
             "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 3 --slot-ctx 1024 \

@@ -123,10 +123,11 @@ class Engine:
 
     def step(self) -> list[Event]:
         """Admit what fits, then one decode of every running request."""
-        start = time.perf_counter_ns()
+        start, changes = time.perf_counter_ns(), self._graph.changes
         events = self._admit()
         if self.profile is not None:
             self.profile.add("admit", time.perf_counter_ns() - start)
+            self.profile.replans = self._graph.changes - changes
         running = [s for s in self.slots if s.job is not None]
         if running:
             events += self._decode(running)
@@ -181,10 +182,12 @@ class Engine:
                 slot = slots.choose(free, tokens)
                 k_max = speculation.k_max(request, self._can_cut, self.draft is not None)
                 rejection = None
-                if plain_greedy(request) and not self._graph_greedy():
-                    self._graph.detach(slot.seq)
-                    sampler, owned = None, False
-                elif k_max and not plain_greedy(request):  # its draws follow each guess
+                quiet = not any(s.job is not None for s in self.slots)  # nobody to hold up
+                if plain_greedy(request):
+                    wanted = self._graph_greedy()
+                    sampler = self._graph.greedy(slot.seq, request, build, wanted, quiet)
+                    owned = False
+                elif k_max:  # its draws follow each guess
                     self._graph.detach(slot.seq)
                     if request.sampling.temperature > 0:
                         seed = request.sampling.seed

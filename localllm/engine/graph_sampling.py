@@ -2,11 +2,17 @@
 
 Attaching or detaching a chain (`llama_set_sampler`) makes llama.cpp plan its graph
 again at the next decode (a scheduler reserve: tens of milliseconds on a GPU, for
-every stream in the batch). So a chain stays attached when its request ends, and
-the next request on that sequence with the same sampling resets and reuses it;
-only a different sampling, or a request that needs the logits on the host (a
-grammar, logprobs, a plain greedy one in a busy batch: `engine.greedy`), changes
-what is attached.
+every stream in the batch; on the H100 such steps were most of the running streams'
+gaps over 40 ms). So a chain stays attached when its request ends, and the next
+request on that sequence with the same sampling resets and reuses it. And what is
+attached for a plain greedy request changes only where nobody waits for it: one
+admitted while others run (`quiet` false) keeps its sequence as it is, sampled by
+the chain there when it is its own kind, else read off the host logits with the
+step's other greedy rows (`engine.greedy`; an argmax either way, so the answer is
+the same). The greedy chains the context is made with are detached at the start,
+while no one runs. A sampled request still gets its chain in the graph whoever runs
+(its seeded draws must not depend on that), and a request that needs the logits (a
+grammar, logprobs, guesses drawn by the accept/reject rule) detaches it.
 """
 
 from __future__ import annotations
@@ -35,10 +41,16 @@ class GraphSamplers:
         self._keys: list[Sampling | None] = [None] * n_seq
         self._attached = [self.enabled] * n_seq
         """A chain is attached (at first the greedy one the context was made with)."""
+        self.changes = 0
+        """Chains attached or detached so far: each a re-plan at the next decode."""
+        for seq in range(n_seq):  # nobody runs yet: the re-plan costs no one a token
+            self.detach(seq)
 
     def chain_for(self, seq: int, request: Generate, build: Callable[[], Any]) -> tuple[Any, bool]:
         """(the chain to sample `request` with on sequence `seq`, whether the request
-        owns it, so frees it when it ends)."""
+        owns it, so frees it when it ends). Always in the graph where it can be: a
+        seeded draw there and on the host may differ, and its answer must not depend
+        on who else was running."""
         if not self.enabled:
             return build(), True
         if request.grammar is not None or request.sampling.logprobs >= 0:
@@ -50,20 +62,39 @@ class GraphSamplers:
             llama_cpp.llama_sampler_reset(chain)
             return chain, False
         new = build()
-        self.model.use_sampler(seq, new)
+        self._set(seq, new)
         if chain is not None:
             llama_cpp.llama_sampler_free(chain)
         self._chains[seq], self._keys[seq], self._attached[seq] = new, key, True
         return new, False
 
+    def greedy(
+        self, seq: int, request: Generate, build: Callable[[], Any], wanted: bool, quiet: bool
+    ) -> Any:
+        """The chain a plain greedy `request` is sampled with in the graph on `seq`, or
+        None: its row is read off the host logits with the step's other greedy rows.
+        `wanted`: the graph is the better place at this many streams."""
+        key = chain_key(request.sampling)
+        if self._chains[seq] is not None and self._keys[seq] == key:
+            llama_cpp.llama_sampler_reset(self._chains[seq])
+            return self._chains[seq]
+        if wanted and quiet:
+            return self.chain_for(seq, request, build)[0]
+        self.detach(seq)  # free when detached; else another's chain, which must go
+        return None
+
     def detach(self, seq: int) -> None:
         """Sequence `seq` is sampled from its logits on the host from its next decode."""
         if self._attached[seq]:
-            self.model.use_sampler(seq, None)
+            self._set(seq, None)
             self._attached[seq] = False
         if self._chains[seq] is not None:
             llama_cpp.llama_sampler_free(self._chains[seq])
             self._chains[seq], self._keys[seq] = None, None
+
+    def _set(self, seq: int, chain: Any) -> None:
+        self.model.use_sampler(seq, chain)
+        self.changes += 1
 
     def close(self) -> None:
         for seq in range(len(self._chains)):

@@ -12,7 +12,6 @@ from localllm.engine.slots import Slot
 from localllm.engine.speculation import (
     DRAFT_GUESSES_PER_STEP,
     DRAFT_UP_TO,
-    DRAFT_UP_TO_GRAPH,
     GUESSES_PER_STEP,
     K_MAX,
     SPECULATE_UP_TO,
@@ -29,10 +28,7 @@ def propose(
     """({sequence: its guesses}, whether the draft model caught up with a whole new
     prompt meanwhile: a step whose time says nothing of guessing's pay).
     `capacity`: the batch's tokens; `n_ctx_slot`: a slot's context."""
-    if draft is None:
-        up_to = SPECULATE_UP_TO
-    else:
-        up_to = DRAFT_UP_TO_GRAPH if draft.samples_in_graph else DRAFT_UP_TO
+    up_to = SPECULATE_UP_TO if draft is None else DRAFT_UP_TO
     if not generating or len(generating) > up_to:
         return {}, False
     per_step = GUESSES_PER_STEP if draft is None else DRAFT_GUESSES_PER_STEP

@@ -34,6 +34,9 @@ class StepProfile:
         """Guessed tokens decoded, and those the model agreed with."""
         self.rows = self.prompt_rows = 0
         """The last decode's batch: its rows, and those of them from prompts."""
+        self.replans = 0
+        """Graph samplers attached or detached by the last step's admissions (each makes
+        llama.cpp plan its graph again at that step's decode)."""
         self._written = time.monotonic()
 
     def add(self, phase: str, ns: int) -> None:
@@ -52,7 +55,8 @@ class StepProfile:
         if ns < SLOW_NS:
             return None
         phases = {p: round((self.ns[p] - before.get(p, 0)) / 1e6, 3) for p in PHASES}
-        step = {"ms": round(ns / 1e6, 3), "rows": self.rows, "prompt_rows": self.prompt_rows}
+        step = {"ms": round(ns / 1e6, 3), "rows": self.rows, "prompt_rows": self.prompt_rows,
+                "replans": self.replans}  # fmt: skip
         return SLOW_PREFIX + json.dumps({**step, "phases_ms": phases})
 
     def line(self) -> str:

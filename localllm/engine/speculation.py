@@ -36,11 +36,6 @@ SPECULATE_UP_TO = 2
 beyond, the batch is busy enough that guesses no longer come for free."""
 DRAFT_UP_TO = 4
 """The same with a draft model, whose guesses agree more often."""
-DRAFT_UP_TO_GRAPH = 16
-"""The same with a draft model that picks its guesses in its graph (`engine.draft`, on
-a GPU): a guessed token then costs the host a few microseconds instead of a pass over
-the vocabulary, and a GPU's batch has spare compute well beyond 4 streams (llama-server
-drafts at 8 for a 1.4x gain). `Payoff` still turns guessing off where it costs."""
 GUESSES_PER_STEP = K_MAX
 """Guesses verified in one step, shared out among the streams that guess: verifying
 them costs compute, which several streams already use."""

@@ -77,6 +77,35 @@ def test_greedy_rows_of_a_busy_batch_are_the_same_off_the_host_logits(
     assert together == alone
 
 
+def test_a_greedy_request_joining_others_changes_no_graph_sampler(
+    tiny_files: dict[str, Path], engines: dict[bool, Engine]
+) -> None:
+    """Attaching or detaching a chain makes llama.cpp plan its graph again, which holds
+    every running stream for that step: a plain greedy request admitted beside others
+    leaves its sequence as it is (here read off the host logits), same answer."""
+    model, engine = engine_for(tiny_files["tiny"], True)
+    assert engine._graph.changes == 4  # the context's own chains, detached at the start
+    texts = {1: "", 2: ""}
+    engine.submit(Generate(1, prompt="Once upon", sampling=GREEDY))
+    steps = 0
+    while engine.busy:
+        if steps == 2:
+            attached = engine._graph.changes  # the first one's chain, attached alone
+            engine.submit(Generate(2, prompt="The cat", sampling=GREEDY))
+        for event in engine.step():
+            if isinstance(event, Piece):
+                texts[event.id] += event.text
+        steps += 1
+    assert attached == 5 and engine._graph.changes == attached
+    for i, prompt in ((1, "Once upon"), (2, "The cat")):
+        assert (
+            texts[i]
+            == answers(engines[False], Generate(10 + i, prompt=prompt, sampling=GREEDY))[10 + i]
+        )
+    engine.close()
+    model.close()
+
+
 def test_seeded_sampling_in_the_graph_is_reproducible(engines: dict[bool, Engine]) -> None:
     first = answers(engines[True], Generate(1, prompt="Once upon", sampling=SEEDED))
     again = answers(engines[True], Generate(2, prompt="Once upon", sampling=SEEDED))
