@@ -8,8 +8,8 @@
 #                                                # ROUND_ONLY=check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
 #                                                # ROUND_ONLY=stall: that profile alone;
-#                                                # ROUND_ONLY=prefill: gpu/prefill.py, 1B at 1
-#                                                # and 8 streams, drafts, it)
+#                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
+#                                                # it, drafts, gpu/prefill.py)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -58,22 +58,27 @@ run)
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
     fast=(--fast-flags "-fa on --backend-sampling")
-    if [ "${ROUND_ONLY:-}" = prefill ]; then  # where a long prompt's time goes; the drafts
-        step "prefill (in-process)"
-        # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
-        python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" \
-            ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
-            > "$ROUND/prefill.log" 2>&1
+    if [ "${ROUND_ONLY:-}" = probe ]; then  # after a change, most wanted first
         step "1B concurrency, 1 and 8 streams"
         python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
             "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 3 --slot-ctx 1024 \
             --clients 8 --chat-turns 0 --tag "$CARD-1B-low" \
             > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B.log"
+        step "stall profile (localllm)"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
+            --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
+            --repeat 2 --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" \
+            2> "$ROUND/stall.log"
         step "drafts"
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
             --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
             --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
-        ROUND_ONLY=stall
+        step "prefill (in-process)"
+        # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
+        python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" \
+            ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
+            > "$ROUND/prefill.log" 2>&1
+        step "done (probe)"; touch "$ROUND/done"; exit 0
     fi
     if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled
         step "stall profile (localllm)"
