@@ -9,7 +9,7 @@
 #                                                # CHECK_PROFILE=1: and the stall profiled;
 #                                                # ROUND_ONLY=stall: that profile alone;
 #                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
-#                                                # it, drafts, gpu/prefill.py)
+#                                                # it, gpu/step.py at 1-4, drafts, prefill)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
@@ -69,6 +69,9 @@ run)
             --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
             --repeat 2 --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" \
             2> "$ROUND/stall.log"
+        step "one step at 1, 2 and 4 streams (in-process)"
+        python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 2 4 \
+            --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step.log" 2>&1
         step "drafts"
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
             --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
