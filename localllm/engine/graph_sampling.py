@@ -2,10 +2,9 @@
 
 Attaching or detaching a chain (`llama_set_sampler`) makes llama.cpp plan its graph
 again at the next decode (a scheduler reserve: tens of milliseconds on a GPU, for
-every stream in the batch; on the H100 such steps were most of the running streams'
-gaps over 40 ms). So a chain stays attached when its request ends, and the next
-request on that sequence with the same sampling resets and reuses it. And what is
-attached for a plain greedy request changes only where nobody waits for it: one
+every stream in the batch). So a chain stays attached when its request ends, and the
+next request on that sequence with the same sampling resets and reuses it. And what
+is attached for a plain greedy request changes only where nobody waits for it: one
 admitted while others run (`quiet` false) keeps its sequence as it is, sampled by
 the chain there when it is its own kind, else read off the host logits with the
 step's other greedy rows (`engine.greedy`; an argmax either way, so the answer is

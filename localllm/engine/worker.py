@@ -49,6 +49,8 @@ def serve(conn: Connection, engine: Engine) -> None:
         before, began = dict(profile.ns) if profile is not None else {}, time.perf_counter_ns()
         try:
             events = engine.step()
+        except (BrokenPipeError, ConnectionResetError):
+            raise  # the server went away while the step sent (`Engine.sink`): exit
         except Exception as exc:
             traceback.print_exc()
             events = engine.fail_all(f"the model's worker failed a step ({type(exc).__name__})")
