@@ -7,7 +7,8 @@
 #                                                # (ROUND_ONLY=1B: the 1B concurrency only;
 #                                                # ROUND_ONLY=check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
-#                                                # ROUND_ONLY=stall: that profile alone;
+#                                                # ROUND_ONLY=stall: that profile, then
+#                                                # gpu/step.py at 1-4 streams;
 #                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
 #                                                # it, gpu/step.py at 1-4, drafts, prefill)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
@@ -23,7 +24,7 @@ case "${1:-}" in
 start)
     mkdir -p "$ROUND"
     ROUND_ONLY=${ROUND_ONLY:-} CHECK_PROFILE=${CHECK_PROFILE:-} PREFILL_ARGS=${PREFILL_ARGS:-} \
-        setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
+        STALL_REPEAT=${STALL_REPEAT:-} setsid nohup bash "$0" run > "$ROUND/round.log" 2>&1 < /dev/null &
     echo "round started on $CARD"
     ;;
 collect)
@@ -87,8 +88,11 @@ run)
         step "stall profile (localllm)"
         python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
             --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
-            --repeat 2 --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" \
-            2> "$ROUND/stall.log"
+            --repeat "${STALL_REPEAT:-2}" --tag "$CARD-1B-profile" \
+            > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
+        step "one step at 1, 2 and 4 streams (in-process)"
+        python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 2 4 \
+            --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step.log" 2>&1
         step "done (stall)"; touch "$ROUND/done"; exit 0
     fi
     if [ "${ROUND_ONLY:-}" = check ]; then  # after a change: drafts, then localllm's stalls
