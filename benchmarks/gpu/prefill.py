@@ -10,7 +10,8 @@ a time, each row the median of `--repeat` runs on fresh random tokens:
 
 1. the bare loop, synchronised once at the end (batched-bench);
 2. the bare loop, synchronised after every batch (what a step loop that reads
-   anything back does);
+   anything back does); and synchronised once again, with the chain the engine gives
+   such a request attached to its sequence;
 3. the engine (`engine.batch.Engine`): the prompt's tokens submitted as a request
    of one greedy token, timed to its `Done`;
 4. the engine with its step profile (`engine.profile`, which synchronises every
@@ -42,6 +43,7 @@ from localllm.engine.model import LlamaModel
 from localllm.engine.profile import PHASES, StepProfile
 from localllm.engine.prompt import Prepared
 from localllm.engine.protocol import Done, Failed, Generate, Sampling
+from localllm.engine.sampling import build_sampler
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.planner.settings import LoadSettings
 
@@ -87,12 +89,28 @@ def bare(model: LlamaModel, tokens: list[int], sync_each: bool) -> float:
     return seconds
 
 
+ONE = Sampling(temperature=0, repeat_penalty=1.0, num_predict=1, ignore_eos=True)
+"""The request: one greedy token, end tokens banned (as the benchmarks' requests)."""
+
+
+def bare_with_chain(model: LlamaModel, tokens: list[int]) -> float:
+    """The bare loop, one sync, with the chain the engine gives the request attached to
+    sequence 0 in place of the context's own greedy one (end tokens banned by a logit
+    bias): whether the chain alone changes how llama.cpp runs the batches."""
+    chain = build_sampler(model.vocab, model.n_vocab, ONE, None, model.eog)
+    model.use_sampler(0, chain)
+    try:
+        return bare(model, tokens, False)
+    finally:
+        model.use_sampler(0, None)
+        llama_cpp.llama_sampler_free(chain)
+
+
 def engine_run(model: LlamaModel, tokens: list[int], profile: StepProfile | None) -> float:
     """Seconds from submitting `tokens` to the engine to its request's `Done`."""
     llama_cpp.llama_memory_clear(model.memory, True)
     engine = Engine(model, profile)
-    one = Sampling(temperature=0, repeat_penalty=1.0, num_predict=1, ignore_eos=True)
-    request = Generate(1, prompt="-", sampling=one)
+    request = Generate(1, prompt="-", sampling=ONE)
     start = time.perf_counter()
     engine.submit(Prepared(request, list(tokens)))
     while engine.busy:
@@ -121,10 +139,11 @@ def main() -> None:
         f"{args.slots} slots of {args.slot_ctx} cells, batch 2048; tokens/s, median of "
         f"{args.repeat} runs (profiled: one run, ms by phase)",
         "",
-        "| micro-batch | tokens | bare, one sync | bare, sync each batch | engine | "
+        "| micro-batch | tokens | bare, one sync | bare, sync each batch | "
+        "bare, one sync, the engine's chain | engine | "
         "s in llama_decode: bare, one sync / engine | "
         "engine profiled: steps, " + ", ".join(PHASES) + " |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for ub in args.ubatch:
         settings = LoadSettings(
@@ -136,7 +155,7 @@ def main() -> None:
         try:
             bare(model, random_tokens(model, 2048, 0), False)  # warm-up
             for size in args.sizes:
-                runs: dict[str, list[float]] = {"one": [], "each": [], "engine": []}
+                runs: dict[str, list[float]] = {"one": [], "each": [], "chain": [], "engine": []}
                 inside: dict[str, list[float]] = {"one": [], "engine": []}
                 for r in range(args.repeat):
                     tokens = random_tokens(model, size, size * 100 + r)
@@ -144,6 +163,7 @@ def main() -> None:
                     runs["one"].append(size / bare(model, tokens, False))
                     inside["one"].append(IN_DECODE[0])
                     runs["each"].append(size / bare(model, tokens, True))
+                    runs["chain"].append(size / bare_with_chain(model, tokens))
                     IN_DECODE[0] = 0.0
                     runs["engine"].append(size / engine_run(model, tokens, None))
                     inside["engine"].append(IN_DECODE[0])
