@@ -183,6 +183,8 @@ class Engine:
                 k_max = speculation.k_max(request, self._can_cut, self.draft is not None)
                 rejection = None
                 quiet = not any(s.job is not None for s in self.slots)  # nobody to hold up
+                if quiet:
+                    self._graph.keep_only(slot.seq)
                 if plain_greedy(request):
                     wanted = self._graph_greedy()
                     sampler = self._graph.greedy(slot.seq, request, build, wanted, quiet)

@@ -8,10 +8,15 @@ is attached for a plain greedy request changes only where nobody waits for it: o
 admitted while others run (`quiet` false) keeps its sequence as it is, sampled by
 the chain there when it is its own kind, else read off the host logits with the
 step's other greedy rows (`engine.greedy`; an argmax either way, so the answer is
-the same). The greedy chains the context is made with are detached at the start,
-while no one runs. A sampled request still gets its chain in the graph whoever runs
-(its seeded draws must not depend on that), and a request that needs the logits (a
+the same). A sampled request still gets its chain in the graph whoever runs (its
+seeded draws must not depend on that), and a request that needs the logits (a
 grammar, logprobs, guesses drawn by the accept/reject rule) detaches it.
+
+Every attached chain is in every decode's graph, also when its sequence is not in the
+batch: llama.cpp keeps the graph's shape by building an idle sequence's sampler on a
+dummy row (marked not to compute; its nodes still cost the host each step). So the
+greedy chains the context is made with are detached at the start, and a request
+admitted while no one runs (`keep_only`) detaches the chains the others left.
 """
 
 from __future__ import annotations
@@ -81,6 +86,17 @@ class GraphSamplers:
             return self.chain_for(seq, request, build)[0]
         self.detach(seq)  # free when detached; else another's chain, which must go
         return None
+
+    def keep_only(self, seq: int) -> None:
+        """Detach every chain but `seq`'s: nobody runs, so the re-plan holds no one."""
+        for other in range(len(self._attached)):
+            if other != seq:
+                self.detach(other)
+
+    @property
+    def attached(self) -> int:
+        """Sequences with a chain in the graph (each in every decode's graph)."""
+        return sum(self._attached)
 
     def detach(self, seq: int) -> None:
         """Sequence `seq` is sampled from its logits on the host from its next decode."""

@@ -106,6 +106,22 @@ def test_a_greedy_request_joining_others_changes_no_graph_sampler(
     model.close()
 
 
+def test_a_request_alone_leaves_only_its_own_chain_attached(tiny_files: dict[str, Path]) -> None:
+    """An attached chain is in every decode's graph, its sequence idle or not: a request
+    admitted while nobody runs drops the chains earlier requests left."""
+    from dataclasses import replace
+
+    model, engine = engine_for(tiny_files["tiny"], True)
+    other = replace(SEEDED, seed=8)
+    answers(engine, Generate(1, prompt="Once upon", sampling=SEEDED),
+            Generate(2, prompt="The cat", sampling=other))  # fmt: skip
+    assert engine._graph.attached == 2  # sampled: in the graph, whoever else ran
+    answers(engine, Generate(3, prompt="In a land", sampling=GREEDY))
+    assert engine._graph.attached == 1
+    engine.close()
+    model.close()
+
+
 def test_seeded_sampling_in_the_graph_is_reproducible(engines: dict[bool, Engine]) -> None:
     first = answers(engines[True], Generate(1, prompt="Once upon", sampling=SEEDED))
     again = answers(engines[True], Generate(2, prompt="Once upon", sampling=SEEDED))
