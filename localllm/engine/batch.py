@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 GRAPH_GREEDY_UP_TO = 4
 """Streams up to which a greedy request is sampled in llama.cpp's graph (when it
 samples there): beyond, each stream's own argmax subgraph costs the decode more
-than reading all greedy rows off the host logits at once (`engine.greedy`)."""
+than reading all greedy rows off the host logits at once (`engine.greedy`). A chain
+is attached only for a request admitted while nobody runs (`graph_sampling`)."""
 
 
 class Engine:
