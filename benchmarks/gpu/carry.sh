@@ -2,6 +2,7 @@
 # On the development machine: what the GPU machine needs and cannot download.
 # Puts the wheels in .whl/ and the llama.cpp source and llama-cpp-python's Python
 # files in .carry/ (both ignored by git; name them in the device run's carry).
+# .carry/build/, where a GPU machine's build was saved (`round.sh save`), is kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python

@@ -13,6 +13,9 @@
 #                                                # it, gpu/step.py at 1-4, drafts, prefill)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
+#   bash benchmarks/gpu/round.sh save            # once built: the build into $OUT in
+#                                                # parts; put them in .carry/build/ and
+#                                                # the next machine skips the build
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
 #   1B concurrency (localllm, llama-server default and fastest, llama-batched-bench),
 #   long prompts and stalls (1B), the 1B step profile, 8B concurrency, drafts.
@@ -39,6 +42,18 @@ collect)
     cat "$ROUND/steps.log" 2>/dev/null
     tail -5 "$ROUND/round.log" 2>/dev/null
     tar czf "${OUT:-/tmp/out}/round.tgz" -C /tmp round
+    ;;
+save)
+    # What setup.sh installs from the build: its libraries and the two tools, in parts
+    # under the device's 16 MB a file (8 files and 64 MB a call come back); `source`
+    # names the llama-cpp-python release they were built from.
+    B=/tmp/llama-build
+    [ -f "$B/source" ] || { echo "no finished build in $B" >&2; exit 1; }
+    (cd / && find "${B#/}" -name '*.so*' -o -path "${B#/}/source" -o -path "${B#/}/bin/llama-server" \
+        -o -path "${B#/}/bin/llama-batched-bench") | tar -C / -cf - -T - | xz -T0 -6 \
+        | split -b 15M - "${OUT:-/tmp/out}/llama-build.tar.xz.part-"
+    cp "$B/source" "${OUT:-/tmp/out}/source"
+    ls -la "${OUT:-/tmp/out}"
     ;;
 run)
     export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LOCALLLM_HOME=/tmp/localllm-home
@@ -143,7 +158,7 @@ run)
     touch "$ROUND/done"
     ;;
 *)
-    echo "usage: $0 start | collect [SECONDS]" >&2
+    echo "usage: $0 start | collect [SECONDS] | save" >&2
     exit 2
     ;;
 esac

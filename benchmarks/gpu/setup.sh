@@ -8,6 +8,9 @@
 #   .whl/    localllm's pure-Python dependencies as cp312 wheels
 #   .carry/  llama.cpp.tar.gz (the sdist's vendor/llama.cpp, trimmed) and
 #            llama_cpp/ (llama-cpp-python's Python files)
+#   .carry/build/  optional: llama-build.tar.xz.part-* from an earlier GPU machine
+#            (`round.sh save`): the same build unpacked instead of 4.5 minutes of cmake,
+#            where it was built from the release carried (its version checked)
 set -euo pipefail
 SITE=/tmp/site
 BUILD=/tmp/llama-build
@@ -18,13 +21,22 @@ if [ ! -f "$SITE/.wheels" ]; then
     touch "$SITE/.wheels"
 fi
 if [ "${1:-}" = wheels ]; then exit 0; fi  # only the wheels (the GPU round writes models meanwhile)
-mkdir -p /tmp/src
-tar xzf .carry/llama.cpp.tar.gz -C /tmp/src
-cmake -S /tmp/src/llama.cpp -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90-real -DBUILD_SHARED_LIBS=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF > /tmp/cmake.log
-cmake --build "$BUILD" --target llama-server llama-batched-bench llama mtmd -j "$(nproc)" \
-    > /tmp/build.log
+# the build's source: llama-cpp-python's release (carry.sh packs its vendored llama.cpp)
+release=$(grep -m1 __version__ .carry/llama_cpp/__init__.py | tr -cd '0-9.')
+if ls .carry/build/llama-build.tar.xz.part-* > /dev/null 2>&1 \
+        && [ "$(cat .carry/build/source 2> /dev/null)" = "$release" ]; then
+    cat .carry/build/llama-build.tar.xz.part-* | tar -C / -xJf -
+    echo "setup: the carried build of llama-cpp-python $release"
+else
+    mkdir -p /tmp/src
+    tar xzf .carry/llama.cpp.tar.gz -C /tmp/src
+    cmake -S /tmp/src/llama.cpp -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90-real -DBUILD_SHARED_LIBS=ON \
+        -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF > /tmp/cmake.log
+    cmake --build "$BUILD" --target llama-server llama-batched-bench llama mtmd -j "$(nproc)" \
+        > /tmp/build.log
+    echo "$release" > "$BUILD/source"
+fi
 cp -r .carry/llama_cpp "$SITE/"
 mkdir -p "$SITE/llama_cpp/lib"
 find "$BUILD" -name '*.so*' -exec cp -P {} "$SITE/llama_cpp/lib/" \;
