@@ -102,20 +102,28 @@ class Pace:
             self._rate, self.k = 0.5, min(K_START, self.k_max)
 
 
+INDEX_PER_DRAFT = 2048
+"""Positions of a long prompt indexed per draft at most: all 32k of one at once took 58
+ms of Python on the step loop (every stream held), 2,048 take about 4."""
+
+
 class PromptLookup:
     """One request's n-gram drafter: an index of the n-grams of its prompt and answer.
 
     The index catches up with the text only when a draft is asked for: a busy batch
     does not guess (`Engine._drafts`), and its streams then pay one list append per
-    token instead of indexing every n-gram of every answer."""
+    token instead of indexing every n-gram of every answer. New tokens go in first,
+    then the prompt backwards from its end, `INDEX_PER_DRAFT` positions a draft: a long
+    prompt's nearest text is found at once and the rest within a few steps, without
+    one step that holds every stream for the whole prompt."""
 
     def __init__(self, prompt: Sequence[int], k_max: int = K_MAX) -> None:
         self.tokens: list[int] = list(prompt)
         self._index: dict[tuple[int, ...], int] = {}
         """n-gram -> where what followed its latest occurrence starts (the n-grams that
         end at the last token are not in yet: they are what is looked up)."""
-        self._indexed = 0
-        """Tokens whose following n-grams are in `_index`: those before it."""
+        self._low = self._high = len(self.tokens)
+        """Positions in [_low, _high) have their preceding n-grams in `_index`."""
         self.pace = Pace(k_max)
 
     @property
@@ -126,12 +134,17 @@ class PromptLookup:
         """The next token of the text (a prompt token, or one the model chose)."""
         self.tokens.append(token)
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, budget: int = INDEX_PER_DRAFT) -> None:
         tokens, index = self.tokens, self._index
-        for p in range(max(self._indexed, 1), len(tokens)):
+        for p in range(self._high, len(tokens)):  # newer than anything indexed: they win
             for n in range(1, min(N_MAX, p) + 1):
                 index[tuple(tokens[p - n : p])] = p
-        self._indexed = len(tokens)
+        self._high = len(tokens)
+        stop = max(1, self._low - budget)
+        for p in range(self._low - 1, stop - 1, -1):  # older: a later occurrence stays
+            for n in range(1, min(N_MAX, p) + 1):
+                index.setdefault(tuple(tokens[p - n : p]), p)
+        self._low = min(self._low, stop)
 
     def draft(self, room: int) -> list[int]:
         """Up to `room` guessed tokens to follow the text (none if nothing matches)."""
