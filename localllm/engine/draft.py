@@ -96,7 +96,7 @@ class DraftModel:
         """A row's worth of floats for `_top`, reused for every guessed token."""
         self.caught_up = 0
         """Tokens the last `propose` fed to bring the caches to the texts: a few per
-        request, unless a new prompt came in (a step whose time is no guide)."""
+        request, unless a new prompt is being fed (a step whose time is no guide)."""
         self._chains: list[Any] = []
         """Each sequence's top-`TOP_K` chain in the graph (none: read from the logits)."""
         if model.samples_in_graph:
@@ -147,8 +147,8 @@ class DraftModel:
         return {seq: d for seq, d in drafts.items() if d}
 
     def _catch_up(self, texts: Sequence[tuple[int, Sequence[int]]]) -> dict[int, int]:
-        """Bring each sequence's cache to its text; {sequence: the batch index of the
-        logits after its last token}, for those that made it."""
+        """Bring each sequence's cache towards its text; {sequence: the batch index of
+        the logits after its last token}, for those that made it this step."""
         m = self.model
         todo: list[tuple[int, Sequence[int]]] = []
         for seq, text in texts:
@@ -160,29 +160,29 @@ class DraftModel:
                     common = 0
                 del cached[common:]
             todo.append((seq, text[common:]))
-        # The longest first: a catch-up that spans several decodes (a new prompt) ends
-        # before the last one, whose logits are the only ones kept; it drafts next step.
-        todo.sort(key=lambda t: -len(t[1]))
-        total = self.caught_up = sum(len(new) for _, new in todo)
+        # One decode of at most a micro-batch a step, the shortest texts first: the
+        # streams already caught up guess this step, and a new prompt is fed a part a
+        # step (whole, it held every stream for its full prefill on the draft); it
+        # guesses once all of it is in.
+        todo.sort(key=lambda t: len(t[1]))
+        room = max(len(todo), self.model.settings.n_ubatch)
         rows: dict[int, int] = {}
-        n = done = 0
+        n = 0
         for seq, new in todo:
-            for i, token in enumerate(new):
+            part = new[: max(0, room - n)]
+            for i, token in enumerate(part):
                 last = i == len(new) - 1
                 self._batch.put(n, token, len(self.cached[seq]), seq, last)
                 self.cached[seq].append(token)
                 if last:
                     rows[seq] = n
                 n += 1
-                done += 1
-                if n == self._batch.capacity or done == total:
-                    self.passes += 1
-                    if self._batch.decode(m.ctx, n) != 0:
-                        self._forget([s for s, _ in todo])
-                        return {}
-                    if done < total:
-                        rows = {}  # their logits are gone with the next decode
-                    n = 0
+        self.caught_up = n
+        if n:
+            self.passes += 1
+            if self._batch.decode(m.ctx, n) != 0:
+                self._forget([s for s, _ in todo])
+                return {}
         return rows
 
     def _top(self, index: int, ban_eog: bool) -> tuple[int, float]:

@@ -227,3 +227,23 @@ def test_top_of_skips_banned_candidates() -> None:
     assert token == 3 and p == pytest.approx(1 / (1 + math.exp(-1) + math.exp(-2)))
     assert top_of([7, 3, 9], [1.0, 2.0, 0.0], (3,))[0] == 7
     assert top_of([3], [2.0], (3,)) == (-1, 0.0)
+
+
+def test_a_new_prompt_goes_into_the_draft_a_micro_batch_a_step(
+    target: LlamaModel, pair: dict[str, Path]
+) -> None:
+    """Fed whole, a long prompt's catch-up held every stream for its full prefill on the
+    draft: now a micro-batch a step, and a stream already caught up guesses meanwhile."""
+    draft = DraftModel(LlamaModel([str(pair["draft"])], SETTINGS, ()), target)
+    short, long = [5, 6, 7, 8], [5 + i % 300 for i in range(1000)]
+    draft._catch_up([(0, short)])
+    fed = []
+    while True:
+        rows = draft._catch_up([(0, short), (1, long)])
+        fed.append(draft.caught_up)
+        assert 0 in rows  # the stream already in guesses every step
+        if 1 in rows:
+            break
+    assert fed == [SETTINGS.n_ubatch, 1 + 1000 - (SETTINGS.n_ubatch - 1)]
+    assert draft.cached[1] == long
+    draft.close()
