@@ -60,9 +60,6 @@ def _timed_decode(self: TokenBatch, ctx: object, n: int) -> int:
         IN_DECODE[0] += time.perf_counter() - start
 
 
-TokenBatch.decode = _timed_decode  # type: ignore[method-assign]
-
-
 def random_tokens(model: LlamaModel, n: int, seed: int) -> list[int]:
     rng = random.Random(seed)
     return [rng.randrange(100, model.n_vocab - 100) for _ in range(n)]
@@ -137,6 +134,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    # every llama_decode timed, the bare loop's and the engine's, from here on
+    TokenBatch.decode = _timed_decode  # type: ignore[method-assign]
     lines = [
         f"model: {args.model.name}, every layer on the GPU, flash attention, "
         f"{args.slots} slots of {args.slot_ctx} cells, batch 2048; tokens/s, median of "

@@ -60,16 +60,15 @@ class GraphSamplers:
         if request.grammar is not None or request.sampling.logprobs >= 0:
             self.detach(seq)  # sampled on the CPU, from the logits
             return build(), True
-        key = chain_key(request.sampling)
-        chain = self._chains[seq]
-        if chain is not None and self._keys[seq] == key:
-            llama_cpp.llama_sampler_reset(chain)
-            return chain, False
-        new = build()
+        kept = self._reused(seq, request)
+        if kept is not None:
+            return kept, False
+        new, old = build(), self._chains[seq]
         self._set(seq, new)
-        if chain is not None:
-            llama_cpp.llama_sampler_free(chain)
-        self._chains[seq], self._keys[seq], self._attached[seq] = new, key, True
+        if old is not None:
+            llama_cpp.llama_sampler_free(old)
+        self._chains[seq], self._keys[seq] = new, chain_key(request.sampling)
+        self._attached[seq] = True
         return new, False
 
     def greedy(
@@ -78,14 +77,21 @@ class GraphSamplers:
         """The chain a plain greedy `request` is sampled with in the graph on `seq`, or
         None: its row is read off the host logits with the step's other greedy rows.
         `wanted`: the graph is the better place at this many streams."""
-        key = chain_key(request.sampling)
-        if self._chains[seq] is not None and self._keys[seq] == key:
-            llama_cpp.llama_sampler_reset(self._chains[seq])
-            return self._chains[seq]
+        kept = self._reused(seq, request)
+        if kept is not None:
+            return kept
         if wanted and quiet:
             return self.chain_for(seq, request, build)[0]
         self.detach(seq)  # free when detached; else another's chain, which must go
         return None
+
+    def _reused(self, seq: int, request: Generate) -> Any:
+        """The chain attached to `seq` when it samples `request`'s way, reset; else None."""
+        chain = self._chains[seq]
+        if chain is None or self._keys[seq] != chain_key(request.sampling):
+            return None
+        llama_cpp.llama_sampler_reset(chain)
+        return chain
 
     def keep_only(self, seq: int) -> None:
         """Detach every chain but `seq`'s: nobody runs, so the re-plan holds no one."""
