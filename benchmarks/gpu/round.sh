@@ -10,14 +10,17 @@
 #                                                # ROUND_ONLY=stall: that profile, then
 #                                                # gpu/step.py at 1-4 streams;
 #                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
-#                                                # it, gpu/step.py at 1-4, drafts, prefill)
+#                                                # it, gpu/step.py at 1-4, drafts, prefill;
+#                                                # ROUND_ONLY=quick: gpu/step.py, the 1B
+#                                                # at 1-128 streams and profiled;
+#                                                # ROUND_ONLY=low: the 1B at 1 and 8, 5 runs)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 #   bash benchmarks/gpu/round.sh save            # once built: the build into $OUT in
 #                                                # parts; put them in .carry/build/ and
 #                                                # the next machine skips the build
 # Steps, most wanted first; each report lands in /tmp/round as it finishes:
-#   1B concurrency (localllm, llama-server default and fastest, llama-batched-bench),
+#   one step in-process (gpu/step.py), 1B concurrency (localllm, llama-server default and fastest, llama-batched-bench),
 #   long prompts and stalls (1B), the 1B step profile, 8B concurrency, drafts.
 set -uo pipefail
 ROUND=/tmp/round
@@ -74,6 +77,25 @@ run)
     common=(--ngl 99 --threads 8 --llama-server /tmp/llama-server
             --batched-bench /tmp/llama-batched-bench --workdir "$M")
     fast=(--fast-flags "-fa on --backend-sampling")
+    one_step() {
+        step "one step at 1, 8, 64 and 128 streams (in-process)"
+        python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 8 64 128 \
+            --steps 64 --slot-ctx 1024 --out "$ROUND/step-$CARD.md" > "$ROUND/step.log" 2>&1
+    }
+    concurrency_1B() {
+        step "1B concurrency"
+        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \
+            --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
+            > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
+    }
+    profile_1B() {
+        step "1B profile"
+        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
+            --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
+            --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
+            > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
+    }
     if [ "${ROUND_ONLY:-}" = probe ]; then  # after a change, most wanted first
         step "1B concurrency, 1 and 8 streams"
         python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
@@ -98,6 +120,18 @@ run)
             ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
             > "$ROUND/prefill.log" 2>&1
         step "done (probe)"; touch "$ROUND/done"; exit 0
+    fi
+    if [ "${ROUND_ONLY:-}" = low ]; then  # the closest race: 1 and 8 streams, 5 runs each
+        step "1B concurrency, 1 and 8 streams"
+        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 5 --slot-ctx 1024 \
+            --clients 8 --chat-turns 0 --tag "$CARD-1B-low" \
+            > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B.log"
+        step "done (low)"; touch "$ROUND/done"; exit 0
+    fi
+    if [ "${ROUND_ONLY:-}" = quick ]; then  # after a change to the step: 1B only
+        one_step; concurrency_1B; profile_1B
+        step "done (quick)"; touch "$ROUND/done"; exit 0
     fi
     if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled
         step "stall profile (localllm)"
@@ -127,21 +161,13 @@ run)
         fi
         step "done (check)"; touch "$ROUND/done"; exit 0
     fi
-    step "1B concurrency"
-    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-        "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \
-        --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
-        > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
+    one_step; concurrency_1B
     if [ "${ROUND_ONLY:-}" = 1B ]; then step "done (1B only)"; touch "$ROUND/done"; exit 0; fi
     step "long prompts"
     python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
         --clients 4 --server-flags "-fa on --backend-sampling -ub 2048 -b 2048" \
         --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
-    step "1B profile"
-    python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
-        --no-llama-server --no-bundled --levels 1 64 128 --tokens 128 --repeat 1 \
-        --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
-        > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
+    profile_1B
     step "writing and quantizing 8B"
     python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
     best="-fa on --backend-sampling"

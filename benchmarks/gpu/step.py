@@ -11,8 +11,9 @@ each row a fresh context with every layer on the GPU:
    context as large as the server gives each slot;
 2. with llama.cpp's backend sampling configured (the engine's context) and the
    chains detached, as the engine runs plain greedy streams in a busy batch, with
-   the host's argmax over all rows (`engine.greedy`); and with a greedy chain per
-   sequence in the graph instead (only token ids cross to the host);
+   the host's argmax over all rows (`engine.greedy`); with llama.cpp's greedy chain
+   per sequence in the graph instead (only token ids cross to the host); and with
+   the engine's own chains, one argmax of every row (`engine.graph_argmax`);
 3. the engine itself (`engine.batch.Engine`): N greedy requests admitted at once,
    `--tokens` each, its own step profile (`engine.profile`).
 
@@ -35,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import llama_cpp  # before numpy: numpy first made CUDA loads crash on the GPU machine
 
+from localllm.engine import graph_argmax
 from localllm.engine.batch import Engine
 from localllm.engine.greedy import GreedyRows
-from localllm.engine.model import LlamaModel
+from localllm.engine.model import LlamaModel, greedy_chain
 from localllm.engine.profile import StepProfile, breakdown
 from localllm.engine.protocol import Done, Generate, Sampling
 from localllm.engine.tokenbatch import TokenBatch
@@ -56,7 +58,8 @@ def settings_for(streams: int, slot_ctx: int, threads: int, sampling: bool) -> L
 
 def bare(model: LlamaModel, streams: int, steps: int, read: str, threads: int) -> dict[str, float]:
     """Milliseconds per step of a bare decode loop: `read` is "none" (batched-bench),
-    "host" (every row's argmax off the host logits) or "graph" (sampled tokens)."""
+    "host" (every row's argmax off the host logits), "graph" (the tokens llama.cpp's
+    chains sampled) or "pairs" (the engine's argmax of every row)."""
     ctx, n_vocab = model.ctx, model.n_vocab
     llama_cpp.llama_memory_clear(model.memory, True)
     rng = random.Random(0)
@@ -80,9 +83,11 @@ def bare(model: LlamaModel, streams: int, steps: int, read: str, threads: int) -
         t1 = time.perf_counter()
         if read == "host":
             greedy.tokens(ctx, rows)
-        elif read == "graph":
+        elif read == "graph":  # llama.cpp's own chains
             for i in range(streams):
                 llama_cpp.llama_get_sampled_token_ith(ctx, i)
+        elif read == "pairs":  # the engine's (`engine.graph_argmax`)
+            graph_argmax.tokens(ctx, n_vocab, [(i, i, True) for i in range(streams)])
         t2 = time.perf_counter()
         decode_ms.append((t1 - t0) * 1e3)
         read_ms.append((t2 - t1) * 1e3)
@@ -156,8 +161,10 @@ def main() -> None:
         measure(f"bare + host argmax of every row, {threads} threads", slot_ctx, host)
     measure("bare, sampling configured, chains detached, host argmax", engine_ctx,
             lambda m, n: detached(m, n, args.steps, t))  # fmt: skip
-    measure("bare, a greedy chain per sequence in the graph", engine_ctx,
-            lambda m, n: bare(m, n, args.steps, "graph", t))  # fmt: skip
+    measure("bare, llama.cpp's greedy chain per sequence in the graph", engine_ctx,
+            lambda m, n: own_chains(m, n, args.steps, t))  # fmt: skip
+    measure("bare, one argmax of every row in the graph (the engine's chains)", engine_ctx,
+            lambda m, n: bare(m, n, args.steps, "pairs", t))  # fmt: skip
     measure("engine (localllm's step, greedy requests)", engine_ctx,
             lambda m, n: engine_run(m, n, args.tokens))  # fmt: skip
     table = report(args, rows)
@@ -176,6 +183,20 @@ def detached(model: LlamaModel, streams: int, steps: int, threads: int) -> dict[
     for seq in range(model.settings.n_seq_max):
         model.use_sampler(seq, None)
     return bare(model, streams, steps, "host", threads)
+
+
+def own_chains(model: LlamaModel, streams: int, steps: int, threads: int) -> dict[str, float]:
+    """The bare loop with llama.cpp's own greedy chain on every sequence: an argmax
+    subgraph each."""
+    chains = [greedy_chain() for _ in range(model.settings.n_seq_max)]
+    for seq, chain in enumerate(chains):
+        model.use_sampler(seq, chain)
+    try:
+        return bare(model, streams, steps, "graph", threads)
+    finally:
+        for seq, chain in enumerate(chains):
+            model.use_sampler(seq, None)
+            llama_cpp.llama_sampler_free(chain)
 
 
 COLUMNS = ("decode", "sample", "accept", "send", "admit", "batch", "step_ms", "tok_s")

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
-from localllm.engine import draws, guesses, image_slots, slots, speculation
+from localllm.engine import draws, graph_argmax, guesses, image_slots, slots, speculation
 from localllm.engine.chunking import ChunkSize
 from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
-from localllm.engine.greedy import GreedyRows, greedy_rows, plain_greedy
+from localllm.engine.greedy import GreedyRows, graph_rows, greedy_rows, plain_greedy
 from localllm.engine.job import Job
 from localllm.engine.lora import LoraTurns, lora_of
 from localllm.engine.model import LlamaModel
@@ -50,12 +50,6 @@ from localllm.errors import LocalLLMError, describe
 if TYPE_CHECKING:
     from localllm.engine.prompt_cache import PromptCache
     from localllm.engine.vision import Projector, Tokenized
-
-GRAPH_GREEDY_UP_TO = 4
-"""Streams up to which a greedy request is sampled in llama.cpp's graph (when it
-samples there): beyond, each stream's own argmax subgraph costs the decode more
-than reading all greedy rows off the host logits at once (`engine.greedy`). A chain
-is attached only for a request admitted while nobody runs (`graph_sampling`)."""
 
 
 class Engine:
@@ -185,11 +179,9 @@ class Engine:
                 rejection = None
                 quiet = not any(s.job is not None for s in self.slots)  # nobody to hold up
                 if quiet:
-                    self._graph.keep_only(slot.seq)
+                    self._graph.home_others(slot.seq)
                 if plain_greedy(request):
-                    wanted = self._graph_greedy()
-                    sampler = self._graph.greedy(slot.seq, request, build, wanted, quiet)
-                    owned = False
+                    sampler, owned = self._graph.greedy(slot.seq, request, quiet), False
                 elif k_max:  # its draws follow each guess
                     self._graph.detach(slot.seq)
                     if request.sampling.temperature > 0:
@@ -218,6 +210,9 @@ class Engine:
                 self.prompt_cache.restore(m, slot, tokens)  # when the slot shares too little
             cached = slots.reuse(slot, tokens, self.model.memory, self._can_cut)
             job = slot.job = Job(self.model, request, tokens, cached, sampler, start, owned)
+            job.graph_greedy = (
+                self._graph.argmax_rows and sampler is not None and plain_greedy(request)
+            )
             job.rejection, job.lora = rejection, lora
             if vision is not None and self.projector is not None:
                 job.vision = vision
@@ -230,12 +225,6 @@ class Engine:
                 job.lookup = PromptLookup(tokens, k_max)
                 job.pace = job.lookup.pace
         return events
-
-    def _graph_greedy(self) -> bool:
-        """Whether a greedy request admitted now is sampled in the graph, else read off
-        the host logits with the step's other greedy rows (`engine.greedy`)."""
-        streams = len(self.queue) + sum(s.job is not None for s in self.slots) + 1
-        return self._graph.enabled and streams <= GRAPH_GREEDY_UP_TO
 
     # --- one step -------------------------------------------------------------------
 
@@ -329,6 +318,9 @@ class Engine:
             profile.steps += 1
             sample_ns = 0
         picked = self._greedy.tokens(self.model.ctx, greedy_rows(outputs, drafts))
+        if self._graph.argmax_rows:
+            in_graph = graph_rows(outputs, drafts)
+            picked.update(graph_argmax.tokens(self.model.ctx, self.model.n_vocab, in_graph))
         if profile is not None:
             sample_ns += time.perf_counter_ns() - decoded
         for slot, token in fed:  # in the cache, also where the answer just ended
@@ -348,7 +340,7 @@ class Engine:
             try:
                 if job.rejection is not None:
                     draw: Any = functools.partial(draws.drawn, job.rejection)
-                elif job.sampler is None:
+                elif job.sampler is None or job.graph_greedy:
                     draw = take_picked
                 elif job.request.grammar:
                     draw = self._guarded
@@ -357,7 +349,8 @@ class Engine:
                 if profile is not None:
                     drawn_from = time.perf_counter_ns()
                     ctx = self.model.ctx
-                    profile.backend += llama_cpp.llama_get_sampled_token_ith(ctx, index) >= 0
+                    sampled = llama_cpp.llama_get_sampled_token_ith(ctx, index) >= 0
+                    profile.backend += job.graph_greedy or sampled
                 token = draw(job.sampler, self.model.ctx, index)
                 if profile is not None:
                     sample_ns += time.perf_counter_ns() - drawn_from

@@ -1,6 +1,7 @@
 """How the step takes each output row's token, in one signature (sampler, ctx, index)
-so the step and its guesses' check (`Engine._verify`) call them alike: read off the
-step's host argmax, drawn by the accept/reject rule, or a llama.cpp sampler chain's."""
+so the step and its guesses' check (`Engine._verify`) call them alike: the step's
+greedy tokens (the graph's argmax or the host's), drawn by the accept/reject rule,
+or a llama.cpp sampler chain's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from localllm.engine.rejection import RejectionSampler
 
 
 def picked(picked: dict[int, int], _sampler: object, _ctx: object, index: int) -> int:
-    """The row's token from the step's greedy rows (`engine.greedy`)."""
+    """The row's token from the step's greedy rows (`engine.greedy`, `graph_argmax`)."""
     return picked[index]
 
 

@@ -1,22 +1,21 @@
 """Which sampler chain each sequence has in llama.cpp's graph (backend sampling).
 
-Attaching or detaching a chain (`llama_set_sampler`) makes llama.cpp plan its graph
-again at the next decode (a scheduler reserve: tens of milliseconds on a GPU, for
-every stream in the batch). So a chain stays attached when its request ends, and the
-next request on that sequence with the same sampling resets and reuses it. And what
-is attached for a plain greedy request changes only where nobody waits for it: one
-admitted while others run (`quiet` false) keeps its sequence as it is, sampled by
-the chain there when it is its own kind, else read off the host logits with the
-step's other greedy rows (`engine.greedy`; an argmax either way, so the answer is
-the same). A sampled request still gets its chain in the graph whoever runs (its
-seeded draws must not depend on that), and a request that needs the logits (a
-grammar, logprobs, guesses drawn by the accept/reject rule) detaches it.
+Every sequence starts with its "home" chain: the greedy argmax of `engine.graph_argmax`,
+one op for all rows of a decode, so a plain greedy request, the common one, runs
+wherever it lands and changes nothing. Attaching or detaching a chain
+(`llama_set_sampler`) makes llama.cpp plan its graph again at the next decode (a
+scheduler reserve: tens of milliseconds on a GPU, for every stream in the batch), so:
 
-Every attached chain is in every decode's graph, also when its sequence is not in the
-batch: llama.cpp keeps the graph's shape by building an idle sequence's sampler on a
-dummy row (marked not to compute; its nodes still cost the host each step). So the
-greedy chains the context is made with are detached at the start, and a request
-admitted while no one runs (`keep_only`) detaches the chains the others left.
+- a sampled request gets its own chain in the graph whoever runs (its seeded draws
+  must not depend on that); the chain stays attached when it ends, and the next
+  request of the same sampling on that sequence resets and reuses it;
+- a request that needs the logits (a grammar, logprobs, guesses drawn by the
+  accept/reject rule) detaches its sequence's chain;
+- a greedy request on a sequence left without a chain is read off the host logits
+  (`engine.greedy`) while others run, and goes home when no one runs (`quiet`); one
+  on a sequence holding another request's chain goes home (one change either way);
+- a request admitted while no one runs sends every other sequence home
+  (`home_others`), so the cost of changes falls where nobody waits.
 """
 
 from __future__ import annotations
@@ -37,18 +36,21 @@ def chain_key(sampling: Sampling) -> Sampling:
 
 
 class GraphSamplers:
+    """The request chains of one engine; the home chains are the model's."""
+
     def __init__(self, model: LlamaModel, n_seq: int) -> None:
         self.model = model
         self.enabled = model.samples_in_graph
+        self._bans = model.argmax is not None and model.argmax.usable
+        """Whether the home chain also gives the greedy token with end tokens banned."""
+        self.argmax_rows = self._bans
+        """Whether greedy rows sampled at home are read as `graph_argmax.tokens` (else
+        llama.cpp's own greedy chain sampled them: `llama_sampler_sample`)."""
         self._chains: list[Any] = [None] * n_seq
-        """Chains this object made and attached (freed when replaced or detached)."""
+        """Request chains this object made and attached (freed when replaced)."""
         self._keys: list[Sampling | None] = [None] * n_seq
-        self._attached = [self.enabled] * n_seq
-        """A chain is attached (at first the greedy one the context was made with)."""
         self.changes = 0
         """Chains attached or detached so far: each a re-plan at the next decode."""
-        for seq in range(n_seq):  # nobody runs yet: the re-plan costs no one a token
-            self.detach(seq)
 
     def chain_for(self, seq: int, request: Generate, build: Callable[[], Any]) -> tuple[Any, bool]:
         """(the chain to sample `request` with on sequence `seq`, whether the request
@@ -60,63 +62,67 @@ class GraphSamplers:
         if request.grammar is not None or request.sampling.logprobs >= 0:
             self.detach(seq)  # sampled on the CPU, from the logits
             return build(), True
-        kept = self._reused(seq, request)
-        if kept is not None:
+        kept = self._chains[seq]
+        if kept is not None and self._keys[seq] == chain_key(request.sampling):
+            llama_cpp.llama_sampler_reset(kept)
             return kept, False
-        new, old = build(), self._chains[seq]
-        self._set(seq, new)
-        if old is not None:
-            llama_cpp.llama_sampler_free(old)
+        new = build()
+        self.model.use_sampler(seq, new)
+        self.changes += 1
+        self._free(seq)
         self._chains[seq], self._keys[seq] = new, chain_key(request.sampling)
-        self._attached[seq] = True
         return new, False
 
-    def greedy(
-        self, seq: int, request: Generate, build: Callable[[], Any], wanted: bool, quiet: bool
-    ) -> Any:
-        """The chain a plain greedy `request` is sampled with in the graph on `seq`, or
-        None: its row is read off the host logits with the step's other greedy rows.
-        `wanted`: the graph is the better place at this many streams."""
-        kept = self._reused(seq, request)
-        if kept is not None:
-            return kept
-        if wanted and quiet:
-            return self.chain_for(seq, request, build)[0]
-        self.detach(seq)  # free when detached; else another's chain, which must go
-        return None
-
-    def _reused(self, seq: int, request: Generate) -> Any:
-        """The chain attached to `seq` when it samples `request`'s way, reset; else None."""
-        chain = self._chains[seq]
-        if chain is None or self._keys[seq] != chain_key(request.sampling):
+    def greedy(self, seq: int, request: Generate, quiet: bool) -> Any:
+        """The home chain a plain greedy `request` is sampled with on `seq`, or None:
+        its row is read off the host logits with the step's other greedy rows."""
+        if not self.enabled or (request.sampling.ignore_eos and not self._bans):
+            self.detach(seq)
             return None
-        llama_cpp.llama_sampler_reset(chain)
-        return chain
+        if self.model.sampler_of(seq) is None and not quiet:
+            return None  # sending it home would hold the others for a re-plan
+        return self._go_home(seq)
 
-    def keep_only(self, seq: int) -> None:
-        """Detach every chain but `seq`'s: nobody runs, so the re-plan holds no one."""
-        for other in range(len(self._attached)):
-            if other != seq:
-                self.detach(other)
+    def home_others(self, seq: int) -> None:
+        """Send every sequence but `seq` home: nobody runs, so the re-plans hold no one."""
+        if self._bans:
+            for other in range(len(self._chains)):
+                if other != seq:
+                    self._go_home(other)
+
+    @property
+    def home(self) -> int:
+        """Sequences with their home chain attached."""
+        return sum(self.model.at_home(seq) for seq in range(len(self._chains)))
 
     @property
     def attached(self) -> int:
         """Sequences with a chain in the graph (each in every decode's graph)."""
-        return sum(self._attached)
+        return sum(self.model.sampler_of(seq) is not None for seq in range(len(self._chains)))
 
     def detach(self, seq: int) -> None:
         """Sequence `seq` is sampled from its logits on the host from its next decode."""
-        if self._attached[seq]:
-            self._set(seq, None)
-            self._attached[seq] = False
+        if self.model.sampler_of(seq) is not None:
+            self.model.use_sampler(seq, None)
+            self.changes += 1
+        self._free(seq)
+
+    def _go_home(self, seq: int) -> Any:
+        if self.model.at_home(seq):
+            return self.model.sampler_of(seq)
+        chain = self.model.send_home(seq)
+        self.changes += 1
+        self._free(seq)
+        return chain
+
+    def _free(self, seq: int) -> None:
+        """Free `seq`'s request chain, which no context holds any more."""
         if self._chains[seq] is not None:
             llama_cpp.llama_sampler_free(self._chains[seq])
             self._chains[seq], self._keys[seq] = None, None
 
-    def _set(self, seq: int, chain: Any) -> None:
-        self.model.use_sampler(seq, chain)
-        self.changes += 1
-
     def close(self) -> None:
+        """Detach the chains of this engine's requests; the home chains stay."""
         for seq in range(len(self._chains)):
-            self.detach(seq)
+            if self._chains[seq] is not None:
+                self.detach(seq)

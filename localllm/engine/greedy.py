@@ -47,12 +47,33 @@ def greedy_rows(
     rows: list[tuple[int, bool]] = []
     for slot, index in outputs:
         job = slot.job
-        if job is not None and job.sampler is None and job.rejection is None:
+        if job is not None and job.sampler is None and job.rejection is None:  # on the host
             ban = job.request.sampling.ignore_eos
             rows.append((index, ban))
             if drafts and (guesses := drafts.get(slot.seq)):
                 rows += [(index + 1 + j, ban) for j in range(len(guesses))]
     return rows
+
+
+def graph_rows(
+    outputs: Sequence[tuple[Slot, int]], drafts: Mapping[int, Sequence[int]]
+) -> list[tuple[int, int, bool]]:
+    """The rows of a step's streams whose token the graph's argmax took
+    (`engine.graph_argmax`), each (batch index, its rank among the step's outputs,
+    whether its end tokens are banned)."""
+    positions: list[int] = []
+    wanted: list[tuple[int, bool]] = []
+    for slot, index in outputs:
+        n_rows = 1 + len(drafts.get(slot.seq, ())) if drafts else 1
+        positions += range(index, index + n_rows)
+        job = slot.job
+        if job is not None and job.graph_greedy:
+            ban = job.request.sampling.ignore_eos
+            wanted += [(i, ban) for i in range(index, index + n_rows)]
+    if not wanted:
+        return []
+    rank = {index: k for k, index in enumerate(sorted(positions))}
+    return [(index, rank[index], ban) for index, ban in wanted]
 
 
 class GreedyRows:

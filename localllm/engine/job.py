@@ -45,6 +45,8 @@ class Job:
         self.sampler = sampler
         self.owns_sampler = owns_sampler
         """False for a chain that stays attached to llama.cpp's graph (`graph_sampling`)."""
+        self.graph_greedy = False
+        """Its tokens are the graph's argmax of its rows (`engine.graph_argmax`)."""
         self.pace: Pace | None = None
         """How many tokens it guesses, when it speculates (`engine.speculation`)."""
         self.lookup: PromptLookup | None = None

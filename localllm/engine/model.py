@@ -18,6 +18,7 @@ from typing import Any
 
 import llama_cpp
 
+from localllm.engine.graph_argmax import GraphArgmax
 from localllm.engine.llamalog import capture_log, last_reason
 from localllm.engine.params import context_params, model_params
 from localllm.engine.protocol import Adapter, Load, Loaded
@@ -53,6 +54,13 @@ class LlamaModel:
         self.model = self._load_model(paths, model_params(llama_cpp, s, devices=self._devices()))
         self.adapters: list[Any] = []
         self.ctx = None
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        vocab = self.vocab  # a scan of the vocabulary (tens of ms for 128k), done once
+        self.eog = tuple(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
+        """Every end-of-generation token."""
+        self._eog_set = frozenset(self.eog)
+        """The same, to look each sampled token up in (cheaper than a call into C)."""
         try:
             for adapter in adapters:
                 handle = llama_cpp.llama_adapter_lora_init(self.model, adapter.path.encode())
@@ -61,6 +69,9 @@ class LlamaModel:
                 self.adapters.append(handle)
             cp = context_params(llama_cpp, s)
             self._backend_chains: list[Any] = []
+            """Each sequence's greedy chain, its home (`graph_sampling`; freed at `close`)."""
+            self.argmax: GraphArgmax | None = None
+            """What the greedy chains are made of (`engine.graph_argmax`), sampling in the graph."""
             if settings.backend_sampling:
                 self._configure_backend_sampling(cp, max(1, settings.n_seq_max))
             if self._meta_int("pooling_type", -1) < 0:
@@ -78,8 +89,6 @@ class LlamaModel:
         except BaseException:
             self.close()
             raise
-        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
         self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self.ctx)
         """The context of one sequence (slot): the whole context split among n_seq_max."""
@@ -93,11 +102,6 @@ class LlamaModel:
         self.chat_template = template.decode(errors="replace") if template else None
         self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
         self.has_swa = llama_cpp.llama_model_n_swa(self.model) > 0
-        vocab = self.vocab  # a scan of the vocabulary (tens of ms for 128k), done once
-        self.eog = tuple(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
-        """Every end-of-generation token."""
-        self._eog_set = frozenset(self.eog)
-        """The same, to look each sampled token up in (cheaper than a call into C)."""
 
     def _devices(self) -> list[int]:
         """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own
@@ -210,18 +214,19 @@ class LlamaModel:
 
     def _configure_backend_sampling(self, cp: Any, n_seq: int) -> None:
         """llama.cpp samples in the graph only for a context created with a sampler per
-        sequence: each gets a greedy chain here, which the engine replaces with the
-        request's chain (or none, for what the backend cannot do) as requests start."""
+        sequence: each gets a chain that takes its greedy token in the graph
+        (`engine.graph_argmax`: one argmax for every row of the decode), which the engine
+        replaces with a request's own chain (or none, for what the backend cannot do)."""
+        self.argmax = argmax = GraphArgmax(self.n_vocab, self.eog)
         configs = (llama_cpp.llama_sampler_seq_config * n_seq)()
         for seq in range(n_seq):
-            chain = llama_cpp.llama_sampler_chain_init(
-                llama_cpp.llama_sampler_chain_default_params()
-            )
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+            chain = argmax.chain() if argmax.usable else greedy_chain()
             self._backend_chains.append(chain)
             configs[seq].seq_id = seq
             configs[seq].sampler = ctypes.cast(chain, ctypes.c_void_p)
         self._backend_configs = configs  # llama.cpp keeps the pointer: keep it alive
+        self._attached: list[Any] = list(self._backend_chains)
+        """The chain each sequence samples with in the graph now (None: on the CPU)."""
         cp.samplers, cp.n_samplers = configs, n_seq
         # A guessing request has its next token and its guesses sampled in one pass.
         cp.n_outputs_max_per_seq = K_MAX + 1
@@ -230,12 +235,36 @@ class LlamaModel:
     def samples_in_graph(self) -> bool:
         return bool(self._backend_chains)
 
+    def sampler_of(self, seq: int) -> Any:
+        """The chain sampling sequence `seq` in the graph, or None (on the CPU)."""
+        return self._attached[seq] if self._backend_chains else None
+
+    def at_home(self, seq: int) -> bool:
+        """Whether `seq` has its greedy chain (`engine.graph_argmax`) attached."""
+        return bool(self._backend_chains) and self._attached[seq] is self._backend_chains[seq]
+
+    def send_home(self, seq: int) -> Any:
+        """Attach `seq`'s greedy chain again and return it (None: sampling on the CPU).
+        A new one each time but the first: llama.cpp sets a chain up only once."""
+        if not self._backend_chains or self.at_home(seq):
+            return self._backend_chains[seq] if self._backend_chains else None
+        argmax = self.argmax
+        chain = argmax.chain() if argmax is not None and argmax.usable else greedy_chain()
+        if not self.use_sampler(seq, chain):
+            llama_cpp.llama_sampler_free(chain)
+            return None
+        llama_cpp.llama_sampler_free(self._backend_chains[seq])  # no context holds it now
+        self._backend_chains[seq] = chain
+        return chain
+
     def use_sampler(self, seq: int, chain: Any) -> bool:
         """Sample sequence `seq` in the graph with `chain` (None: on the CPU, from its
         logits). False when this context samples on the CPU only."""
         if not self._backend_chains:
             return False
-        return bool(llama_cpp.llama_set_sampler(self.ctx, seq, chain))
+        done = bool(llama_cpp.llama_set_sampler(self.ctx, seq, chain))
+        self._attached[seq] = chain if done else None
+        return done
 
     def close(self) -> None:
         if self.ctx:
@@ -244,12 +273,23 @@ class LlamaModel:
         for chain in getattr(self, "_backend_chains", ()):
             llama_cpp.llama_sampler_free(chain)
         self._backend_chains = []
+        argmax: GraphArgmax | None = getattr(self, "argmax", None)
+        if argmax is not None:
+            argmax.close()  # after the context whose graphs read its bias row
+            self.argmax = None
         for handle in self.adapters:
             llama_cpp.llama_adapter_lora_free(handle)
         self.adapters = []
         if self.model:
             llama_cpp.llama_model_free(self.model)
             self.model = None
+
+
+def greedy_chain() -> Any:
+    """llama.cpp's own greedy sampler in a chain (an argmax subgraph per sequence)."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    return chain
 
 
 def fewer_layers(n_gpu_layers: int) -> int:

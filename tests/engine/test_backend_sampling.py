@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,20 +53,24 @@ def answers(engine: Engine, *requests: Generate) -> dict[int, str]:
     return texts
 
 
-def test_greedy_is_the_same_in_the_graph_at_any_concurrency(engines: dict[bool, Engine]) -> None:
+@pytest.mark.parametrize("ends", [True, False], ids=["ignore_eos", "may-end"])
+def test_greedy_is_the_same_in_the_graph_at_any_concurrency(
+    engines: dict[bool, Engine], ends: bool
+) -> None:
+    """One argmax in the graph for every row (`engine.graph_argmax`), with the end
+    tokens banned for `ignore_eos`, gives the CPU greedy answers."""
+    sampling = replace(GREEDY, ignore_eos=ends)
     prompts = ["Once upon", "The cat", "In a land", "Hello"]
-    alone = {i: answers(engines[False], Generate(i, prompt=p, sampling=GREEDY))[i]
+    alone = {i: answers(engines[False], Generate(i, prompt=p, sampling=sampling))[i]
              for i, p in enumerate(prompts)}  # fmt: skip
-    together = answers(engines[True], *(Generate(i, prompt=p, sampling=GREEDY)
+    together = answers(engines[True], *(Generate(i, prompt=p, sampling=sampling)
                                         for i, p in enumerate(prompts)))  # fmt: skip
     assert together == alone
 
 
-def test_greedy_rows_of_a_busy_batch_are_the_same_off_the_host_logits(
-    engines: dict[bool, Engine],
-) -> None:
-    """More streams than `GRAPH_GREEDY_UP_TO`: greedy ones are read off the logits
-    (`engine.greedy`) beside others still sampled in the graph."""
+def test_greedy_rows_beside_a_sampled_stream(engines: dict[bool, Engine]) -> None:
+    """Greedy streams share their argmax while a seeded one draws from its own chain,
+    and more requests than slots wait their turn."""
     prompts = ["Once upon", "The cat", "In a land", "Hello", "ab", "1, 2"]
     alone = {i: answers(engines[False], Generate(i, prompt=p, sampling=GREEDY))[i]
              for i, p in enumerate(prompts)}  # fmt: skip
@@ -77,26 +82,24 @@ def test_greedy_rows_of_a_busy_batch_are_the_same_off_the_host_logits(
     assert together == alone
 
 
-def test_a_greedy_request_joining_others_changes_no_graph_sampler(
+def test_greedy_requests_change_no_graph_sampler(
     tiny_files: dict[str, Path], engines: dict[bool, Engine]
 ) -> None:
     """Attaching or detaching a chain makes llama.cpp plan its graph again, which holds
-    every running stream for that step: a plain greedy request admitted beside others
-    leaves its sequence as it is (here read off the host logits), same answer."""
+    every running stream for that step: greedy requests, alone or joining others, run
+    on the chains the context was made with."""
     model, engine = engine_for(tiny_files["tiny"], True)
-    assert engine._graph.changes == 4  # the context's own chains, detached at the start
     texts = {1: "", 2: ""}
     engine.submit(Generate(1, prompt="Once upon", sampling=GREEDY))
     steps = 0
     while engine.busy:
         if steps == 2:
-            attached = engine._graph.changes  # the first one's chain, attached alone
             engine.submit(Generate(2, prompt="The cat", sampling=GREEDY))
         for event in engine.step():
             if isinstance(event, Piece):
                 texts[event.id] += event.text
         steps += 1
-    assert attached == 5 and engine._graph.changes == attached
+    assert engine._graph.changes == 0 and engine._graph.home == 4
     for i, prompt in ((1, "Once upon"), (2, "The cat")):
         assert (
             texts[i]
@@ -106,18 +109,17 @@ def test_a_greedy_request_joining_others_changes_no_graph_sampler(
     model.close()
 
 
-def test_a_request_alone_leaves_only_its_own_chain_attached(tiny_files: dict[str, Path]) -> None:
-    """An attached chain is in every decode's graph, its sequence idle or not: a request
-    admitted while nobody runs drops the chains earlier requests left."""
-    from dataclasses import replace
-
+def test_a_request_alone_sends_the_other_sequences_home(tiny_files: dict[str, Path]) -> None:
+    """Chains that sampled requests left stay attached for the next of their kind; a
+    request admitted while nobody runs puts the greedy chain back everywhere, where
+    the re-plans hold no one."""
     model, engine = engine_for(tiny_files["tiny"], True)
     other = replace(SEEDED, seed=8)
     answers(engine, Generate(1, prompt="Once upon", sampling=SEEDED),
             Generate(2, prompt="The cat", sampling=other))  # fmt: skip
-    assert engine._graph.attached == 2  # sampled: in the graph, whoever else ran
+    assert engine._graph.home == 2 and engine._graph.attached == 4
     answers(engine, Generate(3, prompt="In a land", sampling=GREEDY))
-    assert engine._graph.attached == 1
+    assert engine._graph.home == 4
     engine.close()
     model.close()
 
@@ -129,8 +131,6 @@ def test_seeded_sampling_in_the_graph_is_reproducible(engines: dict[bool, Engine
 
 
 def test_grammars_and_logprobs_beside_backend_streams(engines: dict[bool, Engine]) -> None:
-    from dataclasses import replace
-
     structured = Generate(1, prompt="JSON:", sampling=replace(GREEDY, ignore_eos=False),
                           grammar=json_grammar())  # fmt: skip
     scored = Generate(2, prompt="Once upon", sampling=replace(GREEDY, logprobs=2))

@@ -1,0 +1,95 @@
+"""The argmax of every output row in one op of llama.cpp's graph (`engine.graph_argmax`),
+on the CPU backend, against the logits themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+import pytest
+
+from localllm.engine import graph_argmax
+from localllm.engine.model import LlamaModel
+from localllm.engine.tokenbatch import TokenBatch
+from localllm.planner.settings import LoadSettings
+
+pytestmark = pytest.mark.slow
+PROMPTS = [[1, 5, 9], [2, 7], [3, 3, 3, 3], [4]]
+
+
+def decode(model: LlamaModel, all_rows: bool) -> list[int]:
+    """One decode of PROMPTS, a sequence each: their last rows (`all_rows`: every row,
+    as a stream's guesses are), returning the batch positions with logits."""
+    batch = TokenBatch(64)
+    n, outputs = 0, []
+    for seq, tokens in enumerate(PROMPTS):
+        for pos, token in enumerate(tokens):
+            wanted = all_rows or pos == len(tokens) - 1
+            batch.put(n, token, pos, seq, wanted)
+            outputs += [n] if wanted else []
+            n += 1
+    assert batch.decode(model.ctx, n) == 0
+    llama_cpp.llama_synchronize(model.ctx)
+    batch.close()
+    return outputs
+
+
+def load(path: Path, backend: bool) -> LlamaModel:
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 512, n_seq_max=4, n_threads=2,
+                            backend_sampling=backend)  # fmt: skip
+    return LlamaModel([str(path)], settings, ())
+
+
+@pytest.mark.parametrize("all_rows", [False, True], ids=["last-rows", "every-row"])
+def test_each_row_gets_its_own_argmax_and_its_argmax_without_end_tokens(
+    tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, all_rows: bool
+) -> None:
+    host = load(tiny_files["tiny"], backend=False)
+    rows = decode(host, all_rows)
+    logits = [
+        np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(host.ctx, i), shape=(host.n_vocab,))
+        for i in rows
+    ]
+    best = [int(row.argmax()) for row in logits]
+    # The rows' own winners are this model's "end tokens" now: each row must fall back
+    # to its runner-up, never one of them.
+    ends = set(best) | {2}
+    monkeypatch.setattr(llama_cpp, "llama_vocab_is_eog", lambda _vocab, token: token in ends)
+    runner_up = []
+    for row in logits:
+        masked = row.copy()
+        masked[sorted(ends)] = -np.inf
+        runner_up.append(int(masked.argmax()))
+    host.close()
+
+    graph = load(tiny_files["tiny"], backend=True)
+    assert graph.argmax is not None and graph.argmax.usable  # this build's tensor layout
+    assert decode(graph, all_rows) == rows
+    n_vocab = graph.n_vocab
+    plain = graph_argmax.tokens(graph.ctx, n_vocab, [(i, k, False) for k, i in enumerate(rows)])
+    banned = graph_argmax.tokens(graph.ctx, n_vocab, [(i, k, True) for k, i in enumerate(rows)])
+    assert [plain[i] for i in rows] == best
+    assert [banned[i] for i in rows] == runner_up
+    last = graph_argmax.tokens(graph.ctx, n_vocab, [(rows[-1], len(rows) - 1, False)])
+    assert last == {rows[-1]: best[-1]}  # any row alone, by its rank
+    graph.close()
+
+
+def test_room_for_every_row_of_many_sequences(tiny_files: dict[str, Path]) -> None:
+    """llama.cpp sizes each graph by the nodes its samplers report when probed: with 64
+    sequences, each with guesses, the views and the shared argmaxes fit."""
+    streams, rows_each = 64, 3
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=streams * 64, n_seq_max=streams,
+                            n_threads=2, backend_sampling=True)  # fmt: skip
+    model = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    batch = TokenBatch(streams * rows_each)
+    for seq in range(streams):
+        for pos in range(rows_each):
+            batch.put(seq * rows_each + pos, 1 + seq + pos, pos, seq, True)
+    assert batch.decode(model.ctx, streams * rows_each) == 0
+    rows = [(i, i, False) for i in range(streams * rows_each)]
+    tokens = graph_argmax.tokens(model.ctx, model.n_vocab, rows)
+    assert len(tokens) == len(rows) and all(0 <= t < model.n_vocab for t in tokens.values())
+    batch.close()
+    model.close()
