@@ -12,7 +12,8 @@
 #                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
 #                                                # it, gpu/step.py at 1-4, drafts, prefill;
 #                                                # ROUND_ONLY=quick: gpu/step.py, the 1B
-#                                                # at 1-128 streams and profiled;
+#                                                # at 1-128 streams and profiled, slots
+#                                                # scattered or side by side;
 #                                                # ROUND_ONLY=low: the 1B at 1 and 8, 5 runs)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
@@ -131,6 +132,10 @@ run)
     fi
     if [ "${ROUND_ONLY:-}" = quick ]; then  # after a change to the step: 1B only
         one_step; concurrency_1B; profile_1B
+        step "scattered slots"
+        python3 benchmarks/scattered_slots.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
+            --threads 8 --streams 8 --tokens 128 > "$ROUND/scattered-slots-$CARD.md" \
+            2> "$ROUND/scattered.log"
         step "done (quick)"; touch "$ROUND/done"; exit 0
     fi
     if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled

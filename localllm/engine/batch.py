@@ -174,10 +174,11 @@ class Engine:
                     build_sampler, m.vocab, m.n_vocab, request.sampling, request.grammar, eog
                 )
                 lora = lora_of(request, m)
-                slot = slots.choose(free, tokens)
+                running = {s.seq for s in self.slots if s.job is not None}
+                slot = slots.choose(free, tokens, running)
                 k_max = speculation.k_max(request, self._can_cut, self.draft is not None)
                 rejection = None
-                quiet = not any(s.job is not None for s in self.slots)  # nobody to hold up
+                quiet = not running  # nobody to hold up
                 if quiet:
                     self._graph.home_others(slot.seq)
                 if plain_greedy(request):

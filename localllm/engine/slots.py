@@ -9,6 +9,7 @@ An image is a run of one negative id (`engine.vision`): kept whole or not at all
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,16 +47,27 @@ class Slot:
         return sum(delta for end, delta in self.images if end <= index)
 
 
-def choose(free: list[Slot], tokens: list[int]) -> Slot:
+def choose(free: list[Slot], tokens: list[int], running: Collection[int] = ()) -> Slot:
     """The free slot holding the longest start of `tokens`, when that is a real share
-    of the prompt (as llama-server's slot similarity); else the least recently used,
-    so a new conversation does not overwrite another one's cache."""
+    of the prompt (as llama-server's slot similarity). Else, while others run (the
+    sequences in `running`), the free slot with the most running neighbours, then the
+    least recently used: llama.cpp decodes a step's sequences in micro-batches of
+    consecutive sequence ids (`split_equal` in `llama-batch.cpp`, for a cache per
+    sequence), one pass of the weights each, so a stream in a slot apart from the others
+    costs every stream a pass. Else the least recently used, so a new conversation does
+    not overwrite another one's cache."""
 
     def shared(slot: Slot) -> int:
         n = common_prefix(slot.cached, tokens)
         return n if n > 1 and n >= MIN_SHARE * len(tokens) else 0
 
-    return max(free, key=lambda s: (shared(s), -s.last_used))
+    def neighbours(slot: Slot) -> int:
+        return (slot.seq - 1 in running) + (slot.seq + 1 in running)
+
+    best = max(free, key=lambda s: (shared(s), -s.last_used))
+    if shared(best) or not running:
+        return best
+    return max(free, key=lambda s: (neighbours(s), -s.last_used))
 
 
 def reuse(slot: Slot, tokens: list[int], memory: Any, can_cut: bool) -> int:

@@ -215,3 +215,21 @@ def test_waiting_prompts_share_one_budget_beside_a_generating_stream(model: Llam
     assert steps and all(taken <= budget for taken, budget in steps)
     assert sum(taken for taken, _ in steps) > 600  # both prompts went in beside it
     assert len(steps) >= 3  # 300 tokens a step at most: three steps at least
+
+
+def test_requests_joining_running_ones_take_the_slots_next_to_them(model: LlamaModel) -> None:
+    """Slots 0 and 2 hold older conversations (least recently used: 0, then 2, then 1
+    and 3): a request alone takes slot 0, and one joining it slot 1, its neighbour,
+    not slot 2 (two passes of the weights a step)."""
+    engine = Engine(model)
+    for seq, used in ((0, 1.0), (1, 3.0), (2, 2.0), (3, 4.0)):
+        engine.slots[seq].last_used = used
+    engine.submit(ask(1, PROMPTS[0]))
+    engine.step()
+    engine.submit(ask(2, PROMPTS[1]))
+    engine.step()
+    taken = {s.job.id: s.seq for s in engine.slots if s.job is not None}
+    assert taken == {1: 0, 2: 1}
+    while engine.busy:
+        engine.step()
+    engine.close()
