@@ -3,6 +3,7 @@ on the CPU backend, against the logits themselves."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -93,3 +94,39 @@ def test_room_for_every_row_of_many_sequences(tiny_files: dict[str, Path]) -> No
     assert len(tokens) == len(rows) and all(0 <= t < model.n_vocab for t in tokens.values())
     batch.close()
     model.close()
+
+
+def test_rows_of_a_batch_llama_cpp_splits_and_reorders(tiny_files: dict[str, Path]) -> None:
+    """Sequences out of order, not consecutive, with different numbers of rows: llama.cpp
+    decodes such a batch in several micro-batches and hands the rows back in batch
+    order; every row still gets its own argmax."""
+    layout = [(2, 3), (0, 1), (5, 2), (1, 1)]  # (sequence, its rows), in batch order
+
+    def decode_layout(model: LlamaModel) -> int:
+        batch = TokenBatch(64)
+        n = 0
+        for seq, rows in layout:
+            for pos in range(rows):
+                batch.put(n, 3 + seq + pos, pos, seq, True)
+                n += 1
+        assert batch.decode(model.ctx, n) == 0
+        batch.close()
+        return n
+
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=8 * 256, n_seq_max=8, n_threads=2)
+    host = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    n = decode_layout(host)
+    best = [
+        int(
+            np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits_ith(host.ctx, i), shape=(host.n_vocab,)
+            ).argmax()
+        )
+        for i in range(n)
+    ]
+    host.close()
+    graph = LlamaModel([str(tiny_files["tiny"])], replace(settings, backend_sampling=True), ())
+    assert decode_layout(graph) == n
+    picked = graph_argmax.tokens(graph.ctx, graph.n_vocab, [(i, i, False) for i in range(n)])
+    assert [picked[i] for i in range(n)] == best
+    graph.close()
