@@ -148,6 +148,12 @@ class GraphArgmax:
     def usable(self) -> bool:
         return self._lib is not None
 
+    @property
+    def bans(self) -> bool:
+        """Whether the pairs' second token bans the end tokens (their bias row is on the
+        device), once a chain was set up."""
+        return self.usable and (self._bias is not None or not self._eog)
+
     def chain(self) -> Any:
         """A new chain (llama.cpp attaches chains only) holding one argmax sampler; the
         caller frees it once no context holds it."""
@@ -167,7 +173,7 @@ class GraphArgmax:
         buffer = lib.ggml_backend_alloc_ctx_tensors_from_buft(ctx, buffer_type)
         if not buffer:
             lib.ggml_free(ctx)
-            return True  # no banned argmax: `token_without_end` says so
+            return True  # no banned argmax: `bans` says so
         values = (ctypes.c_float * self._n_vocab)()
         for token in self._eog:
             values[token] = _BURIED

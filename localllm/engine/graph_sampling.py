@@ -41,11 +41,11 @@ class GraphSamplers:
     def __init__(self, model: LlamaModel, n_seq: int) -> None:
         self.model = model
         self.enabled = model.samples_in_graph
-        self._bans = model.argmax is not None and model.argmax.usable
+        self.argmax_rows = model.argmax is not None and model.argmax.usable
+        """Whether the home chains are `graph_argmax`'s, read as `graph_argmax.tokens`
+        (else llama.cpp's own greedy chain's: `llama_sampler_sample`)."""
+        self._bans = model.argmax is not None and model.argmax.bans
         """Whether the home chain also gives the greedy token with end tokens banned."""
-        self.argmax_rows = self._bans
-        """Whether greedy rows sampled at home are read as `graph_argmax.tokens` (else
-        llama.cpp's own greedy chain sampled them: `llama_sampler_sample`)."""
         self._chains: list[Any] = [None] * n_seq
         """Request chains this object made and attached (freed when replaced)."""
         self._keys: list[Sampling | None] = [None] * n_seq
@@ -85,7 +85,7 @@ class GraphSamplers:
 
     def home_others(self, seq: int) -> None:
         """Send every sequence but `seq` home: nobody runs, so the re-plans hold no one."""
-        if self._bans:
+        if self.argmax_rows:
             for other in range(len(self._chains)):
                 if other != seq:
                     self._go_home(other)
