@@ -60,20 +60,18 @@ def graph_rows(
 ) -> list[tuple[int, int, bool]]:
     """The rows of a step's streams whose token the graph's argmax took
     (`engine.graph_argmax`), each (batch index, its rank among the step's outputs,
-    whether its end tokens are banned)."""
-    positions: list[int] = []
-    wanted: list[tuple[int, bool]] = []
+    whether its end tokens are banned). `outputs` are in batch order, each stream's
+    guesses' rows right after its own."""
+    rows: list[tuple[int, int, bool]] = []
+    rank = 0
     for slot, index in outputs:
         n_rows = 1 + len(drafts.get(slot.seq, ())) if drafts else 1
-        positions += range(index, index + n_rows)
         job = slot.job
         if job is not None and job.graph_greedy:
             ban = job.request.sampling.ignore_eos
-            wanted += [(i, ban) for i in range(index, index + n_rows)]
-    if not wanted:
-        return []
-    rank = {index: k for k, index in enumerate(sorted(positions))}
-    return [(index, rank[index], ban) for index, ban in wanted]
+            rows += [(index + j, rank + j, ban) for j in range(n_rows)]
+        rank += n_rows
+    return rows
 
 
 class GreedyRows:

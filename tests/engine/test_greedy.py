@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import pytest
@@ -91,3 +92,22 @@ def test_which_requests_are_read_off_the_logits(
     sampling: Sampling, grammar: str | None, plain: bool
 ) -> None:
     assert plain_greedy(Generate(1, prompt="x", sampling=sampling, grammar=grammar)) is plain
+
+
+def test_graph_rows_rank_every_output_of_the_step() -> None:
+    """A stream's guesses' rows follow its own; a prompt's last token is an output too:
+    each graph-sampled row's rank counts every output before it."""
+    from types import SimpleNamespace
+
+    from localllm.engine.greedy import graph_rows
+
+    def slot(seq: int, in_graph: bool, ban: bool = False) -> Any:
+        request = SimpleNamespace(sampling=SimpleNamespace(ignore_eos=ban))
+        return SimpleNamespace(seq=seq, job=SimpleNamespace(graph_greedy=in_graph, request=request))
+
+    # seq 0 at 0 with 2 guesses (rows 1, 2); seq 1 at 3, sampled by its own chain;
+    # seq 2 at 4 banning end tokens; a prompt of seq 3 ends at 9 (5-8 are not outputs).
+    outputs = [(slot(0, True), 0), (slot(1, False), 3), (slot(2, True, ban=True), 4),
+               (slot(3, True), 9)]  # fmt: skip
+    rows = graph_rows(outputs, {0: [7, 8]})
+    assert rows == [(0, 0, False), (1, 1, False), (2, 2, False), (4, 4, True), (9, 5, False)]
