@@ -48,6 +48,10 @@ from localllm.planner.settings import LoadSettings
 PROMPT = 128
 """Prompt tokens per sequence in the bare loops (batched-bench's `-npp 128`)."""
 
+LAST: dict[tuple[str, int], list[int]] = {}
+"""The last step's tokens of the bare loops that read them, by (read, streams): the
+same seeded inputs give the same logits, so the graph's argmax must match the host's."""
+
 
 def settings_for(streams: int, slot_ctx: int, threads: int, sampling: bool) -> LoadSettings:
     return LoadSettings(
@@ -81,14 +85,17 @@ def bare(model: LlamaModel, streams: int, steps: int, read: str, threads: int) -
             raise SystemExit("decode failed")
         llama_cpp.llama_synchronize(ctx)
         t1 = time.perf_counter()
+        picked: dict[int, int] = {}
         if read == "host":
-            greedy.tokens(ctx, rows)
+            picked = greedy.tokens(ctx, rows)
         elif read == "graph":  # llama.cpp's own chains
             for i in range(streams):
                 llama_cpp.llama_get_sampled_token_ith(ctx, i)
         elif read == "pairs":  # the engine's (`engine.graph_argmax`)
-            graph_argmax.tokens(ctx, n_vocab, [(i, i, True) for i in range(streams)])
+            picked = graph_argmax.tokens(ctx, n_vocab, [(i, i, False) for i in range(streams)])
         t2 = time.perf_counter()
+        if read in ("host", "pairs"):
+            LAST[read, streams] = [picked[i] for i in range(streams)]
         decode_ms.append((t1 - t0) * 1e3)
         read_ms.append((t2 - t1) * 1e3)
     greedy.close()
@@ -168,6 +175,12 @@ def main() -> None:
     measure("engine (localllm's step, greedy requests)", engine_ctx,
             lambda m, n: engine_run(m, n, args.tokens))  # fmt: skip
     table = report(args, rows)
+    same = {n: LAST.get(("host", n)) == LAST.get(("pairs", n)) for n in args.streams}
+    table += (
+        "\nThe graph's argmax gives the host argmax's tokens: "
+        + ", ".join(f"{n} streams {'yes' if ok else 'NO'}" for n, ok in same.items())
+        + "\n"
+    )
     print(table)
     if args.out:
         args.out.write_text(table)
