@@ -256,10 +256,13 @@ class Engine:
         guessed = speculating and self.payoff.guess(len(jobs))
         drafts: dict[int, list[int]] = {}
         self._new_prompt = False
+        own: dict[int, int] = {}  # padded streams' own guesses (`guesses.pad`)
         if guessed:
             drafts, self._new_prompt = guesses.propose(
                 generating, self.draft, self._capacity, self.n_ctx_slot, self.profile
             )
+            if self.overlap:  # a GPU: one pass for equal lengths beats a pass per length
+                own = guesses.pad(generating, drafts)
         emitted_before = sum(j.n_eval for j in jobs)
         fed: list[tuple[Slot, int]] = []
         for slot in generating:  # one token each (and its guesses): streams first
@@ -364,7 +367,8 @@ class Engine:
                 if job.lookup is not None:
                     job.lookup.push(token)
                 if slot.seq in drafts:
-                    self._verify(slot, job, token, drafts[slot.seq], index, draw)
+                    mine = own.get(slot.seq, len(drafts[slot.seq]))
+                    self._verify(slot, job, token, drafts[slot.seq], index, draw, mine)
                 if not self.overlap:  # the decode blocked: no reason to wait a step
                     events += job.flush()
             except LocalLLMError as exc:
@@ -409,11 +413,14 @@ class Engine:
         return GreedyRows(m.n_vocab, m.eog, min(8, os.cpu_count() or 1))
 
     def _verify(
-        self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any
-    ) -> None:
+        self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any,
+        mine: int,
+    ) -> None:  # fmt: skip
         """Keep the guesses the model agrees with: while the token it chose is the next
         guess, that guess's logits (the outputs after `index`) give the token after it.
-        The cache keeps the agreed guesses and drops the rest."""
+        The cache keeps the agreed guesses and drops the rest. The first `mine` are the
+        stream's own; the rest, filler (`guesses.pad`), are judged as guesses but
+        count for nothing in its pace."""
         agreed = 0
         while job.pending and agreed < len(draft) and token == draft[agreed]:
             slot.cached.append(draft[agreed])
@@ -424,12 +431,12 @@ class Engine:
                 job.lookup.push(token)
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
         assert job.pace is not None
-        judged = len(draft) if job.pending else agreed  # an ended answer judged no more
-        job.pace.update(judged, agreed)
+        judged = mine if job.pending else min(agreed, mine)  # an ended answer judged no more
+        job.pace.update(judged, min(agreed, mine))
         if self.profile is not None:
             self.profile.tokens += agreed
             self.profile.drafted += judged
-            self.profile.agreed += agreed
+            self.profile.agreed += min(agreed, mine)
 
     def _limit(self, job: Job) -> int:
         """The context `job.accept` ends the answer at (0: none, the engine shifts)."""

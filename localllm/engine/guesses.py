@@ -1,6 +1,14 @@
 """The tokens each speculating stream guesses this step, for one decode to check:
 prompt lookup's at once, or the draft model's in its own batched decodes. The batch
-(`engine.batch`) asks only while guessing pays (`speculation.Payoff`)."""
+(`engine.batch`) asks only while guessing pays (`speculation.Payoff`).
+
+With a cache per sequence, llama.cpp splits a batch into micro-batches of equal
+tokens per sequence (`split_equal` in `llama-batch.cpp`): streams guessing different
+numbers of tokens are checked in one pass of the weights per distinct length. On a
+GPU, where a pass of a few more rows costs what a pass of fewer does, `pad` makes the
+lengths of streams sampled by the graph's argmax equal: a filler guess is checked
+like any other (kept only where the model picks that very token), and counts for
+nothing in how a stream's guesses fare."""
 
 from __future__ import annotations
 
@@ -55,3 +63,27 @@ def propose(
     if profile is not None:
         profile.add("draft", time.perf_counter_ns() - start)
     return drafts, draft.caught_up > (K_MAX + 1) * len(asks)
+
+
+def pad(generating: list[Slot], drafts: dict[int, list[int]]) -> dict[int, int]:
+    """Give every stream of the step as many guesses as the longest has, when all of them
+    speculate and take their tokens by the graph's argmax (a draw's guesses carry the
+    draft's odds, which a filler has not; rows read on the host would bring their
+    logits across); {sequence: its own guesses' count} for those padded. The filler
+    repeats a stream's last guess, or its last token."""
+    longest = max((len(d) for d in drafts.values()), default=0)
+    if not longest or len(generating) < 2:
+        return {}
+    for slot in generating:
+        job = slot.job
+        if job is None or job.pace is None or not job.graph_greedy:
+            return {}
+    own: dict[int, int] = {}
+    for slot in generating:
+        assert slot.job is not None
+        guessed = drafts.get(slot.seq, [])
+        if len(guessed) < longest:
+            own[slot.seq] = len(guessed)
+            filler = guessed[-1] if guessed else slot.job.pending[0]
+            drafts[slot.seq] = guessed + [filler] * (longest - len(guessed))
+    return own

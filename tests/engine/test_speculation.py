@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,3 +234,43 @@ def test_a_sliding_window_model_guesses_with_a_full_cache(tmp_path: Path, full: 
     model.close()
     agreed(tokens, guessed[1][0])  # the same answer, but where two tokens tie
     assert (profile.drafted > 0) == full
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overlap", [False, True], ids=["in-order", "overlapped"])
+def test_streams_guessing_different_lengths_are_checked_as_one(
+    tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, overlap: bool
+) -> None:
+    """On a GPU (the overlapped step), streams sampled by the graph's argmax have their
+    guesses padded to one length, so llama.cpp checks them in one pass: the answers
+    stay the model's own."""
+    from localllm.engine import guesses
+
+    padded: list[dict[int, int]] = []
+
+    def pad(generating: list[Any], drafts: dict[int, list[int]]) -> dict[int, int]:
+        own = guesses_pad(generating, drafts)
+        padded.append(own)
+        if own:
+            assert len({len(d) for d in drafts.values()}) == 1
+            assert set(drafts) == {s.seq for s in generating}
+        return own
+
+    guesses_pad = guesses.pad
+    monkeypatch.setattr(guesses, "pad", pad)
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=4 * 1024, n_seq_max=4, n_threads=2,
+                            backend_sampling=True)  # fmt: skip
+    model = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    engine = Engine(model, payoff=AlwaysGuess(), overlap=overlap)
+    prompts = ["a b c a b c a b", "Once upon a time there was"]  # prompt lookup: up to 2
+    off = replace(GREEDY, prompt_lookup=False)
+    alone = {p: run_logprobs(engine, Generate(1, prompt=p, sampling=replace(off, logprobs=2)))
+             for p in prompts}  # fmt: skip
+    together = run(engine, *(Generate(10 + i, prompt=p, sampling=GREEDY)
+                             for i, p in enumerate(prompts)))  # fmt: skip
+    for i, prompt in enumerate(prompts):
+        agreed(alone[prompt], together[10 + i][0])
+        assert together[10 + i][1].eval_tokens == 120
+    assert any(padded) == overlap  # only where the step overlaps a device's work
+    engine.close()
+    model.close()
