@@ -10,10 +10,11 @@ sampler is asked, and gives each sequence the view of its own row: one kernel fo
 every stream, and with every row sampled in the graph no logits cross to the host.
 
 A second argmax, over the logits plus a bias row that pushes the end tokens down,
-answers requests that ban them (`ignore_eos`); llama.cpp copies it as the row's one
-"candidate". The bias row is a tensor of its own, written once into a buffer on the
-device the logits are on when llama.cpp first sets a chain up, and read by every graph
-after as a weight is: nothing to set before each decode, two kernels more a step.
+answers requests that ban them (`ignore_eos`). The two are joined into a pair per row,
+and each sequence's sampler hands over the view of its row's pair as the row's
+"candidates": one 8-byte copy a row. The bias row is a tensor of its own, written once
+into a buffer on the device the logits are on when llama.cpp first sets a chain up,
+and read by every graph after as a weight is: nothing to set before each decode.
 
 llama.cpp calls a sampler's graph part while it builds a graph, on the thread that
 called `llama_decode` (a graph it reuses calls nothing). Python callbacks cost about a
