@@ -24,6 +24,7 @@ microsecond each, paid only at a build.
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,9 +103,10 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
 }
 
 
+@functools.cache
 def _ggml() -> Any | None:
     """ggml's graph functions from the library llama-cpp-python ships, or None where
-    this build's `ggml_tensor` is not the layout read here."""
+    this build's `ggml_tensor` is not the layout read here (once a process)."""
     from llama_cpp import _ggml as shipped  # loads libggml, which holds ggml-base's symbols
 
     lib = shipped.libggml

@@ -217,10 +217,10 @@ class LlamaModel:
         sequence: each gets a chain that takes its greedy token in the graph
         (`engine.graph_argmax`: one argmax for every row of the decode), which the engine
         replaces with a request's own chain (or none, for what the backend cannot do)."""
-        self.argmax = argmax = GraphArgmax(self.n_vocab, self.eog)
+        self.argmax = GraphArgmax(self.n_vocab, self.eog)
         configs = (llama_cpp.llama_sampler_seq_config * n_seq)()
         for seq in range(n_seq):
-            chain = argmax.chain() if argmax.usable else greedy_chain()
+            chain = self._home_chain()
             self._backend_chains.append(chain)
             configs[seq].seq_id = seq
             configs[seq].sampler = ctypes.cast(chain, ctypes.c_void_p)
@@ -246,16 +246,22 @@ class LlamaModel:
     def send_home(self, seq: int) -> Any:
         """Attach `seq`'s greedy chain again and return it (None: sampling on the CPU).
         A new one each time but the first: llama.cpp sets a chain up only once."""
-        if not self._backend_chains or self.at_home(seq):
-            return self._backend_chains[seq] if self._backend_chains else None
-        argmax = self.argmax
-        chain = argmax.chain() if argmax is not None and argmax.usable else greedy_chain()
+        if not self._backend_chains:
+            return None
+        if self.at_home(seq):
+            return self._backend_chains[seq]
+        chain = self._home_chain()
         if not self.use_sampler(seq, chain):
             llama_cpp.llama_sampler_free(chain)
             return None
         llama_cpp.llama_sampler_free(self._backend_chains[seq])  # no context holds it now
         self._backend_chains[seq] = chain
         return chain
+
+    def _home_chain(self) -> Any:
+        """A new greedy chain: `graph_argmax`'s, or llama.cpp's where it cannot be."""
+        argmax = self.argmax
+        return argmax.chain() if argmax is not None and argmax.usable else greedy_chain()
 
     def use_sampler(self, seq: int, chain: Any) -> bool:
         """Sample sequence `seq` in the graph with `chain` (None: on the CPU, from its
