@@ -4,17 +4,19 @@
 # process in its own session runs on between calls. Carry .whl and .carry
 # (benchmarks/gpu/carry.sh), then:
 #   bash benchmarks/gpu/round.sh start           # builds, writes the models, measures
-#                                                # (ROUND_ONLY=1B: the 1B concurrency only;
-#                                                # ROUND_ONLY=check: drafts, long prompts;
+#                                                # (ROUND_ONLY: modes, run in turn:
+#                                                # 1B: the 1B concurrency only;
+#                                                # check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
-#                                                # ROUND_ONLY=stall: that profile, then
+#                                                # stall: that profile, then
 #                                                # gpu/step.py at 1-4 streams;
-#                                                # ROUND_ONLY=probe: 1B at 1 and 8 streams,
+#                                                # probe: 1B at 1 and 8 streams,
 #                                                # it, gpu/step.py at 1-4, drafts, prefill;
-#                                                # ROUND_ONLY=quick: gpu/step.py, the 1B
+#                                                # quick: gpu/step.py, the 1B
 #                                                # at 1-128 streams and profiled, slots
 #                                                # scattered or side by side;
-#                                                # ROUND_ONLY=low: the 1B at 1 and 8, 5 runs)
+#                                                # low: the 1B at 1 and 8, 5 runs;
+#                                                # drafts: the sibling draft; 8B)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 #   bash benchmarks/gpu/round.sh save            # once built: the build into $OUT in
@@ -97,94 +99,78 @@ run)
             --slot-ctx 1024 --clients 8 --chat-turns 0 --profile --tag "$CARD-1B-profile" \
             > "$ROUND/profile-$CARD-1B.md" 2> "$ROUND/profile.log"
     }
-    if [ "${ROUND_ONLY:-}" = probe ]; then  # after a change, most wanted first
+    low_1B() {  # the closest race: 1 and 8 streams
         step "1B concurrency, 1 and 8 streams"
         python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 3 --slot-ctx 1024 \
+            "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat "$1" --slot-ctx 1024 \
             --clients 8 --chat-turns 0 --tag "$CARD-1B-low" \
-            > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B.log"
+            > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B-low.log"
+    }
+    stall_profile() {  # localllm's stalls, profiled
         step "stall profile (localllm)"
-        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
-            --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
-            --repeat 2 --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" \
-            2> "$ROUND/stall.log"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            --clients 4 --no-llama-server --profile --sizes 4096 --repeat "${STALL_REPEAT:-2}" \
+            --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
+    }
+    low_step() {
         step "one step at 1, 2 and 4 streams (in-process)"
         python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 2 4 \
-            --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step.log" 2>&1
-        step "drafts"
+            --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step-low.log" 2>&1
+    }
+    drafts() {  # $1: the pairs
+        step "drafts ($1)"
+        # shellcheck disable=SC2086  # $1: one or more pairs
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
             --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
-            --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
-        step "prefill (in-process)"
-        # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
-        python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" \
-            ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
-            > "$ROUND/prefill.log" 2>&1
-        step "done (probe)"; touch "$ROUND/done"; exit 0
-    fi
-    if [ "${ROUND_ONLY:-}" = low ]; then  # the closest race: 1 and 8 streams, 5 runs each
-        step "1B concurrency, 1 and 8 streams"
-        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            "${fast[@]}" --no-bundled --levels 1 8 --tokens 96 --repeat 5 --slot-ctx 1024 \
-            --clients 8 --chat-turns 0 --tag "$CARD-1B-low" \
-            > "$ROUND/concurrency-$CARD-1B-low.md" 2> "$ROUND/concurrency-1B.log"
-        step "done (low)"; touch "$ROUND/done"; exit 0
-    fi
-    if [ "${ROUND_ONLY:-}" = quick ]; then  # after a change to the step: 1B only
-        one_step; concurrency_1B; profile_1B
+            --pairs $1 --tag "$CARD" > "$ROUND/draft.log" 2>&1
+    }
+    long_prompts() {
+        step "long prompts"
+        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
+            --clients 4 --server-flags "-fa on --backend-sampling -ub 2048 -b 2048" \
+            --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
+    }
+    concurrency_8B() {
+        step "writing and quantizing 8B"
+        python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
+        step "8B concurrency (llama-server -fa on --backend-sampling)"
+        python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
+            "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
+            --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
+            > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
+    }
+    scattered() {
         step "scattered slots"
         python3 benchmarks/scattered_slots.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
             --threads 8 --streams 8 --tokens 128 > "$ROUND/scattered-slots-$CARD.md" \
             2> "$ROUND/scattered.log"
-        step "done (quick)"; touch "$ROUND/done"; exit 0
-    fi
-    if [ "${ROUND_ONLY:-}" = stall ]; then  # the shortest: localllm's stalls, profiled
-        step "stall profile (localllm)"
-        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 \
-            --threads 8 --workdir "$M" --clients 4 --no-llama-server --profile --sizes 4096 \
-            --repeat "${STALL_REPEAT:-2}" --tag "$CARD-1B-profile" \
-            > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
-        step "one step at 1, 2 and 4 streams (in-process)"
-        python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 2 4 \
-            --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step.log" 2>&1
-        step "done (stall)"; touch "$ROUND/done"; exit 0
-    fi
-    if [ "${ROUND_ONLY:-}" = check ]; then  # after a change: drafts, then localllm's stalls
-        step "drafts (sibling)"
-        python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
-            --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
-            --pairs sibling --tag "$CARD-check" > "$ROUND/draft.log" 2>&1
-        step "long prompts (localllm)"
-        python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            --clients 4 --no-llama-server --sizes 4096 --repeat 2 --tag "$CARD-1B-check" \
-            > "$ROUND/long-prompts-$CARD-1B-check.md" 2> "$ROUND/long.log"
-        if [ -n "${CHECK_PROFILE:-}" ]; then
-            step "stall profile (localllm)"
-            python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-                --clients 4 --no-llama-server --profile --sizes 4096 --repeat 1 \
-                --tag "$CARD-1B-profile" > "$ROUND/stall-profile-$CARD-1B.md" 2> "$ROUND/stall.log"
-        fi
-        step "done (check)"; touch "$ROUND/done"; exit 0
-    fi
-    one_step; concurrency_1B
-    if [ "${ROUND_ONLY:-}" = 1B ]; then step "done (1B only)"; touch "$ROUND/done"; exit 0; fi
-    step "long prompts"
-    python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-        --clients 4 --server-flags "-fa on --backend-sampling -ub 2048 -b 2048" \
-        --tag "$CARD-1B" > "$ROUND/long-prompts-$CARD-1B.md" 2> "$ROUND/long.log"
-    profile_1B
-    step "writing and quantizing 8B"
-    python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
-    best="-fa on --backend-sampling"
-    step "8B concurrency (llama-server $best)"
-    python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
-        --fast-flags "$best" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
-        --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
-        > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
-    step "drafts"
-    python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
-        --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
-        --pairs sibling stranger --tag "$CARD" > "$ROUND/draft.log" 2>&1
+    }
+    for mode in ${ROUND_ONLY:-full}; do  # several in a row: "quick stall drafts"
+        case "$mode" in
+        full) one_step; concurrency_1B; long_prompts; profile_1B; concurrency_8B
+              drafts "sibling stranger" ;;
+        1B) one_step; concurrency_1B ;;
+        quick) one_step; concurrency_1B; profile_1B; scattered ;;  # after a change to the step
+        low) low_1B 5 ;;
+        stall) stall_profile; low_step ;;
+        probe) low_1B 3; stall_profile; low_step; drafts "sibling stranger"
+               step "prefill (in-process)"
+               # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
+               python3 benchmarks/gpu/prefill.py --model "$M/llama-1B-Q4_K_M.gguf" \
+                   ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
+                   > "$ROUND/prefill.log" 2>&1 ;;
+        drafts) drafts sibling ;;
+        check) drafts sibling
+               step "long prompts (localllm)"
+               python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" \
+                   "${common[@]}" --clients 4 --no-llama-server --sizes 4096 --repeat 2 \
+                   --tag "$CARD-1B-check" > "$ROUND/long-prompts-$CARD-1B-check.md" \
+                   2> "$ROUND/long.log"
+               if [ -n "${CHECK_PROFILE:-}" ]; then stall_profile; fi ;;
+        8B) concurrency_8B ;;
+        *) step "unknown mode $mode" ;;
+        esac
+    done
     step "done"
     touch "$ROUND/done"
     ;;

@@ -15,7 +15,8 @@ each row a fresh context with every layer on the GPU:
    per sequence in the graph instead (only token ids cross to the host); and with
    the engine's own chains, one argmax of every row (`engine.graph_argmax`);
 3. the engine itself (`engine.batch.Engine`): N greedy requests admitted at once,
-   `--tokens` each, its own step profile (`engine.profile`).
+   `--tokens` each, its own step profile (`engine.profile`); again with prompt lookup
+   off (what its guesses cost where they never agree).
 
 Prints a Markdown table (milliseconds per step, tokens/s) and writes it to FILE.
 """
@@ -105,27 +106,33 @@ def bare(model: LlamaModel, streams: int, steps: int, read: str, threads: int) -
             "tok_s": streams / (decode + sample) * 1e3}  # fmt: skip
 
 
-def engine_run(model: LlamaModel, streams: int, tokens: int) -> dict[str, float]:
-    """The engine on `streams` greedy requests admitted at once: its step profile, and
-    tokens/s from the first step to the last."""
+def engine_run(
+    model: LlamaModel, streams: int, tokens: int, lookup: bool = True, rounds: int = 3
+) -> dict[str, float]:
+    """The engine on `streams` greedy requests admitted at once, `rounds` times in a row
+    (as a server takes one request after another): its step profile, and tokens/s from
+    the first step to the last. `lookup`: whether they may guess."""
     llama_cpp.llama_memory_clear(model.memory, True)
     profile = StepProfile()
     engine = Engine(model, profile)
-    greedy = Sampling(temperature=0, repeat_penalty=1.0, num_predict=tokens, ignore_eos=True)
-    for i in range(streams):
-        engine.submit(Generate(i + 1, prompt=f"{i} Once upon a time", sampling=greedy))
+    greedy = Sampling(temperature=0, repeat_penalty=1.0, num_predict=tokens, ignore_eos=True,
+                      prompt_lookup=lookup)  # fmt: skip
     done = 0
     start = time.perf_counter()
-    while engine.busy:
-        done += sum(isinstance(e, Done) for e in engine.step())
+    for r in range(rounds):
+        for i in range(streams):
+            prompt = f"{r}.{i} Once upon a time"
+            engine.submit(Generate(r * streams + i + 1, prompt=prompt, sampling=greedy))
+        while engine.busy:
+            done += sum(isinstance(e, Done) for e in engine.step())
     wall = time.perf_counter() - start
-    if done != streams:
-        raise SystemExit(f"{streams - done} of {streams} requests did not finish")
+    if done != streams * rounds:
+        raise SystemExit(f"{streams * rounds - done} of {streams * rounds} requests did not finish")
     out = breakdown(None, {"steps": profile.steps, "tokens": profile.tokens,
                            "backend": profile.backend, "drafted": profile.drafted,
                            "agreed": profile.agreed, "ns": profile.ns})  # fmt: skip
     out["step_ms"] = wall / max(profile.steps, 1) * 1e3
-    out["tok_s"] = streams * tokens / wall
+    out["tok_s"] = streams * tokens * rounds / wall
     engine.close()
     return out
 
@@ -174,6 +181,8 @@ def main() -> None:
             lambda m, n: bare(m, n, args.steps, "pairs", t))  # fmt: skip
     measure("engine (localllm's step, greedy requests)", engine_ctx,
             lambda m, n: engine_run(m, n, args.tokens))  # fmt: skip
+    measure("engine, prompt lookup off", engine_ctx,
+            lambda m, n: engine_run(m, n, args.tokens, lookup=False))  # fmt: skip
     table = report(args, rows)
     same = {n: LAST.get(("host", n)) == LAST.get(("pairs", n)) for n in args.streams}
     table += (

@@ -43,7 +43,7 @@ from localllm.engine.protocol import Done, Embed, Event, Failed, Generate, Rank
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
-from localllm.engine.speculation import Pace, Payoff, PromptLookup
+from localllm.engine.speculation import Odds, Pace, Payoff, PromptLookup
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError, describe
 
@@ -77,6 +77,7 @@ class Engine:
         """The draft model that guesses for requests that speculate (else prompt lookup)."""
         self.payoff = payoff or Payoff()
         """Whether guessing pays at this many streams, measured (`engine.speculation`)."""
+        self._odds = {True: Odds(), False: Odds()}  # by drafter: the draft model, lookup
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         self.sink: Callable[[list[Event]], None] | None = None
@@ -91,8 +92,7 @@ class Engine:
         self._can_cut = not (model.recurrent or (model.has_swa and not model.settings.swa_full))
         self._guarded = GuardedDraw(model.n_vocab)
         self._graph = GraphSamplers(model, n_seq)
-        self._new_prompt = False
-        """The draft model caught up with a whole prompt this step (`_drafts`)."""
+        self._new_prompt = False  # the draft caught up with a whole prompt this step
         self._lora = LoraTurns(model)
         self._chunk = ChunkSize(self._capacity, model.settings.n_ubatch)
         self.prompt_cache = prompt_cache
@@ -221,9 +221,9 @@ class Engine:
                     if begin >= cached:  # not in the slot's cache: encode it meanwhile
                         self.projector.encode(part)
             if k_max and self.draft is not None:
-                job.pace = Pace(k_max)
+                job.pace = Pace(k_max, self._odds[True])
             elif k_max:
-                job.lookup = PromptLookup(tokens, k_max)
+                job.lookup = PromptLookup(tokens, k_max, self._odds[False])
                 job.pace = job.lookup.pace
         return events
 

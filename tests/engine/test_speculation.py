@@ -15,7 +15,7 @@ from localllm.engine.batch import Engine
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.protocol import Done, Generate, Piece, Sampling, TokenLogprob
-from localllm.engine.speculation import AlwaysGuess, Payoff, PromptLookup, speculates
+from localllm.engine.speculation import AlwaysGuess, Odds, Payoff, PromptLookup, speculates
 from localllm.planner.settings import LoadSettings
 from tests.engine.agreement import agreed
 
@@ -84,6 +84,33 @@ def test_pauses_in_a_row_grow_until_a_guess_is_agreed() -> None:
     assert pauses == [PAUSE_STEPS << i for i in range(5)] + [PAUSE_MAX, PAUSE_MAX]
     lookup.update(4, 4)  # a guess agreed in full: the next pause is short again
     assert pause_after_rejections() == PAUSE_STEPS
+
+
+def test_a_new_request_starts_from_the_engines_odds() -> None:
+    from localllm.engine.speculation import PAUSE_STEPS
+
+    odds = Odds()
+    first = PromptLookup([1, 2, 1, 2, 1, 2], odds=odds)
+    while first.draft(4):  # an answer unlike its prompt: guesses fail until it pauses
+        first.update(4, 0)
+    failed_guesses = first.pace.drafted // 4
+    assert failed_guesses > 1 and odds.pauses == 1
+
+    second = PromptLookup([1, 2, 1, 2, 1, 2], odds=odds)
+    assert second.draft(4)  # still one look: its own text may agree
+    second.update(4, 0)
+    assert second.draft(4) == []  # one failed guess, and a pause as long as a second one
+    steps = 1
+    while not second.draft(4):
+        steps += 1
+    assert steps == PAUSE_STEPS << 1 and odds.pauses == 2
+
+    agreeing = PromptLookup([1, 2, 1, 2, 1, 2], odds=odds)
+    agreeing.update(4, 4)  # its guesses agree: the engine's pauses start over
+    assert odds.pauses == 0 and agreeing.k == 8
+    fresh = PromptLookup([1, 2, 1, 2, 1, 2], odds=odds)
+    fresh.update(4, 0)
+    assert fresh.draft(4)  # one failed guess no longer pauses it
 
 
 def test_all_but_grammars_and_logprobs_can_speculate() -> None:
