@@ -85,13 +85,14 @@ run)
         python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 8 64 128 \
             --steps 64 --slot-ctx 1024 --out "$ROUND/step-$CARD.md" > "$ROUND/step.log" 2>&1
     }
-    concurrency_1B() {
-        step "1B concurrency"
-        python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" "${common[@]}" \
-            "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 96 --repeat 3 \
-            --slot-ctx 1024 --clients 8 --chat-turns 0 --tag "$CARD-1B" \
-            > "$ROUND/concurrency-$CARD-1B.md" 2> "$ROUND/concurrency-1B.log"
+    concurrency() {  # $1: 1B or 8B, $2: new tokens a stream, $3: context a slot
+        step "$1 concurrency (llama-server also ${fast[1]})"
+        python3 benchmarks/concurrency.py --model "$M/llama-$1-Q4_K_M.gguf" "${common[@]}" \
+            "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens "$2" --repeat 3 \
+            --slot-ctx "$3" --clients 8 --chat-turns 0 --tag "$CARD-$1" \
+            > "$ROUND/concurrency-$CARD-$1.md" 2> "$ROUND/concurrency-$1.log"
     }
+    concurrency_1B() { concurrency 1B 96 1024; }
     profile_1B() {
         step "1B profile"
         python3 benchmarks/concurrency.py --model "$M/llama-1B-Q4_K_M.gguf" --ngl 99 --threads 8 \
@@ -133,11 +134,7 @@ run)
     concurrency_8B() {
         step "writing and quantizing 8B"
         python3 benchmarks/_models.py "$M" 8B >> "$ROUND/models.log" 2>&1
-        step "8B concurrency (llama-server -fa on --backend-sampling)"
-        python3 benchmarks/concurrency.py --model "$M/llama-8B-Q4_K_M.gguf" "${common[@]}" \
-            "${fast[@]}" --no-bundled --levels 1 8 32 64 128 --tokens 128 --repeat 3 \
-            --slot-ctx 512 --clients 8 --chat-turns 0 --tag "$CARD-8B" \
-            > "$ROUND/concurrency-$CARD-8B.md" 2> "$ROUND/concurrency-8B.log"
+        concurrency 8B 128 512
     }
     scattered() {
         step "scattered slots"
