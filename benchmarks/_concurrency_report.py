@@ -66,7 +66,7 @@ def report(
     for r in (r for r in results if r.profile):
         print(f"\nWhere a step's time goes, {r.engine} (ms per step; CPU ms per token)\n")
         keys = ["tokens_per_step", "step_ms", "admit", "batch", "decode", "sample", "accept",
-                "send", "backend_share", "drafted_per_step", "agreed_share",
+                "send", "backend_share", "drafted_per_step", "agreed_share", "ahead_share",
                 "worker_cpu_ms_per_token", "server_cpu_ms_per_token",
                 "clients_cpu_ms_per_token"]  # fmt: skip
         print("| streams | " + " | ".join(keys) + " |")

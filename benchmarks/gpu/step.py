@@ -130,7 +130,8 @@ def engine_run(
         raise SystemExit(f"{streams * rounds - done} of {streams * rounds} requests did not finish")
     out = breakdown(None, {"steps": profile.steps, "tokens": profile.tokens,
                            "backend": profile.backend, "drafted": profile.drafted,
-                           "agreed": profile.agreed, "ns": profile.ns})  # fmt: skip
+                           "agreed": profile.agreed, "ahead": profile.ahead,
+                           "ns": profile.ns})  # fmt: skip
     out["step_ms"] = wall / max(profile.steps, 1) * 1e3
     out["tok_s"] = streams * tokens * rounds / wall
     engine.close()
@@ -221,7 +222,8 @@ def own_chains(model: LlamaModel, streams: int, steps: int, threads: int) -> dic
             llama_cpp.llama_sampler_free(chain)
 
 
-COLUMNS = ("decode", "sample", "accept", "send", "admit", "batch", "step_ms", "tok_s")
+COLUMNS = ("decode", "sample", "accept", "send", "admit", "batch", "ahead_share", "step_ms",
+           "tok_s")  # fmt: skip
 
 
 def report(args: argparse.Namespace, rows: list[tuple[str, int, dict[str, float]]]) -> str:

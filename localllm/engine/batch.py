@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp
 
 from localllm.engine import draws, graph_argmax, guesses, image_slots, slots, speculation
+from localllm.engine.ahead import Launched, launch, steady
 from localllm.engine.chunking import ChunkSize
 from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed, rank
@@ -93,6 +94,7 @@ class Engine:
         self._guarded = GuardedDraw(model.n_vocab)
         self._graph = GraphSamplers(model, n_seq)
         self._new_prompt = False  # the draft caught up with a whole prompt this step
+        self._ahead: Launched | None = None  # the next decode, launched early (`ahead`)
         self._lora = LoraTurns(model)
         self._chunk = ChunkSize(self._capacity, model.settings.n_ubatch)
         self.prompt_cache = prompt_cache
@@ -100,7 +102,7 @@ class Engine:
 
     @property
     def busy(self) -> bool:
-        return bool(self.queue) or any(s.job is not None for s in self.slots)
+        return bool(self.queue) or self._ahead is not None or any(s.job for s in self.slots)
 
     def submit(self, request: Generate | Embed | Rank | Prepared) -> None:
         self.queue.append(request)
@@ -117,7 +119,10 @@ class Engine:
         return None
 
     def step(self) -> list[Event]:
-        """Admit what fits, then one decode of every running request."""
+        """Admit what fits, then decode every running request (or finish that launched ahead)."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            return self._with_kv_used(self._finish(ahead, []))
         start, changes = time.perf_counter_ns(), self._graph.changes
         events = self._admit()
         if self.profile is not None:
@@ -125,7 +130,9 @@ class Engine:
             self.profile.replans = self._graph.changes - changes
         running = [s for s in self.slots if s.job is not None]
         if running:
-            events += self._decode(running)
+            launched = self._launch(running, events)
+            if launched is not None:
+                events = self._finish(launched, events)
         return self._with_kv_used(events)
 
     def _with_kv_used(self, events: list[Event]) -> list[Event]:
@@ -229,22 +236,17 @@ class Engine:
 
     # --- one step -------------------------------------------------------------------
 
-    def _decode(self, running: list[Slot]) -> list[Event]:
-        """One `llama_decode` of every running request: each generating stream's last
-        token (and its guesses), then prompt chunks; then each stream's next token.
-
-        On a GPU, `llama_decode` returns once the work is queued: the text of the
-        tokens sampled last step (`Job.flush`: pieces, stop sequences, events) is
-        worked out while the device computes, so the step's Python hides behind it.
-        A stream its text ended meanwhile had one token too many decoded: its row is
-        not sampled (the cache keeps the token, and the slot's record says so)."""
+    def _launch(self, running: list[Slot], events: list[Event]) -> Launched | None:
+        """Queue one `llama_decode` of every running request: each generating stream's
+        last token (and its guesses), then prompt chunks (None: nothing to decode, or
+        it failed; `events` gets why)."""
         built_from = time.perf_counter_ns()
         batch = self._batch
         n = 0
         outputs: list[tuple[Slot, int]] = []
-        events: list[Event] = []
         if self.projector is not None:
-            events += self._images(running)
+            events += image_slots.feed_all(self.projector, running, self._capacity, self.profile,
+                                           self._drop)  # fmt: skip
             running = [s for s in running if s.job is not None]
         everyone, running = running, self._lora.pick(running)  # one set of adapters a decode
         generating = [s for s in running if s.job and not s.job.prefilling and s.job.pending]
@@ -297,17 +299,32 @@ class Engine:
         if n == 0:  # only texts to finish, or prompts whose next image is being encoded
             events += self._flush(everyone)
             image_slots.await_encoding([s for s in running if s.job is not None])
-            return events
-        profile = self.profile
-        if profile is not None:
+            return None
+        if self.profile is not None:
             built = time.perf_counter_ns()
-            profile.add("batch", built - built_from)
-            profile.rows, profile.prompt_rows = n, sum(taken.values())
+            self.profile.add("batch", built - built_from)
+            self.profile.rows, self.profile.prompt_rows = n, sum(taken.values())
         code = batch.decode(self.model.ctx, n)
         launched = time.perf_counter_ns()  # a CPU's decode is done here, a GPU's queued
+        if self.profile is not None:
+            self.profile.add("decode", launched - built)
         if code != 0:
             events += self._flush(everyone)
-            return events + self._fail(self._live(running), f"llama_decode failed with {code}")
+            events += self._fail(self._live(running), f"llama_decode failed with {code}")
+            return None
+        return Launched(everyone, running, generating, fed, outputs, built_from, launched,
+                        taken, drafts, own, jobs, speculating, guessed, emitted_before)  # fmt: skip
+
+    def _finish(self, step: Launched, events: list[Event]) -> list[Event]:
+        """Read each stream's next token from the decode `step` launched, and take it.
+
+        On a GPU, `llama_decode` returns once the work is queued: the text of the
+        tokens sampled last step (`Job.flush`: pieces, stop sequences, events) is
+        worked out while the device computes, so the step's Python hides behind it.
+        A stream its text ended meanwhile had one token too many decoded: its row is
+        not sampled (the cache keeps the token, and the slot's record says so)."""
+        everyone, running, fed, outputs = step.everyone, step.running, step.fed, step.outputs
+        drafts, taken, profile = step.drafts, step.taken, self.profile
         events += self._flush(everyone)  # while the device computes
         if self.sink is not None and events:  # and on its way to the server meanwhile
             self.sink(self._with_kv_used(events))
@@ -315,10 +332,10 @@ class Engine:
         running = self._live(running)
         if profile is not None:
             flushed = time.perf_counter_ns()
-            profile.add("accept", flushed - launched)
+            profile.add("accept", flushed - step.launched_ns)
             llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
             decoded = time.perf_counter_ns()
-            profile.add("decode", launched - built + decoded - flushed)
+            profile.add("decode", decoded - flushed)
             profile.steps += 1
             sample_ns = 0
         picked = self._greedy.tokens(self.model.ctx, greedy_rows(outputs, drafts))
@@ -329,6 +346,7 @@ class Engine:
             sample_ns += time.perf_counter_ns() - decoded
         for slot, token in fed:  # in the cache, also where the answer just ended
             slot.cached.append(token)
+        ahead = self.overlap and self._go_ahead(step, picked)
         for slot in running:
             job = slot.job
             assert job is not None
@@ -352,8 +370,8 @@ class Engine:
                     draw = draws.sample
                 if profile is not None:
                     drawn_from = time.perf_counter_ns()
-                    ctx = self.model.ctx
-                    sampled = llama_cpp.llama_get_sampled_token_ith(ctx, index) >= 0
+                    ctx = self.model.ctx  # (the next decode runs ahead: nothing to ask)
+                    sampled = not ahead and llama_cpp.llama_get_sampled_token_ith(ctx, index) >= 0
                     profile.backend += job.graph_greedy or sampled
                 token = draw(job.sampler, self.model.ctx, index)
                 if profile is not None:
@@ -367,8 +385,9 @@ class Engine:
                 if job.lookup is not None:
                     job.lookup.push(token)
                 if slot.seq in drafts:
-                    mine = own.get(slot.seq, len(drafts[slot.seq]))
-                    self._verify(slot, job, token, drafts[slot.seq], index, draw, mine)
+                    mine = step.own.get(slot.seq, len(drafts[slot.seq]))
+                    guesses.verify(self.model, slot, drafts[slot.seq], (index, token, mine),
+                                   draw, self._limit(job), profile)  # fmt: skip
                 if not self.overlap:  # the decode blocked: no reason to wait a step
                     events += job.flush()
             except LocalLLMError as exc:
@@ -380,16 +399,24 @@ class Engine:
             else:
                 if job.finished:
                     self._release(slot)
-        if generating and taken:  # a prompt chunk held the streams: size the next one
-            self._chunk.update(sum(taken.values()), (time.perf_counter_ns() - built_from) / 1e9)
-        if speculating and not taken and not (guessed and self._new_prompt):  # comparable
-            emitted = sum(j.n_eval for j in jobs) - emitted_before
-            seconds = (time.perf_counter_ns() - built_from) / 1e9
+        seconds = (time.perf_counter_ns() - step.built_from) / 1e9
+        if step.generating and taken:  # a prompt chunk held the streams: size the next one
+            self._chunk.update(sum(taken.values()), seconds)
+        jobs, guessed = step.jobs, step.guessed
+        if step.speculating and not taken and not (guessed and self._new_prompt):  # comparable
+            emitted = sum(j.n_eval for j in jobs) - step.emitted_before
             self.payoff.record(len(jobs), guessed, emitted, seconds)
         if profile is not None:
             profile.add("sample", sample_ns)
             profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
         return events
+
+    def _go_ahead(self, done: Launched, picked: dict[int, int]) -> bool:
+        """Launch the next decode now, where it is `done`'s batch with the tokens just
+        `picked` (`engine.ahead`); whether it did."""
+        if steady(done, picked, self.n_ctx_slot, self.draft is not None, bool(self.queue)):
+            self._ahead = launch(self._batch, self.model.ctx, done, picked, self.profile)
+        return self._ahead is not None
 
     def _flush(self, running: list[Slot]) -> list[Event]:
         """The text and ends of the tokens taken last step (`Job.flush`); a job whose
@@ -412,32 +439,6 @@ class Engine:
         m = self.model
         return GreedyRows(m.n_vocab, m.eog, min(8, os.cpu_count() or 1))
 
-    def _verify(
-        self, slot: Slot, job: Job, token: int, draft: list[int], index: int, draw: Any,
-        mine: int,
-    ) -> None:  # fmt: skip
-        """Keep the guesses the model agrees with: while the token it chose is the next
-        guess, that guess's logits (the outputs after `index`) give the token after it.
-        The cache keeps the agreed guesses and drops the rest. The first `mine` are the
-        stream's own; the rest, filler (`guesses.pad`), are judged as guesses but
-        count for nothing in its pace."""
-        agreed = 0
-        while job.pending and agreed < len(draft) and token == draft[agreed]:
-            slot.cached.append(draft[agreed])
-            agreed += 1
-            token = draw(job.sampler, self.model.ctx, index + agreed)
-            job.take(token, len(slot.cached), self._limit(job))
-            if job.lookup is not None:
-                job.lookup.push(token)
-        llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.cached), -1)
-        assert job.pace is not None
-        judged = mine if job.pending else min(agreed, mine)  # an ended answer judged no more
-        job.pace.update(judged, min(agreed, mine))
-        if self.profile is not None:
-            self.profile.tokens += agreed
-            self.profile.drafted += judged
-            self.profile.agreed += min(agreed, mine)
-
     def _limit(self, job: Job) -> int:
         """The context `job.accept` ends the answer at (0: none, the engine shifts)."""
         shifts = job.request.shift and job.vision is None  # never through an image
@@ -446,22 +447,6 @@ class Engine:
     @functools.cached_property
     def can_shift(self) -> bool:
         return self._can_cut and bool(llama_cpp.llama_memory_can_shift(self.model.memory))
-
-    def _images(self, running: list[Slot]) -> list[Event]:
-        """Put in the images prompts have reached; a prompt whose image fails ends."""
-        assert self.projector is not None
-        events: list[Event] = []
-        for slot in running:
-            if slot.job is None or slot.job.vision is None or not slot.job.prefilling:
-                continue
-            try:
-                image_slots.feed(self.projector, slot, self._capacity, self.profile)
-            except Exception as exc:
-                status = 400 if isinstance(exc, LocalLLMError) else 500
-                events += [Failed(slot.job.id, status, f"the image failed: {describe(exc)}")]
-                self._release(slot)
-                slots.forget(slot, self.model.memory)
-        return events
 
     def _fail(self, running: list[Slot], message: str) -> list[Event]:
         """A failed decode leaves the cache of its sequences unknown: drop them."""
@@ -472,6 +457,11 @@ class Engine:
             self._release(slot)
             slots.forget(slot, self.model.memory)
         return events
+
+    def _drop(self, slot: Slot) -> None:
+        """End the slot's job and empty its cache."""
+        self._release(slot)
+        slots.forget(slot, self.model.memory)
 
     def _release(self, slot: Slot) -> None:
         if slot.job is not None:
@@ -484,10 +474,20 @@ class Engine:
         step itself failed, after which the slots start empty and the worker goes on."""
         events: list[Event] = [Failed(r.id, 500, message) for r in self.queue]
         self.queue.clear()
+        self._settle()
         running = [s for s in self.slots if s.job is not None]
         return events + self._fail(running, message)
 
+    def _settle(self) -> None:
+        """Let a decode launched ahead finish, its tokens unread (its slots are dropped)."""
+        if self._ahead is not None:
+            llama_cpp.llama_synchronize(self.model.ctx)
+            for slot, _ in self._ahead.fed:
+                slots.forget(slot, self.model.memory)
+            self._ahead = None
+
     def close(self) -> None:
+        self._settle()
         for slot in self.slots:
             self._release(slot)
         self._graph.close()

@@ -13,8 +13,13 @@ nothing in how a stream's guesses fare."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
+
+import llama_cpp
 
 from localllm.engine.draft import Ask, DraftModel
+from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.slots import Slot
 from localllm.engine.speculation import (
@@ -87,3 +92,38 @@ def pad(generating: list[Slot], drafts: dict[int, list[int]]) -> dict[int, int]:
             filler = guessed[-1] if guessed else slot.job.pending[0]
             drafts[slot.seq] = guessed + [filler] * (longest - len(guessed))
     return own
+
+
+def verify(
+    model: LlamaModel,
+    slot: Slot,
+    draft: list[int],
+    row: tuple[int, int, int],
+    draw: Callable[[Any, Any, int], int],
+    n_ctx: int,
+    profile: StepProfile | None,
+) -> None:
+    """Keep the guesses the model agrees with. `row`: (the stream's batch index, the
+    token drawn there, how many of `draft` are its own). While the token it chose is the
+    next guess, that guess's logits (the outputs after the index) give the token after
+    it. The cache keeps the agreed guesses and drops the rest. The stream's own guesses
+    come first; the rest, filler (`pad`), are judged as guesses but count for nothing
+    in its pace. `n_ctx`: where the answer ends (`Job.take`)."""
+    job = slot.job
+    assert job is not None and job.pace is not None
+    index, token, mine = row
+    agreed = 0
+    while job.pending and agreed < len(draft) and token == draft[agreed]:
+        slot.cached.append(draft[agreed])
+        agreed += 1
+        token = draw(job.sampler, model.ctx, index + agreed)
+        job.take(token, len(slot.cached), n_ctx)
+        if job.lookup is not None:
+            job.lookup.push(token)
+    llama_cpp.llama_memory_seq_rm(model.memory, slot.seq, len(slot.cached), -1)
+    judged = mine if job.pending else min(agreed, mine)  # an ended answer judged no more
+    job.pace.update(judged, min(agreed, mine))
+    if profile is not None:
+        profile.tokens += agreed
+        profile.drafted += judged
+        profile.agreed += min(agreed, mine)

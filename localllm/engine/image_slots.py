@@ -6,15 +6,16 @@ being encoded waits while the other streams decode."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent import futures
 
 from localllm.engine.model import LlamaModel
 from localllm.engine.profile import StepProfile
 from localllm.engine.prompt import prompt_tokens
-from localllm.engine.protocol import Generate
+from localllm.engine.protocol import Event, Failed, Generate
 from localllm.engine.slots import Slot
 from localllm.engine.vision import ImagePrompt, Projector, Tokenized
-from localllm.errors import LocalLLMError
+from localllm.errors import LocalLLMError, describe
 
 
 def prompt(
@@ -73,3 +74,25 @@ def await_encoding(running: list[Slot], seconds: float = 0.05) -> None:
     ]
     if encoding:
         futures.wait(encoding, timeout=seconds, return_when=futures.FIRST_COMPLETED)
+
+
+def feed_all(
+    projector: Projector,
+    running: list[Slot],
+    n_batch: int,
+    profile: StepProfile | None,
+    drop: Callable[[Slot], None],
+) -> list[Event]:
+    """`feed` every prompt that is being taken in and has images; a prompt whose image
+    fails ends (`drop` ends its job and empties its slot)."""
+    events: list[Event] = []
+    for slot in running:
+        if slot.job is None or slot.job.vision is None or not slot.job.prefilling:
+            continue
+        try:
+            feed(projector, slot, n_batch, profile)
+        except Exception as exc:
+            status = 400 if isinstance(exc, LocalLLMError) else 500
+            events.append(Failed(slot.job.id, status, f"the image failed: {describe(exc)}"))
+            drop(slot)
+    return events

@@ -105,17 +105,25 @@ class Job:
         if self.prefilling:
             self.prefilling = False
             self.first_ns = time.perf_counter_ns()
-        if self.model.is_eog(token):
-            self._ending, self.pending = "stop", []
-            return False
-        self.n_eval += 1
-        self._unsent.append(token)
-        limit = self.request.sampling.num_predict
-        if 0 <= limit <= self.n_eval or 0 < n_ctx <= cache_used + 1:
-            self._ending, self.pending = "length", []
+        ending = self.ends_at(token, cache_used, n_ctx)
+        if ending != "stop":
+            self.n_eval += 1
+            self._unsent.append(token)
+        if ending is not None:
+            self._ending, self.pending = ending, []
             return False
         self.pending = [token]
         return True
+
+    def ends_at(self, token: int, cache_used: int, n_ctx: int) -> str | None:
+        """Why the answer would end at `token` ("stop", "length"), None if it goes on
+        (`take`'s rule, which the engine also asks before it decodes ahead)."""
+        if self.model.is_eog(token):
+            return "stop"
+        limit = self.request.sampling.num_predict
+        if 0 <= limit <= self.n_eval + 1 or 0 < n_ctx <= cache_used + 1:
+            return "length"
+        return None
 
     def flush(self) -> list[Event]:
         """The text of the tokens taken since the last flush, and the Done when the

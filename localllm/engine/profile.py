@@ -32,6 +32,9 @@ class StepProfile:
         self.drafted = 0
         self.agreed = 0
         """Guessed tokens decoded, and those the model agreed with."""
+        self.ahead = 0
+        """Steps whose decode was launched before the last one's bookkeeping
+        (`engine.ahead`)."""
         self.rows = self.prompt_rows = 0
         """The last decode's batch: its rows, and those of them from prompts."""
         self.replans = 0
@@ -61,7 +64,8 @@ class StepProfile:
 
     def line(self) -> str:
         totals = {"steps": self.steps, "tokens": self.tokens, "backend": self.backend,
-                  "drafted": self.drafted, "agreed": self.agreed, "ns": self.ns}  # fmt: skip
+                  "drafted": self.drafted, "agreed": self.agreed, "ahead": self.ahead,
+                  "ns": self.ns}  # fmt: skip
         return PREFIX + json.dumps(totals)
 
 
@@ -82,7 +86,7 @@ def breakdown(before: Mapping[str, object] | None, after: Mapping[str, object]) 
     def get(totals: Mapping[str, object] | None, key: str) -> float:
         if totals is None:
             return 0.0
-        value = totals["ns"][key] if key in PHASES else totals[key]  # type: ignore[index]
+        value = totals["ns"][key] if key in PHASES else totals.get(key, 0)  # type: ignore[index]
         return float(value)  # type: ignore[arg-type]
 
     steps = max(get(after, "steps") - get(before, "steps"), 1.0)
@@ -93,4 +97,5 @@ def breakdown(before: Mapping[str, object] | None, after: Mapping[str, object]) 
     drafted = get(after, "drafted") - get(before, "drafted")
     out["drafted_per_step"] = drafted / steps
     out["agreed_share"] = (get(after, "agreed") - get(before, "agreed")) / max(drafted, 1.0)
+    out["ahead_share"] = (get(after, "ahead") - get(before, "ahead")) / steps
     return out

@@ -105,6 +105,16 @@ class Pace:
             return 0
         return max(0, min(self.k, room))
 
+    @property
+    def resting(self) -> bool:
+        """Paused beyond the next step: a step decoded ahead (`engine.ahead`), which asks
+        for no guesses, may stand for one of its steps (`rest`)."""
+        return self._paused > 1
+
+    def rest(self) -> None:
+        """One step of the pause passed without asking (`resting` was true)."""
+        self._paused -= 1
+
     def update(self, drafted: int, accepted: int) -> None:
         """How the last guesses fared: the next draft length follows."""
         if drafted <= 0:
