@@ -16,7 +16,9 @@
 #                                                # at 1-128 streams and profiled, slots
 #                                                # scattered or side by side;
 #                                                # low: the 1B at 1 and 8, 5 runs;
-#                                                # drafts: the sibling draft; 8B)
+#                                                # drafts: the sibling draft; 8B;
+#                                                # table: the 1B at 1-128; step:
+#                                                # gpu/step.py at 1-128)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
 #   bash benchmarks/gpu/round.sh save            # once built: the build into $OUT in
@@ -147,6 +149,8 @@ run)
         full) one_step; concurrency_1B; long_prompts; profile_1B; concurrency_8B
               drafts "sibling stranger" ;;
         1B) one_step; concurrency_1B ;;
+        table) concurrency_1B ;;  # the 1B alone, for a short lease
+        step) one_step ;;
         quick) one_step; concurrency_1B; profile_1B; scattered ;;  # after a change to the step
         low) low_1B 5 ;;
         stall) stall_profile; low_step ;;
