@@ -12,6 +12,8 @@ def test_a_long_step_shrinks_the_chunk_and_short_ones_grow_it_back() -> None:
     assert size.tokens == 64
     size.update(64, TARGET_S / 2)
     assert size.tokens == 80  # a quarter more while they run short
+    size.update(80, TARGET_S * 0.9)
+    assert size.tokens == 80  # just under: a quarter more would run over
     for _ in range(50):
         size.update(size.tokens, TARGET_S / 10)
     assert size.tokens == 512  # never past the micro-batch
