@@ -16,7 +16,11 @@ each row a fresh context with every layer on the GPU:
    the engine's own chains, one argmax of every row (`engine.graph_argmax`);
 3. the engine itself (`engine.batch.Engine`): N greedy requests admitted at once,
    `--tokens` each, its own step profile (`engine.profile`); again with prompt lookup
-   off (what its guesses cost where they never agree).
+   off (what its guesses cost where they never agree), and with decode ahead off
+   (`engine.ahead`: what launching the next decode before the bookkeeping saves).
+
+`--overlap` runs the engine's overlapped step (a GPU's) on any device: decode ahead
+can then be checked on a CPU.
 
 Prints a Markdown table (milliseconds per step, tokens/s) and writes it to FILE.
 """
@@ -107,14 +111,22 @@ def bare(model: LlamaModel, streams: int, steps: int, read: str, threads: int) -
 
 
 def engine_run(
-    model: LlamaModel, streams: int, tokens: int, lookup: bool = True, rounds: int = 3
+    model: LlamaModel,
+    streams: int,
+    tokens: int,
+    lookup: bool = True,
+    rounds: int = 3,
+    overlap: bool | None = None,
+    ahead: bool = True,
 ) -> dict[str, float]:
     """The engine on `streams` greedy requests admitted at once, `rounds` times in a row
     (as a server takes one request after another): its step profile, and tokens/s from
-    the first step to the last. `lookup`: whether they may guess."""
+    the first step to the last. `lookup`: whether they may guess; `overlap` and `ahead`:
+    the engine's own switches (None: its choice for the device)."""
     llama_cpp.llama_memory_clear(model.memory, True)
     profile = StepProfile()
-    engine = Engine(model, profile)
+    engine = Engine(model, profile, overlap=overlap)
+    engine.ahead = ahead
     greedy = Sampling(temperature=0, repeat_penalty=1.0, num_predict=tokens, ignore_eos=True,
                       prompt_lookup=lookup)  # fmt: skip
     done = 0
@@ -147,7 +159,9 @@ def main() -> None:
     parser.add_argument("--slot-ctx", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--overlap", action="store_true", help="the GPU's step on any device")
     args = parser.parse_args()
+    overlap = True if args.overlap else None
     top = max(args.streams)
     paths = (str(args.model),)
     rows: list[tuple[str, int, dict[str, float]]] = []
@@ -181,9 +195,11 @@ def main() -> None:
     measure("bare, one argmax of every row in the graph (the engine's chains)", engine_ctx,
             lambda m, n: bare(m, n, args.steps, "pairs", t))  # fmt: skip
     measure("engine (localllm's step, greedy requests)", engine_ctx,
-            lambda m, n: engine_run(m, n, args.tokens))  # fmt: skip
+            lambda m, n: engine_run(m, n, args.tokens, overlap=overlap))  # fmt: skip
     measure("engine, prompt lookup off", engine_ctx,
-            lambda m, n: engine_run(m, n, args.tokens, lookup=False))  # fmt: skip
+            lambda m, n: engine_run(m, n, args.tokens, lookup=False, overlap=overlap))  # fmt: skip
+    measure("engine, decode ahead off", engine_ctx,
+            lambda m, n: engine_run(m, n, args.tokens, overlap=overlap, ahead=False))  # fmt: skip
     table = report(args, rows)
     same = {n: LAST.get(("host", n)) == LAST.get(("pairs", n)) for n in args.streams}
     table += (
@@ -227,8 +243,11 @@ COLUMNS = ("decode", "sample", "accept", "send", "admit", "batch", "ahead_share"
 
 
 def report(args: argparse.Namespace, rows: list[tuple[str, int, dict[str, float]]]) -> str:
+    where = "every layer offloaded (on the CPU where the build has no GPU)"
+    if args.overlap:
+        where += ", the engine's overlapped step"
     lines = [
-        f"model: {args.model.name}, every layer on the GPU, flash attention, {args.threads} "
+        f"model: {args.model.name}, {where}, flash attention, {args.threads} "
         f"threads; bare loops: {PROMPT}-token prompts, median of {args.steps} steps; "
         f"engine: {args.tokens} tokens a request",
         "",

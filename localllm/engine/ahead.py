@@ -67,7 +67,9 @@ def steady(
     """Whether the step after `done` is `done`'s batch with the tokens just `picked`
     ({batch index: token}) and positions one on. `n_ctx`: a slot's context (streams
     that shift theirs, 0, are left to the full step); `drafting`: a draft model guesses
-    (else prompt lookup); `waiting`: requests wait to be admitted."""
+    (else prompt lookup); `waiting`: requests wait to be admitted. Where it is, and the
+    streams are few enough to guess, each one's pause counts this step (`Pace.rest`):
+    the caller launches it at once."""
     if waiting or done.taken or done.drafts or not done.outputs:
         return False
     if not (len(done.everyone) == len(done.running) == len(done.generating) == len(done.outputs)):
@@ -103,11 +105,13 @@ def launch(
         batch.put(i, token, slot.pos, slot.seq, True)
         fed.append((slot, token))
         outputs.append((slot, i))
+    built = time.perf_counter_ns()
     if batch.decode(ctx, len(outputs)) != 0:
         return None
-    launched = time.perf_counter_ns()
+    launched = time.perf_counter_ns()  # as in the full step: a CPU's decode is done here
     if profile is not None:
-        profile.add("batch", launched - start)
+        profile.add("batch", built - start)
+        profile.add("decode", launched - built)
         profile.rows, profile.prompt_rows = len(outputs), 0
         profile.ahead += 1
     jobs = [slot.job for slot, _ in outputs if slot.job is not None]

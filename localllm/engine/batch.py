@@ -65,13 +65,12 @@ class Engine:
         prompt_cache: PromptCache | None = None,
     ) -> None:
         self.model = model
-        self.overlap = (
-            model.settings.n_gpu_layers > 0 and bool(llama_cpp.llama_supports_gpu_offload())
-            if overlap is None
-            else overlap
-        )
+        gpu = model.settings.n_gpu_layers > 0 and bool(llama_cpp.llama_supports_gpu_offload())
+        self.overlap = gpu if overlap is None else overlap
         """Whether a step's text is worked out while the device computes the next
         (`_decode`): on a GPU, where `llama_decode` returns before the work is done."""
+        self.ahead = True
+        """Whether a steady overlapped step launches the next decode first (`engine.ahead`)."""
         self.projector = projector
         """The model's vision projector (`engine.vision`), when it reads images."""
         self.draft = draft
@@ -325,6 +324,7 @@ class Engine:
         not sampled (the cache keeps the token, and the slot's record says so)."""
         everyone, running, fed, outputs = step.everyone, step.running, step.fed, step.outputs
         drafts, taken, profile = step.drafts, step.taken, self.profile
+        began = time.perf_counter_ns()  # (launched ahead: the step before counted till now)
         events += self._flush(everyone)  # while the device computes
         if self.sink is not None and events:  # and on its way to the server meanwhile
             self.sink(self._with_kv_used(events))
@@ -332,7 +332,7 @@ class Engine:
         running = self._live(running)
         if profile is not None:
             flushed = time.perf_counter_ns()
-            profile.add("accept", flushed - step.launched_ns)
+            profile.add("accept", flushed - began)
             llama_cpp.llama_synchronize(self.model.ctx)  # so the device's compute counts here
             decoded = time.perf_counter_ns()
             profile.add("decode", decoded - flushed)
@@ -346,7 +346,7 @@ class Engine:
             sample_ns += time.perf_counter_ns() - decoded
         for slot, token in fed:  # in the cache, also where the answer just ended
             slot.cached.append(token)
-        ahead = self.overlap and self._go_ahead(step, picked)
+        ahead = self.overlap and self.ahead and self._go_ahead(step, picked)
         for slot in running:
             job = slot.job
             assert job is not None
@@ -402,13 +402,13 @@ class Engine:
         seconds = (time.perf_counter_ns() - step.built_from) / 1e9
         if step.generating and taken:  # a prompt chunk held the streams: size the next one
             self._chunk.update(sum(taken.values()), seconds)
-        jobs, guessed = step.jobs, step.guessed
-        if step.speculating and not taken and not (guessed and self._new_prompt):  # comparable
-            emitted = sum(j.n_eval for j in jobs) - step.emitted_before
-            self.payoff.record(len(jobs), guessed, emitted, seconds)
-        if profile is not None:
+        if step.speculating and not taken and not (step.guessed and self._new_prompt):  # alike
+            emitted = sum(j.n_eval for j in step.jobs) - step.emitted_before
+            self.payoff.record(len(step.jobs), step.guessed, emitted, seconds)
+        if profile is not None:  # (a launch ahead counted its own time: `ahead.launch`)
+            launch_ns = self._ahead.launched_ns - self._ahead.built_from if self._ahead else 0
             profile.add("sample", sample_ns)
-            profile.add("accept", time.perf_counter_ns() - decoded - sample_ns)
+            profile.add("accept", time.perf_counter_ns() - decoded - sample_ns - launch_ns)
         return events
 
     def _go_ahead(self, done: Launched, picked: dict[int, int]) -> bool:

@@ -76,6 +76,20 @@ def test_steady_streams_decode_ahead_and_answer_the_same(model: LlamaModel) -> N
     second.close()
 
 
+def test_decode_ahead_can_be_switched_off(model: LlamaModel) -> None:
+    ahead, first = answers(model, asks(), overlap=True)
+    engine = engine_for(model, overlap=True)
+    engine.ahead = False  # benchmarks/gpu/step.py: what going ahead saves
+    for request in asks():
+        engine.submit(request)
+    events: dict[int, list[Event]] = {}
+    step_until_done(engine, events)
+    assert texts(events) == ahead
+    assert engine.profile is not None and engine.profile.ahead == 0
+    first.close()
+    engine.close()
+
+
 def test_a_stop_sequence_ends_a_stream_decoded_ahead(model: LlamaModel) -> None:
     plain, engine = answers(model, asks(), overlap=False)
     engine.close()
