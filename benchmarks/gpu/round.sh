@@ -21,6 +21,8 @@
 #                                                # gpu/step.py at 1-128)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
 #                                                # $OUT/round.tgz: every report so far
+#   bash benchmarks/gpu/keep.sh FILES_AT         # here, at once after each call: the
+#                                                # reports into benchmarks/results/
 #   bash benchmarks/gpu/round.sh save            # once built: the build into $OUT in
 #                                                # parts; put them in .carry/build/ and
 #                                                # the next machine skips the build
