@@ -127,7 +127,8 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
     def localllm_env(sampling: str, where: Path, port: int) -> dict[str, str]:
         return {"LOCALLLM_HOME": str(where), "LOCALLLM_HOST": f"127.0.0.1:{port}",
                 "LOCALLLM_NUM_PARALLEL": str(slots), "LOCALLLM_BACKEND_SAMPLING": sampling,
-                "LOCALLLM_PROFILE": "1" if args.profile else ""}  # fmt: skip
+                "LOCALLLM_PROFILE": "1" if args.profile else "",
+                "LOCALLLM_NO_REPACK": "1" if args.no_repack else ""}  # fmt: skip
 
     def localllm_on(sampling: str, where: Path) -> Callable[[int], subprocess.Popen[bytes]]:
         def start(port: int) -> subprocess.Popen[bytes]:
@@ -145,9 +146,10 @@ def engines(path: Path, args: argparse.Namespace, home: Path) -> list[Engine]:
 
     def server_argv(flags: str, port: int) -> list[str]:
         binary = args.llama_server or llama_server(args.workdir)
+        repack = ["--no-repack"] if args.no_repack else []
         return [str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
                 "-c", str(args.slot_ctx * slots), "-np", str(slots), "-t", threads,
-                "-tb", threads, "-ngl", ngl, *flags.split()]  # fmt: skip
+                "-tb", threads, "-ngl", ngl, *repack, *flags.split()]  # fmt: skip
 
     def server(flags: str) -> Callable[[int], subprocess.Popen[bytes]]:
         return lambda port: popen(server_argv(flags, port))
@@ -385,13 +387,13 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def decode_ceiling(
-    binary: Path, path: Path, levels: list[int], ngl: int
+    binary: Path, path: Path, levels: list[int], ngl: int, no_repack: bool = False
 ) -> tuple[dict[int, float], str]:
     """`llama-batched-bench`'s S_TG (decode tokens/s of all streams together) at each
     number of streams, and its command line."""
     flags = ["-ngl", str(ngl), "-c", str(max(2048, 320 * max(levels))), "-b", "2048",
              "-ub", "512", "-npp", "128", "-ntg", "128", "-npl", ",".join(map(str, levels)),
-             "-fa", "on"]  # fmt: skip
+             "-fa", "on", *(["--no-repack"] if no_repack else [])]  # fmt: skip
     rows, command = batched_bench(binary, path, flags)
     return {int(r["B"]): r["S_TG"] for r in rows}, command
 
@@ -467,6 +469,8 @@ def main() -> None:
     parser.add_argument("--fast-flags", action="append", metavar="FLAGS",
                         help="llama-server flags for one more llama-server run (repeatable; "
                         f"default: {FAST_FLAGS[0]!r})")  # fmt: skip
+    parser.add_argument("--no-repack", action="store_true", help="every engine without "
+                        "llama.cpp's weight repacking (where its AMX kernels crash)")  # fmt: skip
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
     add_workdir(parser)
     args = parser.parse_args()
@@ -483,7 +487,7 @@ def main() -> None:
     args.batched_bench_command = ""
     if args.batched_bench:
         ceiling, args.batched_bench_command = decode_ceiling(
-            args.batched_bench, path, args.levels, args.ngl
+            args.batched_bench, path, args.levels, args.ngl, args.no_repack
         )
     report(results, args, path, ceiling)
     RESULTS.mkdir(exist_ok=True)

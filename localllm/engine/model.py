@@ -303,13 +303,18 @@ def fewer_layers(n_gpu_layers: int) -> int:
 
 
 def warm_up(model: LlamaModel) -> None:
-    """One decode of one token, then an empty cache: as llama.cpp's own tools warm up.
-    Some backends first fail on the first inference (llama.cpp's AMX weight repacking
-    segfaults there on some CPUs); here that happens while loading, where the server
-    loads again more carefully (`workers.fallback`), and not in a user's first answer."""
-    token = model.bos if model.bos >= 0 else 0
-    batch = llama_cpp.llama_batch_get_one((llama_cpp.llama_token * 1)(token), 1)
+    """One decode of two tokens, then an empty cache: as llama.cpp's own tools warm up
+    (the beginning and end tokens). Some backends first fail on the first inference
+    (llama.cpp's AMX kernels, on CPUs or sandboxes that do not allow them: SIGILL or a
+    segfault); here that happens while loading, where the server loads again more
+    carefully (`workers.fallback`), and not in a user's first answer. Two tokens, not
+    one: a one-row product takes another kernel than a prompt's (AMX's tiles start at
+    two rows)."""
+    eos = int(llama_cpp.llama_vocab_eos(model.vocab))
+    tokens = (llama_cpp.llama_token * 2)(*(t if t >= 0 else 0 for t in (model.bos, eos)))
+    batch = llama_cpp.llama_batch_get_one(tokens, 2)  # points into `tokens`: keep it alive
     llama_cpp.llama_decode(model.ctx, batch)  # a failure here is the first request's to say
+    llama_cpp.llama_synchronize(model.ctx)  # (a GPU's decode runs on after it returns)
     llama_cpp.llama_memory_clear(model.memory, True)
 
 
@@ -328,8 +333,7 @@ def load(request: Load) -> tuple[LlamaModel, Loaded]:
             lower = fewer_layers(settings.n_gpu_layers)
             notes.append(f"{settings.n_gpu_layers} GPU layers failed ({exc}); trying {lower}")
             settings = replace(settings, n_gpu_layers=lower)
-    if not settings.backend_sampling:  # a graph sampler would draw for the warm-up
-        warm_up(model)
+    warm_up(model)  # (a graph sampler draws for its row: the home chain keeps nothing)
     if settings.numa:
         from localllm.engine import numa
 

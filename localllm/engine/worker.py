@@ -120,12 +120,13 @@ def _load_draft(request: Load, target: LlamaModel) -> DraftModel | None:
     if request.draft is None:
         return None
     from localllm.engine.draft import DraftModel
-    from localllm.engine.model import LlamaModel
+    from localllm.engine.model import LlamaModel, warm_up
 
     try:
         model = LlamaModel([request.draft.path], request.draft.settings, ())
     except LocalLLMError as exc:
         raise LocalLLMError(f"the draft model did not load: {exc}") from None
+    warm_up(model)  # as the model's: a backend that crashes does it while loading
     return DraftModel(model, target)
 
 
