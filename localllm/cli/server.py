@@ -157,6 +157,8 @@ def run_ps(args: argparse.Namespace) -> int:
         for n, copy in enumerate(m.get("copies", []), start=2):
             gpus = [p["device"] for p in copy["placement"] if p["device"] != "CPU and RAM"]
             print(f"    copy {n} on {', '.join(gpus) or 'the CPU'}: {copy['busy']} busy")
+        if m.get("fallback"):  # llama.cpp crashed loading it the usual way (`workers.fallback`)
+            print(f"    loaded with {m['fallback']}: llama.cpp crashed loading it otherwise")
         if m.get("tip"):
             print(f"    tip: {m['tip']}")
         spec = m.get("speculation") or {}
