@@ -1,10 +1,11 @@
 """Loading again, more carefully, after llama.cpp crashed loading a model.
 
 On some CPUs llama.cpp's weight repacking crashes the process (AMX on Sapphire Rapids
-and later: llama.cpp issue 20824). A worker that dies by a signal while it loads is
-started again with repacking off (no extra buffer types), then also without mmap; the
-level that worked is remembered for that model on this machine (a small JSON file in
-the data folder), said in the server's log and shown by `ps`. `LOCALLLM_NO_REPACK=1`
+and later: llama.cpp issue 20824; AMX instructions where a VM forbids them). A worker
+that dies by a signal while it loads (its warm-up decode included: `engine.model.warm_up`)
+is started again with repacking off (no extra buffer types), then also without mmap; the
+level that worked is remembered for that model on this machine (a small JSON file beside
+the logs folder), said in the server's log and shown by `ps`. `LOCALLLM_NO_REPACK=1`
 starts every model at the first level.
 """
 

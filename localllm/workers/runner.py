@@ -264,6 +264,8 @@ class Runner:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
+            except TypeError:  # `stop()` closed it between two reads of a message: the end
+                break
             try:
                 loop.call_soon_threadsafe(self._dispatch, message)
             except RuntimeError:  # the server's loop has closed: nobody is listening
