@@ -66,7 +66,7 @@ async def start_runner(
     weights), or the next when its worker crashes loading; WorkerCrashed after the last."""
     level = max(known.level(digest), load.settings.fallback)
     while True:
-        runner = start(replace(load, settings=replace(load.settings, fallback=level)))
+        runner = start(at_level(load, level))
         try:
             await runner.start()
         except WorkerCrashed as exc:
@@ -78,3 +78,12 @@ async def start_runner(
             known.remember(digest, level)
             continue
         return runner
+
+
+def at_level(load: Load, level: int) -> Load:
+    """`load` at fallback `level`, its draft model's too (loaded in the same worker on the
+    same CPU, the draft crashes as the model does)."""
+    draft = load.draft
+    if draft is not None:
+        draft = replace(draft, settings=replace(draft.settings, fallback=level))
+    return replace(load, settings=replace(load.settings, fallback=level), draft=draft)
