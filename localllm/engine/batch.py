@@ -454,8 +454,7 @@ class Engine:
         for slot in running:
             assert slot.job is not None
             events.append(Failed(slot.job.id, 500, message))
-            self._release(slot)
-            slots.forget(slot, self.model.memory)
+            self._drop(slot)
         return events
 
     def _drop(self, slot: Slot) -> None:

@@ -125,14 +125,18 @@ class Pace:
         self.k = min(self.k * 2, self.k_max) if full else max(1, accepted + 1)
         if full:
             self._pauses = 0
-        self._rate = 0.7 * self._rate + 0.3 * (accepted / drafted)
-        odds = self._odds
-        odds.rate = 0.7 * odds.rate + 0.3 * (accepted / drafted)
+        odds, share = self._odds, accepted / drafted
+        self._rate, odds.rate = _averaged(self._rate, share), _averaged(odds.rate, share)
         if self._rate < MIN_RATE:
             self._paused = min(PAUSE_STEPS << self._pauses, PAUSE_MAX)
             self._pauses += 1
             self._rate, self.k = max(odds.rate, MIN_RATE), min(K_START, self.k_max)
         odds.pauses = self._pauses
+
+
+def _averaged(rate: float, share: float) -> float:
+    """A rate of agreed guesses moved towards the last guesses' `share`."""
+    return 0.7 * rate + 0.3 * share
 
 
 INDEX_PER_DRAFT = 2048
