@@ -1,8 +1,8 @@
 """A worker process seen from the server: spawn it, talk to it, notice when it dies.
 
 Each runner owns one `python -m localllm.engine.worker` process and one end
-of a socket pair. A reader thread turns the worker's messages into asyncio
-events for the request they belong to. When the process dies (llama.cpp
+of a socket pair, which the server's event loop reads (`frames.py`): the
+worker's messages become events for the request they belong to. When the process dies (llama.cpp
 aborted, the OOM killer, a signal), every request it held ends with an
 error naming the cause (the last line of its log) and the server goes on.
 """
@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,11 @@ from localllm.engine.protocol import (
     Rendered,
 )
 from localllm.errors import ContextOverflow, LocalLLMError
+from localllm.workers.frames import Frames, frame
 from localllm.workers.worker_log import WorkerLog
+
+_READ = 1 << 18
+"""Bytes read at most each time the socket is readable (a step's events are far less)."""
 
 
 class RunnerError(LocalLLMError):
@@ -103,7 +106,8 @@ class Runner:
         self._ids = itertools.count(1)
         self._queues: dict[int, asyncio.Queue[Event]] = {}
         self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
+        self._sock: socket.socket | None = None
+        self._frames = Frames()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first: asyncio.Future[Loaded | LoadFailed] | None = None
         self.log: WorkerLog | None = None
@@ -130,9 +134,9 @@ class Runner:
         finally:
             self.log.spawned()
         child.close()
-        self._conn = Connection(parent.detach())
-        self._conn.send(self.load_request)
-        threading.Thread(target=self._read, name=f"runner {self.name}", daemon=True).start()
+        self._sock = parent
+        self._send(self.load_request)
+        self._loop.add_reader(parent.fileno(), self._readable)
         first = await self._first
         if isinstance(first, LoadFailed):
             self.stop()
@@ -147,16 +151,7 @@ class Runner:
         self.abort_all(f"the model {self.name!r} was unloaded")
         if self.expiry is not None:
             self.expiry.cancel()
-        if self._conn is not None:
-            # shutdown, not just close: the reader thread blocked in recv() keeps the
-            # socket open otherwise, and the worker would never see the end of it.
-            with (
-                contextlib.suppress(OSError),
-                socket.socket(fileno=os.dup(self._conn.fileno())) as s,
-            ):
-                s.shutdown(socket.SHUT_RDWR)
-            self._conn.close()
-            self._conn = None
+        self._close()
         process = self._process
         if process is not None and process.poll() is None:
             threading.Thread(target=_reap, args=(process,), daemon=True).start()
@@ -249,30 +244,48 @@ class Runner:
 
     def _send(self, message: object) -> None:
         try:
-            if self._conn is not None:
-                self._conn.send(message)
+            if self._sock is not None:
+                self._sock.sendall(frame(message))
         except OSError:
-            pass  # the reader thread sees the death and fails the requests
+            pass  # the reading sees the death and fails the requests
 
-    # --- the reader thread ---------------------------------------------------------------
+    # --- reading, in the event loop ---------------------------------------------------
 
-    def _read(self) -> None:
-        conn, loop = self._conn, self._loop
-        assert conn is not None and loop is not None
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            except TypeError:  # `stop()` closed it between two reads of a message: the end
-                break
-            try:
-                loop.call_soon_threadsafe(self._dispatch, message)
-            except RuntimeError:  # the server's loop has closed: nobody is listening
-                return
+    def _readable(self) -> None:
+        """The socket has bytes (or its end): the messages they complete, dispatched."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(_READ, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end: it is exiting
+            self._close()
+            threading.Thread(target=self._wait_for_exit, daemon=True).start()
+            return
+        for message in self._frames.feed(data):
+            self._dispatch(message)
+
+    def _close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock.fileno())
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def _wait_for_exit(self) -> None:
+        """Off the loop: the worker's exit status, then `_died` in the loop."""
         code = self._process.wait() if self._process else None
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._died, code)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the server's loop has closed
+                loop.call_soon_threadsafe(self._died, code)
 
     def _dispatch(self, message: object) -> None:
         if isinstance(message, list):  # one decode step's events, one per running request
