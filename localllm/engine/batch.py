@@ -30,7 +30,7 @@ import llama_cpp
 
 from localllm.engine import draws, graph_argmax, guesses, image_slots, slots, speculation
 from localllm.engine.ahead import Launched, launch, steady
-from localllm.engine.chunking import ChunkSize
+from localllm.engine.chunking import ChunkSize, tile
 from localllm.engine.draft import DraftModel
 from localllm.engine.embedding import embed, rank
 from localllm.engine.graph_sampling import GraphSamplers
@@ -81,8 +81,8 @@ class Engine:
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         self.sink: Callable[[list[Event]], None] | None = None
-        """Where the worker sends events (its socket): given, an overlapped step hands it
-        the text of last step's tokens while the device computes, not after."""
+        """Where the worker sends events (its socket): an overlapped step hands it the text
+        of last step's tokens while the device computes."""
         n_seq = max(1, model.settings.n_seq_max)
         self.slots = [Slot(seq) for seq in range(n_seq)]
         self.n_ctx_slot = model.n_ctx_seq
@@ -95,7 +95,8 @@ class Engine:
         self._new_prompt = False  # the draft caught up with a whole prompt this step
         self._ahead: Launched | None = None  # the next decode, launched early (`ahead`)
         self._lora = LoraTurns(model)
-        self._chunk = ChunkSize(self._capacity, model.settings.n_ubatch)
+        cut = tile(model.settings, model.n_layer, gpu)  # some attention on the CPU: 64
+        self._chunk = ChunkSize(self._capacity, model.settings.n_ubatch, cut)
         self.prompt_cache = prompt_cache
         """Prefixes saved by earlier workers of this model (`engine.prompt_cache`)."""
 
@@ -236,9 +237,8 @@ class Engine:
     # --- one step -------------------------------------------------------------------
 
     def _launch(self, running: list[Slot], events: list[Event]) -> Launched | None:
-        """Queue one `llama_decode` of every running request: each generating stream's
-        last token (and its guesses), then prompt chunks (None: nothing to decode, or
-        it failed; `events` gets why)."""
+        """Queue one `llama_decode` of every running request: each generating stream's last
+        token (and guesses), then prompt chunks (None: nothing to decode, or failed)."""
         built_from = time.perf_counter_ns()
         batch = self._batch
         n = 0
@@ -254,7 +254,8 @@ class Engine:
                 slots.shift(slot, self.model.memory, self.model.add_bos)
         jobs = [s.job for s in generating if s.job is not None]
         speculating = any(j.pace is not None for j in jobs)
-        guessed = speculating and self.payoff.guess(len(jobs))
+        tiles = self._chunk.tile > 1 and any(s.job.prefilling for s in running if s.job)
+        guessed = speculating and not tiles and self.payoff.guess(len(jobs))  # `ChunkSize.take`
         drafts: dict[int, list[int]] = {}
         self._new_prompt = False
         own: dict[int, int] = {}  # padded streams' own guesses (`guesses.pad`)
@@ -276,13 +277,14 @@ class Engine:
             for j, token in enumerate(drafts.get(slot.seq, ())):
                 self._batch.put(n, token, pos + 1 + j, slot.seq, True)
                 n += 1
-        chunk = self._chunk.share(n) if generating else self._capacity
+        gen = bool(generating)
+        chunk = self._chunk.share(n) if gen else self._capacity
         taken: dict[int, int] = {}
         for slot in running:
             job = slot.job
             if job is None or not job.prefilling or n >= self._capacity or chunk <= 0:
                 continue
-            take = min(len(job.pending), chunk, self._capacity - n)
+            take = self._chunk.take(chunk, self._capacity - n, len(job.pending), gen)
             if job.vision is not None:  # text up to the next image (`_images` puts it in)
                 image = job.vision.next_image(len(slot.cached))
                 take = min(take, image - len(slot.cached)) if image is not None else take
@@ -474,8 +476,7 @@ class Engine:
         events: list[Event] = [Failed(r.id, 500, message) for r in self.queue]
         self.queue.clear()
         self._settle()
-        running = [s for s in self.slots if s.job is not None]
-        return events + self._fail(running, message)
+        return events + self._fail([s for s in self.slots if s.job is not None], message)
 
     def _settle(self) -> None:
         """Let a decode launched ahead finish, its tokens unread (its slots are dropped)."""

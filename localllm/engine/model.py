@@ -102,6 +102,7 @@ class LlamaModel:
         self.chat_template = template.decode(errors="replace") if template else None
         self.recurrent = bool(llama_cpp.llama_model_is_recurrent(self.model))
         self.has_swa = llama_cpp.llama_model_n_swa(self.model) > 0
+        self.n_layer = int(llama_cpp.llama_model_n_layer(self.model))
 
     def _devices(self) -> list[int]:
         """With RPC workers: their devices, then this machine's GPUs (llama.cpp's own

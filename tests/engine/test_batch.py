@@ -11,7 +11,7 @@ import pytest
 
 from localllm.constraints.grammar import json_grammar
 from localllm.engine.batch import Engine
-from localllm.engine.chunking import ChunkSize
+from localllm.engine.chunking import CPU_TILE, ChunkSize
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Done, Embed, Embedded, Event, Failed, Generate, Piece, Sampling
 from localllm.planner.settings import LoadSettings
@@ -233,3 +233,34 @@ def test_requests_joining_running_ones_take_the_slots_next_to_them(model: LlamaM
     while engine.busy:
         engine.step()
     engine.close()
+
+
+def test_on_the_cpu_a_prompt_beside_a_stream_goes_in_whole_tiles(model: LlamaModel) -> None:
+    """The CPU's flash attention takes few rows of a sequence one by one (`CPU_TILE`):
+    a prompt's share of a step beside a generating stream is whole tiles and the one
+    token that rides with the stream, until what is left fits."""
+    taken: list[int] = []
+
+    class Recording(ChunkSize):
+        def update(self, tokens: int, seconds: float) -> None:  # the clock moves nothing
+            taken.append(tokens)
+
+    engine = Engine(model)
+    assert engine._chunk.tile == CPU_TILE  # no GPU layers, flash attention on
+    engine._chunk = Recording(150, tile=CPU_TILE)
+    try:
+        engine.submit(ask(0, "Once upon a time", Sampling(temperature=0, num_predict=40)))
+        engine.step()
+        long = "one two three " * 20
+        n = len(model.tokenize(long, add_special=True))
+        assert 300 < n < 450
+        engine.submit(ask(1, long))
+        ended: set[int] = set()
+        while engine.busy:
+            ended |= {e.id for e in engine.step() if isinstance(e, Done)}
+    finally:
+        engine.close()
+    assert ended == {0, 1}
+    *cut, last = taken
+    assert cut and all(t == 2 * CPU_TILE + 1 for t in cut)  # of 150 rows: 2 tiles and one
+    assert sum(taken) == n and last <= 150 + CPU_TILE

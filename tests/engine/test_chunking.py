@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from localllm.engine.chunking import MIN_TOKENS, TARGET_S, ChunkSize
+from localllm.engine.chunking import CPU_TILE, MIN_TOKENS, TARGET_S, ChunkSize, tile
+from localllm.planner.settings import LoadSettings
 
 
 def test_a_long_step_shrinks_the_chunk_and_short_ones_grow_it_back() -> None:
@@ -38,3 +39,43 @@ def test_the_prompts_budget_leaves_the_streams_their_rows() -> None:
     size.update(2048, 8 * TARGET_S)
     assert size.share(32) == 256  # the time rule, when it is the tighter
     assert ChunkSize(2048, 512).tokens == 512  # a first guess below the batch
+
+
+def _settings(n_gpu_layers: int, flash_attn: bool = True) -> LoadSettings:
+    return LoadSettings(n_gpu_layers=n_gpu_layers, n_ctx=4096, flash_attn=flash_attn)
+
+
+def test_the_cpus_flash_attention_gets_whole_tiles() -> None:
+    assert tile(_settings(0), 16, gpu=False) == CPU_TILE
+    assert tile(_settings(99), 16, gpu=False) == CPU_TILE  # no GPU to offload to
+    assert tile(_settings(12), 16, gpu=True) == CPU_TILE  # some layers stay on the CPU
+    assert tile(_settings(17), 16, gpu=True) == 1  # every layer and the output layer
+    assert tile(_settings(0, flash_attn=False), 16, gpu=False) == 1
+
+
+def test_a_prompt_beside_streams_is_cut_in_tiles_and_one_token() -> None:
+    size = ChunkSize(2048, 512, tile=CPU_TILE)
+    assert size.take(300, 2000, 5000, beside=True) == 4 * CPU_TILE + 1  # the rest: tiles
+    assert size.take(300, 2000, 200, beside=True) == 200  # the prompt's end: all of it
+    assert size.take(300, 2000, 300, beside=True) == 300
+    assert size.take(300, 2000, 320, beside=True) == 320  # no tail left to go row by row
+    assert size.take(300, 300, 320, beside=True) == 4 * CPU_TILE + 1  # unless it cannot fit
+    assert size.take(2048, 2048, 5000, beside=False) == 2048  # nothing generates: the batch
+    assert size.take(40, 2000, 5000, beside=True) == 40  # no more than a tile: what fits
+    assert ChunkSize(2048, tile=1).take(300, 2000, 5000, beside=True) == 300
+
+
+def test_steps_of_tiles_are_kept_where_they_take_less_than_fewer_rows() -> None:
+    deep = ChunkSize(2048, 512, tile=CPU_TILE)  # a small model deep in a long prompt
+    deep.update(449, 0.26)
+    assert deep.tokens == 69  # (the time rule alone)
+    deep.update(65, 0.10)
+    assert deep.tokens == 26  # fewer rows not tried yet: try them
+    deep.update(26, 0.15)  # row by row: longer than the tile
+    assert deep.share(2) == CPU_TILE + 1
+    deep.update(65, 0.10)
+    assert deep.share(2) == CPU_TILE + 1  # and it stays at one tile and one token
+    big = ChunkSize(2048, 512, tile=CPU_TILE)  # a larger model: the weights cost most
+    big.update(65, 0.8)
+    big.update(16, 0.2)
+    assert big.share(2) == MIN_TOKENS  # fewer rows stay
