@@ -150,6 +150,10 @@ def engine_run(
     return out
 
 
+QUICK = ("bare, one argmax", "engine (", "engine, decode ahead off")
+"""What `--quick` measures, beside the bare loop at the slots' context."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -160,6 +164,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--overlap", action="store_true", help="the GPU's step on any device")
+    parser.add_argument("--quick", action="store_true",
+                        help="for a short lease: the bare loop, the engine's chains, the "
+                        "engine with decode ahead on and off")  # fmt: skip
     args = parser.parse_args()
     overlap = True if args.overlap else None
     top = max(args.streams)
@@ -169,6 +176,8 @@ def main() -> None:
     def measure(
         name: str, s: LoadSettings, run: Callable[[LlamaModel, int], dict[str, float]]
     ) -> None:
+        if args.quick and not name.startswith((*QUICK, f"bare, {args.slot_ctx} ")):
+            return
         model = LlamaModel(paths, s, (), keep_log=200)
         try:
             for n in args.streams:
@@ -202,11 +211,12 @@ def main() -> None:
             lambda m, n: engine_run(m, n, args.tokens, overlap=overlap, ahead=False))  # fmt: skip
     table = report(args, rows)
     same = {n: LAST.get(("host", n)) == LAST.get(("pairs", n)) for n in args.streams}
-    table += (
-        "\nThe graph's argmax gives the host argmax's tokens: "
-        + ", ".join(f"{n} streams {'yes' if ok else 'NO'}" for n, ok in same.items())
-        + "\n"
-    )
+    if not args.quick:  # (the host argmax is not run then)
+        table += (
+            "\nThe graph's argmax gives the host argmax's tokens: "
+            + ", ".join(f"{n} streams {'yes' if ok else 'NO'}" for n, ok in same.items())
+            + "\n"
+        )
     print(table)
     if args.out:
         args.out.write_text(table)
