@@ -87,7 +87,7 @@ class ChunkSize:
             self.tokens = max(MIN_TOKENS, int(taken * TARGET_S / seconds))
         elif taken >= self._cut(self.tokens) and seconds * GROWTH <= TARGET_S:  # short
             self.tokens = min(self.largest, max(self.tokens + 1, int(self.tokens * GROWTH)))
-        if 1 < self.tokens <= self.tile < self.largest and self._tiles_pay():
+        if self.tokens <= self.tile < self.largest and self._tiles_pay():  # (tile 1: never)
             self.tokens = self.tile + 1
 
     def _tiles_pay(self) -> bool:

@@ -2,9 +2,10 @@
 
 Each runner owns one `python -m localllm.engine.worker` process and one end
 of a socket pair, which the server's event loop reads (`frames.py`): the
-worker's messages become events for the request they belong to. When the process dies (llama.cpp
-aborted, the OOM killer, a signal), every request it held ends with an
-error naming the cause (the last line of its log) and the server goes on.
+worker's messages become events for the request they belong to. When the
+process dies (llama.cpp aborted, the OOM killer, a signal), every request it
+held ends with an error naming the cause (the last line of its log) and the
+server goes on.
 """
 
 from __future__ import annotations
