@@ -13,7 +13,8 @@ each row a fresh context with every layer on the GPU:
    chains detached, as the engine runs plain greedy streams in a busy batch, with
    the host's argmax over all rows (`engine.greedy`); with llama.cpp's greedy chain
    per sequence in the graph instead (only token ids cross to the host); and with
-   the engine's own chains, one argmax of every row (`engine.graph_argmax`);
+   the engine's own chains, one argmax of every row (`engine.graph_argmax`), each
+   row's result copied to the host on its own or all in one copy;
 3. the engine itself (`engine.batch.Engine`): N greedy requests admitted at once,
    `--tokens` each, its own step profile (`engine.profile`); again with prompt lookup
    off (what its guesses cost where they never agree), and with decode ahead off
@@ -56,6 +57,10 @@ PROMPT = 128
 LAST: dict[tuple[str, int], list[int]] = {}
 """The last step's tokens of the bare loops that read them, by (read, streams): the
 same seeded inputs give the same logits, so the graph's argmax must match the host's."""
+
+
+SAME_COPY: dict[int, bool] = {}
+"""By streams: whether every pair in one copy gave the tokens of a copy a row."""
 
 
 def settings_for(streams: int, slot_ctx: int, threads: int, sampling: bool) -> LoadSettings:
@@ -203,6 +208,8 @@ def main() -> None:
             lambda m, n: own_chains(m, n, args.steps, t))  # fmt: skip
     measure("bare, one argmax of every row in the graph (the engine's chains)", engine_ctx,
             lambda m, n: bare(m, n, args.steps, "pairs", t))  # fmt: skip
+    measure("bare, one argmax of every row, every pair in one copy", engine_ctx,
+            lambda m, n: one_copy(m, n, args.steps, t))  # fmt: skip
     measure("engine (localllm's step, greedy requests)", engine_ctx,
             lambda m, n: engine_run(m, n, args.tokens, overlap=overlap))  # fmt: skip
     measure("engine, prompt lookup off", engine_ctx,
@@ -215,6 +222,12 @@ def main() -> None:
         table += (
             "\nThe graph's argmax gives the host argmax's tokens: "
             + ", ".join(f"{n} streams {'yes' if ok else 'NO'}" for n, ok in same.items())
+            + "\n"
+        )
+    if SAME_COPY:
+        table += (
+            "\nEvery pair in one copy gives the tokens of a copy a row: "
+            + ", ".join(f"{n} streams {'yes' if ok else 'NO'}" for n, ok in SAME_COPY.items())
             + "\n"
         )
     print(table)
@@ -246,6 +259,19 @@ def own_chains(model: LlamaModel, streams: int, steps: int, threads: int) -> dic
         for seq, chain in enumerate(chains):
             model.use_sampler(seq, None)
             llama_cpp.llama_sampler_free(chain)
+
+
+def one_copy(model: LlamaModel, streams: int, steps: int, threads: int) -> dict[str, float]:
+    """The bare loop on the engine's chains handing every row's pair over through the
+    first row (`GraphArgmax.whole`): one copy to the host a step instead of one a row."""
+    assert model.argmax is not None
+    model.argmax.whole = True
+    apart = LAST.get(("pairs", streams))
+    try:
+        return bare(model, streams, steps, "pairs", threads)
+    finally:
+        model.argmax.whole = False
+        SAME_COPY[streams] = apart == LAST.get(("pairs", streams))
 
 
 COLUMNS = ("decode", "sample", "accept", "send", "admit", "batch", "ahead_share", "step_ms",

@@ -131,6 +131,11 @@ class GraphArgmax:
         self._built: tuple[int, int] | None = None
         """(the logits, the pairs of `_pairs`) of the graph being built, made when
         llama.cpp asks the first sampler."""
+        self.whole = False
+        """Hand every row's pair over at once, through the sampler of the graph's first
+        row: one copy to the host a graph instead of one a row. Only for a decode whose
+        every output row is sampled here, in one micro-batch in batch order (the
+        caller's promise; `tokens` reads either layout)."""
         i = llama_cpp
         self._iface = i.llama_sampler_i(
             name=i.llama_sampler_i_name(lambda _s: b"localllm-argmax"),
@@ -219,6 +224,10 @@ class GraphArgmax:
             rows = _Tensor.from_address(logits).ne[1]
             built = self._built = (logits, self._pairs(ctx, logits, rows))
         row = row_view.view_offs // _Tensor.from_address(logits).nb[1]
+        if self.whole and 2 * _Tensor.from_address(logits).ne[1] <= self._n_vocab:
+            if row == 0:  # (every other row sets nothing: llama.cpp copies nothing for it)
+                data.contents.candidates = built[1]
+            return
         data.contents.candidates = lib.ggml_view_1d(ctx, built[1], 2, row * 2 * _TOKEN)
 
     def _pairs(self, ctx: int, logits: int, rows: int, probe: bool = False) -> int:
@@ -248,18 +257,29 @@ class GraphArgmax:
         array.selected = best
 
 
-def tokens(ctx: Any, n_vocab: int, rows: Sequence[tuple[int, int, bool]]) -> dict[int, int]:
+def tokens(
+    ctx: Any, n_vocab: int, rows: Sequence[tuple[int, int, bool]], first: int = 0
+) -> dict[int, int]:
     """{batch index: its greedy token} for `rows` of the last decode, each (a batch
-    index, its rank among the decode's outputs, whether end tokens are banned).
+    index, its rank among the decode's outputs, whether end tokens are banned);
+    `first`: the batch index of the decode's first output.
 
     llama.cpp copies each row's pair into its "candidates" block, a row of `n_vocab`
     per output, in batch order once read: one call finds the block, the rest is
-    read in place."""
+    read in place. Where the pairs came over at once (`GraphArgmax.whole`, or a graph
+    llama.cpp reused from such a decode), they are all in the first output's row."""
     if not rows:
         return {}
     index, rank, _ = rows[0]
-    first = llama_cpp.llama_get_sampled_candidates_ith(ctx, index)  # waits for the decode
-    if not first or llama_cpp.llama_get_sampled_candidates_count_ith(ctx, index) != 2:
+    get, count = (
+        llama_cpp.llama_get_sampled_candidates_ith,
+        llama_cpp.llama_get_sampled_candidates_count_ith,
+    )
+    found = get(ctx, index)  # waits for the decode
+    if found and count(ctx, index) == 2:
+        block = ctypes.cast(ctypes.addressof(found.contents) - rank * n_vocab * _TOKEN, _INTS)
+        return {i: block[r * n_vocab + ban] for i, r, ban in rows}
+    whole = get(ctx, first)
+    if not whole or count(ctx, first) < 2 * (max(r for _, r, _ in rows) + 1):
         raise RuntimeError(f"the graph sampled no token for batch position {index}")
-    block = ctypes.cast(ctypes.addressof(first.contents) - rank * n_vocab * _TOKEN, _INTS)
-    return {i: block[r * n_vocab + ban] for i, r, ban in rows}
+    return {i: whole[2 * r + ban] for i, r, ban in rows}

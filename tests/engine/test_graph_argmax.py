@@ -130,3 +130,43 @@ def test_rows_of_a_batch_llama_cpp_splits_and_reorders(tiny_files: dict[str, Pat
     picked = graph_argmax.tokens(graph.ctx, graph.n_vocab, [(i, i, False) for i in range(n)])
     assert [picked[i] for i in range(n)] == best
     graph.close()
+
+
+def test_every_pair_in_one_copy_gives_each_row_its_own(tiny_files: dict[str, Path]) -> None:
+    """`GraphArgmax.whole`: a decode of one token a sequence, in sequence order, hands
+    every row's pair over through the first row; each row still reads its own, and so
+    does the next decode of that shape (llama.cpp reuses the graph, whatever `whole`
+    says by then)."""
+    streams = 6
+    settings = LoadSettings(n_gpu_layers=0, n_ctx=streams * 64, n_seq_max=streams,
+                            n_threads=2)  # fmt: skip
+
+    def step(model: LlamaModel, pos: int) -> None:
+        batch = TokenBatch(streams)
+        for seq in range(streams):
+            batch.put(seq, 3 + 5 * seq + pos, pos, seq, True)
+        assert batch.decode(model.ctx, streams) == 0
+        batch.close()
+
+    host = LlamaModel([str(tiny_files["tiny"])], settings, ())
+    best = []
+    for pos in range(3):
+        step(host, pos)
+        best.append([int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(host.ctx, i),
+                                                shape=(host.n_vocab,)).argmax())
+                     for i in range(streams)])  # fmt: skip
+    host.close()
+    graph = LlamaModel([str(tiny_files["tiny"])], replace(settings, backend_sampling=True), ())
+    assert graph.argmax is not None
+    rows = [(i, i, False) for i in range(streams)]
+    for pos, whole in enumerate([True, True, False]):
+        graph.argmax.whole = whole
+        step(graph, pos)
+        if pos == 0:  # every pair came over in the first row
+            assert llama_cpp.llama_get_sampled_candidates_count_ith(graph.ctx, 0) > 2
+            assert llama_cpp.llama_get_sampled_candidates_count_ith(graph.ctx, 1) == 0
+        picked = graph_argmax.tokens(graph.ctx, graph.n_vocab, rows)
+        assert [picked[i] for i in range(streams)] == best[pos]
+        later = graph_argmax.tokens(graph.ctx, graph.n_vocab, rows[3:], first=0)
+        assert later == {i: best[pos][i] for i in range(3, streams)}  # rows without the first
+    graph.close()
