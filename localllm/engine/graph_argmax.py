@@ -133,9 +133,13 @@ class GraphArgmax:
         llama.cpp asks the first sampler."""
         self.whole = False
         """Hand every row's pair over at once, through the sampler of the graph's first
-        row: one copy to the host a graph instead of one a row. Only for a decode whose
+        row: one copy to the host a graph instead of one a row. Only for decodes whose
         every output row is sampled here, in one micro-batch in batch order (the
-        caller's promise; `tokens` reads either layout)."""
+        caller's promise; `tokens` reads either layout). The engine does not set it:
+        llama.cpp reuses a graph built so for a micro-batch of the same shape in a later
+        decode it splits in several (streams with guesses: their first tokens alike),
+        whose rows then come back in an order `tokens` cannot tell (`gpu/step.py`
+        measures what it would save)."""
         i = llama_cpp
         self._iface = i.llama_sampler_i(
             name=i.llama_sampler_i_name(lambda _s: b"localllm-argmax"),
