@@ -9,7 +9,9 @@ The same model, slots and per-slot context for every server, one server at a tim
 1. **Prefill**: one prompt of each size (4k, 16k, 32k tokens by default; new text
    each run, so nothing is reused), the time to its first token, median of
    `--repeat`; prefill tokens/s beside llama-batched-bench's S_PP on the same model
-   (`-npp SIZE -ntg 1 -npl 1`, the same micro-batch).
+   (`-npp SIZE -ntg 1 -npl 1`, the same micro-batch); with `--decode-tokens N`, the
+   tokens/s of the N - 1 after the first too (how fast an answer comes that deep in a
+   chat). `--prefill-only` stops there.
 2. **Concurrent long prompts**: `--streams` prompts of `--concurrent-size` tokens
    at once: the median and the slowest time to first token.
 3. **Stalls**: `--streams` streams decode `--stall-tokens` tokens each; a prompt
@@ -65,6 +67,8 @@ class Outcome:
     command: str
     prefill: dict[int, list[float]] = field(default_factory=dict)
     """Prompt tokens -> seconds to the first token, each run."""
+    decode: dict[int, list[float]] = field(default_factory=dict)
+    """Prompt tokens -> tokens/s of the `--decode-tokens` after the first, each run."""
     concurrent: list[float] = field(default_factory=list)
     """Seconds to the first token of each of the concurrent long prompts (all runs)."""
     gaps_without: list[float] = field(default_factory=list)
@@ -118,6 +122,30 @@ def first_token(url: str, prompt: str, tokens: int = 1) -> float:
                 if (chunk.get("choices") or [{}])[0].get("text"):
                     return time.perf_counter() - start
     return time.perf_counter() - start
+
+
+def prompt_and_decode(url: str, prompt: str, tokens: int) -> tuple[float, float]:
+    """(seconds from sending `prompt` to its first token, tokens/s of the `tokens - 1`
+    after it): how fast an answer comes this deep in a chat."""
+    body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
+            "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    first = last = 0.0
+    pieces = count = 0
+    with httpx.Client(timeout=900) as client:
+        start = time.perf_counter()
+        with client.stream("POST", f"{url}/v1/completions", json=body) as r:
+            if r.status_code != 200:
+                raise SystemExit(f"{r.status_code}: {r.read().decode()[:300]}")
+            for chunk in sse(r):
+                if (chunk.get("choices") or [{}])[0].get("text"):
+                    last = time.perf_counter()
+                    first = first or last
+                    pieces += 1
+                count = (chunk.get("usage") or {}).get("completion_tokens", count)
+    n = count or pieces
+    rate = (n - 1) / (last - first) if n > 1 and last > first else 0.0
+    return (first or time.perf_counter()) - start, rate
 
 
 def at_once(url: str, prompts: list[str]) -> list[float]:
@@ -184,9 +212,14 @@ def measure(engine: Engine, texts: Texts, args: argparse.Namespace) -> Outcome:
         for size in args.sizes:
             first_token(url, texts.make(64, f"warm{size}"))
             for r in range(args.repeat):
-                t = first_token(url, texts.make(size, f"{engine.name}-{size}-{r}"))
+                prompt = texts.make(size, f"{engine.name}-{size}-{r}")
+                t, rate = prompt_and_decode(url, prompt, args.decode_tokens)
                 out.prefill.setdefault(size, []).append(t)
-                print(f"  {engine.name}: {size} tokens in {t:.2f} s", file=sys.stderr)
+                out.decode.setdefault(size, []).append(rate)
+                print(f"  {engine.name}: {size} tokens in {t:.2f} s, then {rate:.1f} "
+                      "tokens/s", file=sys.stderr)  # fmt: skip
+        if args.prefill_only:
+            return out
         for r in range(args.repeat):
             prompts = [texts.make(args.concurrent_size, f"c{r}-{i}") for i in range(args.streams)]
             out.concurrent += at_once(url, prompts)
@@ -261,18 +294,25 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
            path: Path, bench_command: str) -> None:  # fmt: skip
     print(f"model: {path.name}, {args.ngl} GPU layers, {args.streams + 1} slots of "
           f"{args.slot_ctx} tokens, median of {args.repeat} runs\n")  # fmt: skip
-    print("1. Prefill: seconds to the first token (prefill tokens/s)\n")
+    then = ""
+    if args.decode_tokens > 1:
+        then = f"; then tokens/s of the next {args.decode_tokens - 1}"
+    print(f"1. Prefill: seconds to the first token (prefill tokens/s{then})\n")
     print("| engine | " + " | ".join(f"{n:,} tokens" for n in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
     for o in outcomes:
         cells = []
         for n in args.sizes:
             t = statistics.median(o.prefill[n])
-            cells.append(f"{t:.2f} s ({n / t:,.0f}/s)")
+            rate = f"; {statistics.median(o.decode[n]):.1f}" if then else ""
+            cells.append(f"{t:.2f} s ({n / t:,.0f}/s{rate})")
         print(f"| {o.engine} | " + " | ".join(cells) + " |")
     if ceiling:
         cells = [f"{ceiling.get(n, 0):,.0f}/s" for n in args.sizes]
         print("| llama-batched-bench S_PP | " + " | ".join(cells) + " |")
+    if args.prefill_only:
+        _commands(outcomes, bench_command)
+        return
     print(f"\n2. {args.streams} prompts of {args.concurrent_size:,} tokens at once: time to "
           "first token, median / slowest\n")  # fmt: skip
     print("| engine | median | slowest |\n|---|---|---|")
@@ -292,6 +332,10 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
         during = f"{max(o.gaps_during) * 1e3:.1f}" if o.gaps_during else "-"
         print(f"| {o.engine} | {three(o.gaps_without)} | {three(o.gaps_with)} | {during} | "
               f"{o.long_ttft:.2f} s |")  # fmt: skip
+    _commands(outcomes, bench_command)
+
+
+def _commands(outcomes: list[Outcome], bench_command: str) -> None:
     print("\nCommand lines\n")
     for o in outcomes:
         print(f"- {o.engine}: `{o.command}`")
@@ -332,6 +376,11 @@ def main() -> None:
     parser.add_argument("--stall-after", type=float, default=1.0,
                         help="seconds from the streams' start to the long prompt")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--decode-tokens", type=int, default=1,
+                        help="tokens each prefill prompt asks for: the decode rate after "
+                        "its first is reported too (how fast answers come that deep)")  # fmt: skip
+    parser.add_argument("--prefill-only", action="store_true",
+                        help="only the prefill table (1.)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ngl", type=int, default=0)
     parser.add_argument("--ubatch", type=int, default=512, help="llama-batched-bench's -ub")

@@ -17,7 +17,7 @@ from localllm.gguf.info import ModelInfo
 from localllm.planner.budget import Budget, less
 from localllm.planner.memory import DeviceUse, MemoryEstimate, estimate
 from localllm.planner.plan import Plan, fits, gpu_targets
-from localllm.planner.settings import LoadSettings
+from localllm.planner.settings import LoadSettings, flash_attention
 from localllm.units import format_bytes
 
 
@@ -27,9 +27,11 @@ def draft_settings(draft: ModelInfo, target: LoadSettings, target_layers: int) -
     target's are all there, else none; its guesses then picked in its graph
     (`engine.draft`), as the target's tokens are."""
     on_gpu = target.n_gpu_layers > target_layers
+    n_gpu_layers = draft.n_layer + 1 if on_gpu else 0
     return replace(
         target,
-        n_gpu_layers=draft.n_layer + 1 if on_gpu else 0,
+        n_gpu_layers=n_gpu_layers,
+        flash_attn=flash_attention(n_gpu_layers, "f16"),
         type_k="f16",
         type_v="f16",
         workers=(),

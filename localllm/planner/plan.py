@@ -1,8 +1,9 @@
 """Choose the quantization and load settings for a model on a machine.
 
 For each quantization: try it entirely on the GPU (f16 KV cache, then q8_0),
-else the most layers the GPU takes with the rest in RAM, else the CPU alone;
-never more than the budgets allow (`budget.py`). Then pick:
+else the most layers the GPU takes with the rest in RAM, else the CPU alone
+(without flash attention where that fits: `settings.flash_attention`); never more
+than the budgets allow (`budget.py`). Then pick:
 
 1. upgrade: a better quality than the Q4_K_M class (`TARGET_BAND`), when it
    fits entirely on the GPU with 10 % of the budget to spare (Q8_0 and F16
@@ -33,7 +34,7 @@ from localllm.planner.memory import GpuTarget, MemoryEstimate, estimate, kv_byte
 from localllm.planner.network import hops, seconds_per_token
 from localllm.planner.numa import numa_plan
 from localllm.planner.quality import QUALITY_FLOOR, TARGET_BAND, kl_divergence, quality_key
-from localllm.planner.settings import LoadSettings, MeasuredBuffers
+from localllm.planner.settings import LoadSettings, MeasuredBuffers, flash_attention
 
 DEFAULT_CONTEXTS = (8192, 4096, 2048, 1024, 512)
 CPU_EFFICIENCY = 0.65
@@ -163,8 +164,11 @@ def evaluate(
                 s = replace(base, n_gpu_layers=ngl)
                 return _option(candidate, Fit.PARTIAL, s, est(s), budget, measured)
     cpu = est(base)
-    if policy is not Policy.GPU_ONLY and fits(cpu, budget):
-        return _option(candidate, Fit.CPU, base, cpu, budget, measured)
+    if policy is not Policy.GPU_ONLY:  # without flash attention (`flash_attention`) if it fits
+        plain = replace(base, flash_attn=flash_attention(0, base.type_v))
+        for s, e in ((plain, est(plain)), (base, cpu)):
+            if fits(e, budget):
+                return _option(candidate, Fit.CPU, s, e, budget, measured)
     needed = (
         cpu.total if policy is not Policy.GPU_ONLY else est(replace(base, n_gpu_layers=full)).total
     )

@@ -50,6 +50,18 @@ class LoadSettings:
         return self.n_ctx // max(self.n_seq_max, 1)
 
 
+def flash_attention(n_gpu_layers: int, type_v: str) -> bool:
+    """Whether llama.cpp should compute attention with flash attention: wherever a GPU
+    holds some layer's attention (less memory, faster there) and wherever the V cache is
+    quantized (llama.cpp needs it then), but not where all of it runs on the CPU. There
+    llama.cpp's flash attention goes over the whole cache one query row at a time:
+    decoding a 1B Q4_K_M 2,048 tokens deep on 2 Xeon cores took 6.6 tokens/s with it and
+    13.7 without (4,096 deep: 3.9 and 11.0; 128 deep: alike), for prefill a fifth faster
+    than without (`benchmarks/results/flash-attention-cpu.md`). `n_gpu_layers` counts the
+    output layer, as llama.cpp's does."""
+    return n_gpu_layers > 1 or type_v != "f16"
+
+
 @dataclass(frozen=True)
 class MeasuredBuffers:
     """What llama.cpp reported for one load of one file (a `no_alloc` trial or a real load).

@@ -28,7 +28,7 @@ from localllm.planner.memory import MemoryEstimate, estimate
 from localllm.planner.plan import Candidate, Fit, Option, Plan, gpu_targets, plan
 from localllm.planner.projector import ProjectorShape
 from localllm.planner.rollback import with_full_swa
-from localllm.planner.settings import LoadSettings
+from localllm.planner.settings import LoadSettings, flash_attention
 from localllm.planner.slots import with_slots
 from localllm.store.blobs import check_digest
 from localllm.store.manifests import Manifest
@@ -107,8 +107,10 @@ def plan_load(
         path = str(store.blobs.path(manifest.draft.digest))
         draft = Draft(path, draft_settings(draft_info, choice.settings, info.n_layer))
     settings = choice.settings
-    if "num_gpu" in overrides:
-        settings = replace(settings, n_gpu_layers=int(overrides["num_gpu"]))
+    if "num_gpu" in overrides:  # attention on a GPU now: with flash attention there
+        ngl = int(overrides["num_gpu"])
+        fa = settings.flash_attn or flash_attention(ngl, settings.type_v)
+        settings = replace(settings, n_gpu_layers=ngl, flash_attn=fa)
     if overrides.get("num_thread"):  # 0: the planner's choice, as in Ollama
         # More threads than CPUs only slow decoding down (ggml sizes its pool for 512).
         cpus = os.cpu_count() or 1
@@ -167,12 +169,14 @@ def machine_budget() -> Budget:
 
 def with_prompt_cache(load: Load, manifest: Manifest, where: Path | None, size: int) -> Load:
     """`load` with the folder of the model's saved prefixes (`engine.prompt_cache`) under
-    `where`, by its digest and KV cache type: a saved state loads only where both are
-    the same; `size`: the most all of them may take (0: none kept)."""
+    `where`, by its digest, KV cache type and V layout (transposed without flash
+    attention): a saved state loads only where all are the same; `size`: the most all of
+    them may take (0: none kept)."""
     if where is None or size <= 0:
         return load
     digest = check_digest(manifest.model.digest).removeprefix("sha256-")[:16]
-    folder = where / f"{digest}-{load.settings.type_k}-{load.settings.type_v}"
+    s = load.settings
+    folder = where / f"{digest}-{s.type_k}-{s.type_v}{'' if s.flash_attn else '-vt'}"
     return replace(load, prompt_cache=str(folder), prompt_cache_bytes=size)
 
 

@@ -36,6 +36,7 @@ def llama_cpp_scores(path: Path, query: str, documents: list[str]) -> list[float
     vocab = llama_cpp.llama_model_get_vocab(model)
     params = llama_cpp.llama_context_default_params()
     params.embeddings, params.n_ctx, params.n_threads = True, 512, 2
+    params.flash_attn_type = 0  # as localllm loads a model on a CPU (`flash_attention`)
     ctx = llama_cpp.llama_init_from_model(model, params)
 
     def tokens(text: str) -> list[int]:

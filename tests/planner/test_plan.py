@@ -12,8 +12,9 @@ from localllm.gguf.local import read_local
 from localllm.hardware import MemoryCounters
 from localllm.planner.budget import GIB, Budget, budget_for
 from localllm.planner.explain import explain
+from localllm.planner.memory import estimate
 from localllm.planner.plan import Candidate, Fit, Plan, Policy, plan
-from localllm.planner.settings import LoadSettings, MeasuredBuffers
+from localllm.planner.settings import LoadSettings, MeasuredBuffers, flash_attention
 from tests.factory import LLAMA_70B, write_header_only
 from tests.hardware.profiles import PROFILES, profile_report
 from tests.hardware.recorded import report_of
@@ -134,6 +135,31 @@ def test_xeon_server_plans_for_the_cpu(llama8b: list[Candidate]) -> None:
     p = plan(llama8b, _budget("xeon_2s_amx"))
     assert p.choice is not None and p.choice.fit is Fit.CPU and p.choice.label == "Q4_K_M"
     assert p.choice.settings.n_threads == 112
+
+
+def test_attention_on_the_cpu_goes_without_flash_attention_where_it_fits(
+    llama8b: list[Candidate],
+) -> None:
+    """llama.cpp's flash attention decodes deep in a chat several times slower on a CPU
+    (`settings.flash_attention`): a CPU plan goes without it, unless only its smaller
+    buffers fit; on a GPU, or with a quantized V cache, it stays."""
+    assert not flash_attention(0, "f16") and not flash_attention(1, "f16")  # (1: output layer)
+    assert flash_attention(2, "f16") and flash_attention(0, "q8_0")
+    cpu = plan(llama8b, _budget("xeon_2s_amx"))
+    assert cpu.choice is not None and cpu.choice.fit is Fit.CPU
+    assert not cpu.choice.settings.flash_attn
+    assert "flash attention off" in " ".join(explain(cpu))
+    quantized = plan(llama8b, _budget("xeon_2s_amx"), kv_type="q8_0")
+    assert quantized.choice is not None and quantized.choice.settings.flash_attn
+    gpu = plan(llama8b, _budget("nvidia_laptop"))
+    assert gpu.choice is not None and gpu.choice.settings.flash_attn
+    # RAM for the model with flash attention's buffers, not for the larger ones without
+    model, settings = cpu.choice.candidate.model, cpu.choice.settings
+    with_fa = estimate(model, replace(settings, flash_attn=True), (), cpu.budget.repack)
+    assert with_fa.host.total < cpu.choice.estimate.host.total
+    tight = replace(cpu.budget, ram_usable=with_fa.host.total + 1)
+    p = plan([cpu.choice.candidate], tight, n_ctx=8192)
+    assert p.choice is not None and p.choice.fit is Fit.CPU and p.choice.settings.flash_attn
 
 
 def test_policies(llama8b: list[Candidate]) -> None:

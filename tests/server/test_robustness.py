@@ -17,6 +17,7 @@ import httpx
 import ollama
 import pytest
 
+from localllm.planner.memory import estimate
 from localllm.server.settings import ServerSettings
 from localllm.store.names import parse_name
 from localllm.store.store import Store
@@ -259,7 +260,10 @@ def test_two_models_that_do_not_fit_together_evict_the_idle_one(
     make_server: Callable[..., Running], store: Store
 ) -> None:
     one = plan_load(store.get(parse_name("tiny")), store, BUDGET, None, {}, trial=False)
-    budget = replace(BUDGET, ram_usable=int(one.option.estimate.total * 1.5))
+    # half again what one takes with flash attention's smaller buffers (`flash_attention`)
+    with_fa = replace(one.option.settings, flash_attn=True)
+    smallest = estimate(one.option.candidate.model, with_fa, (), BUDGET.repack).total
+    budget = replace(BUDGET, ram_usable=int(smallest * 1.5))
     server = make_server(store, budget=budget)
     client = ollama.Client(host=server.url)
     client.generate("tiny", "a", options={"num_predict": 2})

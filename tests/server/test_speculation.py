@@ -76,6 +76,7 @@ def test_a_draft_of_other_tokens_is_refused_with_the_reason(
 def test_a_model_that_no_longer_fits_beside_its_draft_gets_a_shorter_context(
     store: Store,
 ) -> None:
+    from localllm.planner.memory import estimate
     from localllm.store.names import parse_name
     from localllm.workers.loading import plan_load
     from tests.live_server import BUDGET
@@ -87,7 +88,11 @@ def test_a_model_that_no_longer_fits_beside_its_draft_gets_a_shorter_context(
     assert roomy.option.settings.n_ctx == plain.option.settings.n_ctx
     draft_bytes = roomy.option.estimate.total - plain.option.estimate.total
     assert draft_bytes > 0
-    tight = replace(BUDGET, ram_usable=plain.option.estimate.total + draft_bytes // 2)
+    # beside the draft, less than the model takes at this context even with flash
+    # attention's smaller buffers (`flash_attention`)
+    with_fa = replace(plain.option.settings, flash_attn=True)
+    smallest = estimate(plain.option.candidate.model, with_fa, (), BUDGET.repack).total
+    tight = replace(BUDGET, ram_usable=smallest + draft_bytes - 1)
     squeezed = plan_load(fast, store, tight, None, {}, 1, trial=False)
     assert squeezed.option.settings.n_ctx < plain.option.settings.n_ctx
     assert squeezed.option.estimate.total <= tight.ram_usable

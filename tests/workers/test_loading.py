@@ -3,6 +3,7 @@ saved prompts go, and sampling in the graph turned on or off for it and its draf
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ def test_the_prompt_cache_folder_comes_from_a_checked_digest(tmp_path: Path) -> 
     good = Manifest("m:latest", Layer("sha256-" + "ab" * 32, 1))
     folder = with_prompt_cache(load, good, tmp_path, GIB).prompt_cache
     assert folder == str(tmp_path / ("ab" * 8 + "-f16-f16"))
+    plain = replace(load, settings=replace(load.settings, flash_attn=False))  # V transposed
+    assert with_prompt_cache(plain, good, tmp_path, GIB).prompt_cache == folder + "-vt"
     assert with_prompt_cache(load, good, None, GIB).prompt_cache is None
     assert with_prompt_cache(load, good, tmp_path, 0).prompt_cache is None
     forged = Manifest("m:latest", Layer("sha256-../../../../etc", 1))  # a tampered manifest
