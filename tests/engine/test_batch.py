@@ -194,8 +194,9 @@ def test_waiting_prompts_share_one_budget_beside_a_generating_stream(model: Llam
     class Recording(ChunkSize):
         """A budget the clock does not move (on any machine), and what each step took."""
 
-        def update(self, tokens: int, seconds: float) -> None:
-            steps.append((tokens, self.tokens))
+        def update(self, tokens: int, seconds: float, beside: bool = True) -> None:
+            if beside:
+                steps.append((tokens, self.tokens))
 
     engine = Engine(model)
     engine._chunk = Recording(300)
