@@ -78,16 +78,9 @@ class ChunkSize:
     def _cut(self, tokens: int) -> int:
         return tokens if tokens <= self.tile else (tokens - 1) // self.tile * self.tile + 1
 
-    def update(self, taken: int, seconds: float, beside: bool = True) -> None:
-        """A step took `seconds` with `taken` prompt tokens, `beside` generating streams
-        or alone. Until a step beside streams was measured, a prompt alone caps the first
-        guess at what it went in at within `TARGET_S`: on two CPU cores the micro-batch's
-        512 tokens of the 50 MB model held two streams for 420 ms in the first such step."""
+    def update(self, taken: int, seconds: float) -> None:
+        """A step took `seconds` with `taken` prompt tokens beside generating streams."""
         if taken <= 0 or seconds <= 0:
-            return
-        if not beside:
-            if not self._last:
-                self.tokens = max(MIN_TOKENS, min(self.tokens, int(taken * TARGET_S / seconds)))
             return
         self._last[taken > self.tile] = seconds
         if seconds > TARGET_S:

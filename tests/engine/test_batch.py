@@ -194,9 +194,8 @@ def test_waiting_prompts_share_one_budget_beside_a_generating_stream(model: Llam
     class Recording(ChunkSize):
         """A budget the clock does not move (on any machine), and what each step took."""
 
-        def update(self, tokens: int, seconds: float, beside: bool = True) -> None:
-            if beside:
-                steps.append((tokens, self.tokens))
+        def update(self, tokens: int, seconds: float) -> None:
+            steps.append((tokens, self.tokens))
 
     engine = Engine(model)
     engine._chunk = Recording(300)
@@ -243,9 +242,8 @@ def test_on_the_cpu_a_prompt_beside_a_stream_goes_in_whole_tiles(model: LlamaMod
     taken: list[int] = []
 
     class Recording(ChunkSize):
-        def update(self, tokens: int, seconds: float, beside: bool = True) -> None:
-            if beside:  # (the clock moves nothing)
-                taken.append(tokens)
+        def update(self, tokens: int, seconds: float) -> None:  # the clock moves nothing
+            taken.append(tokens)
 
     engine = Engine(model)
     assert engine._chunk.tile == CPU_TILE  # no GPU layers, flash attention on

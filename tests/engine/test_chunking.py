@@ -79,18 +79,3 @@ def test_steps_of_tiles_are_kept_where_they_take_less_than_fewer_rows() -> None:
     big.update(65, 0.8)
     big.update(16, 0.2)
     assert big.share(2) == MIN_TOKENS  # fewer rows stay
-
-
-def test_a_prompt_alone_caps_the_first_guess_until_a_step_beside_streams_says_more() -> None:
-    chunk = ChunkSize(2048, 512)
-    chunk.update(512, 0.35, beside=False)  # 1,463 tokens/s: 58 of them in 40 ms
-    assert chunk.tokens == 58
-    chunk.update(2048, 0.07, beside=False)  # a faster prompt alone never raises it
-    assert chunk.tokens == 58
-    chunk.update(58, 0.01)  # beside streams, short: it grows from there
-    assert chunk.tokens == 72
-    chunk.update(16, 1.0, beside=False)  # and prompts alone say nothing any more
-    assert chunk.tokens == 72
-    fast = ChunkSize(2048, 512)
-    fast.update(2048, 0.07, beside=False)  # a GPU: 1,170 in 40 ms, more than the start
-    assert fast.tokens == 512
