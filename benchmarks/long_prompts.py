@@ -109,19 +109,9 @@ class Texts:
         return " ".join(words[:k])
 
 
-def first_token(url: str, prompt: str, tokens: int = 1) -> float:
-    """Seconds from sending `prompt` to its first token."""
-    body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-            "stream": True, "ignore_eos": True}  # fmt: skip
-    with httpx.Client(timeout=900) as client:
-        start = time.perf_counter()
-        with client.stream("POST", f"{url}/v1/completions", json=body) as r:
-            if r.status_code != 200:
-                raise SystemExit(f"{r.status_code}: {r.read().decode()[:300]}")
-            for chunk in sse(r):
-                if (chunk.get("choices") or [{}])[0].get("text"):
-                    return time.perf_counter() - start
-    return time.perf_counter() - start
+def first_token(url: str, prompt: str) -> float:
+    """Seconds from sending `prompt` to its first token (the only one it asks for)."""
+    return prompt_and_decode(url, prompt, 1)[0]
 
 
 def prompt_and_decode(url: str, prompt: str, tokens: int) -> tuple[float, float]:
