@@ -78,7 +78,8 @@ def explain(p: Plan) -> list[str]:
             lines.append(network)
     lines.append(
         f"Threads: {s.n_threads} (physical performance cores); batch {s.n_batch}, "
-        f"micro-batch {s.n_ubatch}; flash attention {'on' if s.flash_attn else 'off'}."
+        f"micro-batch {s.n_ubatch}; flash attention {'on' if s.flash_attn else 'off'}"
+        + ("." if s.flash_attn else " (attention on the CPU: decoding deep in a chat is faster).")
     )
     numa = describe(s.numa, s.cpus, s.n_threads, b.numa_nodes)
     if numa:
