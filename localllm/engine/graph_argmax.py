@@ -223,12 +223,13 @@ class GraphArgmax:
                 ctx, self._pairs(ctx, data.contents.logits, 1, probe=True), 2, 0
             )
             return
+        head = _Tensor.from_address(logits)
+        rows = head.ne[1]
         built = self._built
         if built is None or built[0] != logits:
-            rows = _Tensor.from_address(logits).ne[1]
             built = self._built = (logits, self._pairs(ctx, logits, rows))
-        row = row_view.view_offs // _Tensor.from_address(logits).nb[1]
-        if self.whole and 2 * _Tensor.from_address(logits).ne[1] <= self._n_vocab:
+        row = row_view.view_offs // head.nb[1]
+        if self.whole and 2 * rows <= self._n_vocab:
             if row == 0:  # (every other row sets nothing: llama.cpp copies nothing for it)
                 data.contents.candidates = built[1]
             return
