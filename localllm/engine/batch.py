@@ -402,7 +402,7 @@ class Engine:
                 if job.finished:
                     self._release(slot)
         seconds = (time.perf_counter_ns() - step.built_from) / 1e9
-        if step.generating and taken:  # a prompt chunk held the streams: size the next one
+        if step.generating:  # how long the streams were held: size the next prompt chunk
             self._chunk.update(sum(taken.values()), seconds)
         if step.speculating and not taken and not (step.guessed and self._new_prompt):  # alike
             emitted = sum(j.n_eval for j in step.jobs) - step.emitted_before

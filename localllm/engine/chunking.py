@@ -10,6 +10,14 @@ waiting prompts share that one budget (when each took its own, a burst of prompt
 held the streams for all of them at once). With nothing else generating, prompts take
 whole batches.
 
+Where the streams' own step already takes longer than `TARGET_S` (a CPU: 75 ms for a
+1B model on two cores), no chunk keeps to it, and small chunks only cost everyone: a
+CPU's prompt token is dearer the fewer come together (1B, two cores: 19 ms each 16 at a
+time beside a stream, 11 ms 102 at a time, 6 ms in whole micro-batches). There a step
+that carries prompt tokens may take as long as `SLOW_STEPS` of the streams' own: a
+burst of short prompts goes in at once, as in llama-server, and a long one in chunks
+that still let the others move.
+
 Where llama.cpp's flash attention runs on the CPU, a chunk is cut in whole tiles
 (`CPU_TILE`), so the rule above never lands in the slow way of taking few rows.
 """
@@ -20,8 +28,11 @@ from localllm.planner.settings import LoadSettings
 
 TARGET_S = 0.04
 """What a step that carries a prompt chunk should take, at most (the running streams'
-gap between two tokens)."""
+gap between two tokens), where the streams' own step is shorter."""
 MIN_TOKENS = 16
+SLOW_STEPS = 16
+"""On a device too slow for `TARGET_S`: how many of the streams' own steps a step
+carrying prompt tokens may take (they keep a sixteenth of their pace meanwhile)."""
 GROWTH = 1.25
 """How much more a step may take while they run short: only while a step that much
 longer would still be within `TARGET_S` (growing from just under it overshot by a
@@ -54,6 +65,13 @@ class ChunkSize:
         self.tokens = max(MIN_TOKENS, min(start or largest, self.largest))
         self._last: dict[bool, float] = {}
         """By whether it came in tiles: how long the last such step took."""
+        self._plain = 0.0
+        """How long the last step of generating streams alone took."""
+
+    @property
+    def target(self) -> float:
+        """What a step carrying prompt tokens beside streams may take (`SLOW_STEPS`)."""
+        return SLOW_STEPS * self._plain if self._plain > TARGET_S else TARGET_S
 
     def share(self, rows: int) -> int:
         """Prompt tokens a step may take, all prompts together, beside `rows` rows of
@@ -79,13 +97,18 @@ class ChunkSize:
         return tokens if tokens <= self.tile else (tokens - 1) // self.tile * self.tile + 1
 
     def update(self, taken: int, seconds: float) -> None:
-        """A step took `seconds` with `taken` prompt tokens beside generating streams."""
-        if taken <= 0 or seconds <= 0:
+        """A step of generating streams took `seconds` with `taken` prompt tokens (0: the
+        streams alone)."""
+        if seconds <= 0:
+            return
+        if taken <= 0:
+            self._plain = seconds
             return
         self._last[taken > self.tile] = seconds
-        if seconds > TARGET_S:
-            self.tokens = max(MIN_TOKENS, int(taken * TARGET_S / seconds))
-        elif taken >= self._cut(self.tokens) and seconds * GROWTH <= TARGET_S:  # short
+        target = self.target
+        if seconds > target:
+            self.tokens = max(MIN_TOKENS, int(taken * target / seconds))
+        elif taken >= self._cut(self.tokens) and seconds * GROWTH <= target:  # short
             self.tokens = min(self.largest, max(self.tokens + 1, int(self.tokens * GROWTH)))
         if self.tokens <= self.tile < self.largest and self._tiles_pay():  # (tile 1: never)
             self.tokens = self.tile + 1

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from localllm.engine.model import LlamaModel
 
 
+GATHER_S = 0.005
+"""How long an idle worker given a request waits at most for the reader to take in what
+else is on the socket (a long prompt being tokenized meanwhile is not waited for)."""
+
+
 def serve(conn: Connection, engine: Engine) -> None:
     """Requests in, events out, until the socket closes (EOFError).
 
@@ -44,7 +49,10 @@ def serve(conn: Connection, engine: Engine) -> None:
     engine.sink = inbox.send  # an overlapped step sends last step's text while it computes
     while True:
         while not engine.busy or inbox.waiting():
+            idle = not engine.busy
             _receive(inbox, engine, inbox.get())
+            if idle:  # others sent with it start in the same step
+                inbox.caught_up(GATHER_S)
         profile = engine.profile
         before, began = dict(profile.ns) if profile is not None else {}, time.perf_counter_ns()
         try:

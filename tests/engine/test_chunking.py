@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from localllm.engine.chunking import CPU_TILE, MIN_TOKENS, TARGET_S, ChunkSize, tile
+from localllm.engine.chunking import (
+    CPU_TILE,
+    MIN_TOKENS,
+    SLOW_STEPS,
+    TARGET_S,
+    ChunkSize,
+    tile,
+)
 from localllm.planner.settings import LoadSettings
 
 
@@ -24,7 +31,6 @@ def test_bounds_and_steps_that_say_nothing() -> None:
     size = ChunkSize(512)
     size.update(512, 1000.0)
     assert size.tokens == MIN_TOKENS
-    size.update(0, 1.0)
     size.update(100, 0.0)
     assert size.tokens == MIN_TOKENS
     size.update(4, TARGET_S / 2)  # a prompt's last few tokens: no reason to grow
@@ -79,3 +85,17 @@ def test_steps_of_tiles_are_kept_where_they_take_less_than_fewer_rows() -> None:
     big.update(65, 0.8)
     big.update(16, 0.2)
     assert big.share(2) == MIN_TOKENS  # fewer rows stay
+
+
+def test_a_device_too_slow_for_the_target_takes_chunks_of_several_of_its_steps() -> None:
+    size = ChunkSize(2048, 512)
+    size.update(0, TARGET_S / 2)  # a GPU: the streams' own step keeps to the target
+    assert size.target == TARGET_S
+    size.update(0, 0.075)  # a CPU: a 1B's step on two cores
+    assert size.target == SLOW_STEPS * 0.075
+    size.update(102, 1.06)  # a burst of three short prompts at once: within it
+    assert size.tokens == 512
+    size.update(512, 4 * size.target)  # a long prompt's micro-batch: too long
+    assert size.tokens == 128
+    size.update(0, 0.0)  # says nothing
+    assert size.target == SLOW_STEPS * 0.075

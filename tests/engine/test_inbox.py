@@ -105,3 +105,17 @@ def test_order_is_kept_and_a_closed_socket_ends(wired: tuple[Engine, Inbox, Conn
     for _ in range(2):  # and every later call
         with pytest.raises(EOFError):
             inbox.get()
+
+
+def test_requests_sent_together_are_all_in_once_the_reader_caught_up(
+    wired: tuple[Engine, Inbox, Connection],
+) -> None:
+    _, inbox, server = wired
+    for i in range(4):  # four clients at once: all on the socket before the loop looks
+        server.send(Generate(i, prompt=f"prompt {i}", sampling=GREEDY))
+    first = inbox.get()
+    inbox.caught_up(timeout=60.0)  # returns once the socket is read: no waiting it out
+    rest = [inbox.get() for _ in range(3) if inbox.waiting()]
+    assert [m.request.id for m in (first, *rest) if isinstance(m, Prepared)] == [0, 1, 2, 3]
+    inbox.caught_up(timeout=60.0)  # nothing more on the socket: at once
+    assert not inbox.waiting()
