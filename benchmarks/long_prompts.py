@@ -78,6 +78,11 @@ class Outcome:
     """Of `gaps_with`, those that overlap the long prompt's way in."""
     long_ttft: float = 0.0
     """The long prompt's own time to first token, beside the running streams."""
+    sent: list[float] = field(default_factory=list)
+    """When each long prompt was sent (`time.perf_counter`: the worker's clock too)."""
+    late: list[tuple[float, float]] = field(default_factory=list)
+    """Every gap over 50 ms with the long prompt: (seconds from its send to the gap's
+    start, the gap's seconds)."""
 
 
 class Texts:
@@ -170,9 +175,10 @@ def timed_streams(url: str, prompts: list[str], tokens: int, at: float) -> list[
 
 def stall_run(
     url: str, pool: ProcessPoolExecutor, args: argparse.Namespace, long: str | None, run: int
-) -> tuple[list[float], list[float], float]:
+) -> tuple[list[float], list[float], float, float, list[tuple[float, float]]]:
     """(every gap of every running stream, those overlapping the long prompt's way in,
-    its time to first token) for one run; `long` None: without it."""
+    its time to first token, when it was sent, the gaps over 50 ms as (start after the
+    send, length)) for one run; `long` None: without it."""
     k = pool._max_workers  # type: ignore[attr-defined]
     prompts = [f"{run}.{i} Once upon a time" for i in range(args.streams)]
     parts = [prompts[i::k] for i in range(k) if prompts[i::k]]
@@ -184,13 +190,15 @@ def stall_run(
         sent = time.perf_counter()
         ttft = first_token(url, long)
     times = [t for f in futures for t in f.result()]
-    gaps, during = [], []
+    gaps, during, late = [], [], []
     for stamps in times:
         for a, b in itertools.pairwise(stamps):
             gaps.append(b - a)
             if long is not None and b > sent and a < sent + ttft:
                 during.append(b - a)
-    return gaps, during, ttft
+            if long is not None and b - a > 0.05:
+                late.append((a - sent, b - a))
+    return gaps, during, ttft, sent, sorted(late)
 
 
 def measure(engine: Engine, texts: Texts, args: argparse.Namespace) -> Outcome:
@@ -214,12 +222,14 @@ def measure(engine: Engine, texts: Texts, args: argparse.Namespace) -> Outcome:
             prompts = [texts.make(args.concurrent_size, f"c{r}-{i}") for i in range(args.streams)]
             out.concurrent += at_once(url, prompts)
         for r in range(args.repeat):
-            gaps, _, _ = stall_run(url, pool, args, None, r)
+            gaps, *_ = stall_run(url, pool, args, None, r)
             out.gaps_without += gaps
             long = texts.make(args.stall_size, f"long-{engine.name}-{r}")
-            gaps, during, ttft = stall_run(url, pool, args, long, r + 100)
+            gaps, during, ttft, sent, late = stall_run(url, pool, args, long, r + 100)
             out.gaps_with += gaps
             out.gaps_during += during
+            out.sent.append(sent)
+            out.late += late
             out.long_ttft = max(out.long_ttft, ttft)
             worst, alone = max(out.gaps_with) * 1e3, max(out.gaps_without) * 1e3
             print(f"  {engine.name}: worst gap {worst:.0f} ms with the long prompt, "
@@ -322,6 +332,10 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
         during = f"{max(o.gaps_during) * 1e3:.1f}" if o.gaps_during else "-"
         print(f"| {o.engine} | {three(o.gaps_without)} | {three(o.gaps_with)} | {during} | "
               f"{o.long_ttft:.2f} s |")  # fmt: skip
+    for o in outcomes:
+        late = ", ".join(f"{gap * 1e3:.0f} ms at {at * 1e3:+.0f}" for at, gap in o.late[:30])
+        print(f"\n{o.engine}: gaps over 50 ms with the long prompt, each at ms from its send "
+              f"({len(o.late)}): {late or 'none'}")  # fmt: skip
     _commands(outcomes, bench_command)
 
 
@@ -333,25 +347,32 @@ def _commands(outcomes: list[Outcome], bench_command: str) -> None:
         print(f"- llama-batched-bench: `{bench_command}`")
 
 
-def slow_steps(logs: Path) -> None:
-    """The worker's steps over 50 ms beside generating streams (`--profile`), the
-    slowest first: what a stall is made of. Steps of prompts alone hold nobody."""
+def slow_steps(logs: Path, sent: list[float]) -> None:
+    """The worker's steps over 50 ms beside generating streams (`--profile`; with the
+    time it waited before them), the slowest first: what a stall is made of. Steps of
+    prompts alone hold nobody. `at`: ms from the last long prompt `sent` before it."""
     from localllm.engine.profile import SLOW_PREFIX
 
     lines = [x for log in sorted(logs.glob("bench_latest.log*"))
              for x in log.read_text(errors="replace").splitlines()]  # fmt: skip
     steps = [json.loads(x[len(SLOW_PREFIX) :]) for x in lines if x.startswith(SLOW_PREFIX)]
-    mixed = sorted((s for s in steps if s["rows"] > s["prompt_rows"]), key=lambda s: -s["ms"])
+    mixed = sorted(
+        (s for s in steps if s["rows"] > s["prompt_rows"]),
+        key=lambda s: -s["ms"] - s.get("waited_ms", 0),
+    )
     print(f"\nlocalllm's steps over 50 ms (`--profile`, {logs}): {len(steps)}, of which "
           f"{len(mixed)} beside generating streams, the slowest 20 of those:\n")  # fmt: skip
     if mixed:
         phases = list(mixed[0]["phases_ms"])
-        print("| ms | rows | prompt rows | samplers changed | " + " | ".join(phases) + " |")
-        print("|---|---|---|---|" + "---|" * len(phases))
+        print("| ms | waited before | at | rows | prompt rows | samplers changed | "
+              + " | ".join(phases) + " |")  # fmt: skip
+        print("|---|---|---|---|---|---|" + "---|" * len(phases))
     for s in mixed[:20]:
         cells = " | ".join(f"{s['phases_ms'][p]:.1f}" for p in phases)
-        print(f"| {s['ms']:.1f} | {s['rows']} | {s['prompt_rows']} | {s.get('replans', '-')} "
-              f"| {cells} |")  # fmt: skip
+        before = [t for t in sent if t <= s.get("at", 0)]
+        at = f"{(s['at'] - before[-1]) * 1e3:+.0f}" if before else "-"
+        print(f"| {s['ms']:.1f} | {s.get('waited_ms', 0):.1f} | {at} | {s['rows']} | "
+              f"{s['prompt_rows']} | {s.get('replans', '-')} | {cells} |")  # fmt: skip
 
 
 def main() -> None:
@@ -400,7 +421,7 @@ def main() -> None:
         ceiling, command = prefill_ceiling(args.batched_bench, path, args)
     report(outcomes, ceiling, args, path, command)
     if args.profile:
-        slow_steps(home / "logs" / "runners")
+        slow_steps(home / "logs" / "runners", [t for o in outcomes for t in o.sent])
     RESULTS.mkdir(exist_ok=True)
     saved: dict[str, Any] = {"model": path.name, "args": {k: str(v) for k, v in vars(args).items()},
                              "results": [asdict(o) for o in outcomes],

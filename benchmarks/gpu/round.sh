@@ -8,6 +8,7 @@
 #                                                # 1B: the 1B concurrency only;
 #                                                # check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
+#                                                # gaps: that profile alone;
 #                                                # stall: that profile, then
 #                                                # gpu/step.py at 1-4 streams;
 #                                                # probe: 1B at 1 and 8 streams,
@@ -156,6 +157,7 @@ run)
         quick) one_step; concurrency_1B; profile_1B; scattered ;;  # after a change to the step
         low) low_1B 5 ;;
         stall) stall_profile; low_step ;;
+        gaps) stall_profile ;;  # the stall alone, profiled
         probe) low_1B 3; stall_profile; low_step; drafts "sibling stranger"
                step "prefill (in-process)"
                # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments

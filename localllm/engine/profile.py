@@ -52,14 +52,20 @@ class StepProfile:
         self._written = now
         return True
 
-    def slow_line(self, before: Mapping[str, int], ns: int) -> str | None:
-        """The step that took `ns`, when over `SLOW_NS`: its milliseconds by phase (from
-        the totals `before` it) and the rows of its decode."""
-        if ns < SLOW_NS:
+    def slow_line(
+        self, before: Mapping[str, int], ns: int, waited_ns: int = 0, at_ns: int = 0
+    ) -> str | None:
+        """The step that took `ns`, when it and the `waited_ns` since the step before
+        ended (the loop taking in messages, or waiting for the GIL, while streams ran)
+        are over `SLOW_NS`: its milliseconds by phase (from the totals `before` it), the
+        rows of its decode, and when it began (`at`: `time.perf_counter`'s seconds, the
+        same clock in every process, for a benchmark to line it up with its own)."""
+        if ns + waited_ns < SLOW_NS:
             return None
         phases = {p: round((self.ns[p] - before.get(p, 0)) / 1e6, 3) for p in PHASES}
-        step = {"ms": round(ns / 1e6, 3), "rows": self.rows, "prompt_rows": self.prompt_rows,
-                "replans": self.replans}  # fmt: skip
+        step = {"ms": round(ns / 1e6, 3), "waited_ms": round(waited_ns / 1e6, 3),
+                "at": round(at_ns / 1e9, 6), "rows": self.rows,
+                "prompt_rows": self.prompt_rows, "replans": self.replans}  # fmt: skip
         return SLOW_PREFIX + json.dumps({**step, "phases_ms": phases})
 
     def line(self) -> str:

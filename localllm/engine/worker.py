@@ -47,6 +47,7 @@ def serve(conn: Connection, engine: Engine) -> None:
     only llama.cpp aborting ends the process, since its state is then unknown."""
     inbox = Inbox(conn, engine)  # reads and tokenizes beside this loop
     engine.sink = inbox.send  # an overlapped step sends last step's text while it computes
+    ended = 0  # when the last step ended, while streams went on (for the profile)
     while True:
         while not engine.busy or inbox.waiting():
             idle = not engine.busy
@@ -68,9 +69,11 @@ def serve(conn: Connection, engine: Engine) -> None:
             if profile is not None:
                 profile.add("send", time.perf_counter_ns() - sent_from)
         if profile is not None:
-            slow = profile.slow_line(before, time.perf_counter_ns() - began)
+            now, waited = time.perf_counter_ns(), began - ended if ended else 0
+            slow = profile.slow_line(before, now - began, waited, began)
             if slow is not None:
                 print(slow, file=sys.stderr, flush=True)
+            ended = now if engine.busy else 0
             if profile.due() or not engine.busy:
                 print(profile.line(), file=sys.stderr, flush=True)
 

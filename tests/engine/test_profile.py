@@ -21,6 +21,10 @@ def test_a_slow_step_is_written_out_phase_by_phase() -> None:
     assert step["ms"] == 60.0 and step["rows"] == 544 and step["prompt_rows"] == 512
     assert step["phases_ms"]["decode"] == 40.0  # this step's, not the totals'
     assert step["phases_ms"]["batch"] == 2.0 and set(step["phases_ms"]) == set(PHASES)
+    line = profile.slow_line(before, 10_000_000, waited_ns=45_000_000, at_ns=3_500_000_000)
+    assert line is not None  # a short step after a long wait outside it: the gap counts
+    step = json.loads(line[len(SLOW_PREFIX) :])
+    assert step["waited_ms"] == 45.0 and step["at"] == 3.5
 
 
 def test_totals_read_back_per_step() -> None:
