@@ -402,8 +402,8 @@ class Engine:
                 if job.finished:
                     self._release(slot)
         seconds = (time.perf_counter_ns() - step.built_from) / 1e9
-        if step.generating:  # how long the streams were held: size the next prompt chunk
-            self._chunk.update(sum(taken.values()), seconds)
+        if step.generating or taken:  # how long it took: size the next prompt chunk
+            self._chunk.update(sum(taken.values()), seconds, bool(step.generating))
         if step.speculating and not taken and not (step.guessed and self._new_prompt):  # alike
             emitted = sum(j.n_eval for j in step.jobs) - step.emitted_before
             self.payoff.record(len(step.jobs), step.guessed, emitted, seconds)

@@ -24,6 +24,8 @@ Where llama.cpp's flash attention runs on the CPU, a chunk is cut in whole tiles
 
 from __future__ import annotations
 
+from collections import deque
+
 from localllm.planner.settings import LoadSettings
 
 TARGET_S = 0.04
@@ -33,6 +35,8 @@ MIN_TOKENS = 16
 SLOW_STEPS = 16
 """On a device too slow for `TARGET_S`: how many of the streams' own steps a step
 carrying prompt tokens may take (they keep a sixteenth of their pace meanwhile)."""
+PLAIN_STEPS = 8
+"""The streams' own steps `ChunkSize.plain` looks back over."""
 GROWTH = 1.25
 """How much more a step may take while they run short: only while a step that much
 longer would still be within `TARGET_S` (growing from just under it overshot by a
@@ -62,16 +66,26 @@ class ChunkSize:
         `tile`: see `take`."""
         self.tile = max(1, tile)
         self.largest = max(largest, MIN_TOKENS)
-        self.tokens = max(MIN_TOKENS, min(start or largest, self.largest))
+        self.tokens = self._start = max(MIN_TOKENS, min(start or largest, self.largest))
         self._last: dict[bool, float] = {}
         """By whether it came in tiles: how long the last such step took."""
-        self._plain = 0.0
-        """How long the last step of generating streams alone took."""
+        self._plain: deque[float] = deque(maxlen=PLAIN_STEPS)
+        """How long the last steps of generating streams alone took."""
+        self._pace = 0.0
+        """Prompt tokens a second in the fastest step of prompts alone (a CPU's grows
+        with the tokens a step takes: 66 a second 13 at a time, 107 at 136, on the 1B)."""
+
+    @property
+    def plain(self) -> float:
+        """What a step of the streams alone takes: the shortest of the last few (one held
+        up by something else, the reader tokenizing a long prompt beside it, must not
+        make the device look slow)."""
+        return min(self._plain, default=0.0)
 
     @property
     def target(self) -> float:
         """What a step carrying prompt tokens beside streams may take (`SLOW_STEPS`)."""
-        return SLOW_STEPS * self._plain if self._plain > TARGET_S else TARGET_S
+        return SLOW_STEPS * self.plain if self.plain > TARGET_S else TARGET_S
 
     def share(self, rows: int) -> int:
         """Prompt tokens a step may take, all prompts together, beside `rows` rows of
@@ -96,13 +110,18 @@ class ChunkSize:
     def _cut(self, tokens: int) -> int:
         return tokens if tokens <= self.tile else (tokens - 1) // self.tile * self.tile + 1
 
-    def update(self, taken: int, seconds: float) -> None:
+    def update(self, taken: int, seconds: float, beside: bool = True) -> None:
         """A step of generating streams took `seconds` with `taken` prompt tokens (0: the
-        streams alone)."""
+        streams alone); `beside` False: a step of prompts alone."""
         if seconds <= 0:
             return
-        if taken <= 0:
-            self._plain = seconds
+        if not beside or taken <= 0:
+            if beside:
+                self._plain.append(seconds)
+            else:
+                self._pace = max(self._pace, taken / seconds)  # a batch's pace is its best
+            if not self._last and self._pace:  # no step beside streams yet: a first guess
+                self.tokens = self._first_guess()
             return
         self._last[taken > self.tile] = seconds
         target = self.target
@@ -112,6 +131,19 @@ class ChunkSize:
             self.tokens = min(self.largest, max(self.tokens + 1, int(self.tokens * GROWTH)))
         if self.tokens <= self.tile < self.largest and self._tiles_pay():  # (tile 1: never)
             self.tokens = self.tile + 1
+
+    def _first_guess(self) -> int:
+        """What the pace of prompts alone does in the time a step beside the streams has
+        left over theirs, up to `start` (the micro-batch, before any pace was known, took
+        300 ms beside two streams of the 50 MB model on two cores, against 40 ms aimed
+        at). Not on a device too slow for `TARGET_S`: there the pace known is that of a
+        few short prompts, far below a larger batch's (the 1B on two cores: 97 tokens a
+        second 30 at a time, 170 in whole micro-batches), and it cut a burst of short
+        prompts in two steps."""
+        if self.plain > TARGET_S:
+            return self._start
+        spare = max(self.target - self.plain, self.target / 2)
+        return min(self._start, max(MIN_TOKENS, int(self._pace * spare)))
 
     def _tiles_pay(self) -> bool:
         """Whether a step of one tile took less than the last step of fewer rows: deep in

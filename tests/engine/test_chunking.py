@@ -88,9 +88,10 @@ def test_steps_of_tiles_are_kept_where_they_take_less_than_fewer_rows() -> None:
 
 
 def test_a_device_too_slow_for_the_target_takes_chunks_of_several_of_its_steps() -> None:
+    gpu = ChunkSize(2048, 512)
+    gpu.update(0, TARGET_S / 2)  # the streams' own step keeps to the target
+    assert gpu.target == TARGET_S
     size = ChunkSize(2048, 512)
-    size.update(0, TARGET_S / 2)  # a GPU: the streams' own step keeps to the target
-    assert size.target == TARGET_S
     size.update(0, 0.075)  # a CPU: a 1B's step on two cores
     assert size.target == SLOW_STEPS * 0.075
     size.update(102, 1.06)  # a burst of three short prompts at once: within it
@@ -99,3 +100,29 @@ def test_a_device_too_slow_for_the_target_takes_chunks_of_several_of_its_steps()
     assert size.tokens == 128
     size.update(0, 0.0)  # says nothing
     assert size.target == SLOW_STEPS * 0.075
+    fast = ChunkSize(2048, 512)
+    for _ in range(3):
+        fast.update(0, 0.003)
+    fast.update(0, 0.055)  # one step held up by something else: still a fast device
+    assert fast.target == TARGET_S
+    for _ in range(8):
+        fast.update(0, 0.090)  # many streams more, each step slower: it follows
+    assert fast.target == SLOW_STEPS * 0.090
+
+
+def test_the_first_chunk_beside_streams_follows_the_pace_of_prompts_alone() -> None:
+    size = ChunkSize(2048, 512)
+    size.update(500, 0.5, beside=False)  # prompts alone: 1,000 tokens a second
+    assert size.share(2) == 40  # no step of the streams alone yet: 40 ms of it
+    size.update(0, 0.010)  # two streams' own step: 10 ms, 30 left of the 40
+    assert size.share(2) == 30  # not the micro-batch
+    size.update(30, TARGET_S)  # the first step beside them: from here on, the rule
+    assert size.share(2) == 30
+    size.update(400, 0.1, beside=False)  # a later pace alone changes it no more
+    assert size.share(2) == 30
+    assert ChunkSize(2048, 512).share(2) == 512  # no pace known: the micro-batch
+    slow = ChunkSize(2048, 512)
+    slow.update(34, 0.4, beside=False)  # a 1B on two cores: 85 tokens a second
+    assert slow.share(1) == MIN_TOKENS  # (40 ms of it, while the device looks fast)
+    slow.update(0, 0.075)  # it is not: a pace of short prompts says little there
+    assert slow.share(1) == 512

@@ -3,6 +3,8 @@ takes them, renders are answered there, and messages keep their order."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -25,6 +27,7 @@ from localllm.engine.protocol import (
     Sampling,
 )
 from localllm.planner.settings import LoadSettings
+from localllm.workers.frames import frame
 
 GREEDY = Sampling(temperature=0, num_predict=8, repeat_penalty=1.0)
 
@@ -111,8 +114,9 @@ def test_requests_sent_together_are_all_in_once_the_reader_caught_up(
     wired: tuple[Engine, Inbox, Connection],
 ) -> None:
     _, inbox, server = wired
-    for i in range(4):  # four clients at once: all on the socket before the loop looks
-        server.send(Generate(i, prompt=f"prompt {i}", sampling=GREEDY))
+    burst = [Generate(i, prompt=f"prompt {i}", sampling=GREEDY) for i in range(4)]
+    with socket.socket(fileno=os.dup(server.fileno())) as sock:  # all four in one write
+        sock.sendall(b"".join(frame(m) for m in burst))
     first = inbox.get()
     inbox.caught_up(timeout=60.0)  # returns once the socket is read: no waiting it out
     rest = [inbox.get() for _ in range(3) if inbox.waiting()]
