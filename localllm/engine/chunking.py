@@ -8,7 +8,8 @@ such a step are sized instead so that it takes about `TARGET_S`: fewer when a mi
 step ran long, more while they run well short, between `MIN_TOKENS` and the batch. All
 waiting prompts share that one budget (when each took its own, a burst of prompts
 held the streams for all of them at once). With nothing else generating, prompts take
-whole batches.
+whole batches. Before the first such step the size is a guess: what prompts alone went
+in at in that time (`ChunkSize._first_guess`).
 
 Where the streams' own step already takes longer than `TARGET_S` (a CPU: 75 ms for a
 1B model on two cores), no chunk keeps to it, and small chunks only cost everyone: a
