@@ -51,6 +51,7 @@ from benchmarks._batched_bench import batched_bench
 from benchmarks._llama_server import llama_server
 from benchmarks._models import add_workdir, bench_home, model_file, vocab_only
 from benchmarks.concurrency import Engine, in_threads, sse, start, stop
+from localllm.engine.profile import SLOW_NS, SLOW_PREFIX
 
 RESULTS = Path(os.environ.get("LOCALLLM_BENCH_RESULTS") or Path(__file__).parent / "results")
 """Where the result files go (`LOCALLLM_BENCH_RESULTS`: elsewhere, as the GPU round does)."""
@@ -196,7 +197,7 @@ def stall_run(
             gaps.append(b - a)
             if long is not None and b > sent and a < sent + ttft:
                 during.append(b - a)
-            if long is not None and b - a > 0.05:
+            if long is not None and b - a > SLOW_NS / 1e9:
                 late.append((a - sent, b - a))
     return gaps, during, ttft, sent, sorted(late)
 
@@ -351,8 +352,6 @@ def slow_steps(logs: Path, sent: list[float]) -> None:
     """The worker's steps over 50 ms beside generating streams (`--profile`; with the
     time it waited before them), the slowest first: what a stall is made of. Steps of
     prompts alone hold nobody. `at`: ms from the last long prompt `sent` before it."""
-    from localllm.engine.profile import SLOW_PREFIX
-
     lines = [x for log in sorted(logs.glob("bench_latest.log*"))
              for x in log.read_text(errors="replace").splitlines()]  # fmt: skip
     steps = [json.loads(x[len(SLOW_PREFIX) :]) for x in lines if x.startswith(SLOW_PREFIX)]

@@ -84,9 +84,14 @@ class ChunkSize:
         return min(self._plain, default=0.0)
 
     @property
+    def slow(self) -> bool:
+        """Whether the device is too slow for `TARGET_S`: the streams' own step exceeds it."""
+        return self.plain > TARGET_S
+
+    @property
     def target(self) -> float:
         """What a step carrying prompt tokens beside streams may take (`SLOW_STEPS`)."""
-        return SLOW_STEPS * self.plain if self.plain > TARGET_S else TARGET_S
+        return SLOW_STEPS * self.plain if self.slow else TARGET_S
 
     def share(self, rows: int) -> int:
         """Prompt tokens a step may take, all prompts together, beside `rows` rows of
@@ -116,14 +121,18 @@ class ChunkSize:
         streams alone); `beside` False: a step of prompts alone."""
         if seconds <= 0:
             return
-        if not beside or taken <= 0:
-            if beside:
-                self._plain.append(seconds)
-            else:
-                self._pace = max(self._pace, taken / seconds)  # a batch's pace is its best
-            if not self._last and self._pace:  # no step beside streams yet: a first guess
-                self.tokens = self._first_guess()
+        if beside and taken > 0:
+            self._resize(taken, seconds)
             return
+        if beside:
+            self._plain.append(seconds)
+        else:
+            self._pace = max(self._pace, taken / seconds)  # a batch's pace is its best
+        if not self._last and self._pace:  # no step beside streams yet: a first guess
+            self.tokens = self._first_guess()
+
+    def _resize(self, taken: int, seconds: float) -> None:
+        """A step beside the streams took `seconds` with `taken` prompt tokens."""
         self._last[taken > self.tile] = seconds
         target = self.target
         if seconds > target:
@@ -141,7 +150,7 @@ class ChunkSize:
         few short prompts, far below a larger batch's (the 1B on two cores: 97 tokens a
         second 30 at a time, 170 in whole micro-batches), and it cut a burst of short
         prompts in two steps."""
-        if self.plain > TARGET_S:
+        if self.slow:
             return self._start
         spare = max(self.target - self.plain, self.target / 2)
         return min(self._start, max(MIN_TOKENS, int(self._pace * spare)))
