@@ -333,7 +333,7 @@ def start(engine: Engine) -> tuple[subprocess.Popen[bytes], str]:
 def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
     """Every server up at once (idle ones cost nothing), taking turns run by run (level
     by level with `--profile`), so a slower or faster minute of this machine falls on
-    all of them alike."""
+    all of them alike; every other run in the reverse order."""
     running: list[tuple[Engine, subprocess.Popen[bytes], str]] = []
     pool = None
     if args.clients > 1:
@@ -357,9 +357,11 @@ def run_all(engines: list[Engine], args: argparse.Namespace) -> list[Result]:
                     wall = sum(w for w, _ in runs[i])
                     tokens = n * args.tokens * args.repeat
                     results[i].profile[n] = profile_between(before, after, wall, tokens)
-            else:  # run by run in turn, so a slow spell of the machine hits every engine
+            else:  # run by run in turn, so a slow spell of the machine hits every engine,
+                # the order reversed every other run, so none always follows the same one
                 for r in range(args.repeat):
-                    for i, (engine, _, url) in enumerate(running):
+                    order = list(enumerate(running))
+                    for i, (engine, _, url) in order if r % 2 == 0 else order[::-1]:
                         runs[i].append(streams(url, n, args.tokens, engine.extra, r, pool))
             for (engine, _, _), result, mine in zip(running, results, runs, strict=True):
                 record(result, n, mine)

@@ -9,6 +9,8 @@
 #                                                # check: drafts, long prompts;
 #                                                # CHECK_PROFILE=1: and the stall profiled;
 #                                                # gaps: that profile alone;
+#                                                # long: long prompts and the stall
+#                                                # beside llama-server;
 #                                                # stall: that profile, then
 #                                                # gpu/step.py at 1-4 streams;
 #                                                # probe: 1B at 1 and 8 streams,
@@ -158,6 +160,7 @@ run)
         low) low_1B 5 ;;
         stall) stall_profile; low_step ;;
         gaps) stall_profile ;;  # the stall alone, profiled
+        long) long_prompts ;;  # long prompts and the stall, beside llama-server
         probe) low_1B 3; stall_profile; low_step; drafts "sibling stranger"
                step "prefill (in-process)"
                # shellcheck disable=SC2086  # PREFILL_ARGS: several arguments
