@@ -1,12 +1,11 @@
 """Continuous batching: every running request of a model advances in one `llama_decode`.
 
-The context holds `n_seq_max` slots, each a llama.cpp sequence with its own
-part of the KV cache (`n_ctx / n_seq_max` tokens, the context a request
-sees). A request takes a free slot or waits in arrival order; once in, it
-advances every step, so no admitted stream starves. Each step puts, in one
-`llama_batch`, the last sampled token of every generating request and then
-as much of the waiting prompts as the batch holds (a smaller chunk while
-others generate, so their tokens keep flowing); the samplers then read each
+The context holds `n_seq_max` slots, each a llama.cpp sequence with its own part of the
+KV cache (`n_ctx / n_seq_max` tokens, the context a request sees). A request takes a
+free slot or waits in arrival order; once in, it advances every step, so no admitted
+stream starves. Each step puts, in one `llama_batch`, the last sampled token of every
+generating request and then as much of the waiting prompts as the batch holds (a smaller
+chunk while others generate, so their tokens keep flowing); the samplers then read each
 request's logits in place. Python touches one token per request per step.
 
 A slot keeps its tokens after a request ends: a request whose prompt starts
@@ -282,9 +281,10 @@ class Engine:
         taken: dict[int, int] = {}
         for slot in running:
             job = slot.job
-            if job is None or not job.prefilling or n >= self._capacity or chunk <= 0:
+            if job is None or not job.prefilling or n >= self._capacity:
                 continue
-            take = self._chunk.take(chunk, self._capacity - n, len(job.pending), gen)
+            if not (take := self._chunk.take(chunk, self._capacity - n, len(job.pending), gen)):
+                continue  # its turn comes in a later step
             if job.vision is not None:  # text up to the next image (`_images` puts it in)
                 image = job.vision.next_image(len(slot.cached))
                 take = min(take, image - len(slot.cached)) if image is not None else take

@@ -218,6 +218,36 @@ def test_waiting_prompts_share_one_budget_beside_a_generating_stream(model: Llam
     assert len(steps) >= 3  # 300 tokens a step at most: three steps at least
 
 
+def test_short_prompts_arriving_together_start_together_beside_a_stream(
+    model: LlamaModel,
+) -> None:
+    """Three short prompts arriving while a stream generates (every slot taken) all go
+    in at the next step, though together they are more than the budget: each is no
+    longer than a chunk."""
+    steps: list[int] = []
+
+    class Recording(ChunkSize):
+        def update(self, tokens: int, seconds: float, beside: bool = True) -> None:
+            if tokens and beside:
+                steps.append(tokens)
+
+    engine = Engine(model)
+    engine._chunk = Recording(300, 48)  # a budget of 48 tokens the clock does not move
+    prompts = [f"{p} and then" for p in PROMPTS[:3]]
+    sizes = [len(model.tokenize(p, add_special=True)) for p in prompts]
+    assert max(sizes) <= 48 < sum(sizes)
+    try:
+        engine.submit(ask(0, "Once upon a time", Sampling(temperature=0, num_predict=40)))
+        engine.step()
+        for i, prompt in enumerate(prompts, 1):
+            engine.submit(ask(i, prompt, Sampling(temperature=0, num_predict=4)))
+        while engine.busy:
+            engine.step()
+    finally:
+        engine.close()
+    assert steps == [sum(sizes)]  # one step beside the stream took all three
+
+
 def test_requests_joining_running_ones_take_the_slots_next_to_them(model: LlamaModel) -> None:
     """Slots 0 and 2 hold older conversations (least recently used: 0, then 2, then 1
     and 3): a request alone takes slot 0, and one joining it slot 1, its neighbour,

@@ -126,3 +126,12 @@ def test_the_first_chunk_beside_streams_follows_the_pace_of_prompts_alone() -> N
     assert slow.share(1) == MIN_TOKENS  # (40 ms of it, while the device looks fast)
     slow.update(0, 0.075)  # it is not: a pace of short prompts says little there
     assert slow.share(1) == 512
+
+
+def test_a_prompt_no_longer_than_a_chunk_goes_in_whole_whatever_the_others_took() -> None:
+    size = ChunkSize(2048, 64)
+    assert size.take(0, 1000, 40, beside=True) == 40  # the budget spent: a short one still
+    assert size.take(0, 1000, 100, beside=True) == 0  # a longer one waits for a step
+    assert size.take(30, 1000, 100, beside=True) == 30  # or takes what is left
+    assert size.take(0, 30, 40, beside=True) == 0  # whole only where the batch holds it
+    assert size.take(2048, 2048, 1000, beside=False) == 1000  # nothing generating: all
