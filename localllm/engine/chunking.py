@@ -5,11 +5,15 @@ as long as the step takes. A fixed chunk (the micro-batch, 512 tokens) is a few
 milliseconds on a GPU but half a second on two CPU cores, and a 32k-token prompt
 arriving then froze every other answer for its whole prefill. The prompt tokens of
 such a step are sized instead so that it takes about `TARGET_S`: fewer when a mixed
-step ran long, more while they run well short, between `MIN_TOKENS` and the batch. All
-waiting prompts share that one budget (when each took its own, a burst of prompts
-held the streams for all of them at once). With nothing else generating, prompts take
-whole batches. Before the first such step the size is a guess: what prompts alone went
-in at in that time (`ChunkSize._first_guess`).
+step ran long, more while they run well short, between `MIN_TOKENS` and the batch. The
+waiting prompts share that one budget (when each took its own, several long prompts
+held the streams for all of them at once), but a prompt no longer than a chunk goes in
+whole, whatever the others took: prompts that arrive together start together, as in
+llama-server. (With the budget shared by all, a burst went in one or two prompts a
+step, each step just within `TARGET_S`: on an H100 the 8B at 64 and 128 streams lost a
+fifth and a third of its tokens/s, and its first token came twice as late.) With
+nothing else generating, prompts take whole batches. Before the first such step the
+size is a guess: what prompts alone went in at in that time (`ChunkSize._first_guess`).
 
 Where the streams' own step already takes longer than `TARGET_S` (a CPU: 75 ms for a
 1B model on two cores), no chunk keeps to it, and small chunks only cost everyone: a
@@ -107,11 +111,7 @@ class ChunkSize:
         number follows theirs, and the rest in one of its own: that rest is then whole
         tiles, else one token more. (Streams guess nothing in such a step: with guesses
         their rows in that micro-batch, and the prompt's, are as many as the fewest.)
-        A prompt no longer than a chunk goes in whole, whatever the others took (`budget`
-        may be spent): prompts that arrive together start together, as in llama-server.
-        With one shared chunk a burst went in one or two prompts a step, each step just
-        within `TARGET_S`: on an H100 the 8B at 64 and 128 streams lost a fifth and a
-        third of its tokens/s and took twice as long to its first token."""
+        A prompt no longer than a chunk goes in whole, `budget` spent or not."""
         if beside and pending <= min(self.tokens, free):
             return pending
         room = min(budget, free)
