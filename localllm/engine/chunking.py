@@ -4,16 +4,17 @@ A step that decodes prompt tokens beside the running streams holds each of them 
 as long as the step takes. A fixed chunk (the micro-batch, 512 tokens) is a few
 milliseconds on a GPU but half a second on two CPU cores, and a 32k-token prompt
 arriving then froze every other answer for its whole prefill. The prompt tokens of
-such a step are sized instead so that it takes about `TARGET_S`: fewer when a mixed
-step ran long, more while they run well short, between `MIN_TOKENS` and the batch. The
-waiting prompts share that one budget (when each took its own, several long prompts
-held the streams for all of them at once), but a prompt no longer than a chunk goes in
-whole, whatever the others took: prompts that arrive together start together, as in
-llama-server. (With the budget shared by all, a burst went in one or two prompts a
-step, each step just within `TARGET_S`: on an H100 the 8B at 64 and 128 streams lost a
-fifth and a third of its tokens/s, and its first token came twice as late.) With
-nothing else generating, prompts take whole batches. Before the first such step the
-size is a guess: what prompts alone went in at in that time (`ChunkSize._first_guess`).
+such a step are sized instead so that it takes about `TARGET_S`: fewer when a mixed step
+ran long, more while they run well short, between `MIN_TOKENS` and the batch. The
+waiting prompts share that one budget (when each took its own, several long prompts held
+the streams for all of them at once), but a prompt no longer than a chunk goes in whole,
+whatever the others took, while the step stays within one micro-batch: prompts that
+arrive together start together, as in llama-server. (With the budget shared by all, a
+burst went in one or two prompts a step, each step just within `TARGET_S`: on an H100
+the 8B at 64 and 128 streams lost a fifth and a third of its tokens/s, and its first
+token came twice as late.) With nothing else generating, prompts take whole batches.
+Before the first such step the size is a guess: what prompts alone went in at in that
+time (`ChunkSize._first_guess`).
 
 Where the streams' own step already takes longer than `TARGET_S` (a CPU: 75 ms for a
 1B model on two cores), no chunk keeps to it, and small chunks only cost everyone: a
@@ -71,7 +72,7 @@ class ChunkSize:
         `tile`: see `take`."""
         self.tile = max(1, tile)
         self.largest = max(largest, MIN_TOKENS)
-        self.tokens = self._start = max(MIN_TOKENS, min(start or largest, self.largest))
+        self.tokens = self.micro = max(MIN_TOKENS, min(start or largest, self.largest))
         self._last: dict[bool, float] = {}
         """By whether it came in tiles: how long the last such step took."""
         self._plain: deque[float] = deque(maxlen=PLAIN_STEPS)
@@ -111,8 +112,10 @@ class ChunkSize:
         number follows theirs, and the rest in one of its own: that rest is then whole
         tiles, else one token more. (Streams guess nothing in such a step: with guesses
         their rows in that micro-batch, and the prompt's, are as many as the fewest.)
-        A prompt no longer than a chunk goes in whole, `budget` spent or not."""
-        if beside and pending <= min(self.tokens, free):
+        A prompt no longer than a chunk goes in whole, `budget` spent or not, while the
+        step's rows stay within the micro-batch (`micro`)."""
+        rows = self.largest - free  # the streams' and the prompts' taken so far
+        if beside and pending <= min(self.tokens, free, max(budget, self.micro - rows)):
             return pending
         room = min(budget, free)
         if room <= 0:
@@ -160,9 +163,9 @@ class ChunkSize:
         second 30 at a time, 170 in whole micro-batches), and it cut a burst of short
         prompts in two steps."""
         if self.slow:
-            return self._start
+            return self.micro
         spare = max(self.target - self.plain, self.target / 2)
-        return min(self._start, max(MIN_TOKENS, int(self._pace * spare)))
+        return min(self.micro, max(MIN_TOKENS, int(self._pace * spare)))
 
     def _tiles_pay(self) -> bool:
         """Whether a step of one tile took less than the last step of fewer rows: deep in

@@ -232,7 +232,8 @@ def test_short_prompts_arriving_together_start_together_beside_a_stream(
                 steps.append(tokens)
 
     engine = Engine(model)
-    engine._chunk = Recording(300, 48)  # a budget of 48 tokens the clock does not move
+    engine._chunk = Recording(300, 200)  # a micro-batch of 200
+    engine._chunk.tokens = 48  # and a chunk of 48 the clock does not move
     prompts = [f"{p} and then" for p in PROMPTS[:3]]
     sizes = [len(model.tokenize(p, add_special=True)) for p in prompts]
     assert max(sizes) <= 48 < sum(sizes)

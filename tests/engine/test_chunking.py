@@ -129,9 +129,11 @@ def test_the_first_chunk_beside_streams_follows_the_pace_of_prompts_alone() -> N
 
 
 def test_a_prompt_no_longer_than_a_chunk_goes_in_whole_whatever_the_others_took() -> None:
-    size = ChunkSize(2048, 64)
-    assert size.take(0, 1000, 40, beside=True) == 40  # the budget spent: a short one still
-    assert size.take(0, 1000, 100, beside=True) == 0  # a longer one waits for a step
-    assert size.take(30, 1000, 100, beside=True) == 30  # or takes what is left
+    size = ChunkSize(2048, 512)
+    size.tokens = 64  # the time rule's chunk; the micro-batch is 512
+    assert size.take(0, 2040, 40, beside=True) == 40  # the budget spent: a short one still
+    assert size.take(0, 2040, 100, beside=True) == 0  # a longer one waits for a step
+    assert size.take(30, 2040, 100, beside=True) == 30  # or takes what is left
     assert size.take(0, 30, 40, beside=True) == 0  # whole only where the batch holds it
+    assert size.take(0, 1540, 40, beside=True) == 0  # and the micro-batch (508 rows in)
     assert size.take(2048, 2048, 1000, beside=False) == 1000  # nothing generating: all
