@@ -18,7 +18,6 @@ from how the engine's earlier guesses fared (`Odds`), not from scratch.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 
 from localllm.engine.protocol import Generate
@@ -212,57 +211,39 @@ class Payoff:
     (longer contexts, a busier machine, a request whose guesses start to agree) is
     seen: after `explore_every` steps at first, twice as long after each look that
     changed nothing (up to `EXPLORE_MAX`), since a look at the losing way costs; at
-    once `EXPLORE_MAX` after a look at guessing that found it far behind (below
-    `FAR_BEHIND` of the other way's rate): such a look costs the most (a draft model as
-    slow as the model itself first reads the whole text so far) and is the least likely
-    to turn. A look at plain steps costs one step's guesses, so it never waits that long.
+    once `EXPLORE_MAX` after a look that found it far behind (below `FAR_BEHIND` of
+    the other way's rate): such a look costs the most (a draft model as slow as the
+    model itself first reads the whole text so far) and is the least likely to turn.
     What a request produces never depends on it: only how many passes it takes.
-
-    The plain way's rate is the best of its last `PLAIN_SAMPLES` steps: a plain step
-    gives a token a stream, so only the machine moves its time, and only ever up (the
-    first steps after a prompt, a busy core). Averaged, two slow first steps of the
-    50 MB model on two cores (9.9 and 5.4 ms against 2.9) made plain look far behind,
-    and the engine guessed for the rest of the answer at 0.9x of not guessing. The
-    guessing way's rate stays an average: its tokens follow what the model agrees to.
     """
 
     EXPLORE_MAX = 1024
     FAR_BEHIND = 0.8
-    PLAIN_SAMPLES = 4
 
     def __init__(self, explore_every: int = 16, weight: float = 0.3) -> None:
         self.explore_every = explore_every
         self.weight = weight
-        self._guessing: dict[int, float] = {}
-        """Streams -> tokens a second of steps that guessed, a moving average."""
-        self._plain: dict[int, deque[float]] = {}
-        """Streams -> tokens a second of the last plain steps."""
+        self._rate: dict[tuple[int, bool], float] = {}
         self._steps = 0
         self._interval: dict[int, int] = {}
         self._next: dict[int, int] = {}
         self._looking: dict[int, bool] = {}
         """Streams -> the way that was better when a look at the other one began."""
 
-    def _rates(self, streams: int) -> tuple[float, float] | None:
-        """(guessing, plain) tokens a second, once each way was measured."""
-        on, off = self._guessing.get(streams), self._plain.get(streams)
-        return None if on is None or not off else (on, max(off))
-
     def _better(self, streams: int) -> bool | None:
-        rates = self._rates(streams)
-        return None if rates is None else rates[0] >= rates[1]
+        on, off = self._rate.get((streams, True)), self._rate.get((streams, False))
+        return None if on is None or off is None else on >= off
 
     def _far_behind(self, streams: int) -> bool:
-        rates = self._rates(streams)
-        assert rates is not None  # (asked after a look: both ways measured)
-        return min(rates) < self.FAR_BEHIND * max(rates)
+        on, off = self._rate[(streams, True)], self._rate[(streams, False)]
+        return min(on, off) < self.FAR_BEHIND * max(on, off)
 
     def guess(self, streams: int) -> bool:
         """Whether a step of `streams` generating requests guesses."""
         self._steps += 1
         better = self._better(streams)
         if better is None:  # measure each way once: plain first, then guessing
-            return streams in self._plain
+            return (streams, False) in self._rate
         if self._steps >= self._next.setdefault(streams, self._steps + self.explore_every):
             self._looking[streams] = better
             return not better
@@ -272,18 +253,15 @@ class Payoff:
         """A step of `streams` generating requests gave `tokens` in `seconds`."""
         if seconds <= 0:
             return
-        rate = tokens / seconds
-        if guessed:
-            old = self._guessing.get(streams)
-            self._guessing[streams] = rate if old is None else old + self.weight * (rate - old)
-        else:
-            self._plain.setdefault(streams, deque(maxlen=self.PLAIN_SAMPLES)).append(rate)
+        key, rate = (streams, guessed), tokens / seconds
+        old = self._rate.get(key)
+        self._rate[key] = rate if old is None else old + self.weight * (rate - old)
         was = self._looking.pop(streams, None)
         if was is not None:
             same = self._better(streams) == was
             interval = self._interval.get(streams, self.explore_every)
             interval = min(interval * 2, self.EXPLORE_MAX) if same else self.explore_every
-            if same and not was and self._far_behind(streams):  # a look at guessing
+            if same and self._far_behind(streams):
                 interval = self.EXPLORE_MAX
             self._interval[streams] = interval
             self._next[streams] = self._steps + interval
