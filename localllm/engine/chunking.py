@@ -156,7 +156,7 @@ class ChunkSize:
 
     def _first_guess(self) -> int:
         """What the pace of prompts alone does in the time a step beside the streams has
-        left over theirs, up to `start` (the micro-batch, before any pace was known, took
+        left over theirs, up to `micro` (the micro-batch: before any pace was known, it took
         300 ms beside two streams of the 50 MB model on two cores, against 40 ms aimed
         at). Not on a device too slow for `TARGET_S`: there the pace known is that of a
         few short prompts, far below a larger batch's (the 1B on two cores: 97 tokens a
