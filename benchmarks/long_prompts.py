@@ -17,7 +17,10 @@ The same model, slots and per-slot context for every server, one server at a tim
 3. **Stalls**: `--streams` streams decode `--stall-tokens` tokens each; a prompt
    of `--stall-size` tokens arrives while they run. The gaps between two tokens
    of a running stream, as its client sees them (median, p99, worst), without the
-   long prompt and with it, and the worst gap while it is taken in.
+   long prompt and with it, and the worst gap while it is taken in. Each gap over
+   50 ms says how many of the running streams it held at once: a step that holds
+   the batch holds them all, a slow delivery (a client's thread, one socket) one.
+   The clients collect no garbage while they time.
 
 Servers: localllm, and llama-server with its defaults and with its fastest flags
 for long prompts (flash attention on, sampling in the graph, `-ub`/`-b` of 2048 as
@@ -28,6 +31,7 @@ its docs suggest); `--server-flags` chooses others. Prints the tables and writes
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import multiprocessing
@@ -81,9 +85,10 @@ class Outcome:
     """The long prompt's own time to first token, beside the running streams."""
     sent: list[float] = field(default_factory=list)
     """When each long prompt was sent (`time.perf_counter`: the worker's clock too)."""
-    late: list[tuple[float, float]] = field(default_factory=list)
+    late: list[tuple[float, float, int, int]] = field(default_factory=list)
     """Every gap over 50 ms with the long prompt: (seconds from its send to the gap's
-    start, the gap's seconds)."""
+    start, the gap's seconds, how many streams it held, how many were running;
+    `held`)."""
 
 
 class Texts:
@@ -160,6 +165,8 @@ def timed_streams(url: str, prompts: list[str], tokens: int, at: float) -> list[
     process): for each, the arrival time of every piece of text."""
     out: list[list[float]] = [[] for _ in prompts]
     clients = [httpx.Client(timeout=900) for _ in prompts]
+    gc.collect()
+    gc.disable()  # a collection pausing this client would read as the server's gap
     time.sleep(max(0.0, at - time.perf_counter()))
 
     def one(i: int) -> None:
@@ -171,15 +178,26 @@ def timed_streams(url: str, prompts: list[str], tokens: int, at: float) -> list[
                     out[i].append(time.perf_counter())
 
     in_threads(one, len(prompts))
+    gc.enable()
     return out
+
+
+def held(times: list[list[float]], start: float, end: float) -> tuple[int, int]:
+    """(streams that got nothing in the middle half of [start, end], streams running
+    across it): a step that holds the batch holds every running stream at once, where
+    one slow delivery (a client's thread, a socket) holds one."""
+    quarter = (end - start) / 4
+    running = [s for s in times if s and s[0] <= start and s[-1] >= end]
+    still = sum(not any(start + quarter < t < end - quarter for t in s) for s in running)
+    return still, len(running)
 
 
 def stall_run(
     url: str, pool: ProcessPoolExecutor, args: argparse.Namespace, long: str | None, run: int
-) -> tuple[list[float], list[float], float, float, list[tuple[float, float]]]:
+) -> tuple[list[float], list[float], float, float, list[tuple[float, float, int, int]]]:
     """(every gap of every running stream, those overlapping the long prompt's way in,
     its time to first token, when it was sent, the gaps over 50 ms as (start after the
-    send, length)) for one run; `long` None: without it."""
+    send, length, streams held, streams running)) for one run; `long` None: without it."""
     k = pool._max_workers  # type: ignore[attr-defined]
     prompts = [f"{run}.{i} Once upon a time" for i in range(args.streams)]
     parts = [prompts[i::k] for i in range(k) if prompts[i::k]]
@@ -198,7 +216,7 @@ def stall_run(
             if long is not None and b > sent and a < sent + ttft:
                 during.append(b - a)
             if long is not None and b - a > SLOW_NS / 1e9:
-                late.append((a - sent, b - a))
+                late.append((a - sent, b - a, *held(times, a, b)))
     return gaps, during, ttft, sent, sorted(late)
 
 
@@ -334,9 +352,14 @@ def report(outcomes: list[Outcome], ceiling: dict[int, float], args: argparse.Na
         print(f"| {o.engine} | {three(o.gaps_without)} | {three(o.gaps_with)} | {during} | "
               f"{o.long_ttft:.2f} s |")  # fmt: skip
     for o in outcomes:
-        late = ", ".join(f"{gap * 1e3:.0f} ms at {at * 1e3:+.0f}" for at, gap in o.late[:30])
+        late = ", ".join(f"{gap * 1e3:.0f} ms at {at * 1e3:+.0f} ({n} of {of} held)"
+                         for at, gap, n, of in o.late[:30])  # fmt: skip
+        steps = [gap for _, gap, n, of in o.late if 2 * n >= of]
+        worst = f", the worst {max(steps) * 1e3:.0f} ms" if steps else ""
         print(f"\n{o.engine}: gaps over 50 ms with the long prompt, each at ms from its send "
-              f"({len(o.late)}): {late or 'none'}")  # fmt: skip
+              f"and with the running streams it held at once ({len(o.late)}): "
+              f"{late or 'none'}. Of those, {len(steps)} held half the streams or more "
+              f"(a step that held the batch){worst}")  # fmt: skip
     _commands(outcomes, bench_command)
 
 

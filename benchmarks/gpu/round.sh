@@ -19,7 +19,9 @@
 #                                                # at 1-128 streams and profiled, slots
 #                                                # scattered or side by side;
 #                                                # low: the 1B at 1 and 8, 5 runs;
-#                                                # drafts: the sibling draft; 8B;
+#                                                # drafts: the sibling draft;
+#                                                # gpudrafts: it at 1-16 streams, the
+#                                                # stranger, 6 guesses a step; 8B;
 #                                                # table: the 1B at 1-128; step:
 #                                                # gpu/step.py at 1-128)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
@@ -79,6 +81,9 @@ run)
     build=$!
     python3 benchmarks/_models.py "$M" 1B --base > "$ROUND/models.log" 2>&1 &
     base1=$!
+    case " ${ROUND_ONLY:-full} " in  # the 8B's base beside the build too, when it is asked for
+    *" 8B "*|*" full "*) python3 benchmarks/_models.py "$M" 8B --base > "$ROUND/models-8B.log" 2>&1 & ;;
+    esac
     wait $build || { step "setup failed"; tail -30 /tmp/build.log >> "$ROUND/steps.log"; touch "$ROUND/done"; exit 1; }
     wait $base1
     step "built; quantizing 1B"
@@ -125,12 +130,12 @@ run)
         python3 benchmarks/gpu/step.py --model "$M/llama-1B-Q4_K_M.gguf" --streams 1 2 4 \
             --steps 200 --out "$ROUND/step-$CARD-low.md" > "$ROUND/step-low.log" 2>&1
     }
-    drafts() {  # $1: the pairs
-        step "drafts ($1)"
-        # shellcheck disable=SC2086  # $1: one or more pairs
+    drafts() {  # $1: the pairs; $2: the levels; $3: the tag's end; then draft.py's own
+        step "drafts ($1 at ${2:-1 8})"
+        # shellcheck disable=SC2086  # $1, $2: one or more each
         python3 benchmarks/draft.py --ngl 99 --llama-server /tmp/llama-server --workdir "$M" \
-            --levels 1 8 --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
-            --pairs $1 --tag "$CARD" > "$ROUND/draft.log" 2>&1
+            --levels ${2:-1 8} --layers 24 --width 2048 --residual 0.02 --threads 8 --repeat 3 \
+            --pairs $1 --tag "$CARD${3:-}" "${@:4}" >> "$ROUND/draft.log" 2>&1
     }
     long_prompts() {
         step "long prompts"
@@ -168,6 +173,9 @@ run)
                    ${PREFILL_ARGS:---ubatch 512 2048} --out "$ROUND/prefill-$CARD-1B.md" \
                    > "$ROUND/prefill.log" 2>&1 ;;
         drafts) drafts sibling ;;
+        gpudrafts) drafts sibling "1 2 4 8 16" -levels   # every level, then the draft
+                   drafts stranger "1 8" -stranger        # that never agrees
+                   drafts sibling 1 -k6 --draft-max 6 ;;  # a longer steady length
         check) drafts sibling
                step "long prompts (localllm)"
                python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" \

@@ -24,7 +24,6 @@ from typing import Any
 from localllm.engine.job import Job
 from localllm.engine.profile import StepProfile
 from localllm.engine.slots import Slot
-from localllm.engine.speculation import DRAFT_UP_TO, SPECULATE_UP_TO
 from localllm.engine.tokenbatch import TokenBatch
 
 
@@ -62,19 +61,18 @@ class Launched:
 
 
 def steady(
-    done: Launched, picked: Mapping[int, int], n_ctx: int, drafting: bool, waiting: bool
+    done: Launched, picked: Mapping[int, int], n_ctx: int, up_to: int, waiting: bool
 ) -> bool:
     """Whether the step after `done` is `done`'s batch with the tokens just `picked`
     ({batch index: token}) and positions one on. `n_ctx`: a slot's context (streams
-    that shift theirs, 0, are left to the full step); `drafting`: a draft model guesses
-    (else prompt lookup); `waiting`: requests wait to be admitted. Where it is, and the
-    streams are few enough to guess, each one's pause counts this step (`Pace.rest`):
-    the caller launches it at once."""
+    that shift theirs, 0, are left to the full step); `up_to`: the most streams that
+    guess (`speculation.Guessing.up_to`); `waiting`: requests wait to be admitted.
+    Where it is, and the streams are few enough to guess, each one's pause counts this
+    step (`Pace.rest`): the caller launches it at once."""
     if waiting or done.taken or done.drafts or not done.outputs:
         return False
     if not (len(done.everyone) == len(done.running) == len(done.generating) == len(done.outputs)):
         return False  # a prompt being taken in, or streams of other adapters
-    up_to = DRAFT_UP_TO if drafting else SPECULATE_UP_TO
     can_guess = len(done.outputs) <= up_to
     for slot, index in done.outputs:
         job = slot.job

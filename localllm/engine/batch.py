@@ -43,7 +43,7 @@ from localllm.engine.protocol import Done, Embed, Event, Failed, Generate, Rank
 from localllm.engine.rejection import RejectionSampler
 from localllm.engine.sampling import GuardedDraw, build_sampler, token_logprob
 from localllm.engine.slots import Slot
-from localllm.engine.speculation import Odds, Pace, Payoff, PromptLookup
+from localllm.engine.speculation import Guessing, Payoff, pace_for
 from localllm.engine.tokenbatch import TokenBatch
 from localllm.errors import LocalLLMError, describe
 
@@ -76,7 +76,7 @@ class Engine:
         """The draft model that guesses for requests that speculate (else prompt lookup)."""
         self.payoff = payoff or Payoff()
         """Whether guessing pays at this many streams, measured (`engine.speculation`)."""
-        self._odds = {True: Odds(), False: Odds()}  # by drafter: the draft model, lookup
+        self._guess = Guessing(draft is not None, self.overlap)  # how streams guess
         self.profile = profile
         """Where the time goes (`engine.profile`), when the worker was asked to measure."""
         self.sink: Callable[[list[Event]], None] | None = None
@@ -226,11 +226,8 @@ class Engine:
                 for begin, part in vision.parts.items():
                     if begin >= cached:  # not in the slot's cache: encode it meanwhile
                         self.projector.encode(part)
-            if k_max and self.draft is not None:
-                job.pace = Pace(k_max, self._odds[True])
-            elif k_max:
-                job.lookup = PromptLookup(tokens, k_max, self._odds[False])
-                job.pace = job.lookup.pace
+            if k_max:
+                job.pace, job.lookup = pace_for(request, tokens, k_max, self._guess)
         return events
 
     # --- one step -------------------------------------------------------------------
@@ -260,10 +257,10 @@ class Engine:
         own: dict[int, int] = {}  # padded streams' own guesses (`guesses.pad`)
         if guessed:
             drafts, self._new_prompt = guesses.propose(
-                generating, self.draft, self._capacity, self.n_ctx_slot, self.profile
+                generating, self.draft, self._guess, self._capacity, self.n_ctx_slot, self.profile
             )
             if self.overlap:  # a GPU: one pass for equal lengths beats a pass per length
-                own = guesses.pad(generating, drafts)
+                own = guesses.pad(generating, drafts, self.n_ctx_slot)
         emitted_before = sum(j.n_eval for j in jobs)
         fed: list[tuple[Slot, int]] = []
         for slot in generating:  # one token each (and its guesses): streams first
@@ -404,7 +401,9 @@ class Engine:
         seconds = (time.perf_counter_ns() - step.built_from) / 1e9
         if step.generating or taken:  # how long it took: size the next prompt chunk
             self._chunk.update(sum(taken.values()), seconds, bool(step.generating))
-        if step.speculating and not taken and not (step.guessed and self._new_prompt):  # alike
+        if step.speculating and (taken or (step.guessed and self._new_prompt)):
+            self.payoff.interrupt()  # a step unlike either way
+        elif step.speculating:
             emitted = sum(j.n_eval for j in step.jobs) - step.emitted_before
             self.payoff.record(len(step.jobs), step.guessed, emitted, seconds)
         if profile is not None:  # (a launch ahead counted its own time: `ahead.launch`)
@@ -416,7 +415,7 @@ class Engine:
     def _go_ahead(self, done: Launched, picked: dict[int, int]) -> bool:
         """Launch the next decode now, where it is `done`'s batch with the tokens just
         `picked` (`engine.ahead`); whether it did."""
-        if steady(done, picked, self.n_ctx_slot, self.draft is not None, bool(self.queue)):
+        if steady(done, picked, self.n_ctx_slot, self._guess.up_to, bool(self.queue)):
             self._ahead = launch(self._batch, self.model.ctx, done, picked, self.profile)
         return self._ahead is not None
 

@@ -24,25 +24,25 @@ from localllm.engine.profile import StepProfile
 from localllm.engine.slots import Slot
 from localllm.engine.speculation import (
     DRAFT_GUESSES_PER_STEP,
-    DRAFT_UP_TO,
     GUESSES_PER_STEP,
     K_MAX,
-    SPECULATE_UP_TO,
+    Guessing,
 )
 
 
 def propose(
     generating: list[Slot],
     draft: DraftModel | None,
+    guessing: Guessing,
     capacity: int,
     n_ctx_slot: int,
     profile: StepProfile | None,
 ) -> tuple[dict[int, list[int]], bool]:
     """({sequence: its guesses}, whether the draft model caught up with a whole new
-    prompt meanwhile: a step whose time says nothing of guessing's pay).
-    `capacity`: the batch's tokens; `n_ctx_slot`: a slot's context."""
-    up_to = SPECULATE_UP_TO if draft is None else DRAFT_UP_TO
-    if not generating or len(generating) > up_to:
+    prompt meanwhile: a step whose time says nothing of guessing's pay). `guessing`: up
+    to how many streams guess; `capacity`: the batch's tokens; `n_ctx_slot`: a slot's
+    context."""
+    if not generating or len(generating) > guessing.up_to:
         return {}, False
     per_step = GUESSES_PER_STEP if draft is None else DRAFT_GUESSES_PER_STEP
     share = min(capacity - len(generating), per_step) // len(generating)
@@ -70,27 +70,32 @@ def propose(
     return drafts, draft.caught_up > (K_MAX + 1) * len(asks)
 
 
-def pad(generating: list[Slot], drafts: dict[int, list[int]]) -> dict[int, int]:
-    """Give every stream of the step as many guesses as the longest has, when all of them
-    speculate and take their tokens by the graph's argmax (a draw's guesses carry the
-    draft's odds, which a filler has not; rows read on the host would bring their
-    logits across); {sequence: its own guesses' count} for those padded. The filler
-    repeats a stream's last guess, or its last token."""
+def pad(generating: list[Slot], drafts: dict[int, list[int]], n_ctx_slot: int) -> dict[int, int]:
+    """Give every stream of the step as many guesses as the longest has, and a steady
+    pace's streams their whole length (`speculation.STEADY_LENGTH`: the batch keeps its
+    shape from step to step), when all of them speculate and take their tokens by the
+    graph's argmax (a draw's guesses carry the draft's odds, which a filler has not;
+    rows read on the host would bring their logits across); {sequence: its own guesses'
+    count} for those padded. The filler repeats a stream's last guess, or its last
+    token; none goes past a slot's context (`n_ctx_slot`)."""
     longest = max((len(d) for d in drafts.values()), default=0)
-    if not longest or len(generating) < 2:
+    if not longest:
         return {}
     for slot in generating:
         job = slot.job
         if job is None or job.pace is None or not job.graph_greedy:
             return {}
+        if job.pace.steady:
+            longest = max(longest, job.pace.k)
     own: dict[int, int] = {}
     for slot in generating:
         assert slot.job is not None
         guessed = drafts.get(slot.seq, [])
-        if len(guessed) < longest:
+        length = min(longest, n_ctx_slot - len(slot.cached) - 2)
+        if len(guessed) < length:
             own[slot.seq] = len(guessed)
             filler = guessed[-1] if guessed else slot.job.pending[0]
-            drafts[slot.seq] = guessed + [filler] * (longest - len(guessed))
+            drafts[slot.seq] = guessed + [filler] * (length - len(guessed))
     return own
 
 

@@ -37,6 +37,16 @@ SPECULATE_UP_TO = 2
 beyond, the batch is busy enough that guesses no longer come for free."""
 DRAFT_UP_TO = 4
 """The same with a draft model, whose guesses agree more often."""
+GPU_DRAFT_UP_TO = 8
+"""The same on a GPU, whose compute to spare verifies 8 streams' guesses in the time of
+their plain step."""
+STEADY_LENGTH = 4
+"""On a GPU, what a drafting stream guesses every step (its `draft_max` where set),
+those the draft is unsure of filled in (`guesses.pad`): llama.cpp's CUDA backend
+replays a captured graph only while the batch keeps its shape (two steps alike to
+capture it, any change and it launches kernel by kernel again), and a length that
+followed the acceptance made every verifying step decode in 2.5 times a plain step's
+time, where llama-server's fixed three guesses kept its graph."""
 GUESSES_PER_STEP = K_MAX
 """Guesses verified in one step, shared out among the streams that guess: verifying
 them costs compute, which several streams already use."""
@@ -85,11 +95,13 @@ class Odds:
 
 class Pace:
     """How many tokens one request guesses next, from how its guesses fared (and,
-    at first, the engine's: `odds`)."""
+    at first, the engine's: `odds`); `steady`: always `k_max` (`STEADY_LENGTH`), the
+    fares deciding only when it pauses."""
 
-    def __init__(self, k_max: int = K_MAX, odds: Odds | None = None) -> None:
+    def __init__(self, k_max: int = K_MAX, odds: Odds | None = None, steady: bool = False) -> None:
         self.k_max = max(1, k_max)
-        self.k = min(K_START, self.k_max)
+        self.steady = steady
+        self.k = self.k_max if steady else min(K_START, self.k_max)
         self.drafted = 0
         self.accepted = 0
         self._odds = odds or Odds()
@@ -122,7 +134,8 @@ class Pace:
         self.drafted += drafted
         self.accepted += accepted
         full = accepted == drafted
-        self.k = min(self.k * 2, self.k_max) if full else max(1, accepted + 1)
+        if not self.steady:
+            self.k = min(self.k * 2, self.k_max) if full else max(1, accepted + 1)
         if full:
             self._pauses = 0
         odds, share = self._odds, accepted / drafted
@@ -130,7 +143,8 @@ class Pace:
         if self._rate < MIN_RATE:
             self._paused = min(PAUSE_STEPS << self._pauses, PAUSE_MAX)
             self._pauses += 1
-            self._rate, self.k = max(odds.rate, MIN_RATE), min(K_START, self.k_max)
+            self._rate = max(odds.rate, MIN_RATE)
+            self.k = self.k_max if self.steady else min(K_START, self.k_max)
         odds.pauses = self._pauses
 
 
@@ -214,11 +228,18 @@ class Payoff:
     once `EXPLORE_MAX` after a look that found it far behind (below `FAR_BEHIND` of
     the other way's rate): such a look costs the most (a draft model as slow as the
     model itself first reads the whole text so far) and is the least likely to turn.
+    The first `SETTLE` steps after the way or the streams change are not counted:
+    they pay for the change, not for the way (a GPU launches the first step of a new
+    shape kernel by kernel and captures its graph in the second; on two CPU cores the
+    first plain steps after a prompt took 9.9 and 5.4 ms against 2.9, and counted,
+    kept a stream guessing at 0.9x of plain for whole answers). So a look lasts
+    `SETTLE` steps and one more.
     What a request produces never depends on it: only how many passes it takes.
     """
 
     EXPLORE_MAX = 1024
     FAR_BEHIND = 0.8
+    SETTLE = 2
 
     def __init__(self, explore_every: int = 16, weight: float = 0.3) -> None:
         self.explore_every = explore_every
@@ -229,6 +250,9 @@ class Payoff:
         self._next: dict[int, int] = {}
         self._looking: dict[int, bool] = {}
         """Streams -> the way that was better when a look at the other one began."""
+        self._way: tuple[int, bool] | None = None
+        """The last step's streams and way, and how many steps in a row had them."""
+        self._alike = 0
 
     def _better(self, streams: int) -> bool | None:
         on, off = self._rate.get((streams, True)), self._rate.get((streams, False))
@@ -244,16 +268,26 @@ class Payoff:
         better = self._better(streams)
         if better is None:  # measure each way once: plain first, then guessing
             return (streams, False) in self._rate
+        if streams in self._looking:  # a look goes on until a step of it counts
+            return not self._looking[streams]
         if self._steps >= self._next.setdefault(streams, self._steps + self.explore_every):
             self._looking[streams] = better
             return not better
         return better
 
+    def interrupt(self) -> None:
+        """A step that says nothing of either way ran (prompt tokens in it): the next
+        one changes shape again, and settles as after a change of way."""
+        self._way = None
+
     def record(self, streams: int, guessed: bool, tokens: int, seconds: float) -> None:
         """A step of `streams` generating requests gave `tokens` in `seconds`."""
-        if seconds <= 0:
+        key = (streams, guessed)
+        self._alike = self._alike + 1 if key == self._way else 1
+        self._way = key
+        if seconds <= 0 or self._alike <= self.SETTLE:
             return
-        key, rate = (streams, guessed), tokens / seconds
+        rate = tokens / seconds
         old = self._rate.get(key)
         self._rate[key] = rate if old is None else old + self.weight * (rate - old)
         was = self._looking.pop(streams, None)
@@ -272,3 +306,34 @@ class AlwaysGuess(Payoff):
 
     def guess(self, streams: int) -> bool:
         return True
+
+
+class Guessing:
+    """How one engine's requests guess: with a draft model or by prompt lookup, on a GPU
+    or not; and how their guesses fared lately (`Odds`)."""
+
+    def __init__(self, drafting: bool, gpu: bool) -> None:
+        self.drafting = drafting
+        self.gpu = gpu
+        self.odds = Odds()
+
+    @property
+    def up_to(self) -> int:
+        """Streams generating at once up to which they guess."""
+        if not self.drafting:
+            return SPECULATE_UP_TO
+        return GPU_DRAFT_UP_TO if self.gpu else DRAFT_UP_TO
+
+
+def pace_for(
+    request: Generate, tokens: Sequence[int], k_max: int, guessing: Guessing
+) -> tuple[Pace, PromptLookup | None]:
+    """A speculating request's pace, and its prompt lookup where no draft model guesses.
+    A drafting stream on a GPU guesses `STEADY_LENGTH` (its `draft_max` where set)."""
+    if not guessing.drafting:
+        lookup = PromptLookup(tokens, k_max, guessing.odds)
+        return lookup.pace, lookup
+    if guessing.gpu:
+        k = k_max if request.sampling.draft_max > 0 else min(k_max, STEADY_LENGTH)
+        return Pace(k, guessing.odds, steady=True), None
+    return Pace(k_max, guessing.odds), None

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from localllm.engine.batch import Engine
 from localllm.engine.draft import DraftModel, IncompatibleDraft, top_of
 from localllm.engine.model import LlamaModel
 from localllm.engine.protocol import Generate, Sampling, TokenLogprob
-from localllm.engine.speculation import AlwaysGuess, Payoff
+from localllm.engine.speculation import STEADY_LENGTH, AlwaysGuess, Payoff
 from localllm.planner.settings import LoadSettings
 from tests.engine.agreement import agreed
 from tests.engine.test_speculation import run, run_logprobs
@@ -199,6 +200,36 @@ def test_guesses_picked_in_the_graph_keep_the_targets_answers(
     agreed(alone[PROMPTS[0]], text)
     assert 0 < done.accepted < done.drafted
     draft.close()
+
+
+def test_on_a_gpu_a_drafting_stream_checks_as_many_guesses_every_step(
+    pair: dict[str, Path], alone: dict[str, list[TokenLogprob]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overlapped as on a GPU, with the target's argmax in its graph: every step checks
+    `STEADY_LENGTH` guesses, those the draft was unsure of filled in, so the batch keeps
+    the shape llama.cpp's CUDA backend captured (in order, as on a CPU: the draft's own
+    guesses alone). The answer stays the target's."""
+    from localllm.engine import guesses
+
+    lengths: list[int] = []
+    real = guesses.pad
+
+    def pad(generating: list[Any], drafts: dict[int, list[int]], n_ctx: int) -> dict[int, int]:
+        own = real(generating, drafts, n_ctx)
+        lengths.extend(len(d) for d in drafts.values())
+        return own
+
+    monkeypatch.setattr(guesses, "pad", pad)
+    model = LlamaModel([str(pair["target"])], GRAPH, ())
+    draft = DraftModel(LlamaModel([str(pair["draft"])], GRAPH, ()), model)
+    engine = Engine(model, None, draft, AlwaysGuess(), overlap=OVERLAP)
+    text, done = run(engine, Generate(1, prompt=PROMPTS[0], sampling=GREEDY))[1]
+    agreed(alone[PROMPTS[0]], text)
+    assert 0 < done.accepted < done.drafted
+    assert set(lengths) == ({STEADY_LENGTH} if OVERLAP else set())
+    engine.close()
+    draft.close()
+    model.close()
 
 
 def test_the_graphs_first_guess_is_the_logits_own(

@@ -198,6 +198,7 @@ def test_sampled_answers_do_not_guess_from_the_prompt(engine: Engine) -> None:
 
 def test_the_batch_guesses_only_while_it_measures_faster() -> None:
     payoff = Payoff(explore_every=4)
+    settle = Payoff.SETTLE
 
     def run(steps: int, guessing: float, plain: float = 100.0) -> list[bool]:
         """Each step's choice, the steps giving these tokens per second."""
@@ -208,15 +209,33 @@ def test_the_batch_guesses_only_while_it_measures_faster() -> None:
             choices.append(guessed)
         return choices
 
-    assert run(2, 110) == [False, True]  # nothing measured: each way once
+    # nothing measured: each way once, a step after the `settle` that pay for the change
+    assert run(2 * (settle + 1), 110) == [False] * (settle + 1) + [True] * (settle + 1)
     # guessing wins; a look back at plain steps after 4 steps, then 8, 16...
-    seen = run(40, 110)
-    looks = [i for i, guessed in enumerate(seen) if not guessed]
-    assert [b - a for a, b in itertools.pairwise(looks)] == [8, 16]
+    runs = [(way, len(list(steps))) for way, steps in itertools.groupby(run(60, 110))]
+    assert [n for way, n in runs if not way] == [settle + 1] * 3  # each look counts one
+    assert [n for way, n in runs[1:-1] if way] == [8 - 1, 16 - 1]
     # the guesses stop paying: within a few looks the batch stops guessing
     later = run(200, 20)
     assert not any(later[-50:])
     assert not payoff.guess(4)  # another number of streams is measured on its own
+
+
+def test_the_steps_that_change_the_way_are_not_counted() -> None:
+    """A change of way (or of streams, or a step of prompt tokens between) makes the
+    next steps slow whichever way wins (a GPU captures its graph again): counted, they
+    made the first look at either way lose."""
+    payoff = Payoff(explore_every=4)
+    choices: list[bool] = []
+    for step in range(200):
+        guessed = payoff.guess(1)
+        changed = not choices or choices[-1] != guessed or step == 100
+        if step == 100:
+            payoff.interrupt()  # a prompt came in: its step is no way's
+        rate = 10.0 if changed else (150.0 if guessed else 100.0)
+        payoff.record(1, guessed, 1, 1 / rate)
+        choices.append(guessed)
+    assert sum(choices[-50:]) >= 45  # guessing, with a look back at plain now and then
 
 
 def test_a_way_found_far_behind_is_looked_at_rarely() -> None:
@@ -226,10 +245,13 @@ def test_a_way_found_far_behind_is_looked_at_rarely() -> None:
         guessed = payoff.guess(1)
         payoff.record(1, guessed, 1, 1 / (50.0 if guessed else 100.0))
         choices.append(guessed)
-    looks = [i for i, guessed in enumerate(choices) if guessed]
+    starts = [i for i, g in enumerate(choices) if g and not choices[i - 1]]
     # each way once, the first look after 4 steps; then the longest interval at once
-    assert looks[:2] == [1, 6]
-    assert {b - a for a, b in itertools.pairwise(looks[1:])} == {Payoff.EXPLORE_MAX}
+    assert starts[:2] == [Payoff.SETTLE + 1, 10]
+    # (from the start of one look to the next: the interval after its counted step)
+    assert {b - a for a, b in itertools.pairwise(starts[1:])} == {
+        Payoff.EXPLORE_MAX + Payoff.SETTLE
+    }
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -275,8 +297,8 @@ def test_streams_guessing_different_lengths_are_checked_as_one(
 
     padded: list[dict[int, int]] = []
 
-    def pad(generating: list[Any], drafts: dict[int, list[int]]) -> dict[int, int]:
-        own = guesses_pad(generating, drafts)
+    def pad(generating: list[Any], drafts: dict[int, list[int]], n_ctx: int) -> dict[int, int]:
+        own = guesses_pad(generating, drafts, n_ctx)
         padded.append(own)
         if own:
             assert len({len(d) for d in drafts.values()}) == 1
