@@ -11,9 +11,10 @@ one the model gives token by token; a sampled one is drawn by the accept/reject
 rule (`engine.rejection`), so it keeps the model's distribution.
 
 `Pace` sets how many tokens a request guesses: the draft length follows the
-acceptance rate, and a request whose guesses keep failing stops guessing for a
-while, so speculation that does not pay costs next to nothing. A new request starts
-from how the engine's earlier guesses fared (`Odds`), not from scratch.
+acceptance rate (on a GPU a draft model's is steady instead, `STEADY_LENGTH`), and a
+request whose guesses keep failing stops guessing for a while, so speculation that does
+not pay costs next to nothing. A new request starts from how the engine's earlier
+guesses fared (`Odds`), not from scratch.
 """
 
 from __future__ import annotations
