@@ -21,7 +21,8 @@
 #                                                # low: the 1B at 1 and 8, 5 runs;
 #                                                # drafts: the sibling draft;
 #                                                # gpudrafts: it at 1-16 streams, the
-#                                                # stranger, 6 guesses a step; 8B;
+#                                                # stranger, 6 guesses a step;
+#                                                # confirm: both at 1 and 8, 5 runs; 8B;
 #                                                # table: the 1B at 1-128; step:
 #                                                # gpu/step.py at 1-128)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
@@ -176,6 +177,7 @@ run)
         gpudrafts) drafts sibling "1 2 4 8 16" -levels   # every level, then the draft
                    drafts stranger "1 8" -stranger        # that never agrees
                    drafts sibling 1 -k6 --draft-max 6 ;;  # a longer steady length
+        confirm) drafts "sibling stranger" "1 8" -confirm --repeat 5 ;;  # 5 runs a level
         check) drafts sibling
                step "long prompts (localllm)"
                python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" \
