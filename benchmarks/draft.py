@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._llama_server import llama_server
 from benchmarks._models import add_workdir
+from benchmarks._step_profile import profile_between, profile_point
 from benchmarks.concurrency import Engine, start, stop, streams
 from tests.factory import ModelSpec, write_model
 
@@ -67,6 +69,13 @@ class Row:
     plain: float
     drafted: float
     accepted: float | None
+    profile: dict[str, float] | None = None
+    """Where a step's time went with the draft (`--profile`, localllm only)."""
+
+
+PROFILE_KEYS = ["tokens_per_step", "step_ms", "draft", "batch", "decode", "sample", "accept",
+                "send", "drafted_per_step", "agreed_share", "worker_cpu_ms_per_token",
+                "server_cpu_ms_per_token"]  # fmt: skip
 
 
 def pair_files(
@@ -129,7 +138,8 @@ def engines(target: Path, draft: Path, args: argparse.Namespace) -> list[Engine]
 
     def localllm(port: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, "LOCALLLM_HOME": str(home), "LOCALLLM_HOST": f"127.0.0.1:{port}",
-               "LOCALLLM_NUM_PARALLEL": str(slots), "LOCALLLM_MAX_LOADED_MODELS": "2"}  # fmt: skip
+               "LOCALLLM_NUM_PARALLEL": str(slots), "LOCALLLM_MAX_LOADED_MODELS": "2",
+               "LOCALLLM_PROFILE": "1" if args.profile else ""}  # fmt: skip
         return popen([sys.executable, "-m", "localllm", "serve"], env)
 
     def server(with_draft: bool) -> Callable[[int], subprocess.Popen[bytes]]:
@@ -146,7 +156,8 @@ def engines(target: Path, draft: Path, args: argparse.Namespace) -> list[Engine]
 
         return run
 
-    out = [Engine("localllm", localllm, "/api/version", {"ignore_eos": True})]
+    fast_log = home / "logs" / "runners" / "fast_latest.log"  # the drafting worker's
+    out = [Engine("localllm", localllm, "/api/version", {"ignore_eos": True}, fast_log)]
     if not args.no_llama_server:
         out += [Engine("llama-server -md", server(True), "/health", {"ignore_eos": True}),
                 Engine("llama-server", server(False), "/health", {"ignore_eos": True})]  # fmt: skip
@@ -203,12 +214,19 @@ def measure(
         identical = same_answers(local, args.tokens)
         for n in args.levels:
             before = localllm_acceptance(local)
+            totals = profile_point(running[0][0], running[0][1], None) if args.profile else {}
+            began = time.perf_counter()
             fast = rate(local, n, args, {"ignore_eos": True, "model": "fast"})
+            wall = time.perf_counter() - began
+            profile = None
+            if args.profile:  # the steps of the runs with the draft (and their warm-up)
+                now = profile_point(running[0][0], running[0][1], None)
+                profile = profile_between(totals, now, wall, n * args.tokens * args.repeat)
             after = localllm_acceptance(local)
             plain = rate(local, n, args, {"ignore_eos": True, "model": "plain"})
             drafted = after[0] - before[0]
             share = (after[1] - before[1]) / drafted if drafted else None
-            rows.append(Row(pair, "localllm", n, plain, fast, share))
+            rows.append(Row(pair, "localllm", n, plain, fast, share, profile))
             if len(running) == 3:
                 with_md = rate(running[1][2], n, args, {"ignore_eos": True})
                 without = rate(running[2][2], n, args, {"ignore_eos": True})
@@ -239,6 +257,16 @@ def table(rows: list[Row], args: argparse.Namespace, identical: dict[str, bool])
             f"| {r.pair} | {r.engine} | {r.streams} | {r.plain:.1f} | {r.drafted:.1f} | "
             f"{r.drafted / r.plain:.2f}x | {taken} | {1000 * r.streams / r.drafted:.1f} |"
         )
+    profiled = [r for r in rows if r.profile]
+    if profiled:
+        lines += ["", "Where a step's time went with the draft, localllm (ms per step; CPU ms "
+                  "per token; `--profile`)", "",
+                  "| draft | streams | " + " | ".join(PROFILE_KEYS) + " |",
+                  "|---|---|" + "---|" * len(PROFILE_KEYS)]  # fmt: skip
+        for r in profiled:
+            assert r.profile is not None
+            cells = " | ".join(f"{r.profile.get(k, 0):.3f}" for k in PROFILE_KEYS)
+            lines.append(f"| {r.pair} | {r.streams} | {cells} |")
     same = all(identical.values())
     lines += ["", f"localllm's greedy answers identical with and without the draft: "
               f"{'yes' if same else 'NO'} (checked for every pair)."]  # fmt: skip
@@ -262,6 +290,8 @@ def main() -> None:
                         help="localllm's most guesses per pass (default: its own, 16)")  # fmt: skip
     parser.add_argument("--no-llama-server", action="store_true")
     parser.add_argument("--llama-server", type=Path, help="a built llama-server to use")
+    parser.add_argument("--profile", action="store_true",
+                        help="where localllm's steps with the draft spend their time")  # fmt: skip
     add_workdir(parser)
     parser.add_argument("--tag", default="cpu", help="suffix of the result file")
     args = parser.parse_args()

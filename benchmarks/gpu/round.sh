@@ -22,7 +22,9 @@
 #                                                # drafts: the sibling draft;
 #                                                # gpudrafts: it at 1-16 streams, the
 #                                                # stranger, 6 guesses a step;
-#                                                # confirm: both at 1 and 8, 5 runs; 8B;
+#                                                # confirm: both at 1 and 8, 5 runs;
+#                                                # draftprofile: localllm's steps with
+#                                                # the sibling at 1, 4, 8 streams; 8B;
 #                                                # table: the 1B at 1-128; step:
 #                                                # gpu/step.py at 1-128)
 #   bash benchmarks/gpu/round.sh collect 570     # waits up to 570 s (or the end), then
@@ -178,6 +180,7 @@ run)
                    drafts stranger "1 8" -stranger        # that never agrees
                    drafts sibling 1 -k6 --draft-max 6 ;;  # a longer steady length
         confirm) drafts "sibling stranger" "1 8" -confirm --repeat 5 ;;  # 5 runs a level
+        draftprofile) drafts sibling "1 4 8" -profile --profile --no-llama-server ;;
         check) drafts sibling
                step "long prompts (localllm)"
                python3 benchmarks/long_prompts.py --model "$M/llama-1B-Q4_K_M.gguf" \
