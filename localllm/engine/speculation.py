@@ -252,8 +252,9 @@ class Payoff:
         self._looking: dict[int, bool] = {}
         """Streams -> the way that was better when a look at the other one began."""
         self._way: tuple[int, bool] | None = None
-        """The last step's streams and way, and how many steps in a row had them."""
+        """The last step's streams and way (None after a step of neither way)."""
         self._alike = 0
+        """Steps in a row with that streams and way: the first `SETTLE` do not count."""
 
     def _better(self, streams: int) -> bool | None:
         on, off = self._rate.get((streams, True)), self._rate.get((streams, False))
