@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchmarks._step_profile import KEYS
+
 if TYPE_CHECKING:
     from benchmarks.concurrency import Result
 
@@ -65,14 +67,10 @@ def report(
             print(f"| {r.engine} | " + " | ".join(cells) + " |")
     for r in (r for r in results if r.profile):
         print(f"\nWhere a step's time goes, {r.engine} (ms per step; CPU ms per token)\n")
-        keys = ["tokens_per_step", "step_ms", "admit", "batch", "decode", "sample", "accept",
-                "send", "backend_share", "drafted_per_step", "agreed_share", "ahead_share",
-                "worker_cpu_ms_per_token", "server_cpu_ms_per_token",
-                "clients_cpu_ms_per_token"]  # fmt: skip
-        print("| streams | " + " | ".join(keys) + " |")
-        print("|---|" + "---|" * len(keys))
+        print("| streams | " + " | ".join(KEYS) + " |")
+        print("|---|" + "---|" * len(KEYS))
         for n, p in sorted(r.profile.items()):
-            print(f"| {n} | " + " | ".join(f"{p.get(k, 0):.3f}" for k in keys) + " |")
+            print(f"| {n} | " + " | ".join(f"{p.get(k, 0):.3f}" for k in KEYS) + " |")
     print("\nPer stream decode tokens/s / time to first token, median over the streams\n")
     print("| engine | " + " | ".join(f"{n}" for n in levels) + " |")
     print("|---|" + "---|" * len(levels))

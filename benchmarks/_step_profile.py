@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from benchmarks.concurrency import Engine
 
 
+KEYS = ["tokens_per_step", "step_ms", "admit", "draft", "batch", "decode", "sample", "accept",
+        "send", "backend_share", "drafted_per_step", "agreed_share", "ahead_share",
+        "worker_cpu_ms_per_token", "server_cpu_ms_per_token",
+        "clients_cpu_ms_per_token"]  # fmt: skip
+"""The columns of a step profile's table (`profile_between`), in the order printed."""
+
+
 def _cpu_seconds(proc: psutil.Process, children: bool) -> float:
     try:
         procs = [proc, *(proc.children(recursive=True) if children else [])]

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._llama_server import llama_server
 from benchmarks._models import add_workdir
-from benchmarks._step_profile import profile_between, profile_point
+from benchmarks._step_profile import KEYS, profile_between, profile_point
 from benchmarks.concurrency import Engine, start, stop, streams
 from tests.factory import ModelSpec, write_model
 
@@ -71,11 +71,6 @@ class Row:
     accepted: float | None
     profile: dict[str, float] | None = None
     """Where a step's time went with the draft (`--profile`, localllm only)."""
-
-
-PROFILE_KEYS = ["tokens_per_step", "step_ms", "draft", "batch", "decode", "sample", "accept",
-                "send", "drafted_per_step", "agreed_share", "worker_cpu_ms_per_token",
-                "server_cpu_ms_per_token"]  # fmt: skip
 
 
 def pair_files(
@@ -261,11 +256,11 @@ def table(rows: list[Row], args: argparse.Namespace, identical: dict[str, bool])
     if profiled:
         lines += ["", "Where a step's time went with the draft, localllm (ms per step; CPU ms "
                   "per token; `--profile`)", "",
-                  "| draft | streams | " + " | ".join(PROFILE_KEYS) + " |",
-                  "|---|---|" + "---|" * len(PROFILE_KEYS)]  # fmt: skip
+                  "| draft | streams | " + " | ".join(KEYS) + " |",
+                  "|---|---|" + "---|" * len(KEYS)]  # fmt: skip
         for r in profiled:
             assert r.profile is not None
-            cells = " | ".join(f"{r.profile.get(k, 0):.3f}" for k in PROFILE_KEYS)
+            cells = " | ".join(f"{r.profile.get(k, 0):.3f}" for k in KEYS)
             lines.append(f"| {r.pair} | {r.streams} | {cells} |")
     same = all(identical.values())
     lines += ["", f"localllm's greedy answers identical with and without the draft: "

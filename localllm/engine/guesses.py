@@ -30,6 +30,12 @@ from localllm.engine.speculation import (
 )
 
 
+def context_room(slot: Slot, n_ctx_slot: int) -> int:
+    """Guesses a stream's slot has room for after its next token (`n_ctx_slot`: a slot's
+    context), one cell kept for the token the last guess's logits give."""
+    return n_ctx_slot - len(slot.cached) - 2
+
+
 def propose(
     generating: list[Slot],
     draft: DraftModel | None,
@@ -51,7 +57,7 @@ def propose(
     for slot in generating:
         job = slot.job
         assert job is not None
-        room = min(share, n_ctx_slot - len(slot.cached) - 2)
+        room = min(share, context_room(slot, n_ctx_slot))
         if job.pace is None or room <= 0:
             continue
         if job.lookup is not None:
@@ -91,7 +97,7 @@ def pad(generating: list[Slot], drafts: dict[int, list[int]], n_ctx_slot: int) -
     for slot in generating:
         assert slot.job is not None
         guessed = drafts.get(slot.seq, [])
-        length = min(longest, n_ctx_slot - len(slot.cached) - 2)
+        length = min(longest, context_room(slot, n_ctx_slot))
         if len(guessed) < length:
             own[slot.seq] = len(guessed)
             filler = guessed[-1] if guessed else slot.job.pending[0]
